@@ -1,0 +1,305 @@
+//! The REST API's JSON bodies, shared by the server and the operator CLI.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use skerry_shared::event::{Event, EventPayload};
+use skerry_shared::manifest::Manifest;
+use skerry_shared::profile::FirmwareProfile;
+
+/// `{"error": {...}}`: every refusal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /api/v1/environments`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironment {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub entries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentDto {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub entries: Vec<String>,
+    /// Names of the member nodes.
+    pub nodes: Vec<String>,
+    /// Names of the instances deployed into it.
+    pub instances: Vec<String>,
+    pub created: String,
+}
+
+/// `POST /api/v1/enrollment-tokens`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollmentToken {
+    pub env: String,
+    /// A duration: `24h`, `30m`. Default 24h.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollmentTokenDto {
+    pub id: String,
+    pub env: String,
+    pub expires: String,
+    /// The one-time token; shown once, never stored by the cloud.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeDto {
+    pub id: String,
+    pub name: String,
+    pub envs: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub address: String,
+    pub profile: FirmwareProfile,
+    /// `Normal` or `Abnormal`.
+    pub status: String,
+    /// Events addressed to the node that it has not acknowledged yet.
+    pub lag: u64,
+    /// The highest `node_seq` given to the node.
+    pub node_seq: u64,
+    pub acked_node_seq: u64,
+    pub last_seen: Option<String>,
+    pub enrolled: String,
+    /// Names of the instances that target it.
+    pub instances: Vec<String>,
+}
+
+/// `PATCH /api/v1/nodes/{node}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameNode {
+    pub name: String,
+}
+
+/// `POST /api/v1/nodes/{node}/labels`: `set` adds or changes, `remove` deletes keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelNode {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `POST /api/v1/nodes/{node}/environments`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinEnvironment {
+    pub env: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComponentSummary {
+    pub name: String,
+    pub kind: String,
+    pub runtime: String,
+    /// The image, or the `exec` command line.
+    pub run: String,
+    pub replicas: u32,
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppVersionDto {
+    pub app: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub digest: String,
+    pub published: String,
+    pub seq: u64,
+    pub components: Vec<ComponentSummary>,
+    /// False when the same version was already published with the same content.
+    pub created: bool,
+    /// The full manifest (on `GET .../versions/{version}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppDto {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub latest: String,
+    /// Instances of any version of the app.
+    pub instances: Vec<String>,
+}
+
+/// `--node NODE[=WEIGHT]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeChoice {
+    pub node: String,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// `POST /api/v1/instances`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    pub app: String,
+    pub version: String,
+    pub env: String,
+    pub name: String,
+    #[serde(default)]
+    pub nodes: Vec<NodeChoice>,
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    /// `COMPONENT.VAR=VALUE`
+    #[serde(default)]
+    pub set: Vec<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetDto {
+    pub id: String,
+    pub name: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnschedulableDto {
+    pub id: String,
+    pub name: String,
+    pub reasons: Vec<String>,
+}
+
+/// One replica's state on one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaStatusDto {
+    pub node: String,
+    pub node_id: String,
+    pub component: String,
+    pub kind: String,
+    pub replica: u32,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unschedulable`, ...
+    pub state: String,
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceDto {
+    pub name: String,
+    pub app: String,
+    pub version: String,
+    pub env: String,
+    pub mode: String,
+    pub nodes: Vec<TargetDto>,
+    pub unschedulable: Vec<UnschedulableDto>,
+    pub selector: BTreeMap<String, String>,
+    /// `COMPONENT.VAR=VALUE`
+    pub set: Vec<String>,
+    pub deployed: String,
+    pub seq: u64,
+    pub status: Vec<ReplicaStatusDto>,
+}
+
+/// What `deploy --dry-run` would do on one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodePlanDto {
+    pub node: String,
+    pub node_id: String,
+    pub weight: u32,
+    /// Rounds of actions; the actions of one round do not wait on each other.
+    pub steps: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DryRunDto {
+    pub instance: String,
+    pub app: String,
+    pub version: String,
+    pub env: String,
+    pub plan: Vec<NodePlanDto>,
+    pub unschedulable: Vec<UnschedulableDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UndeployDto {
+    pub name: String,
+    pub purge: bool,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeSeqDto {
+    pub node: String,
+    pub node_seq: u64,
+}
+
+/// One event of the command log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventDto {
+    pub seq: u64,
+    pub time: String,
+    pub actor: String,
+    pub kind: String,
+    pub summary: String,
+    pub node_seqs: Vec<NodeSeqDto>,
+    pub prev_hash: String,
+    pub hash: String,
+    pub payload: EventPayload,
+}
+
+impl From<&Event> for EventDto {
+    fn from(e: &Event) -> Self {
+        EventDto {
+            seq: e.seq,
+            time: e.time.to_rfc3339(),
+            actor: e.actor.to_string(),
+            kind: e.payload.kind().to_owned(),
+            summary: e.payload.summary(),
+            node_seqs: e
+                .node_seqs
+                .iter()
+                .map(|n| NodeSeqDto {
+                    node: n.node.to_string(),
+                    node_seq: n.node_seq,
+                })
+                .collect(),
+            prev_hash: e.prev_hash.to_hex(),
+            hash: e.hash.to_hex(),
+            payload: e.payload.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/events/verify`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyDto {
+    pub ok: bool,
+    pub events: u64,
+    pub head: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}

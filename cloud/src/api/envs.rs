@@ -1,0 +1,60 @@
+//! `/api/v1/environments`
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+
+use super::dto::{CreateEnvironment, EnvironmentDto};
+use super::error::{ApiError, Body};
+use super::{AppState, actor, views};
+use crate::command::Command;
+
+fn view(s: &AppState, name: &str) -> Result<EnvironmentDto, ApiError> {
+    let p = s.engine.read();
+    let e = p.envs.get(name).ok_or_else(|| {
+        ApiError::not_found("unknown_environment", "env", format!("no environment named \"{name}\""))
+    })?;
+    Ok(views::environment(&p, e))
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    Body(req): Body<CreateEnvironment>,
+) -> Result<(StatusCode, Json<EnvironmentDto>), ApiError> {
+    let name = req.name.clone();
+    s.engine
+        .submit(
+            actor(&peer),
+            Command::CreateEnvironment {
+                name: req.name,
+                labels: req.labels,
+                entries: req.entries,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&s, &name)?)))
+}
+
+pub async fn list(State(s): State<AppState>) -> Json<Vec<EnvironmentDto>> {
+    let p = s.engine.read();
+    Json(p.envs.values().map(|e| views::environment(&p, e)).collect())
+}
+
+pub async fn show(State(s): State<AppState>, Path(env): Path<String>) -> Result<Json<EnvironmentDto>, ApiError> {
+    view(&s, &env).map(Json)
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    Path(env): Path<String>,
+) -> Result<Json<EnvironmentDto>, ApiError> {
+    let before = view(&s, &env)?;
+    s.engine
+        .submit(actor(&peer), Command::DeleteEnvironment { name: env })
+        .await?;
+    Ok(Json(before))
+}

@@ -1,0 +1,110 @@
+//! `/api/v1/instances`: deploy (and its dry run), status, undeploy.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::dto::{DeployRequest, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto};
+use super::error::{ApiError, Body};
+use super::{AppState, actor, views};
+use crate::command::{Command, plan_deploy};
+
+fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
+    let p = s.engine.read();
+    let i = p.instances.get(name).ok_or_else(|| {
+        ApiError::not_found("unknown_instance", "instance", format!("no instance named \"{name}\""))
+    })?;
+    Ok(views::instance(&p, i))
+}
+
+fn dry_run(s: &AppState, req: &DeployRequest) -> Result<DryRunDto, ApiError> {
+    let p = s.engine.read();
+    let plan = plan_deploy(&p, req)?;
+    let name_of = |id: &skerry_shared::ids::NodeId| {
+        p.nodes.get(id).map_or_else(|| id.to_string(), |n| n.name.to_string())
+    };
+    Ok(DryRunDto {
+        instance: plan.spec.name.to_string(),
+        app: plan.spec.app.to_string(),
+        version: plan.spec.version.to_string(),
+        env: plan.spec.env.to_string(),
+        plan: plan
+            .node_plans()
+            .into_iter()
+            .map(|np| NodePlanDto {
+                node: name_of(&np.node),
+                node_id: np.node.to_string(),
+                weight: np.weight,
+                steps: np
+                    .steps
+                    .iter()
+                    .map(|round| round.iter().map(ToString::to_string).collect())
+                    .collect(),
+            })
+            .collect(),
+        unschedulable: plan
+            .spec
+            .unschedulable
+            .iter()
+            .map(|u| UnschedulableDto {
+                id: u.node.to_string(),
+                name: name_of(&u.node),
+                reasons: u.reasons.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// `POST /api/v1/instances`: 201 with the instance, or 200 with the plan on a dry run
+/// (which records nothing).
+pub async fn deploy(
+    State(s): State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    Body(req): Body<DeployRequest>,
+) -> Result<Response, ApiError> {
+    if req.dry_run {
+        return Ok(Json(dry_run(&s, &req)?).into_response());
+    }
+    let name = req.name.clone();
+    s.engine
+        .submit(actor(&peer), Command::Deploy(Box::new(req)))
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&s, &name)?)).into_response())
+}
+
+pub async fn list(State(s): State<AppState>) -> Json<Vec<InstanceDto>> {
+    let p = s.engine.read();
+    Json(p.instances.values().map(|i| views::instance(&p, i)).collect())
+}
+
+pub async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceDto>, ApiError> {
+    view(&s, &name).map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UndeployQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
+pub async fn undeploy(
+    State(s): State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Query(q): Query<UndeployQuery>,
+) -> Result<Json<UndeployDto>, ApiError> {
+    let events = s
+        .engine
+        .submit(actor(&peer), Command::Undeploy { name: name.clone(), purge: q.purge })
+        .await?;
+    Ok(Json(UndeployDto {
+        name,
+        purge: q.purge,
+        seq: events.first().map_or(0, |e| e.seq),
+    }))
+}

@@ -1,0 +1,94 @@
+//! The REST API: JSON over HTTP, the same resources as the CLI.
+//!
+//! A 2xx answer to a command means its events are durable. Errors are
+//! `{"error": {"code", "message", "field"}}` ([`error::ApiError`]).
+//!
+//! # Layout
+//! - [`dto`]: request and response bodies, shared with the CLI.
+//! - [`error`]: error answers and the field-naming JSON extractor.
+//! - `envs`, `nodes`, `enroll`, `apps`, `instances`, `events`: one module per resource.
+//! - `views`: projections to response bodies.
+
+pub mod dto;
+pub mod error;
+
+mod apps;
+mod enroll;
+mod envs;
+mod events;
+mod instances;
+mod nodes;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::routing::{get, post};
+use skerry_shared::event::Actor;
+
+use crate::engine::Engine;
+use crate::pki::Pki;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub pki: Arc<Pki>,
+    /// The MQTT endpoints agents are told to use.
+    pub mqtt: Vec<String>,
+    /// The NATS URLs agents are told to use, when the cloud runs on NATS.
+    pub nats: Vec<String>,
+}
+
+/// Who is calling. API tokens arrive in a later release; until then the API listens on
+/// loopback and the actor is the peer's address.
+pub(crate) fn actor(peer: &ConnectInfo<SocketAddr>) -> Actor {
+    Actor::Anonymous {
+        peer: peer.0.ip().to_string(),
+    }
+}
+
+/// The router of every API route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/environments", get(envs::list).post(envs::create))
+        .route(
+            "/api/v1/environments/{env}",
+            get(envs::show).delete(envs::delete),
+        )
+        .route("/api/v1/enrollment-tokens", post(enroll::issue_token))
+        .route("/api/v1/enroll", post(enroll::enroll))
+        .route("/api/v1/nodes", get(nodes::list))
+        .route("/api/v1/nodes/{node}", get(nodes::show).patch(nodes::rename))
+        .route("/api/v1/nodes/{node}/labels", post(nodes::label))
+        .route("/api/v1/nodes/{node}/environments", post(nodes::join))
+        .route(
+            "/api/v1/nodes/{node}/environments/{env}",
+            axum::routing::delete(nodes::leave),
+        )
+        .route("/api/v1/apps", get(apps::list).post(apps::publish))
+        .route("/api/v1/apps/{app}", get(apps::show))
+        .route("/api/v1/apps/{app}/versions/{version}", get(apps::show_version))
+        .route(
+            "/api/v1/instances",
+            get(instances::list).post(instances::deploy),
+        )
+        .route(
+            "/api/v1/instances/{name}",
+            get(instances::show).delete(instances::undeploy),
+        )
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/events/verify", get(events::verify))
+        .fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                None,
+                "no such API route",
+            )
+        })
+        .with_state(state)
+}

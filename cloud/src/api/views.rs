@@ -1,0 +1,160 @@
+//! Projections to response bodies.
+
+use skerry_shared::manifest::{ComponentKind, Manifest};
+
+use super::dto::{
+    AppVersionDto, ComponentSummary, EnvironmentDto, InstanceDto, NodeDto, ReplicaStatusDto,
+    TargetDto, UnschedulableDto,
+};
+use crate::projections::{AppVersion, Environment, Instance, Node, Projections};
+
+pub fn environment(p: &Projections, e: &Environment) -> EnvironmentDto {
+    EnvironmentDto {
+        name: e.name.to_string(),
+        labels: e.labels.clone(),
+        entries: e.entries.clone(),
+        nodes: p
+            .nodes
+            .values()
+            .filter(|n| n.envs.contains(&e.name))
+            .map(|n| n.name.to_string())
+            .collect(),
+        instances: p
+            .instances
+            .values()
+            .filter(|i| i.spec.env == e.name)
+            .map(|i| i.spec.name.to_string())
+            .collect(),
+        created: e.created.to_rfc3339(),
+    }
+}
+
+pub fn node(p: &Projections, n: &Node) -> NodeDto {
+    NodeDto {
+        id: n.id.to_string(),
+        name: n.name.to_string(),
+        envs: n.envs.iter().map(ToString::to_string).collect(),
+        labels: n.labels.clone(),
+        address: n.address.clone(),
+        profile: n.profile.clone(),
+        status: n.status.to_string(),
+        lag: n.lag(),
+        node_seq: n.node_seq,
+        acked_node_seq: n.acked,
+        last_seen: n.last_seen.map(|t| t.to_rfc3339()),
+        enrolled: n.enrolled.to_rfc3339(),
+        instances: p.instances_on(n.id).map(|i| i.spec.name.to_string()).collect(),
+    }
+}
+
+fn kind(k: ComponentKind) -> &'static str {
+    match k {
+        ComponentKind::Service => "service",
+        ComponentKind::Init => "init",
+        ComponentKind::Job => "job",
+    }
+}
+
+pub fn components(m: &Manifest) -> Vec<ComponentSummary> {
+    m.components
+        .iter()
+        .map(|c| ComponentSummary {
+            name: c.name.to_string(),
+            kind: kind(c.kind).to_owned(),
+            runtime: c.runtime().to_string(),
+            run: match (&c.image, &c.exec) {
+                (Some(image), _) => image.clone(),
+                (None, Some(exec)) => exec.join(" "),
+                (None, None) => String::new(),
+            },
+            replicas: c.replicas(),
+            depends_on: c.depends_on.iter().map(ToString::to_string).collect(),
+        })
+        .collect()
+}
+
+pub fn app_version(v: &AppVersion, created: bool, with_manifest: bool) -> AppVersionDto {
+    AppVersionDto {
+        app: v.manifest.app.to_string(),
+        version: v.manifest.version.to_string(),
+        description: v.manifest.description.clone(),
+        digest: v.digest.to_hex(),
+        published: v.published.to_rfc3339(),
+        seq: v.seq,
+        components: components(&v.manifest),
+        created,
+        manifest: with_manifest.then(|| v.manifest.clone()),
+    }
+}
+
+fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
+    p.nodes.get(id).map_or_else(|| id.to_string(), |n| n.name.to_string())
+}
+
+pub fn instance(p: &Projections, i: &Instance) -> InstanceDto {
+    let spec = &i.spec;
+    let mut status = Vec::new();
+    for t in &spec.nodes {
+        for c in &spec.manifest.components {
+            for replica in 0..c.replicas() {
+                status.push(ReplicaStatusDto {
+                    node: node_name(p, &t.node),
+                    node_id: t.node.to_string(),
+                    component: c.name.to_string(),
+                    kind: kind(c.kind).to_owned(),
+                    replica,
+                    // No agent has reported on this replica yet.
+                    state: "Pending".to_owned(),
+                    restarts: 0,
+                    reason: None,
+                });
+            }
+        }
+    }
+    for u in &spec.unschedulable {
+        status.push(ReplicaStatusDto {
+            node: node_name(p, &u.node),
+            node_id: u.node.to_string(),
+            component: "*".to_owned(),
+            kind: "-".to_owned(),
+            replica: 0,
+            state: "Unschedulable".to_owned(),
+            restarts: 0,
+            reason: Some(u.reasons.join("; ")),
+        });
+    }
+    InstanceDto {
+        name: spec.name.to_string(),
+        app: spec.app.to_string(),
+        version: spec.version.to_string(),
+        env: spec.env.to_string(),
+        mode: "production".to_owned(),
+        nodes: spec
+            .nodes
+            .iter()
+            .map(|t| TargetDto {
+                id: t.node.to_string(),
+                name: node_name(p, &t.node),
+                weight: t.weight,
+            })
+            .collect(),
+        unschedulable: spec
+            .unschedulable
+            .iter()
+            .map(|u| UnschedulableDto {
+                id: u.node.to_string(),
+                name: node_name(p, &u.node),
+                reasons: u.reasons.clone(),
+            })
+            .collect(),
+        selector: spec.selector.clone(),
+        set: spec
+            .overrides
+            .iter()
+            .map(|o| format!("{}.{}={}", o.component, o.var, o.value))
+            .collect(),
+        deployed: i.deployed.to_rfc3339(),
+        seq: i.seq,
+        status,
+    }
+}

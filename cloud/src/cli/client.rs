@@ -1,0 +1,443 @@
+//! The CLI's HTTP client for the REST API, and the mapping from what happened to an exit
+//! status.
+//!
+//! [`Client`] adds the base URL and the bearer token to every request; a [`Call`] sends one
+//! request and turns the answer into a typed body or a [`CliError`]:
+//! - a 2xx answer whose body is not the expected JSON is an unexpected answer (exit 1);
+//! - 400 and 409 are refusals (exit 2), 404 is not found (exit 4), 401 and 403 are not
+//!   allowed (exit 5), anything else is exit 1; the server's `{"error": ...}` body is kept;
+//! - a connection that cannot be made says `cannot reach the cloud at URL: reason` (exit 1).
+//!
+//! [`Lines`] reads a streamed NDJSON answer (`--follow`) one value at a time.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::dto::{ErrorBody, ErrorDetail};
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request that is not a stream may take in all.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How much of an unexpected body is quoted in a message.
+const QUOTE_LIMIT: usize = 300;
+
+/// Why a command did not finish; each kind has its exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's own input was refused before anything was sent (an unreadable file).
+    #[error("{message}")]
+    Usage {
+        message: String,
+        field: Option<String>,
+    },
+    /// No connection could be made, or it broke before an answer came.
+    #[error("cannot reach the cloud at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The cloud answered with a status other than 2xx.
+    #[error("{}", api_message(.status, .method, .path, .body, .text))]
+    Api {
+        status: StatusCode,
+        method: Method,
+        path: String,
+        body: Option<ErrorBody>,
+        text: String,
+    },
+    /// A 2xx answer that is not what the API promises.
+    #[error("unexpected answer from the cloud to {method} {path}: {reason}")]
+    Unexpected {
+        method: Method,
+        path: String,
+        reason: String,
+    },
+    /// A followed stream ended.
+    #[error("the cloud closed the stream{}", .reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    StreamClosed { reason: Option<String> },
+    /// Writing to standard output failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The CLI could not set itself up (the async runtime, the HTTP client).
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn api_message(
+    status: &StatusCode,
+    method: &Method,
+    path: &str,
+    body: &Option<ErrorBody>,
+    text: &str,
+) -> String {
+    match body {
+        Some(body) => body.error.message.clone(),
+        None => {
+            let mut m = format!("the cloud answered {status} to {method} {path}");
+            let text = text.trim();
+            if !text.is_empty() {
+                m.push_str(": ");
+                m.push_str(&quote(text));
+            }
+            m
+        }
+    }
+}
+
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_LIMIT) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+impl CliError {
+    /// The process's exit status for this error (PRODUCT.md, "Exit status").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage { .. } => 2,
+            CliError::Api { status, .. } => match status.as_u16() {
+                400 | 409 | 413 | 415 | 422 => 2,
+                404 => 4,
+                401 | 403 => 5,
+                _ => 1,
+            },
+            CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+            CliError::Unreachable { .. }
+            | CliError::Unexpected { .. }
+            | CliError::StreamClosed { .. }
+            | CliError::Output(_)
+            | CliError::Internal(_) => 1,
+        }
+    }
+
+    /// True when nothing should be reported (the reader of our output went away).
+    pub fn is_silent(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// The error as an `{"error": ...}` body: the server's own when it sent one, otherwise
+    /// one made here with a code that names what happened.
+    pub fn to_body(&self) -> ErrorBody {
+        if let CliError::Api {
+            body: Some(body), ..
+        } = self
+        {
+            return body.clone();
+        }
+        let (code, field) = match self {
+            CliError::Usage { field, .. } => ("invalid_argument", field.clone()),
+            CliError::Unreachable { .. } => ("unreachable", None),
+            CliError::Api { status, .. } => (status_code_name(*status), None),
+            CliError::Unexpected { .. } => ("unexpected_response", None),
+            CliError::StreamClosed { .. } => ("stream_closed", None),
+            CliError::Output(_) => ("output_failed", None),
+            CliError::Internal(_) => ("internal", None),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: self.to_string(),
+                field,
+            },
+        }
+    }
+}
+
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        s if s >= 500 => "internal",
+        _ => "unexpected_status",
+    }
+}
+
+/// The innermost cause of a transport error, e.g. `Connection refused (os error 111)`.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if e.is_timeout() {
+        return format!("timed out ({cause})");
+    }
+    cause.to_string()
+}
+
+/// A client of one cloud.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the cloud at `base`, sending `token` (if any) as `Authorization: Bearer`.
+    pub fn new(base: Url, token: Option<String>) -> Result<Self, CliError> {
+        let token = token.filter(|t| !t.is_empty());
+        if let Some(t) = &token
+            && !t.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(CliError::Usage {
+                message: "--token must be printable ASCII without spaces".to_owned(),
+                field: Some("--token".to_owned()),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("skerry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CliError::Internal(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Self { http, base, token })
+    }
+
+    /// The cloud's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `base` + `/api/v1/` + the segments, each percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["api", "v1"]).extend(segments);
+        }
+        url
+    }
+
+    /// A request to `/api/v1/{segments...}`.
+    pub fn call(&self, method: Method, segments: &[&str]) -> Call {
+        let url = self.url(segments);
+        let path = url.path().to_owned();
+        let mut req = self.http.request(method.clone(), url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        Call {
+            base: self.base.to_string(),
+            method,
+            path,
+            req,
+        }
+    }
+
+    pub fn get(&self, segments: &[&str]) -> Call {
+        self.call(Method::GET, segments)
+    }
+
+    pub fn post(&self, segments: &[&str]) -> Call {
+        self.call(Method::POST, segments)
+    }
+
+    pub fn patch(&self, segments: &[&str]) -> Call {
+        self.call(Method::PATCH, segments)
+    }
+
+    pub fn delete(&self, segments: &[&str]) -> Call {
+        self.call(Method::DELETE, segments)
+    }
+}
+
+/// One request, ready to send.
+#[derive(Debug)]
+pub struct Call {
+    base: String,
+    method: Method,
+    path: String,
+    req: reqwest::RequestBuilder,
+}
+
+impl Call {
+    /// Adds query parameters; `None` values are left out.
+    pub fn query(mut self, params: &[(&str, Option<&str>)]) -> Self {
+        let present: Vec<(&str, &str)> = params
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect();
+        if !present.is_empty() {
+            self.req = self.req.query(&present);
+        }
+        self
+    }
+
+    /// Sends `body` as JSON.
+    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Self {
+        self.req = self.req.json(body);
+        self
+    }
+
+    /// Sends `bytes` as they are, with this content type.
+    pub fn bytes(mut self, bytes: Vec<u8>, content_type: &str) -> Self {
+        self.req = self
+            .req
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes);
+        self
+    }
+
+    /// Sends the request; a non-2xx answer becomes [`CliError::Api`].
+    async fn send(self, timeout: Option<Duration>) -> Result<Answer, CliError> {
+        let req = match timeout {
+            Some(t) => self.req.timeout(t),
+            None => self.req,
+        };
+        let response = req.send().await.map_err(|e| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Answer {
+                base: self.base,
+                method: self.method,
+                path: self.path,
+                response,
+            });
+        }
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str::<ErrorBody>(&text).ok();
+        Err(CliError::Api {
+            status,
+            method: self.method,
+            path: self.path,
+            body,
+            text,
+        })
+    }
+
+    /// Sends the request and reads the whole answer.
+    async fn fetch_bytes(self) -> Result<(StatusCode, Vec<u8>, Method, String), CliError> {
+        let Answer {
+            base,
+            method,
+            path,
+            response,
+        } = self.send(Some(REQUEST_TIMEOUT)).await?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| CliError::Unreachable {
+            url: base,
+            reason: root_cause(&e),
+        })?;
+        Ok((status, bytes.to_vec(), method, path))
+    }
+
+    /// Sends the request and decodes a JSON answer; returns the status too, since some
+    /// endpoints say different things with 200 and 201.
+    pub async fn fetch_with_status<T: DeserializeOwned>(self) -> Result<(StatusCode, T), CliError> {
+        let (status, bytes, method, path) = self.fetch_bytes().await?;
+        decode(&bytes, method, path).map(|value| (status, value))
+    }
+
+    /// Sends the request and decodes a JSON answer.
+    pub async fn fetch<T: DeserializeOwned>(self) -> Result<T, CliError> {
+        self.fetch_with_status().await.map(|(_, v)| v)
+    }
+
+    /// Sends the request and takes whatever JSON comes back; an empty body (204) is `null`.
+    pub async fn fetch_any(self) -> Result<serde_json::Value, CliError> {
+        let (_, bytes, method, path) = self.fetch_bytes().await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        decode(&bytes, method, path)
+    }
+
+    /// Sends the request and reads the answer as a stream of NDJSON values.
+    pub async fn lines(self) -> Result<Lines, CliError> {
+        let answer = self.send(None).await?;
+        Ok(Lines {
+            answer,
+            buf: Vec::new(),
+            ended: false,
+        })
+    }
+}
+
+/// Decodes a JSON body, or says what was wrong with it.
+fn decode<T: DeserializeOwned>(bytes: &[u8], method: Method, path: String) -> Result<T, CliError> {
+    serde_json::from_slice::<T>(bytes).map_err(|e| {
+        let text = String::from_utf8_lossy(bytes);
+        let reason = if text.trim().is_empty() {
+            format!("an empty body ({e})")
+        } else {
+            format!("{e} in {}", quote(text.trim()))
+        };
+        CliError::Unexpected {
+            method,
+            path,
+            reason,
+        }
+    })
+}
+
+/// A 2xx answer and what was asked.
+#[derive(Debug)]
+struct Answer {
+    base: String,
+    method: Method,
+    path: String,
+    response: reqwest::Response,
+}
+
+/// A streamed NDJSON answer: one JSON value per line; blank lines are keep-alives.
+#[derive(Debug)]
+pub struct Lines {
+    answer: Answer,
+    buf: Vec<u8>,
+    ended: bool,
+}
+
+impl Lines {
+    /// The next value, or [`CliError::StreamClosed`] when the stream ends.
+    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<T, CliError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                if let Some(value) = self.decode(&line)? {
+                    return Ok(value);
+                }
+                continue;
+            }
+            if self.ended {
+                // A last line without a newline still counts.
+                let rest = std::mem::take(&mut self.buf);
+                if let Some(value) = self.decode(&rest)? {
+                    return Ok(value);
+                }
+                return Err(CliError::StreamClosed { reason: None });
+            }
+            match self.answer.response.chunk().await {
+                Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk),
+                Ok(None) => self.ended = true,
+                Err(e) => {
+                    return Err(CliError::StreamClosed {
+                        reason: Some(root_cause(&e)),
+                    });
+                }
+            }
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, line: &[u8]) -> Result<Option<T>, CliError> {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str::<T>(text)
+            .map(Some)
+            .map_err(|e| CliError::Unexpected {
+                method: self.answer.method.clone(),
+                path: self.answer.path.clone(),
+                reason: format!("{e} in the line {}", quote(text)),
+            })
+    }
+}

@@ -1,0 +1,93 @@
+//! `skerry env create | list | show | delete`: runtime environments.
+
+use clap::Subcommand;
+
+use super::client::Client;
+use super::output::{self, Details, Table};
+use super::{OutputFormat, values};
+use crate::api::dto::{CreateEnvironment, EnvironmentDto};
+use crate::cli::client::CliError;
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EnvCommand {
+    /// Create an environment.
+    Create {
+        /// The environment's name.
+        name: String,
+        /// A label for the environment (repeatable).
+        #[arg(long = "label", value_name = "K=V", value_parser = values::label)]
+        labels: Vec<(String, String)>,
+        /// An entry address (IP or host:port) through which its apps are reached (repeatable).
+        #[arg(long = "entry", value_name = "ADDR")]
+        entries: Vec<String>,
+    },
+    /// List the environments.
+    List,
+    /// Show one environment.
+    Show { name: String },
+    /// Delete an environment.
+    Delete { name: String },
+}
+
+pub async fn run(cmd: EnvCommand, client: &Client, format: OutputFormat) -> Result<(), CliError> {
+    match cmd {
+        EnvCommand::Create {
+            name,
+            labels,
+            entries,
+        } => {
+            let body = CreateEnvironment {
+                name,
+                labels: values::label_map(&labels),
+                entries,
+            };
+            let env: EnvironmentDto = client.post(&["environments"]).json(&body).fetch().await?;
+            match format {
+                OutputFormat::Json => output::json(&env),
+                OutputFormat::Table => output::line(&format!("created environment {}", env.name)),
+            }
+        }
+        EnvCommand::List => {
+            let envs: Vec<EnvironmentDto> = client.get(&["environments"]).fetch().await?;
+            match format {
+                OutputFormat::Json => output::json(&envs),
+                OutputFormat::Table => {
+                    let mut table =
+                        Table::new(&["NAME", "LABELS", "ENTRIES", "NODES", "INSTANCES", "CREATED"]);
+                    for e in &envs {
+                        table.row(vec![
+                            e.name.clone(),
+                            output::labels(&e.labels),
+                            output::list(&e.entries),
+                            e.nodes.len().to_string(),
+                            e.instances.len().to_string(),
+                            e.created.clone(),
+                        ]);
+                    }
+                    table.print()
+                }
+            }
+        }
+        EnvCommand::Show { name } => {
+            let env: EnvironmentDto = client.get(&["environments", &name]).fetch().await?;
+            match format {
+                OutputFormat::Json => output::json(&env),
+                OutputFormat::Table => Details::new()
+                    .field("name", &env.name)
+                    .field("labels", output::labels(&env.labels))
+                    .field("entries", output::list(&env.entries))
+                    .field("nodes", output::list(&env.nodes))
+                    .field("instances", output::list(&env.instances))
+                    .field("created", &env.created)
+                    .print(),
+            }
+        }
+        EnvCommand::Delete { name } => {
+            let env: EnvironmentDto = client.delete(&["environments", &name]).fetch().await?;
+            match format {
+                OutputFormat::Json => output::json(&env),
+                OutputFormat::Table => output::line(&format!("deleted environment {}", env.name)),
+            }
+        }
+    }
+}

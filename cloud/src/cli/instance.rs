@@ -1,0 +1,300 @@
+//! `skerry deploy | undeploy | upgrade | rollback | status`: instances of app versions.
+
+use clap::Args;
+use serde_json::json;
+
+use super::OutputFormat;
+use super::client::{CliError, Client};
+use super::output::{self, Table};
+use super::values::{self, AppVersion};
+use crate::api::dto::{DeployRequest, DryRunDto, InstanceDto, NodeChoice, UndeployDto};
+
+/// `skerry deploy APP@VERSION --env ENV --name INSTANCE ...`
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// The app version to deploy.
+    #[arg(value_name = "APP@VERSION", value_parser = values::app_version)]
+    pub app: AppVersion,
+    /// The environment to deploy into.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// The instance's name, unique across the cloud.
+    #[arg(long, value_name = "INSTANCE")]
+    pub name: String,
+    /// A node to run on, with an optional weight (repeatable).
+    #[arg(long = "node", value_name = "NODE[=WEIGHT]", value_parser = values::node_choice)]
+    pub nodes: Vec<NodeChoice>,
+    /// Run on the environment's nodes with this label (repeatable; all must match).
+    #[arg(long = "selector", value_name = "K=V", value_parser = values::label)]
+    pub selector: Vec<(String, String)>,
+    /// Override a component's environment variable (repeatable).
+    #[arg(long = "set", value_name = "COMPONENT.VAR=VALUE", value_parser = values::env_override)]
+    pub set: Vec<String>,
+    /// Show what would happen on each node, and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `skerry undeploy INSTANCE [--purge]`
+#[derive(Debug, Clone, Args)]
+pub struct UndeployArgs {
+    pub instance: String,
+    /// Also delete the instance's named storage on its nodes.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// `skerry upgrade INSTANCE --to VERSION`
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeArgs {
+    pub instance: String,
+    /// The app version to move to.
+    #[arg(long = "to", value_name = "VERSION")]
+    pub to: String,
+}
+
+/// `skerry rollback INSTANCE`
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    pub instance: String,
+}
+
+/// `skerry status [INSTANCE]`
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// One instance; all of them when left out.
+    pub instance: Option<String>,
+}
+
+pub async fn deploy(
+    args: DeployArgs,
+    client: &Client,
+    format: OutputFormat,
+) -> Result<(), CliError> {
+    let dry_run = args.dry_run;
+    let body = DeployRequest {
+        app: args.app.app,
+        version: args.app.version,
+        env: args.env,
+        name: args.name,
+        nodes: args.nodes,
+        selector: values::label_map(&args.selector),
+        set: args.set,
+        dry_run,
+    };
+    let call = client.post(&["instances"]).json(&body);
+    if dry_run {
+        let plan: DryRunDto = call.fetch().await?;
+        return match format {
+            OutputFormat::Json => output::json(&plan),
+            OutputFormat::Table => output::line(&render_dry_run(&plan)),
+        };
+    }
+    let instance: InstanceDto = call.fetch().await?;
+    match format {
+        OutputFormat::Json => output::json(&instance),
+        OutputFormat::Table => output::line(&render_deployed(&instance)),
+    }
+}
+
+/// `deployed weather@1.0.0 as web in prod on 2 node(s): gw-1 (weight 1), gw-2 (weight 3)`,
+/// then a line per unschedulable node.
+pub fn render_deployed(i: &InstanceDto) -> String {
+    let targets: Vec<String> = i
+        .nodes
+        .iter()
+        .map(|t| format!("{} (weight {})", t.name, t.weight))
+        .collect();
+    let mut text = format!(
+        "deployed {}@{} as {} in {} on {} node(s)",
+        i.app,
+        i.version,
+        i.name,
+        i.env,
+        i.nodes.len()
+    );
+    if !targets.is_empty() {
+        text.push_str(": ");
+        text.push_str(&targets.join(", "));
+    }
+    for u in &i.unschedulable {
+        text.push_str(&format!(
+            "\nunschedulable on {} ({}): {}",
+            u.name,
+            u.id,
+            u.reasons.join("; ")
+        ));
+    }
+    text
+}
+
+/// Per node a header, then numbered rounds of actions (actions of one round do not wait on
+/// each other), then the unschedulable nodes, then `dry run: nothing was recorded`.
+pub fn render_dry_run(plan: &DryRunDto) -> String {
+    let mut lines = vec![format!(
+        "instance {} = {}@{} in {}",
+        plan.instance, plan.app, plan.version, plan.env
+    )];
+    for node in &plan.plan {
+        lines.push(format!(
+            "node {} ({}) weight {}",
+            node.node, node.node_id, node.weight
+        ));
+        if node.steps.iter().all(Vec::is_empty) {
+            lines.push("  nothing to do".to_owned());
+        }
+        let mut number = 0;
+        for round in node.steps.iter().filter(|r| !r.is_empty()) {
+            number += 1;
+            let label = format!("{number}.");
+            for (i, action) in round.iter().enumerate() {
+                let prefix = if i == 0 { label.as_str() } else { "" };
+                lines.push(format!("  {prefix:<width$} {action}", width = label.len()));
+            }
+        }
+    }
+    for u in &plan.unschedulable {
+        lines.push(format!(
+            "unschedulable: node {} ({}): {}",
+            u.name,
+            u.id,
+            u.reasons.join("; ")
+        ));
+    }
+    lines.push("dry run: nothing was recorded".to_owned());
+    lines.join("\n")
+}
+
+pub async fn undeploy(
+    args: UndeployArgs,
+    client: &Client,
+    format: OutputFormat,
+) -> Result<(), CliError> {
+    let purge = if args.purge { "true" } else { "false" };
+    let answer: UndeployDto = client
+        .delete(&["instances", &args.instance])
+        .query(&[("purge", Some(purge))])
+        .fetch()
+        .await?;
+    match format {
+        OutputFormat::Json => output::json(&answer),
+        OutputFormat::Table => output::line(&format!(
+            "undeployed {} ({})",
+            answer.name,
+            if answer.purge {
+                "storage purged"
+            } else {
+                "storage kept"
+            }
+        )),
+    }
+}
+
+pub async fn upgrade(
+    args: UpgradeArgs,
+    client: &Client,
+    format: OutputFormat,
+) -> Result<(), CliError> {
+    let answer = client
+        .post(&["instances", &args.instance, "upgrade"])
+        .json(&json!({ "version": args.to }))
+        .fetch_any()
+        .await?;
+    match format {
+        OutputFormat::Json => output::json(&answer),
+        OutputFormat::Table => output::line(&format!(
+            "upgrading {} to version {}",
+            args.instance, args.to
+        )),
+    }
+}
+
+pub async fn rollback(
+    args: RollbackArgs,
+    client: &Client,
+    format: OutputFormat,
+) -> Result<(), CliError> {
+    let answer = client
+        .post(&["instances", &args.instance, "rollback"])
+        .fetch_any()
+        .await?;
+    match format {
+        OutputFormat::Json => output::json(&answer),
+        OutputFormat::Table => output::line(&format!("rolling back {}", args.instance)),
+    }
+}
+
+pub async fn status(
+    args: StatusArgs,
+    client: &Client,
+    format: OutputFormat,
+) -> Result<(), CliError> {
+    let instances: Vec<InstanceDto> = match &args.instance {
+        Some(name) => {
+            let one: InstanceDto = client.get(&["instances", name]).fetch().await?;
+            if format == OutputFormat::Json {
+                return output::json(&one);
+            }
+            vec![one]
+        }
+        None => client.get(&["instances"]).fetch().await?,
+    };
+    match format {
+        OutputFormat::Json => output::json(&instances),
+        OutputFormat::Table => status_table(&instances).print(),
+    }
+}
+
+/// One row per replica, then a row for each unschedulable node the
+/// status does not already cover, then a bare row for an instance with nothing to show yet.
+pub fn status_table(instances: &[InstanceDto]) -> Table {
+    let mut table = Table::new(&[
+        "INSTANCE",
+        "COMPONENT",
+        "KIND",
+        "NODE",
+        "REPLICA",
+        "STATE",
+        "RESTARTS",
+        "REASON",
+    ]);
+    for i in instances {
+        // In the cloud's order: per component, per node, per replica.
+        let rows = &i.status;
+        for r in rows {
+            table.row(vec![
+                i.name.clone(),
+                r.component.clone(),
+                r.kind.clone(),
+                r.node.clone(),
+                r.replica.to_string(),
+                r.state.clone(),
+                r.restarts.to_string(),
+                output::or_dash(r.reason.as_deref().unwrap_or_default()),
+            ]);
+        }
+        let mut shown = !rows.is_empty();
+        for u in &i.unschedulable {
+            if rows.iter().any(|r| r.node_id == u.id) {
+                continue;
+            }
+            shown = true;
+            table.row(vec![
+                i.name.clone(),
+                "-".to_owned(),
+                "-".to_owned(),
+                u.name.clone(),
+                "-".to_owned(),
+                "Unschedulable".to_owned(),
+                "0".to_owned(),
+                output::or_dash(&u.reasons.join("; ")),
+            ]);
+        }
+        if !shown {
+            let mut row = vec![i.name.clone()];
+            row.extend(std::iter::repeat_n("-".to_owned(), 7));
+            table.row(row);
+        }
+    }
+    table
+}

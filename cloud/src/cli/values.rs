@@ -1,0 +1,154 @@
+//! Value parsers for the command line's structured arguments: `APP@VERSION`, `NODE[=WEIGHT]`,
+//! `K=V` labels, `K-` label removals, `COMPONENT.VAR=VALUE` overrides, times (`--since`) and
+//! durations (`--ttl`). Each returns a message that clap shows next to the argument's name,
+//! so a bad value is a usage error (exit 2).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use reqwest::Url;
+use skerry_shared::clock::Timestamp;
+use skerry_shared::ids::{check_label_key, parse_label};
+
+use crate::api::dto::NodeChoice;
+
+/// `--cloud URL`: an `http://` or `https://` URL.
+pub fn cloud_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" if url.has_host() => Ok(url),
+        "http" | "https" => Err(format!("\"{s}\" names no host")),
+        other => Err(format!("\"{s}\" uses {other}://; use http:// or https://")),
+    }
+}
+
+/// `APP@VERSION`, both parts required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppVersion {
+    pub app: String,
+    pub version: String,
+}
+
+impl fmt::Display for AppVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.app, self.version)
+    }
+}
+
+/// Parses `APP@VERSION`; a missing `@` or an empty part is refused.
+pub fn app_version(s: &str) -> Result<AppVersion, String> {
+    match s.split_once('@') {
+        Some((app, version)) if !app.is_empty() && !version.is_empty() => Ok(AppVersion {
+            app: app.to_owned(),
+            version: version.to_owned(),
+        }),
+        _ => Err(format!(
+            "\"{s}\" is not APP@VERSION (for example weather@1.0.0)"
+        )),
+    }
+}
+
+/// `APP[@VERSION]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRef {
+    pub app: String,
+    pub version: Option<String>,
+}
+
+/// Parses `APP` or `APP@VERSION`.
+pub fn app_ref(s: &str) -> Result<AppRef, String> {
+    if s.contains('@') {
+        let AppVersion { app, version } = app_version(s)?;
+        Ok(AppRef {
+            app,
+            version: Some(version),
+        })
+    } else if s.is_empty() {
+        Err("the app name must not be empty".to_owned())
+    } else {
+        Ok(AppRef {
+            app: s.to_owned(),
+            version: None,
+        })
+    }
+}
+
+/// `--node NODE[=WEIGHT]`.
+pub fn node_choice(s: &str) -> Result<NodeChoice, String> {
+    let (node, weight) = match s.split_once('=') {
+        Some((node, w)) => {
+            let weight = w
+                .parse::<u32>()
+                .map_err(|_| format!("\"{s}\": the weight \"{w}\" is not a whole number"))?;
+            (node, Some(weight))
+        }
+        None => (s, None),
+    };
+    if node.is_empty() {
+        return Err(format!("\"{s}\" is not NODE[=WEIGHT]"));
+    }
+    Ok(NodeChoice {
+        node: node.to_owned(),
+        weight,
+    })
+}
+
+/// A label pair `K=V`, checked by Kubernetes' rules.
+pub fn label(s: &str) -> Result<(String, String), String> {
+    parse_label(s).map_err(|e| e.to_string())
+}
+
+/// Collects `K=V` pairs into a map; a later pair wins.
+pub fn label_map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
+    pairs.iter().cloned().collect()
+}
+
+/// One argument of `node label`: `K=V` sets a label, `K-` removes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelChange {
+    Set(String, String),
+    Remove(String),
+}
+
+/// Parses `K=V` or `K-`.
+pub fn label_change(s: &str) -> Result<LabelChange, String> {
+    if s.contains('=') {
+        let (k, v) = label(s)?;
+        Ok(LabelChange::Set(k, v))
+    } else if let Some(key) = s.strip_suffix('-') {
+        check_label_key(key).map_err(|e| e.to_string())?;
+        Ok(LabelChange::Remove(key.to_owned()))
+    } else {
+        Err(format!("\"{s}\" is neither K=V (set) nor K- (remove)"))
+    }
+}
+
+/// `--set COMPONENT.VAR=VALUE`; kept as written, since that is what the API takes.
+pub fn env_override(s: &str) -> Result<String, String> {
+    let bad = || format!("\"{s}\" is not COMPONENT.VAR=VALUE (for example db.TZ=UTC)");
+    let (target, _value) = s.split_once('=').ok_or_else(bad)?;
+    let (component, var) = target.split_once('.').ok_or_else(bad)?;
+    if component.is_empty() || var.is_empty() {
+        return Err(bad());
+    }
+    Ok(s.to_owned())
+}
+
+/// `--since T`: RFC 3339 or a duration before now (`90s`, `10m`, `2h`, `3d`), turned into an
+/// absolute RFC 3339 time for the API.
+pub fn since(s: &str) -> Result<String, String> {
+    Timestamp::parse_cli(s, Timestamp::now()).map(Timestamp::to_rfc3339)
+}
+
+/// A duration such as `24h` or `30m`, checked and kept as written.
+pub fn duration(s: &str) -> Result<String, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(s.to_owned()),
+        Ok(_) => Err(format!(
+            "\"{s}\" is zero; give a positive duration such as 24h"
+        )),
+        Err(e) => Err(format!(
+            "\"{s}\" is not a duration such as 24h or 30m ({e})"
+        )),
+    }
+}

@@ -1,0 +1,214 @@
+//! `deploy`: choosing nodes, checking fit, and the per-node plan for `--dry-run`.
+
+use std::collections::BTreeMap;
+
+use skerry_shared::event::{
+    EnvOverride, EventPayload, InstanceMode, InstanceSpec, NodeTarget, Unschedulable,
+};
+use skerry_shared::ids::{NodeId, labels_match};
+use skerry_shared::planner::{self, Action, ActualState};
+use skerry_shared::reducer::{DesiredInstance, NodeDesired};
+
+use super::fit::shortfalls;
+use super::{Pending, Refusal, environment, labels, name, node_ref};
+use crate::api::dto::DeployRequest;
+use crate::projections::Projections;
+
+/// A checked deploy: the instance as it will be recorded.
+#[derive(Debug, Clone)]
+pub struct DeployPlan {
+    pub spec: InstanceSpec,
+}
+
+/// What one node will do, for `--dry-run`.
+#[derive(Debug, Clone)]
+pub struct NodePlan {
+    pub node: NodeId,
+    pub weight: u32,
+    pub steps: Vec<Vec<Action>>,
+}
+
+impl DeployPlan {
+    pub fn into_pending(self) -> Pending {
+        let audience = self.spec.nodes.iter().map(|t| t.node).collect();
+        Pending {
+            payload: EventPayload::InstanceDeployed { instance: self.spec },
+            audience,
+        }
+    }
+
+    /// The ordered actions each target node would take, from an empty node.
+    pub fn node_plans(&self) -> Vec<NodePlan> {
+        self.spec
+            .nodes
+            .iter()
+            .map(|t| {
+                let mut desired = NodeDesired::new(t.node);
+                desired.instances.insert(
+                    self.spec.name.clone(),
+                    DesiredInstance {
+                        spec: self.spec.clone(),
+                        deployed_at: 1,
+                    },
+                );
+                // A plan that does not converge shows the rounds it got through.
+                let steps = planner::simulate(&desired, &ActualState::default())
+                    .map_or_else(|nc| nc.rounds, |sim| sim.rounds);
+                NodePlan {
+                    node: t.node,
+                    weight: t.weight,
+                    steps,
+                }
+            })
+            .collect()
+    }
+}
+
+fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
+    let field = format!("set[{i}]");
+    let bad = |why: &str| Refusal::invalid("invalid_override", field.clone(), format!("\"{s}\": {why}"));
+    let (lhs, value) = s.split_once('=').ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
+    let (component, var) = lhs.split_once('.').ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
+    let valid_var = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_var {
+        return Err(bad("the variable name must match [A-Za-z_][A-Za-z0-9_]*"));
+    }
+    Ok((component.to_owned(), var.to_owned(), value.to_owned()))
+}
+
+/// Checks a deploy against the projections and resolves it into an [`InstanceSpec`].
+pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, Refusal> {
+    let instance_name = name("name", &req.name)?;
+    let app = name("app", &req.app)?;
+    let version = semver::Version::parse(&req.version).map_err(|e| {
+        Refusal::invalid("invalid_version", "version", format!("\"{}\" is not a semantic version: {e}", req.version))
+    })?;
+    let env = environment(p, "env", &req.env)?;
+    let selector = labels("selector", &req.selector)?;
+    if p.instances.contains_key(&instance_name) {
+        return Err(Refusal::conflict(
+            "instance_exists",
+            "name",
+            format!("an instance named \"{instance_name}\" already exists; undeploy it or upgrade it"),
+        ));
+    }
+    let published = p.app_version(app.as_str(), &version).ok_or_else(|| {
+        let known = p.apps.get(app.as_str()).map(|v| {
+            v.keys().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        });
+        Refusal::not_found(
+            "unknown_app_version",
+            if known.is_some() { "version" } else { "app" },
+            match known {
+                Some(k) => format!("{app}@{version} is not published (published: {k})"),
+                None => format!("no app named \"{app}\" is published"),
+            },
+        )
+    })?;
+    let manifest = &published.manifest;
+
+    let mut overrides = Vec::new();
+    for (i, s) in req.set.iter().enumerate() {
+        let (component, var, value) = parse_set(i, s)?;
+        let component = manifest.component(&component).map(|c| c.name.clone()).ok_or_else(|| {
+            Refusal::invalid(
+                "invalid_override",
+                format!("set[{i}]"),
+                format!("{app}@{version} has no component \"{component}\""),
+            )
+        })?;
+        overrides.push(EnvOverride { component, var, value });
+    }
+
+    let mut nodes = Vec::new();
+    let mut unschedulable = Vec::new();
+    if !req.nodes.is_empty() {
+        let mut unfit: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (i, choice) in req.nodes.iter().enumerate() {
+            let field = format!("nodes[{i}]");
+            let node = node_ref(p, &field, &choice.node)?;
+            let weight = choice.weight.unwrap_or(1);
+            if !(1..=1000).contains(&weight) {
+                return Err(Refusal::invalid("invalid_weight", format!("{field}.weight"), "a weight is 1 to 1000"));
+            }
+            if nodes.iter().any(|t: &NodeTarget| t.node == node.id) {
+                return Err(Refusal::invalid("duplicate_node", field, format!("node \"{}\" is named twice", node.name)));
+            }
+            if !node.envs.contains(&env.name) {
+                return Err(Refusal::invalid(
+                    "node_not_in_environment",
+                    field,
+                    format!("node \"{}\" is not in environment \"{}\"; `skerry node join` it first", node.name, env.name),
+                ));
+            }
+            if !labels_match(&node.labels, &selector) {
+                return Err(Refusal::invalid(
+                    "node_not_selected",
+                    field,
+                    format!("node \"{}\" does not match the selector", node.name),
+                ));
+            }
+            let reasons = shortfalls(p, node, manifest, None);
+            if reasons.is_empty() {
+                nodes.push(NodeTarget { node: node.id, weight });
+            } else {
+                unfit.insert(node.name.to_string(), reasons);
+            }
+        }
+        if !unfit.is_empty() {
+            let listing: Vec<String> = unfit
+                .iter()
+                .map(|(n, r)| format!("{n}: {}", r.join("; ")))
+                .collect();
+            return Err(Refusal::invalid(
+                "unfit",
+                "nodes",
+                format!("node(s) do not fit {app}@{version}: {}", listing.join(" | ")),
+            ));
+        }
+    } else {
+        for node in p.nodes.values().filter(|n| n.envs.contains(&env.name) && labels_match(&n.labels, &selector)) {
+            let reasons = shortfalls(p, node, manifest, None);
+            if reasons.is_empty() {
+                nodes.push(NodeTarget { node: node.id, weight: 1 });
+            } else {
+                unschedulable.push(Unschedulable { node: node.id, reasons });
+            }
+        }
+        if nodes.is_empty() {
+            let detail = if unschedulable.is_empty() {
+                format!("environment \"{}\" has no node that matches", env.name)
+            } else {
+                let listing: Vec<String> = unschedulable
+                    .iter()
+                    .map(|u| {
+                        let n = p.nodes.get(&u.node).map_or_else(|| u.node.to_string(), |n| n.name.to_string());
+                        format!("{n}: {}", u.reasons.join("; "))
+                    })
+                    .collect();
+                format!("no matching node fits {app}@{version}: {}", listing.join(" | "))
+            };
+            return Err(Refusal::invalid(
+                "no_fit",
+                if req.selector.is_empty() { "env" } else { "selector" },
+                detail,
+            ));
+        }
+    }
+
+    Ok(DeployPlan {
+        spec: InstanceSpec {
+            name: instance_name,
+            env: env.name.clone(),
+            app,
+            version,
+            manifest: manifest.clone(),
+            nodes,
+            unschedulable,
+            selector,
+            overrides,
+            mode: InstanceMode::Production,
+        },
+    })
+}

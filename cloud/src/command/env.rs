@@ -1,0 +1,132 @@
+//! Environments and enrollment tokens.
+
+use std::collections::BTreeMap;
+
+use skerry_shared::clock::Timestamp;
+use skerry_shared::event::EventPayload;
+use skerry_shared::hash::Digest;
+use skerry_shared::ids::{Labels, Name, TokenId};
+
+use super::{Pending, Refusal, environment, labels, name};
+use crate::projections::Projections;
+
+/// The environment that always exists.
+pub const LOCAL: &str = "local";
+
+pub(super) fn bootstrap(p: &Projections) -> Vec<Pending> {
+    if p.envs.contains_key(LOCAL) {
+        return Vec::new();
+    }
+    match Name::parse(LOCAL) {
+        Ok(name) => vec![Pending::cloud_only(EventPayload::EnvironmentCreated {
+            name,
+            labels: Labels::new(),
+            entries: Vec::new(),
+        })],
+        Err(_) => Vec::new(),
+    }
+}
+
+fn check_entry(i: usize, entry: &str) -> Result<(), Refusal> {
+    let host_port = entry.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    });
+    if host_port
+        || entry.parse::<std::net::IpAddr>().is_ok()
+        || entry.parse::<std::net::SocketAddr>().is_ok()
+    {
+        return Ok(());
+    }
+    Err(Refusal::invalid(
+        "invalid_entry",
+        format!("entries[{i}]"),
+        format!("\"{entry}\" is not an IP address or host:port"),
+    ))
+}
+
+pub(super) fn create(
+    p: &Projections,
+    raw_name: &str,
+    raw_labels: &BTreeMap<String, String>,
+    entries: &[String],
+) -> Result<Vec<Pending>, Refusal> {
+    let name = name("name", raw_name)?;
+    let labels = labels("labels", raw_labels)?;
+    for (i, e) in entries.iter().enumerate() {
+        check_entry(i, e)?;
+    }
+    if p.envs.contains_key(&name) {
+        return Err(Refusal::conflict(
+            "environment_exists",
+            "name",
+            format!("environment \"{name}\" already exists"),
+        ));
+    }
+    Ok(vec![Pending::cloud_only(EventPayload::EnvironmentCreated {
+        name,
+        labels,
+        entries: entries.to_vec(),
+    })])
+}
+
+pub(super) fn delete(p: &Projections, raw: &str) -> Result<Vec<Pending>, Refusal> {
+    let env = environment(p, "name", raw)?;
+    if env.name.as_str() == LOCAL {
+        return Err(Refusal::conflict(
+            "environment_protected",
+            "name",
+            "the environment \"local\" always exists and cannot be deleted",
+        ));
+    }
+    let instances: Vec<&str> = p
+        .instances
+        .values()
+        .filter(|i| i.spec.env == env.name)
+        .map(|i| i.spec.name.as_str())
+        .collect();
+    if !instances.is_empty() {
+        return Err(Refusal::conflict(
+            "environment_in_use",
+            "name",
+            format!(
+                "environment \"{}\" has instances ({}); undeploy them first",
+                env.name,
+                instances.join(", ")
+            ),
+        ));
+    }
+    let audience = p
+        .nodes
+        .values()
+        .filter(|n| n.envs.contains(&env.name))
+        .map(|n| n.id)
+        .collect();
+    Ok(vec![Pending {
+        payload: EventPayload::EnvironmentDeleted {
+            name: env.name.clone(),
+        },
+        audience,
+    }])
+}
+
+pub(super) fn issue_token(
+    p: &Projections,
+    raw_env: &str,
+    id: TokenId,
+    secret_hash: Digest,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<Pending>, Refusal> {
+    let env = environment(p, "env", raw_env)?;
+    if expires <= now {
+        return Err(Refusal::invalid("invalid_ttl", "ttl", "the token's lifetime must be positive"));
+    }
+    Ok(vec![Pending::cloud_only(EventPayload::EnrollmentTokenIssued {
+        token: id,
+        env: env.name.clone(),
+        secret_hash,
+        expires,
+    })])
+}

@@ -1,0 +1,112 @@
+//! Fit: whether a node can take an instance.
+//!
+//! A node does not fit when it lacks a runtime a component needs, when the instance's
+//! requests exceed the node's free capacity (its firmware profile's CPU and memory less
+//! the requests of the instances already on it), or when a fixed host port is taken by
+//! another instance on it. Requests count for services and jobs, times their replicas;
+//! `init` components run to completion before the services start, so they do not hold
+//! capacity.
+
+use std::collections::BTreeSet;
+
+use skerry_shared::manifest::{ComponentKind, Manifest, RuntimeKind};
+
+use crate::projections::{Node, Projections};
+
+/// What an instance asks of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Demand {
+    pub millicores: u64,
+    pub memory: u64,
+    pub runtimes: BTreeSet<RuntimeKind>,
+    /// Fixed host ports, with the component that asks for each.
+    pub host_ports: Vec<(u16, String)>,
+}
+
+/// The demand of one manifest.
+pub fn demand(manifest: &Manifest) -> Demand {
+    let mut d = Demand::default();
+    for c in &manifest.components {
+        d.runtimes.insert(c.runtime());
+        if c.kind != ComponentKind::Init {
+            let replicas = u64::from(c.replicas());
+            d.millicores += c.cpu_request().map_or(0, |q| q.millicores()) * replicas;
+            d.memory += c.memory_request().map_or(0, |q| q.bytes()) * replicas;
+        }
+        for port in &c.ports {
+            if let Some(h) = port.host {
+                d.host_ports.push((h, c.name.to_string()));
+            }
+        }
+    }
+    d
+}
+
+fn mem(bytes: u64) -> String {
+    const MI: u64 = 1 << 20;
+    if bytes % (1 << 30) == 0 && bytes > 0 {
+        format!("{}Gi", bytes >> 30)
+    } else if bytes % MI == 0 {
+        format!("{}Mi", bytes / MI)
+    } else {
+        format!("{bytes}")
+    }
+}
+
+/// Every reason `node` cannot take `manifest`; empty when it fits. `except` names an
+/// instance whose current demand is not counted (the one being replaced).
+pub fn shortfalls(p: &Projections, node: &Node, manifest: &Manifest, except: Option<&str>) -> Vec<String> {
+    let want = demand(manifest);
+    let mut out = Vec::new();
+    for rt in &want.runtimes {
+        if !node.profile.runtimes.iter().any(|r| r.to_string() == rt.to_string()) {
+            out.push(format!(
+                "runtime {rt} is missing (profile {} has {})",
+                node.profile.name,
+                node.profile
+                    .runtimes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let mut used = Demand::default();
+    let mut taken: Vec<(u16, String)> = Vec::new();
+    for i in p.instances_on(node.id) {
+        if Some(i.spec.name.as_str()) == except {
+            continue;
+        }
+        let d = demand(&i.spec.manifest);
+        used.millicores += d.millicores;
+        used.memory += d.memory;
+        taken.extend(d.host_ports.into_iter().map(|(port, _)| (port, i.spec.name.to_string())));
+    }
+    let cpu_cap = node.profile.capacity_millicores();
+    let cpu_free = cpu_cap.saturating_sub(used.millicores);
+    if want.millicores > cpu_free {
+        out.push(format!(
+            "cpu: requests {}m, {}m free of {}m",
+            want.millicores, cpu_free, cpu_cap
+        ));
+    }
+    let mem_cap = node.profile.memory.bytes();
+    let mem_free = mem_cap.saturating_sub(used.memory);
+    if want.memory > mem_free {
+        out.push(format!(
+            "memory: requests {}, {} free of {}",
+            mem(want.memory),
+            mem(mem_free),
+            mem(mem_cap)
+        ));
+    }
+    for (port, component) in &want.host_ports {
+        if let Some((_, other)) = taken.iter().find(|(p, _)| p == port) {
+            out.push(format!(
+                "host port {port} (component {component}) is in use by instance {other}"
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,27 @@
+//! The Skerry cloud: the server (`skerry serve`) and the operator's client, one binary.
+//!
+//! # Layout
+//! - [`config`]: `skerry serve`'s configuration (TOML, `SKERRY_*` overrides, flags).
+//! - [`log`]: the [`log::EventLog`] seam and its embedded backend, [`log::RedbLog`].
+//! - [`projections`]: read models (environments, nodes, apps, instances, tokens) folded
+//!   from the log, and rebuilt from it at start.
+//! - [`command`]: command handlers: a command and the projections in, events or a
+//!   refusal (field and reason) out. No I/O.
+//! - [`engine`]: the single writer: runs handlers, seals events into the hash chain,
+//!   appends them durably with group commit, then updates projections and notifies
+//!   subscribers.
+//! - [`pki`]: the cloud's CA (rcgen), enrollment tokens and node certificates.
+//! - [`api`]: the REST API (axum) and its JSON bodies ([`api::dto`]).
+//! - [`serve`]: `skerry serve`'s composition root: opens everything and runs it until
+//!   shutdown.
+//! - [`cli`]: the operator's command line, a client of the REST API.
+
+pub mod api;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod engine;
+pub mod log;
+pub mod pki;
+pub mod projections;
+pub mod serve;

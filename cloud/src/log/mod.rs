@@ -1,0 +1,45 @@
+//! The event log seam.
+//!
+//! The engine seals events (sequence numbers, `node_seq`s, the hash chain) and hands them
+//! to an [`EventLog`], which must have made them durable when `append` returns. The
+//! embedded backend is [`RedbLog`]; a JetStream backend will sit behind the same trait.
+
+mod redb_log;
+
+pub use redb_log::RedbLog;
+
+use skerry_shared::event::Event;
+use skerry_shared::ids::NodeId;
+
+/// What can go wrong in a log backend.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("event log storage: {0}")]
+    Storage(String),
+    #[error("event log entry {seq} does not decode: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error("append out of order: expected sequence {expected}, got {got}")]
+    OutOfOrder { expected: u64, got: u64 },
+}
+
+/// A durable, append-only command log.
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends sealed events in one atomic, durable write. The first event's sequence
+    /// number must follow the last one stored.
+    fn append(&self, events: &[Event]) -> Result<(), LogError>;
+
+    /// Up to `limit` events with sequence numbers after `after_seq`, in order.
+    fn read(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, LogError>;
+
+    /// Up to `limit` events addressed to `node` with `node_seq` after `after_node_seq`,
+    /// in `node_seq` order.
+    fn read_node(
+        &self,
+        node: NodeId,
+        after_node_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError>;
+
+    /// The sequence number of the last event (0 when empty).
+    fn last_seq(&self) -> Result<u64, LogError>;
+}

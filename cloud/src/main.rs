@@ -1,0 +1,5 @@
+//! `skerry`: the cloud server and the operator's client.
+
+fn main() -> std::process::ExitCode {
+    skerry_cloud::cli::main()
+}

@@ -1,0 +1,213 @@
+//! The cloud's PKI: its CA, enrollment tokens and node certificates.
+//!
+//! At first start the cloud makes a CA key pair and a self-signed CA certificate with
+//! rcgen and keeps them in the keys directory: `ca.crt` and `ca.key`, the key with mode
+//! 0600 (the directory 0700). Later starts, and replicas given the same directory, load
+//! them. A node's certificate is issued from its CSR's public key only: the subject and
+//! names come from the cloud (the node id), never from the request.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use skerry_shared::enroll::EnrollmentToken;
+use skerry_shared::hash::Digest;
+use skerry_shared::ids::{NodeId, TokenId};
+
+/// What can go wrong with keys and certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {reason}")]
+    Cert { what: &'static str, reason: String },
+    #[error("the certificate signing request is not valid: {0}")]
+    BadCsr(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn cert(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
+    move |e| PkiError::Cert {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// The CA.
+pub struct Pki {
+    ca_pem: String,
+    ca_digest: Digest,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("Pki")
+            .field("ca_digest", &self.ca_digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes `bytes` to `path` with `mode`, atomically (a temporary file, then a rename).
+fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| PkiError::Cert {
+        what: "CA certificate",
+        reason: e.to_string(),
+    })?;
+    Ok(parsed.contents)
+}
+
+impl Pki {
+    /// Loads the CA from `dir`, or creates it there at first start.
+    pub fn load_or_create(dir: &Path) -> Result<Pki, PkiError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+        if !key.exists() {
+            let key_pair = KeyPair::generate().map_err(cert("CA key"))?;
+            let mut params = CertificateParams::default();
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CommonName, "Skerry cloud CA");
+            dn.push(DnType::OrganizationName, "Skerry");
+            params.distinguished_name = dn;
+            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            let now = time::OffsetDateTime::now_utc();
+            params.not_before = now - time::Duration::hours(1);
+            params.not_after = now + time::Duration::days(3650);
+            let ca = params.self_signed(&key_pair).map_err(cert("CA certificate"))?;
+            write_private(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
+            write_private(&crt, ca.pem().as_bytes(), 0o644)?;
+            tracing::info!(dir = %dir.display(), "created the cloud's CA");
+        }
+        let key_pem = fs::read_to_string(&key).map_err(io(&key))?;
+        let mode = fs::metadata(&key).map_err(io(&key))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %key.display(), mode = format!("{mode:o}"), "the CA key is readable by others; setting mode 0600");
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).map_err(io(&key))?;
+        }
+        let ca_pem = fs::read_to_string(&crt).map_err(io(&crt))?;
+        let key_pair = KeyPair::from_pem(&key_pem).map_err(cert("CA key"))?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, key_pair).map_err(cert("CA certificate"))?;
+        let ca_digest = Digest::of(&pem_to_der(&ca_pem)?);
+        Ok(Pki {
+            ca_pem,
+            ca_digest,
+            issuer,
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// SHA-256 of the CA certificate's DER: what tokens carry.
+    pub fn ca_digest(&self) -> Digest {
+        self.ca_digest
+    }
+
+    /// A fresh token (the caller records only its secret's hash).
+    pub fn new_token(&self) -> EnrollmentToken {
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        EnrollmentToken {
+            id: TokenId::random(),
+            secret,
+            ca: self.ca_digest,
+        }
+    }
+
+    /// Issues a client certificate for `node` to the key in `csr_pem`, after checking the
+    /// request's signature. Returns the certificate (PEM) and the SHA-256 of its DER.
+    pub fn sign_node(&self, csr_pem: &str, node: NodeId) -> Result<(String, Digest), PkiError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| PkiError::BadCsr(e.to_string()))?;
+        let id = node.to_string();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, id.clone());
+        dn.push(DnType::OrganizationName, "Skerry node");
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![SanType::DnsName(
+            id.clone().try_into().map_err(cert("node certificate"))?,
+        )];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(825);
+        let certificate = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .map_err(cert("node certificate"))?;
+        Ok((certificate.pem(), Digest::of(certificate.der())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_then_loads_the_same_ca_with_a_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Pki::load_or_create(dir.path()).unwrap();
+        let b = Pki::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.ca_digest(), b.ca_digest());
+        let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn signs_a_real_csr_for_the_node_id_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "someone-else");
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let node = NodeId::random();
+        let (pem, _) = pki.sign_node(&csr, node).unwrap();
+        let der = pem_to_der(&pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
+        assert_eq!(cn, node.to_string());
+        assert!(!pem.is_empty());
+        assert!(pki.sign_node("not a csr", node).is_err());
+    }
+}

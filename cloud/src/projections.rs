@@ -1,0 +1,292 @@
+//! Read models folded from the command log.
+//!
+//! [`Projections`] holds environments, nodes, apps and versions, instances and
+//! enrollment tokens, plus the head of the hash chain (next sequence number, last hash,
+//! next `node_seq` per node). It changes only by [`Projections::apply`], so rebuilding it
+//! from the log at start gives the same state the running cloud had.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use skerry_shared::clock::Timestamp;
+use skerry_shared::event::{Event, EventPayload, InstanceSpec, NodeStatus};
+use skerry_shared::hash::Digest;
+use skerry_shared::ids::{Labels, Name, NodeId, TokenId};
+use skerry_shared::manifest::Manifest;
+use skerry_shared::profile::FirmwareProfile;
+
+/// An environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: Name,
+    pub labels: Labels,
+    pub entries: Vec<String>,
+    pub created: Timestamp,
+}
+
+/// An enrolled node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: NodeId,
+    pub name: Name,
+    pub envs: BTreeSet<Name>,
+    pub labels: Labels,
+    pub address: String,
+    pub profile: FirmwareProfile,
+    pub status: NodeStatus,
+    pub enrolled: Timestamp,
+    /// The highest `node_seq` given to this node.
+    pub node_seq: u64,
+    /// The highest `node_seq` the node has acknowledged.
+    pub acked: u64,
+    pub last_seen: Option<Timestamp>,
+    pub certificate: Digest,
+}
+
+impl Node {
+    /// Events addressed to the node that it has not acknowledged.
+    pub fn lag(&self) -> u64 {
+        self.node_seq.saturating_sub(self.acked)
+    }
+}
+
+/// A published app version.
+#[derive(Debug, Clone)]
+pub struct AppVersion {
+    pub manifest: Manifest,
+    pub digest: Digest,
+    pub published: Timestamp,
+    pub seq: u64,
+}
+
+/// A deployed instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub spec: InstanceSpec,
+    pub deployed: Timestamp,
+    pub seq: u64,
+}
+
+/// An issued enrollment token (only its secret's hash).
+#[derive(Debug, Clone)]
+pub struct EnrollmentTokenState {
+    pub env: Name,
+    pub secret_hash: Digest,
+    pub expires: Timestamp,
+    pub used_by: Option<NodeId>,
+}
+
+/// The head of the hash chain: what the next event will be given.
+#[derive(Debug, Clone, Default)]
+pub struct ChainHead {
+    pub next_seq: u64,
+    pub last_hash: Digest,
+    /// The time of the last event.
+    pub last_time: Timestamp,
+    pub node_next: HashMap<NodeId, u64>,
+}
+
+impl ChainHead {
+    /// The `node_seq` the next event for `node` gets.
+    pub fn next_node_seq(&self, node: NodeId) -> u64 {
+        self.node_next.get(&node).copied().unwrap_or(1)
+    }
+}
+
+/// All read models.
+#[derive(Debug, Clone)]
+pub struct Projections {
+    pub envs: BTreeMap<Name, Environment>,
+    pub nodes: BTreeMap<NodeId, Node>,
+    node_names: BTreeMap<Name, NodeId>,
+    pub apps: BTreeMap<Name, BTreeMap<semver::Version, AppVersion>>,
+    pub instances: BTreeMap<Name, Instance>,
+    pub tokens: HashMap<TokenId, EnrollmentTokenState>,
+    pub head: ChainHead,
+}
+
+impl Default for Projections {
+    fn default() -> Self {
+        Projections {
+            envs: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            node_names: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            tokens: HashMap::new(),
+            head: ChainHead {
+                next_seq: 1,
+                last_hash: Digest::ZERO,
+                last_time: Timestamp(0),
+                node_next: HashMap::new(),
+            },
+        }
+    }
+}
+
+impl Projections {
+    /// Finds a node by id or by name.
+    pub fn node(&self, reference: &str) -> Option<&Node> {
+        if let Ok(id) = reference.parse::<NodeId>()
+            && let Some(n) = self.nodes.get(&id)
+        {
+            return Some(n);
+        }
+        let id = self.node_names.get(reference)?;
+        self.nodes.get(id)
+    }
+
+    pub fn node_by_name(&self, name: &str) -> Option<&Node> {
+        self.node_names.get(name).and_then(|id| self.nodes.get(id))
+    }
+
+    pub fn app_version(&self, app: &str, version: &semver::Version) -> Option<&AppVersion> {
+        self.apps.get(app)?.get(version)
+    }
+
+    /// Instances that target `node`.
+    pub fn instances_on(&self, node: NodeId) -> impl Iterator<Item = &Instance> {
+        self.instances.values().filter(move |i| i.spec.targets(node))
+    }
+
+    /// Folds one committed (or about-to-be-committed) event.
+    pub fn apply(&mut self, e: &Event) {
+        self.head.next_seq = e.seq + 1;
+        self.head.last_hash = e.hash;
+        self.head.last_time = e.time;
+        for ns in &e.node_seqs {
+            self.head.node_next.insert(ns.node, ns.node_seq + 1);
+            if let Some(n) = self.nodes.get_mut(&ns.node) {
+                n.node_seq = n.node_seq.max(ns.node_seq);
+            }
+        }
+        match &e.payload {
+            EventPayload::EnvironmentCreated {
+                name,
+                labels,
+                entries,
+            } => {
+                self.envs.insert(
+                    name.clone(),
+                    Environment {
+                        name: name.clone(),
+                        labels: labels.clone(),
+                        entries: entries.clone(),
+                        created: e.time,
+                    },
+                );
+            }
+            EventPayload::EnvironmentDeleted { name } => {
+                self.envs.remove(name);
+                for n in self.nodes.values_mut() {
+                    n.envs.remove(name);
+                }
+            }
+            EventPayload::EnrollmentTokenIssued {
+                token,
+                env,
+                secret_hash,
+                expires,
+            } => {
+                self.tokens.insert(
+                    *token,
+                    EnrollmentTokenState {
+                        env: env.clone(),
+                        secret_hash: *secret_hash,
+                        expires: *expires,
+                        used_by: None,
+                    },
+                );
+            }
+            EventPayload::NodeEnrolled {
+                node,
+                name,
+                env,
+                address,
+                profile,
+                token,
+                certificate,
+            } => {
+                if let Some(t) = self.tokens.get_mut(token) {
+                    t.used_by = Some(*node);
+                }
+                self.node_names.insert(name.clone(), *node);
+                self.nodes.insert(
+                    *node,
+                    Node {
+                        id: *node,
+                        name: name.clone(),
+                        envs: BTreeSet::from([env.clone()]),
+                        labels: Labels::new(),
+                        address: address.clone(),
+                        profile: profile.clone(),
+                        status: NodeStatus::Abnormal,
+                        enrolled: e.time,
+                        node_seq: e.node_seq_for(*node).unwrap_or(0),
+                        acked: 0,
+                        last_seen: None,
+                        certificate: *certificate,
+                    },
+                );
+            }
+            EventPayload::NodeRenamed { node, name } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    self.node_names.remove(&n.name);
+                    n.name = name.clone();
+                    self.node_names.insert(name.clone(), *node);
+                }
+            }
+            EventPayload::NodeLabelled { node, set, removed } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    for k in removed {
+                        n.labels.remove(k);
+                    }
+                    n.labels.extend(set.clone());
+                }
+            }
+            EventPayload::NodeJoined { node, env } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.envs.insert(env.clone());
+                }
+            }
+            EventPayload::NodeLeft { node, env } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.envs.remove(env);
+                }
+                for i in self.instances.values_mut() {
+                    if &i.spec.env == env {
+                        i.spec.nodes.retain(|t| t.node != *node);
+                    }
+                }
+            }
+            EventPayload::NodeStatusChanged { node, status } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.status = *status;
+                }
+            }
+            EventPayload::AppVersionPublished { manifest, digest } => {
+                self.apps.entry(manifest.app.clone()).or_default().insert(
+                    manifest.version.clone(),
+                    AppVersion {
+                        manifest: manifest.clone(),
+                        digest: *digest,
+                        published: e.time,
+                        seq: e.seq,
+                    },
+                );
+            }
+            EventPayload::InstanceDeployed { instance } => {
+                self.instances.insert(
+                    instance.name.clone(),
+                    Instance {
+                        spec: instance.clone(),
+                        deployed: e.time,
+                        seq: e.seq,
+                    },
+                );
+            }
+            EventPayload::InstanceUndeployed { name, .. } => {
+                self.instances.remove(name);
+            }
+        }
+    }
+}

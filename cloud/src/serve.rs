@@ -1,0 +1,180 @@
+//! `skerry serve`: the composition root.
+//!
+//! Opens the data directory, the event log and the CA, rebuilds the projections, makes
+//! sure the environment `local` exists, and serves the REST API until shutdown
+//! (Ctrl-C or SIGTERM). Tests call [`run`] with their own listener and shutdown future.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use skerry_shared::event::Actor;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::command::Command;
+use crate::config::{Config, ServeArgs};
+use crate::engine::{Engine, EngineError};
+use crate::log::{LogError, RedbLog};
+use crate::pki::{Pki, PkiError};
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("the NATS JetStream backend (--nats) is not part of this build yet; run without --nats to use the embedded log")]
+    NatsUnavailable,
+}
+
+/// The running server's parts, for tests and the binary.
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    pub engine: Engine,
+    pub pki: Arc<Pki>,
+}
+
+/// Opens the log, the projections and the CA under `config`.
+pub async fn open(config: &Config) -> Result<Cloud, ServeError> {
+    if !config.nats.is_empty() {
+        return Err(ServeError::NatsUnavailable);
+    }
+    std::fs::create_dir_all(&config.data).map_err(|source| ServeError::Io {
+        path: config.data.display().to_string(),
+        source,
+    })?;
+    let log_path = config.data.join("events.redb");
+    let cache = config.log_cache_bytes;
+    let log = tokio::task::spawn_blocking(move || RedbLog::open(&log_path, cache))
+        .await
+        .map_err(|e| LogError::Storage(e.to_string()))??;
+    let engine = tokio::task::spawn_blocking(move || Engine::start(Arc::new(log)))
+        .await
+        .map_err(|e| LogError::Storage(e.to_string()))??;
+    engine.submit(Actor::Cloud, Command::Bootstrap).await?;
+    let keys = config.keys.clone();
+    let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&keys))
+        .await
+        .map_err(|e| LogError::Storage(e.to_string()))??;
+    Ok(Cloud {
+        engine,
+        pki: Arc::new(pki),
+    })
+}
+
+fn is_loopback(addr: &std::net::SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let cloud = open(&config).await?;
+    let local = listener.local_addr().map_err(|source| ServeError::Io {
+        path: "listener".into(),
+        source,
+    })?;
+    if !is_loopback(&local) {
+        tracing::warn!(
+            addr = %local,
+            "the API listens beyond loopback and API tokens are not enforced yet: anyone who reaches this address can send commands"
+        );
+    }
+    let state = AppState {
+        engine: cloud.engine.clone(),
+        pki: cloud.pki.clone(),
+        mqtt: vec![config.mqtt_advertise.clone()],
+        nats: config.nats.clone(),
+    };
+    let head = cloud.engine.read().head.next_seq - 1;
+    tracing::info!(api = %format!("http://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Io {
+            path: local.to_string(),
+            source,
+        })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Sets up tracing on standard error (`RUST_LOG`, default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `skerry serve`.
+pub fn main(args: ServeArgs) -> ExitCode {
+    init_tracing();
+    let config = match Config::load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Io {
+            path: config.listen.to_string(),
+            source,
+        })?;
+        run(config, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+

@@ -1,0 +1,16 @@
+//! `skerry-edge`: the agent's binary.
+
+use clap::Parser;
+
+/// The Skerry agent.
+#[derive(Debug, Parser)]
+#[command(name = "skerry-edge", version, about = "The Skerry agent")]
+enum Cli {
+    /// Enroll (first run) and run the node's apps.
+    Run,
+}
+
+fn main() -> anyhow::Result<()> {
+    let Cli::Run = Cli::parse();
+    anyhow::bail!("the agent is not built yet: see the project's open issues")
+}

@@ -1,0 +1,473 @@
+//! The events and the command log's entry format.
+//!
+//! Every accepted command becomes one or more [`EventPayload`]s. The event log seals each
+//! into an [`Event`]: a global sequence number with no gaps, a time, an actor, the payload,
+//! the `node_seq` it was given for each node it concerns, and the hash of the event before
+//! it. The hashes form one chain, so an auditor can check that nothing was changed,
+//! dropped or reordered ([`verify_chain`]).
+//!
+//! Variants are only ever appended: their order is part of the postcard format.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::hash::Digest;
+use crate::ids::{Labels, Name, NodeId, TokenId};
+use crate::manifest::Manifest;
+use crate::profile::FirmwareProfile;
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// The cloud itself (start-up, status changes it noticed).
+    Cloud,
+    /// A caller without an API token, on a listener that allows that (loopback), by its
+    /// peer address.
+    Anonymous { peer: String },
+    /// A caller with an API token.
+    Token { id: String, role: String },
+    /// A node (enrollment, reports).
+    Node(NodeId),
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Cloud => f.write_str("cloud"),
+            Actor::Anonymous { peer } => write!(f, "anonymous@{peer}"),
+            Actor::Token { id, role } => write!(f, "token:{id}({role})"),
+            Actor::Node(id) => write!(f, "node:{id}"),
+        }
+    }
+}
+
+/// A node's status as the cloud sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NodeStatus {
+    /// Heartbeats arrive.
+    Normal,
+    /// Three heartbeats were missed (or none has arrived yet).
+    Abnormal,
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeStatus::Normal => "Normal",
+            NodeStatus::Abnormal => "Abnormal",
+        })
+    }
+}
+
+/// How an instance runs. `production` runs the image as published and changes only by
+/// an upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceMode {
+    #[default]
+    Production,
+}
+
+/// A node an instance runs on, with its weight (its relative share of the instance's
+/// traffic at the environment's entry addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTarget {
+    pub node: NodeId,
+    pub weight: u32,
+}
+
+/// A node that matched an instance's selector but does not fit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unschedulable {
+    pub node: NodeId,
+    pub reasons: Vec<String>,
+}
+
+/// An environment-variable override: `--set COMPONENT.VAR=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvOverride {
+    pub component: Name,
+    pub var: String,
+    pub value: String,
+}
+
+/// Everything a node needs to run an instance: the deploy command, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub name: Name,
+    pub env: Name,
+    pub app: Name,
+    pub version: semver::Version,
+    pub manifest: Manifest,
+    pub nodes: Vec<NodeTarget>,
+    pub unschedulable: Vec<Unschedulable>,
+    pub selector: Labels,
+    pub overrides: Vec<EnvOverride>,
+    pub mode: InstanceMode,
+}
+
+impl InstanceSpec {
+    pub fn targets(&self, node: NodeId) -> bool {
+        self.nodes.iter().any(|t| t.node == node)
+    }
+
+    /// The effective environment of a component: the manifest's, then the overrides.
+    pub fn env_of(&self, component: &str) -> Labels {
+        let mut env: Labels = self
+            .manifest
+            .component(component)
+            .map(|c| c.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+            .unwrap_or_default();
+        for o in self.overrides.iter().filter(|o| o.component.as_str() == component) {
+            env.insert(o.var.clone(), o.value.clone());
+        }
+        env
+    }
+}
+
+/// What happened. Append new variants at the end only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventPayload {
+    EnvironmentCreated {
+        name: Name,
+        labels: Labels,
+        entries: Vec<String>,
+    },
+    EnvironmentDeleted {
+        name: Name,
+    },
+    EnrollmentTokenIssued {
+        token: TokenId,
+        env: Name,
+        /// SHA-256 of the token's secret; the secret itself is never stored.
+        secret_hash: Digest,
+        expires: Timestamp,
+    },
+    NodeEnrolled {
+        node: NodeId,
+        name: Name,
+        env: Name,
+        address: String,
+        profile: FirmwareProfile,
+        /// The token burnt by this enrollment.
+        token: TokenId,
+        /// SHA-256 of the DER certificate issued to the node.
+        certificate: Digest,
+    },
+    NodeRenamed {
+        node: NodeId,
+        name: Name,
+    },
+    NodeLabelled {
+        node: NodeId,
+        set: Labels,
+        removed: Vec<String>,
+    },
+    NodeJoined {
+        node: NodeId,
+        env: Name,
+    },
+    NodeLeft {
+        node: NodeId,
+        env: Name,
+    },
+    NodeStatusChanged {
+        node: NodeId,
+        status: NodeStatus,
+    },
+    AppVersionPublished {
+        manifest: Manifest,
+        /// SHA-256 of the manifest's postcard encoding: the identity of its content.
+        digest: Digest,
+    },
+    InstanceDeployed {
+        instance: InstanceSpec,
+    },
+    InstanceUndeployed {
+        name: Name,
+        purge: bool,
+    },
+}
+
+impl EventPayload {
+    /// A stable dotted name, for tables and filters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventPayload::EnvironmentCreated { .. } => "environment.created",
+            EventPayload::EnvironmentDeleted { .. } => "environment.deleted",
+            EventPayload::EnrollmentTokenIssued { .. } => "enrollment-token.issued",
+            EventPayload::NodeEnrolled { .. } => "node.enrolled",
+            EventPayload::NodeRenamed { .. } => "node.renamed",
+            EventPayload::NodeLabelled { .. } => "node.labelled",
+            EventPayload::NodeJoined { .. } => "node.joined",
+            EventPayload::NodeLeft { .. } => "node.left",
+            EventPayload::NodeStatusChanged { .. } => "node.status-changed",
+            EventPayload::AppVersionPublished { .. } => "app.version-published",
+            EventPayload::InstanceDeployed { .. } => "instance.deployed",
+            EventPayload::InstanceUndeployed { .. } => "instance.undeployed",
+        }
+    }
+
+    /// A one-line human summary.
+    pub fn summary(&self) -> String {
+        match self {
+            EventPayload::EnvironmentCreated { name, .. } => format!("environment {name}"),
+            EventPayload::EnvironmentDeleted { name } => format!("environment {name}"),
+            EventPayload::EnrollmentTokenIssued { token, env, expires, .. } => {
+                format!("token {token} for {env}, expires {expires}")
+            }
+            EventPayload::NodeEnrolled { node, name, env, profile, .. } => {
+                format!("node {name} ({node}) in {env}, profile {}", profile.name)
+            }
+            EventPayload::NodeRenamed { node, name } => format!("node {node} is now {name}"),
+            EventPayload::NodeLabelled { node, set, removed } => {
+                let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                parts.extend(removed.iter().map(|k| format!("{k}-")));
+                format!("node {node}: {}", parts.join(" "))
+            }
+            EventPayload::NodeJoined { node, env } => format!("node {node} joined {env}"),
+            EventPayload::NodeLeft { node, env } => format!("node {node} left {env}"),
+            EventPayload::NodeStatusChanged { node, status } => format!("node {node} {status}"),
+            EventPayload::AppVersionPublished { manifest, .. } => {
+                format!("{}@{}", manifest.app, manifest.version)
+            }
+            EventPayload::InstanceDeployed { instance } => format!(
+                "{} = {}@{} in {} on {} node(s)",
+                instance.name,
+                instance.app,
+                instance.version,
+                instance.env,
+                instance.nodes.len()
+            ),
+            EventPayload::InstanceUndeployed { name, purge } => {
+                format!("{name}{}", if *purge { " (purge)" } else { "" })
+            }
+        }
+    }
+
+    /// The instance this event is about, if any.
+    pub fn instance(&self) -> Option<&Name> {
+        match self {
+            EventPayload::InstanceDeployed { instance } => Some(&instance.name),
+            EventPayload::InstanceUndeployed { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// The `node_seq` an event was given for one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSeq {
+    pub node: NodeId,
+    pub node_seq: u64,
+}
+
+/// One entry of the command log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Global sequence number, from 1, with no gaps.
+    pub seq: u64,
+    pub time: Timestamp,
+    pub actor: Actor,
+    pub payload: EventPayload,
+    /// The nodes this event concerns, each with its own sequence number.
+    pub node_seqs: Vec<NodeSeq>,
+    pub prev_hash: Digest,
+    pub hash: Digest,
+}
+
+/// Why a chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("event {seq}: expected sequence number {expected}")]
+    Gap { seq: u64, expected: u64 },
+    #[error("event {seq}: prev_hash does not match the hash of event {}", seq.saturating_sub(1))]
+    Broken { seq: u64 },
+    #[error("event {seq}: its hash does not match its content")]
+    Tampered { seq: u64 },
+    #[error("event {seq}: node {node} expected node_seq {expected}, found {found}")]
+    NodeSeqGap {
+        seq: u64,
+        node: NodeId,
+        expected: u64,
+        found: u64,
+    },
+    #[error("event {seq}: cannot encode: {reason}")]
+    Encode { seq: u64, reason: String },
+}
+
+#[derive(Serialize)]
+struct HashInput<'a> {
+    seq: u64,
+    time: Timestamp,
+    actor: &'a Actor,
+    payload: &'a EventPayload,
+    node_seqs: &'a [NodeSeq],
+    prev_hash: Digest,
+}
+
+impl Event {
+    /// Seals a payload into a log entry, computing its hash.
+    pub fn seal(
+        seq: u64,
+        time: Timestamp,
+        actor: Actor,
+        payload: EventPayload,
+        node_seqs: Vec<NodeSeq>,
+        prev_hash: Digest,
+    ) -> Result<Event, ChainError> {
+        let mut e = Event {
+            seq,
+            time,
+            actor,
+            payload,
+            node_seqs,
+            prev_hash,
+            hash: Digest::ZERO,
+        };
+        e.hash = e.compute_hash()?;
+        Ok(e)
+    }
+
+    /// The hash of this entry's content and its predecessor's hash.
+    pub fn compute_hash(&self) -> Result<Digest, ChainError> {
+        let input = HashInput {
+            seq: self.seq,
+            time: self.time,
+            actor: &self.actor,
+            payload: &self.payload,
+            node_seqs: &self.node_seqs,
+            prev_hash: self.prev_hash,
+        };
+        let bytes = postcard::to_stdvec(&input).map_err(|e| ChainError::Encode {
+            seq: self.seq,
+            reason: e.to_string(),
+        })?;
+        Ok(Digest::of(&bytes))
+    }
+
+    pub fn node_seq_for(&self, node: NodeId) -> Option<u64> {
+        self.node_seqs
+            .iter()
+            .find(|n| n.node == node)
+            .map(|n| n.node_seq)
+    }
+
+    /// The event as delivered to `node`, if it concerns that node.
+    pub fn for_node(&self, node: NodeId) -> Option<NodeEvent> {
+        Some(NodeEvent {
+            node_seq: self.node_seq_for(node)?,
+            seq: self.seq,
+            time: self.time,
+            payload: self.payload.clone(),
+        })
+    }
+}
+
+/// Checks a run of the chain: consecutive sequence numbers from `start_seq`, each
+/// `prev_hash` equal to its predecessor's hash (`start_prev` for the first), each hash
+/// matching its content, and each node's `node_seq` going up by one (`node_next` holds
+/// the next expected `node_seq` per node and is updated).
+pub fn verify_chain<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    start_seq: u64,
+    start_prev: Digest,
+    node_next: &mut std::collections::HashMap<NodeId, u64>,
+) -> Result<(u64, Digest), ChainError> {
+    let (mut expected, mut prev) = (start_seq, start_prev);
+    for e in events {
+        if e.seq != expected {
+            return Err(ChainError::Gap {
+                seq: e.seq,
+                expected,
+            });
+        }
+        if e.prev_hash != prev {
+            return Err(ChainError::Broken { seq: e.seq });
+        }
+        if e.compute_hash()? != e.hash {
+            return Err(ChainError::Tampered { seq: e.seq });
+        }
+        for ns in &e.node_seqs {
+            let next = node_next.entry(ns.node).or_insert(1);
+            if ns.node_seq != *next {
+                return Err(ChainError::NodeSeqGap {
+                    seq: e.seq,
+                    node: ns.node,
+                    expected: *next,
+                    found: ns.node_seq,
+                });
+            }
+            *next += 1;
+        }
+        prev = e.hash;
+        expected += 1;
+    }
+    Ok((expected, prev))
+}
+
+/// An event as a node receives it: its place in the node's own sequence, and the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvent {
+    pub node_seq: u64,
+    /// The global sequence number, for the audit trail.
+    pub seq: u64,
+    pub time: Timestamp,
+    pub payload: EventPayload,
+}
+
+impl NodeEvent {
+    /// A digest of the content, to tell a duplicate from equivocation.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&postcard::to_stdvec(self).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<Event> {
+        let node = NodeId::random();
+        let mut prev = Digest::ZERO;
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            let payload = EventPayload::NodeRenamed {
+                node,
+                name: Name::parse(&format!("n{seq}")).unwrap(),
+            };
+            let e = Event::seal(
+                seq,
+                Timestamp(seq as i64),
+                Actor::Cloud,
+                payload,
+                vec![NodeSeq { node, node_seq: seq }],
+                prev,
+            )
+            .unwrap();
+            prev = e.hash;
+            out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn chain_verifies_and_detects_tampering() {
+        let mut events = chain(5);
+        let mut nn = Default::default();
+        assert!(verify_chain(&events, 1, Digest::ZERO, &mut nn).is_ok());
+        events[2].time = Timestamp(99);
+        let mut nn = Default::default();
+        assert_eq!(
+            verify_chain(&events, 1, Digest::ZERO, &mut nn),
+            Err(ChainError::Tampered { seq: 3 })
+        );
+        let mut events = chain(5);
+        events.remove(3);
+        let mut nn = Default::default();
+        assert_eq!(
+            verify_chain(&events, 1, Digest::ZERO, &mut nn),
+            Err(ChainError::Gap { seq: 5, expected: 4 })
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The language that the Skerry cloud and edge both speak.
+//!
+//! Everything here is pure: no tokio, no sockets, no files. The cloud and the edge
+//! meet only through this crate.
+//!
+//! # Layout
+//! - [`ids`]: names, node ids, token ids and labels, with their validation rules.
+//! - [`clock`]: timestamps (unix milliseconds) and the command line's time syntax.
+//! - [`hash`]: the SHA-256 digest used by the hash chain and spec hashes.
+//! - [`quantity`]: memory, CPU and duration quantities (`64Mi`, `500m`, `5s`).
+//! - [`manifest`]: the app manifest model, its YAML parser and its validation rules.
+//! - [`cron`]: 5- or 6-field Unix cron translated for the `cron` crate, errors by field.
+//! - [`profile`]: the firmware-profile schema (a class of device and the agent's tuning).
+//! - [`event`]: the events, the command log's entry format and the hash chain.
+//! - [`enroll`]: the enrollment request and answer, shared by cloud and agent.
+//! - [`frame`]: postcard wire frames, each starting with a format version.
+//! - [`reducer`]: events to a node's desired state, idempotent by `node_seq`.
+//! - [`planner`]: desired and actual state to ordered actions.
+
+pub mod clock;
+pub mod cron;
+pub mod enroll;
+pub mod event;
+pub mod frame;
+pub mod hash;
+pub mod ids;
+pub mod manifest;
+pub mod planner;
+pub mod profile;
+pub mod quantity;
+pub mod reducer;

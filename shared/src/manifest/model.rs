@@ -1,0 +1,330 @@
+//! The app manifest model: every field of the manifest that PRODUCT.md documents.
+//!
+//! Fields that a runtime or kind may refuse are `Option`s, so validation can tell "left
+//! out" from "set to the default". Accessors give the effective value. The same types are
+//! carried in events and frames (postcard), so nothing here relies on self-describing
+//! formats.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ids::Name;
+use crate::quantity::{Cpu, Duration, Memory};
+
+/// One published app version's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub app: Name,
+    pub version: semver::Version,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub components: Vec<Component>,
+}
+
+impl Manifest {
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name.as_str() == name)
+    }
+}
+
+/// One process or container of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub name: Name,
+    #[serde(default)]
+    pub kind: ComponentKind,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    #[serde(default)]
+    pub pull: Option<PullPolicy>,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub depends_on: Vec<Name>,
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvValue>,
+    #[serde(default)]
+    pub resources: Option<Resources>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub host_network: Option<bool>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub storage: Vec<Storage>,
+    #[serde(default)]
+    pub log_dir: Option<String>,
+    #[serde(default)]
+    pub health: Option<Health>,
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+impl Component {
+    /// Copies on each node the instance targets (default 1).
+    pub fn replicas(&self) -> u32 {
+        self.replicas.unwrap_or(1)
+    }
+
+    /// `always` for services, `never` for init and job, unless set.
+    pub fn restart(&self) -> RestartPolicy {
+        self.restart.unwrap_or(match self.kind {
+            ComponentKind::Service => RestartPolicy::Always,
+            ComponentKind::Init | ComponentKind::Job => RestartPolicy::Never,
+        })
+    }
+
+    pub fn pull(&self) -> PullPolicy {
+        self.pull.unwrap_or_default()
+    }
+
+    pub fn host_network(&self) -> bool {
+        self.host_network.unwrap_or(false)
+    }
+
+    /// The runtime this component needs.
+    pub fn runtime(&self) -> RuntimeKind {
+        if self.exec.is_some() {
+            RuntimeKind::Process
+        } else {
+            RuntimeKind::Docker
+        }
+    }
+
+    pub fn cpu_request(&self) -> Option<Cpu> {
+        self.resources.as_ref()?.cpu.as_ref()?.request
+    }
+
+    pub fn memory_request(&self) -> Option<Memory> {
+        self.resources.as_ref()?.memory.as_ref()?.request
+    }
+}
+
+/// What a component is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    /// Kept running.
+    #[default]
+    Service,
+    /// Runs to completion before its dependents start, once per instance version and node.
+    Init,
+    /// Runs on a cron schedule.
+    Job,
+}
+
+/// Where a component runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    /// A container on the node's Docker engine.
+    Docker,
+    /// A supervised native process.
+    Process,
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Process => "process",
+        })
+    }
+}
+
+/// When the agent pulls an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    #[default]
+    IfMissing,
+    Always,
+    Never,
+}
+
+/// The restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// CPU and memory requests and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default)]
+    pub cpu: Option<CpuRange>,
+    #[serde(default)]
+    pub memory: Option<MemoryRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuRange {
+    #[serde(default)]
+    pub request: Option<Cpu>,
+    #[serde(default)]
+    pub limit: Option<Cpu>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryRange {
+    #[serde(default)]
+    pub request: Option<Memory>,
+    #[serde(default)]
+    pub limit: Option<Memory>,
+}
+
+/// A container port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub container: u16,
+    /// A fixed host port; with `nodeport` or `loadbalancer` and no `host`, the agent picks
+    /// one from 30000-32767.
+    #[serde(default)]
+    pub host: Option<u16>,
+    #[serde(default)]
+    pub expose: Expose,
+}
+
+/// Who can reach a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expose {
+    /// Reachable by the instance's other components only.
+    #[default]
+    Cluster,
+    /// Published on the node.
+    Nodeport,
+    /// Published, and served at the environment's entry addresses (for now: as nodeport).
+    Loadbalancer,
+}
+
+impl Expose {
+    pub fn published(self) -> bool {
+        !matches!(self, Expose::Cluster)
+    }
+}
+
+/// A host file mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub host: String,
+    pub container: String,
+    #[serde(rename = "type")]
+    pub kind: MountType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountType {
+    File,
+    Directory,
+    CharDevice,
+    BlockDevice,
+    Socket,
+}
+
+/// Named storage, per (instance, storage name, node); kept across restarts, upgrades and
+/// rollbacks, and across undeploy unless purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub name: Name,
+    pub container: String,
+}
+
+/// A health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+impl Health {
+    pub fn interval_ms(&self) -> u64 {
+        self.interval.map_or(10_000, |d| d.millis())
+    }
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout.map_or(5_000, |d| d.millis())
+    }
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(3)
+    }
+}
+
+/// An environment variable's value. YAML may write it as a string, number or boolean; it
+/// is kept as the string the process sees.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EnvValue(pub String);
+
+impl EnvValue {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for EnvValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<EnvValue, E> {
+                Ok(EnvValue(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_any(V)
+        } else {
+            d.deserialize_string(V)
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Events to a node's desired state, idempotent by `node_seq`.
+//!
+//! The cloud gives every event that concerns a node that node's own sequence number
+//! (`node_seq`, from 1, with no gaps). [`fold`] is the pure rule that turns one event into
+//! a change of [`NodeDesired`]; the cloud's projections and the agent use the same rule,
+//! so both sides agree on what a node should run.
+//!
+//! [`NodeReducer`] wraps the state for a link that delivers at least once, in any order:
+//! - the next `node_seq` is folded, then any buffered successors ([`Offer::Applied`]);
+//! - a `node_seq` already applied with the same content is a normal duplicate
+//!   ([`Offer::Duplicate`]), ignored silently;
+//! - the same `node_seq` with other content is equivocation ([`Offer::Equivocation`]):
+//!   never applied, counted in [`NodeReducer::equivocations`];
+//! - a `node_seq` beyond a gap is kept in a bounded pending map until the gap fills
+//!   ([`Offer::Buffered`]), or refused when the map is full ([`Offer::Overflow`]; the
+//!   sender delivers it again after the next `Hello`).
+//!
+//! To tell a duplicate from equivocation the reducer remembers the content digest of the
+//! last `window` applied events. An event older than that window, or older than a restored
+//! snapshot, cannot be checked and is treated as a duplicate. Memory stays bounded by
+//! `max_pending` events plus `window` digests.
+//!
+//! A [`NodeSnapshot`] is the state as of one `node_seq`: the cloud sends it instead of a
+//! long history, and [`NodeReducer::restore`] takes it when it is newer than what the
+//! node has applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventPayload, InstanceSpec, NodeEvent};
+use crate::hash::Digest;
+use crate::ids::{Labels, Name, NodeId};
+
+/// How many out-of-order events a [`NodeReducer`] keeps by default.
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+/// How many applied events' digests a [`NodeReducer`] remembers by default.
+pub const DEFAULT_WINDOW: usize = 4096;
+
+/// What one node should run, as of `applied`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDesired {
+    pub node: NodeId,
+    /// The node's name, once an event named it.
+    pub name: Option<Name>,
+    pub labels: Labels,
+    /// The environments the node belongs to.
+    pub envs: BTreeSet<Name>,
+    /// The instances that target this node, by instance name.
+    pub instances: BTreeMap<Name, DesiredInstance>,
+    /// The `node_seq` of the last event folded in (0: none).
+    pub applied: u64,
+}
+
+impl NodeDesired {
+    /// The state before any event.
+    pub fn new(node: NodeId) -> Self {
+        Self {
+            node,
+            name: None,
+            labels: Labels::new(),
+            envs: BTreeSet::new(),
+            instances: BTreeMap::new(),
+            applied: 0,
+        }
+    }
+}
+
+/// An instance this node should run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredInstance {
+    pub spec: InstanceSpec,
+    /// The `node_seq` of the deploy event. A later deploy (an upgrade, a rollback, a
+    /// redeploy) has a larger one, which is how a failed init knows to try again.
+    pub deployed_at: u64,
+}
+
+/// A node's desired state as of `node_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    pub node_seq: u64,
+    pub state: NodeDesired,
+}
+
+/// Folds one event into a node's desired state and records `node_seq` as applied.
+///
+/// Pure and total: events about other nodes, and kinds that do not concern a node's
+/// desired state, change nothing but `applied`. The caller folds in `node_seq` order
+/// ([`NodeReducer`] does that).
+pub fn fold(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload) {
+    let me = state.node;
+    match payload {
+        EventPayload::NodeEnrolled { node, name, env, .. } if *node == me => {
+            state.name = Some(name.clone());
+            state.envs.insert(env.clone());
+        }
+        EventPayload::NodeRenamed { node, name } if *node == me => {
+            state.name = Some(name.clone());
+        }
+        EventPayload::NodeLabelled { node, set, removed } if *node == me => {
+            apply_labels(&mut state.labels, set, removed);
+        }
+        EventPayload::NodeJoined { node, env } if *node == me => {
+            state.envs.insert(env.clone());
+        }
+        EventPayload::NodeLeft { node, env } if *node == me => {
+            state.envs.remove(env);
+            state.instances.retain(|_, i| i.spec.env != *env);
+        }
+        EventPayload::EnvironmentDeleted { name } => {
+            state.envs.remove(name);
+            state.instances.retain(|_, i| i.spec.env != *name);
+        }
+        EventPayload::InstanceDeployed { instance } => {
+            if instance.targets(me) {
+                state.instances.insert(
+                    instance.name.clone(),
+                    DesiredInstance {
+                        spec: instance.clone(),
+                        deployed_at: node_seq,
+                    },
+                );
+            } else {
+                // A redeploy that moved the instance away from this node.
+                state.instances.remove(&instance.name);
+            }
+        }
+        EventPayload::InstanceUndeployed { name, .. } => {
+            state.instances.remove(name);
+        }
+        _ => {}
+    }
+    state.applied = node_seq;
+}
+
+/// The label change of a `NodeLabelled` event: removals first, then the pairs set (so a key
+/// both removed and set ends up set). The cloud's projections use the same rule.
+pub fn apply_labels(labels: &mut Labels, set: &Labels, removed: &[String]) {
+    for k in removed {
+        labels.remove(k);
+    }
+    for (k, v) in set {
+        labels.insert(k.clone(), v.clone());
+    }
+}
+
+/// What [`NodeReducer::offer`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Applied this event and any buffered successors; `through` is the new `applied`.
+    Applied { through: u64 },
+    /// Already applied (or already buffered) with the same content, or too old to check:
+    /// ignored.
+    Duplicate,
+    /// Beyond a gap: kept until the events before it arrive.
+    Buffered,
+    /// Beyond a gap, and the pending map is full: not kept.
+    Overflow,
+    /// The same `node_seq` as an event applied or buffered before, with other content:
+    /// refused and counted.
+    Equivocation { node_seq: u64 },
+}
+
+/// What [`NodeReducer::restore`] did with a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The snapshot replaced the state, then buffered successors were applied; `through`
+    /// is the new `applied`.
+    Restored { through: u64 },
+    /// The snapshot is not newer than what is applied: ignored.
+    Stale,
+    /// The snapshot is another node's: ignored.
+    WrongNode,
+}
+
+/// A node's desired state with the bookkeeping that makes applying idempotent.
+#[derive(Debug, Clone)]
+pub struct NodeReducer {
+    state: NodeDesired,
+    /// Events beyond a gap, by `node_seq`, with their digests. Every key is greater than
+    /// `state.applied + 1`.
+    pending: BTreeMap<u64, (NodeEvent, Digest)>,
+    /// Digests of the last `window` applied events.
+    recent: BTreeMap<u64, Digest>,
+    equivocations: u64,
+    max_pending: usize,
+    window: usize,
+}
+
+impl NodeReducer {
+    /// A reducer for a node that has applied nothing yet.
+    pub fn new(node: NodeId) -> Self {
+        Self::from_state(NodeDesired::new(node))
+    }
+
+    /// A reducer that continues from a stored state (the agent's journal after a restart).
+    pub fn from_state(state: NodeDesired) -> Self {
+        Self {
+            state,
+            pending: BTreeMap::new(),
+            recent: BTreeMap::new(),
+            equivocations: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            window: DEFAULT_WINDOW,
+        }
+    }
+
+    /// Sets the bounds: at most `max_pending` buffered events and `window` remembered
+    /// digests (each at least 1).
+    pub fn with_limits(mut self, max_pending: usize, window: usize) -> Self {
+        self.max_pending = max_pending.max(1);
+        self.window = window.max(1);
+        self.trim_window();
+        self
+    }
+
+    /// Offers one delivered event.
+    pub fn offer(&mut self, ev: NodeEvent) -> Offer {
+        let seq = ev.node_seq;
+        let applied = self.state.applied;
+        if seq <= applied {
+            return match self.recent.get(&seq) {
+                Some(d) if *d != ev.digest() => self.equivocation(seq),
+                _ => Offer::Duplicate,
+            };
+        }
+        let digest = ev.digest();
+        if seq > applied.saturating_add(1) {
+            if let Some((_, d)) = self.pending.get(&seq) {
+                return if *d == digest {
+                    Offer::Duplicate
+                } else {
+                    self.equivocation(seq)
+                };
+            }
+            if self.pending.len() >= self.max_pending {
+                return Offer::Overflow;
+            }
+            self.pending.insert(seq, (ev, digest));
+            return Offer::Buffered;
+        }
+        self.apply(&ev, digest);
+        self.drain();
+        Offer::Applied {
+            through: self.state.applied,
+        }
+    }
+
+    /// Replaces the state with a newer snapshot, drops the buffered events it covers and
+    /// applies the buffered events that now follow.
+    pub fn restore(&mut self, snapshot: NodeSnapshot) -> Restore {
+        if snapshot.state.node != self.state.node {
+            return Restore::WrongNode;
+        }
+        if snapshot.node_seq <= self.state.applied {
+            return Restore::Stale;
+        }
+        self.state = snapshot.state;
+        self.state.applied = snapshot.node_seq;
+        self.pending = self.pending.split_off(&snapshot.node_seq.saturating_add(1));
+        self.drain();
+        Restore::Restored {
+            through: self.state.applied,
+        }
+    }
+
+    /// The state as a snapshot as of what is applied.
+    pub fn snapshot(&self) -> NodeSnapshot {
+        NodeSnapshot {
+            node_seq: self.state.applied,
+            state: self.state.clone(),
+        }
+    }
+
+    /// The `node_seq` of the last event applied.
+    pub fn applied(&self) -> u64 {
+        self.state.applied
+    }
+
+    pub fn state(&self) -> &NodeDesired {
+        &self.state
+    }
+
+    /// How many equivocating events were refused.
+    pub fn equivocations(&self) -> u64 {
+        self.equivocations
+    }
+
+    /// How many events wait for a gap to fill.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn equivocation(&mut self, node_seq: u64) -> Offer {
+        self.equivocations = self.equivocations.saturating_add(1);
+        Offer::Equivocation { node_seq }
+    }
+
+    fn apply(&mut self, ev: &NodeEvent, digest: Digest) {
+        fold(&mut self.state, ev.node_seq, &ev.payload);
+        self.recent.insert(ev.node_seq, digest);
+        self.trim_window();
+    }
+
+    fn drain(&mut self) {
+        while let Some(entry) = self.pending.first_entry() {
+            let next = self.state.applied.saturating_add(1);
+            if *entry.key() > next {
+                break;
+            }
+            let (ev, digest) = entry.remove();
+            // Keys at or below `applied` cannot be here (see `pending`), but a restore may
+            // have moved `applied`; only the next one is folded.
+            if ev.node_seq == next {
+                self.apply(&ev, digest);
+            }
+        }
+    }
+
+    fn trim_window(&mut self) {
+        while self.recent.len() > self.window {
+            self.recent.pop_first();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn node() -> NodeId {
+        NodeId(uuid::Uuid::from_u128(1))
+    }
+
+    fn rename(node_seq: u64, name: &str) -> NodeEvent {
+        NodeEvent {
+            node_seq,
+            seq: node_seq * 10,
+            time: Timestamp(1_000 + node_seq as i64),
+            payload: EventPayload::NodeRenamed {
+                node: node(),
+                name: Name::parse(name).unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn in_order_duplicate_gap_and_equivocation() {
+        let mut r = NodeReducer::new(node());
+        assert_eq!(r.offer(rename(1, "a")), Offer::Applied { through: 1 });
+        assert_eq!(r.offer(rename(1, "a")), Offer::Duplicate);
+        assert_eq!(r.offer(rename(3, "c")), Offer::Buffered);
+        assert_eq!(r.offer(rename(3, "c")), Offer::Duplicate);
+        assert_eq!(r.offer(rename(3, "x")), Offer::Equivocation { node_seq: 3 });
+        assert_eq!(r.offer(rename(1, "x")), Offer::Equivocation { node_seq: 1 });
+        assert_eq!(r.equivocations(), 2);
+        assert_eq!(r.offer(rename(2, "b")), Offer::Applied { through: 3 });
+        assert_eq!(r.state().name.as_ref().map(Name::as_str), Some("c"));
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn pending_is_bounded() {
+        let mut r = NodeReducer::new(node()).with_limits(2, 8);
+        assert_eq!(r.offer(rename(3, "c")), Offer::Buffered);
+        assert_eq!(r.offer(rename(4, "d")), Offer::Buffered);
+        assert_eq!(r.offer(rename(5, "e")), Offer::Overflow);
+        assert_eq!(r.offer(rename(1, "a")), Offer::Applied { through: 1 });
+        assert_eq!(r.offer(rename(2, "b")), Offer::Applied { through: 4 });
+    }
+
+    #[test]
+    fn beyond_the_window_is_a_duplicate() {
+        let mut r = NodeReducer::new(node()).with_limits(8, 2);
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            r.offer(rename(i as u64 + 1, n));
+        }
+        assert_eq!(r.offer(rename(1, "x")), Offer::Duplicate);
+        assert_eq!(r.offer(rename(2, "x")), Offer::Equivocation { node_seq: 2 });
+    }
+
+    #[test]
+    fn restore_takes_only_newer_snapshots_and_drains() {
+        let mut r = NodeReducer::new(node());
+        r.offer(rename(1, "a"));
+        assert_eq!(r.offer(rename(6, "f")), Offer::Buffered);
+        assert_eq!(r.offer(rename(4, "d")), Offer::Buffered);
+        let mut s = NodeDesired::new(node());
+        fold(&mut s, 5, &rename(5, "e").payload);
+        let snap = NodeSnapshot {
+            node_seq: 5,
+            state: s,
+        };
+        assert_eq!(r.restore(snap.clone()), Restore::Restored { through: 6 });
+        assert_eq!(r.state().name.as_ref().map(Name::as_str), Some("f"));
+        assert_eq!(r.restore(snap.clone()), Restore::Stale);
+        let other = NodeSnapshot {
+            node_seq: 99,
+            state: NodeDesired::new(NodeId(uuid::Uuid::from_u128(2))),
+        };
+        assert_eq!(r.restore(other), Restore::WrongNode);
+        assert_eq!(r.offer(rename(4, "zzz")), Offer::Duplicate);
+    }
+
+    #[test]
+    fn other_nodes_change_nothing_but_applied() {
+        let mut s = NodeDesired::new(node());
+        let p = EventPayload::NodeRenamed {
+            node: NodeId(uuid::Uuid::from_u128(2)),
+            name: Name::parse("x").unwrap(),
+        };
+        fold(&mut s, 1, &p);
+        let mut expected = NodeDesired::new(node());
+        expected.applied = 1;
+        assert_eq!(s, expected);
+    }
+}

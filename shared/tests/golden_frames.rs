@@ -1,0 +1,316 @@
+//! Golden wire frames: the format of every frame body is pinned by a checked-in file.
+//!
+//! Each file under `tests/golden/` holds, as hex text, the encoding of one fixed,
+//! deterministic frame (fixed uuids, times and a small manifest). The test checks that
+//! encoding the value gives the file and decoding the file gives the value.
+//!
+//! A golden file that changes is a change of the wire format: agents in the field speak
+//! the old one. Before updating a file, decide how old and new peers meet: bump
+//! `frame::FORMAT_VERSION` (and keep a decoder for the old version for as long as agents
+//! speak it), or prove the change is compatible (a variant appended at the end of an
+//! enum is; a field added, removed or reordered in a struct is not). Only then rewrite the
+//! files with `SKERRY_UPDATE_GOLDEN=1 cargo test -p skerry-shared --test golden_frames`
+//! and commit them with that reasoning.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use skerry_shared::clock::Timestamp;
+use skerry_shared::event::{
+    EnvOverride, EventPayload, InstanceMode, InstanceSpec, NodeEvent, NodeTarget,
+};
+use skerry_shared::frame::{self, DownFrame, UpFrame};
+use skerry_shared::ids::{Name, NodeId};
+use skerry_shared::manifest::{
+    Component, ComponentKind, CpuRange, EnvValue, Expose, Health, Manifest, MemoryRange, Port,
+    Resources, Storage,
+};
+use skerry_shared::reducer::{DesiredInstance, NodeDesired, NodeSnapshot};
+
+fn n(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn node() -> NodeId {
+    NodeId(uuid::Uuid::from_u128(0x1111_2222_3333_4444_5555_6666_7777_8888))
+}
+
+/// 2026-11-21T10:00:00Z
+const T0: i64 = 1_795_255_200_000;
+
+fn component(name: &str, kind: ComponentKind) -> Component {
+    Component {
+        name: n(name),
+        kind,
+        image: Some("weather-db:1".into()),
+        exec: None,
+        pull: None,
+        command: None,
+        depends_on: vec![],
+        replicas: None,
+        env: BTreeMap::new(),
+        resources: None,
+        ports: vec![],
+        host_network: None,
+        mounts: vec![],
+        storage: vec![],
+        log_dir: None,
+        health: None,
+        restart: None,
+        schedule: None,
+    }
+}
+
+fn manifest() -> Manifest {
+    let mut migrate = component("migrate", ComponentKind::Init);
+    migrate.command = Some(vec!["/bin/migrate".into()]);
+    migrate.storage = vec![Storage {
+        name: n("data"),
+        container: "/data".into(),
+    }];
+    let mut db = component("db", ComponentKind::Service);
+    db.command = Some(vec!["/bin/db".into(), "--port".into(), "6379".into()]);
+    db.depends_on = vec![n("migrate")];
+    db.replicas = Some(1);
+    db.env.insert("TZ".into(), EnvValue("UTC".into()));
+    db.resources = Some(Resources {
+        cpu: Some(CpuRange {
+            request: Some("100m".parse().unwrap()),
+            limit: Some("500m".parse().unwrap()),
+        }),
+        memory: Some(MemoryRange {
+            request: Some("32Mi".parse().unwrap()),
+            limit: Some("64Mi".parse().unwrap()),
+        }),
+    });
+    db.ports = vec![Port {
+        container: 6379,
+        host: None,
+        expose: Expose::Cluster,
+    }];
+    db.health = Some(Health {
+        command: vec!["/bin/sh".into(), "-c".into(), "test -f /tmp/ready".into()],
+        interval: Some("5s".parse().unwrap()),
+        timeout: Some("2s".parse().unwrap()),
+        retries: Some(3),
+    });
+    let mut cleanup = component("cleanup", ComponentKind::Job);
+    cleanup.schedule = Some("*/5 * * * *".into());
+    Manifest {
+        app: n("weather"),
+        version: "1.0.0".parse().unwrap(),
+        description: Some("Weather station gateway apps".into()),
+        components: vec![migrate, db, cleanup],
+    }
+}
+
+fn instance() -> InstanceSpec {
+    let manifest = manifest();
+    InstanceSpec {
+        name: n("weather"),
+        env: n("prod"),
+        app: n("weather"),
+        version: manifest.version.clone(),
+        manifest,
+        nodes: vec![NodeTarget {
+            node: node(),
+            weight: 3,
+        }],
+        unschedulable: vec![],
+        selector: [("zone".to_owned(), "north".to_owned())].into(),
+        overrides: vec![EnvOverride {
+            component: n("db"),
+            var: "TZ".into(),
+            value: "CET".into(),
+        }],
+        mode: InstanceMode::Production,
+    }
+}
+
+fn down_events() -> DownFrame {
+    let ev = |node_seq: u64, payload| NodeEvent {
+        node_seq,
+        seq: 100 + node_seq,
+        time: Timestamp(T0 + node_seq as i64),
+        payload,
+    };
+    DownFrame::Events(vec![
+        ev(
+            1,
+            EventPayload::NodeJoined {
+                node: node(),
+                env: n("prod"),
+            },
+        ),
+        ev(
+            2,
+            EventPayload::NodeLabelled {
+                node: node(),
+                set: [("zone".to_owned(), "north".to_owned())].into(),
+                removed: vec!["rack".into()],
+            },
+        ),
+        ev(
+            3,
+            EventPayload::InstanceDeployed {
+                instance: instance(),
+            },
+        ),
+        ev(
+            4,
+            EventPayload::InstanceUndeployed {
+                name: n("weather"),
+                purge: false,
+            },
+        ),
+    ])
+}
+
+fn snapshot() -> NodeSnapshot {
+    let mut state = NodeDesired::new(node());
+    state.name = Some(n("gw-1"));
+    state.labels.insert("zone".into(), "north".into());
+    state.envs.insert(n("prod"));
+    state.instances.insert(
+        n("weather"),
+        DesiredInstance {
+            spec: instance(),
+            deployed_at: 3,
+        },
+    );
+    state.applied = 3;
+    NodeSnapshot { node_seq: 3, state }
+}
+
+fn down_snapshot_chunk() -> DownFrame {
+    let frames = frame::snapshot_frames(&snapshot()).unwrap();
+    assert_eq!(frames.len(), 1);
+    frames.into_iter().next().unwrap()
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.hex"))
+}
+
+/// Hex in lines of 64 digits, so a diff shows where the bytes changed.
+fn to_hex_text(bytes: &[u8]) -> String {
+    let hex = hex::encode(bytes);
+    let mut out = String::new();
+    for line in hex.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+fn from_hex_text(text: &str) -> Vec<u8> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(digits).unwrap()
+}
+
+fn check<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    value: T,
+    encode: impl Fn(&T) -> Result<Vec<u8>, frame::FrameError>,
+    decode: impl Fn(&[u8]) -> Result<T, frame::FrameError>,
+) {
+    let bytes = encode(&value).unwrap();
+    let path = golden_path(name);
+    if std::env::var_os("SKERRY_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, to_hex_text(&bytes)).unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with SKERRY_UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    let golden = from_hex_text(&text);
+    assert_eq!(
+        to_hex_text(&bytes),
+        to_hex_text(&golden),
+        "{name}: the encoding changed. This is a wire-format change; read the note at the \
+         top of tests/golden_frames.rs before updating the file."
+    );
+    assert_eq!(decode(&golden).unwrap(), value, "{name}: the golden frame decodes to another value");
+}
+
+#[test]
+fn down_events_frame() {
+    check("down_events", down_events(), frame::encode_down, frame::decode_down);
+}
+
+#[test]
+fn down_snapshot_chunk_frame() {
+    check(
+        "down_snapshot_chunk",
+        down_snapshot_chunk(),
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+#[test]
+fn down_heartbeat_ack_frame() {
+    check(
+        "down_heartbeat_ack",
+        DownFrame::HeartbeatAck { time: Timestamp(T0) },
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+#[test]
+fn up_hello_frame() {
+    check(
+        "up_hello",
+        UpFrame::Hello {
+            last_node_seq: 42,
+            agent_version: "0.1.0".into(),
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+#[test]
+fn up_ack_frame() {
+    check("up_ack", UpFrame::Ack { node_seq: 300 }, frame::encode_up, frame::decode_up);
+}
+
+#[test]
+fn up_heartbeat_frame() {
+    check(
+        "up_heartbeat",
+        UpFrame::Heartbeat {
+            time: Timestamp(T0),
+            last_node_seq: 300,
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+/// The snapshot inside the chunk reassembles to the fixed snapshot.
+#[test]
+fn golden_snapshot_chunk_reassembles() {
+    let text = std::fs::read_to_string(golden_path("down_snapshot_chunk")).unwrap();
+    let DownFrame::SnapshotChunk {
+        node_seq,
+        index,
+        total,
+        bytes,
+    } = frame::decode_down(&from_hex_text(&text)).unwrap()
+    else {
+        panic!("not a snapshot chunk");
+    };
+    let mut a = frame::SnapshotAssembler::default();
+    match a.offer(node_seq, index, total, bytes).unwrap() {
+        frame::Assembly::Complete(snap) => assert_eq!(*snap, snapshot()),
+        other => panic!("{other:?}"),
+    }
+}
