@@ -38,6 +38,11 @@ pub enum EngineError {
     Stopped,
 }
 
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
 struct Job {
     actor: Actor,
     command: Command,
@@ -47,7 +52,8 @@ struct Job {
 /// A handle on the engine; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Msg>,
+    thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
     state: Arc<RwLock<Projections>>,
     events: broadcast::Sender<Arc<Event>>,
     log: Arc<dyn EventLog>,
@@ -90,12 +96,13 @@ impl Engine {
             log: log.clone(),
             last_time: state.read().head.last_time,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("skerry-engine".into())
             .spawn(move || writer.run())
             .map_err(|e| LogError::Storage(format!("cannot start the engine thread: {e}")))?;
         Ok(Engine {
             tx,
+            thread: Arc::new(parking_lot::Mutex::new(Some(thread))),
             state,
             events,
             log,
@@ -106,11 +113,11 @@ impl Engine {
     pub async fn submit(&self, actor: Actor, command: Command) -> Result<Vec<Arc<Event>>, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job {
+            .send(Msg::Job(Job {
                 actor,
                 command,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
@@ -129,10 +136,19 @@ impl Engine {
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
     }
+
+    /// Finishes the commands already queued, stops the writer and waits for it. Later
+    /// submissions answer [`EngineError::Stopped`]. Blocking: call it off the async runtime.
+    pub fn close(&self) {
+        let _ = self.tx.blocking_send(Msg::Stop);
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
 }
 
 struct Writer {
-    rx: mpsc::Receiver<Job>,
+    rx: mpsc::Receiver<Msg>,
     state: Arc<RwLock<Projections>>,
     events: broadcast::Sender<Arc<Event>>,
     log: Arc<dyn EventLog>,
@@ -143,16 +159,25 @@ type Reply = (oneshot::Sender<Result<Vec<Arc<Event>>, EngineError>>, Result<std:
 
 impl Writer {
     fn run(mut self) {
-        while let Some(first) = self.rx.blocking_recv() {
+        while let Some(Msg::Job(first)) = self.rx.blocking_recv() {
             let mut jobs = vec![first];
+            let mut stop = false;
             while jobs.len() < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(j) => jobs.push(j),
+                    Ok(Msg::Job(j)) => jobs.push(j),
+                    Ok(Msg::Stop) => {
+                        stop = true;
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
             self.batch(jobs);
+            if stop {
+                break;
+            }
         }
+        // Whatever is still queued is answered `Stopped` as the channel drops.
     }
 
     fn batch(&mut self, jobs: Vec<Job>) {
@@ -235,5 +260,107 @@ impl Writer {
         for (reply, result) in replies {
             let _ = reply.send(result.map(|r| sealed[r].to_vec()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::log::RedbLog;
+
+    fn create(name: &str) -> Command {
+        Command::CreateEnvironment {
+            name: name.to_owned(),
+            labels: BTreeMap::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn actor() -> Actor {
+        Actor::Anonymous {
+            peer: "127.0.0.1".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commands_share_commits_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.redb");
+        {
+            let log = Arc::new(RedbLog::open(&path, 1 << 20).unwrap());
+            let engine = Engine::start(log).unwrap();
+            let mut tasks = Vec::new();
+            for client in 0..64 {
+                let engine = engine.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..10 {
+                        let name = format!("c{client}-{i}");
+                        let events = engine.submit(actor(), create(&name)).await.unwrap();
+                        assert_eq!(events.len(), 1);
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            // A duplicate is refused and records nothing.
+            let err = engine.submit(actor(), create("c0-0")).await.unwrap_err();
+            assert!(matches!(err, EngineError::Refused(r) if r.field.as_deref() == Some("name")));
+            assert_eq!(engine.read().head.next_seq, 641);
+            let closer = engine.clone();
+            tokio::task::spawn_blocking(move || closer.close()).await.unwrap();
+            assert!(matches!(engine.submit(actor(), create("late")).await, Err(EngineError::Stopped)));
+        }
+        let log = Arc::new(RedbLog::open(&path, 1 << 20).unwrap());
+        let engine = Engine::start(log).unwrap();
+        let p = engine.read();
+        assert_eq!(p.envs.len(), 640);
+        assert_eq!(p.head.next_seq, 641);
+    }
+
+    /// A log whose appends fail on demand, to show that a failed batch leaves no trace in
+    /// the projections.
+    #[derive(Default)]
+    struct FlakyLog {
+        events: parking_lot::Mutex<Vec<Event>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl EventLog for FlakyLog {
+        fn append(&self, events: &[Event]) -> Result<(), LogError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(LogError::Storage("disk full".into()));
+            }
+            self.events.lock().extend_from_slice(events);
+            Ok(())
+        }
+        fn read(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, LogError> {
+            let all = self.events.lock();
+            Ok(all.iter().filter(|e| e.seq > after_seq).take(limit).cloned().collect())
+        }
+        fn read_node(&self, _: skerry_shared::ids::NodeId, _: u64, _: usize) -> Result<Vec<Event>, LogError> {
+            Ok(Vec::new())
+        }
+        fn last_seq(&self) -> Result<u64, LogError> {
+            Ok(self.events.lock().last().map_or(0, |e| e.seq))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_is_not_visible_and_not_acknowledged() {
+        let log = Arc::new(FlakyLog::default());
+        let engine = Engine::start(log.clone()).unwrap();
+        engine.submit(actor(), create("a")).await.unwrap();
+        log.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = engine.submit(actor(), create("b")).await.unwrap_err();
+        assert!(matches!(err, EngineError::Log(_)));
+        assert!(!engine.read().envs.contains_key("b"));
+        log.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        engine.submit(actor(), create("b")).await.unwrap();
+        let p = engine.read();
+        assert!(p.envs.contains_key("b"));
+        assert_eq!(p.head.next_seq, 3);
     }
 }

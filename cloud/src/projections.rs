@@ -237,10 +237,7 @@ impl Projections {
             }
             EventPayload::NodeLabelled { node, set, removed } => {
                 if let Some(n) = self.nodes.get_mut(node) {
-                    for k in removed {
-                        n.labels.remove(k);
-                    }
-                    n.labels.extend(set.clone());
+                    skerry_shared::reducer::apply_labels(&mut n.labels, set, removed);
                 }
             }
             EventPayload::NodeJoined { node, env } => {

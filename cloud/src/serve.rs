@@ -103,13 +103,16 @@ pub async fn run(
     let head = cloud.engine.read().head.next_seq - 1;
     tracing::info!(api = %format!("http://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
     let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| ServeError::Io {
             path: local.to_string(),
             source,
-        })
+        });
+    let engine = cloud.engine.clone();
+    let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -142,6 +145,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -69,11 +71,20 @@ mod tests {
     #[test]
     fn parses_both_forms() {
         let now = Timestamp(1_000_000_000);
-        assert_eq!(Timestamp::parse_cli("90s", now), Ok(Timestamp(1_000_000_000 - 90_000)));
-        assert_eq!(Timestamp::parse_cli("3d", now), Ok(Timestamp(1_000_000_000 - 259_200_000)));
+        assert_eq!(
+            Timestamp::parse_cli("90s", now),
+            Ok(Timestamp(1_000_000_000 - 90_000))
+        );
+        assert_eq!(
+            Timestamp::parse_cli("3d", now),
+            Ok(Timestamp(1_000_000_000 - 259_200_000))
+        );
         let t = Timestamp::parse_cli("2026-11-21T10:00:00Z", now);
         assert_eq!(t, Ok(Timestamp(1_795_255_200_000)));
-        assert_eq!(Timestamp(1_795_255_200_000).to_rfc3339(), "2026-11-21T10:00:00Z");
+        assert_eq!(
+            Timestamp(1_795_255_200_000).to_rfc3339(),
+            "2026-11-21T10:00:00Z"
+        );
         assert!(Timestamp::parse_cli("yesterday", now).is_err());
     }
 }

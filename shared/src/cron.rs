@@ -184,10 +184,7 @@ impl FieldSpec {
         if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
             return match text.parse::<u32>() {
                 Ok(v) if (self.min..=self.max).contains(&v) => Ok(v),
-                _ => Err(self.err(format!(
-                    "{text} is out of range {}-{}",
-                    self.min, self.max
-                ))),
+                _ => Err(self.err(format!("{text} is out of range {}-{}", self.min, self.max))),
             };
         }
         if let Some(i) = self
@@ -457,6 +454,7 @@ impl PartialEq for Schedule {
 impl Eq for Schedule {}
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -478,8 +476,14 @@ mod tests {
             ("30 4 1 JAN *", "0 30 4 1 1 *"),
             ("0 9-17/2 * * *", "0 0 9,11,13,15,17 * * *"),
             ("15 10 * FEB-APR *", "0 15 10 * 2-4 *"),
-            ("0 0 */2 * *", "0 0 0 1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,31 * *"),
-            ("0 0 */2 * MON", "0 0 0 1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,31 * 2"),
+            (
+                "0 0 */2 * *",
+                "0 0 0 1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,31 * *",
+            ),
+            (
+                "0 0 */2 * MON",
+                "0 0 0 1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,31 * 2",
+            ),
             ("*/10 0 0 * * *", "0,10,20,30,40,50 0 0 * * *"),
             ("@daily", "0 0 0 * * *"),
             ("@weekly", "0 0 0 * * 1"),
@@ -496,7 +500,10 @@ mod tests {
             translate_union("0 0 1 * MON"),
             Ok(vec!["0 0 0 1 * *".to_owned(), "0 0 0 * * 2".to_owned()])
         );
-        assert_eq!(translate("0 0 1 * MON").map_err(|e| e.field), Err("day-of-week"));
+        assert_eq!(
+            translate("0 0 1 * MON").map_err(|e| e.field),
+            Err("day-of-week")
+        );
         // 2026-06-01 is a Monday; 2026-06-08 is the next Monday; 2026-07-01 the next 1st.
         let s = Schedule::parse("0 0 1 * MON").unwrap();
         let june_1 = 1_780_272_000_000; // 2026-06-01T00:00:00Z
@@ -512,16 +519,28 @@ mod tests {
             ("* 24 * * *", "hour: 24 is out of range 0-23"),
             ("* * 0 * *", "day-of-month: 0 is out of range 1-31"),
             ("* * * 13 *", "month: 13 is out of range 1-12"),
-            ("* * * FOO *", "month: \"FOO\" is neither a number nor a month name (JAN-DEC)"),
-            ("* * * * FUN", "day-of-week: \"FUN\" is neither a number nor a day name (SUN-SAT)"),
+            (
+                "* * * FOO *",
+                "month: \"FOO\" is neither a number nor a month name (JAN-DEC)",
+            ),
+            (
+                "* * * * FUN",
+                "day-of-week: \"FUN\" is neither a number nor a day name (SUN-SAT)",
+            ),
             ("x * * * *", "minute: \"x\" is not a number"),
             ("*/0 * * * *", "minute: step 0 is out of range 1-59"),
-            ("5/10 * * * *", "minute: \"5/10\": a step needs a range or *, as in 5-59/10"),
+            (
+                "5/10 * * * *",
+                "minute: \"5/10\": a step needs a range or *, as in 5-59/10",
+            ),
             ("* * * * 5-1", "day-of-week: range 5-1 runs backwards"),
             ("1,,2 * * * *", "minute: empty item in the list \"1,,2\""),
             ("* * ? * *", "day-of-month: \"?\" is not Unix cron syntax"),
             ("* * L * *", "day-of-month: \"L\" is not Unix cron syntax"),
-            ("* * * * 5#3", "day-of-week: \"5#3\" is not Unix cron syntax"),
+            (
+                "* * * * 5#3",
+                "day-of-week: \"5#3\" is not Unix cron syntax",
+            ),
             ("60 * * * * *", "second: 60 is out of range 0-59"),
             (
                 "* * * *",

@@ -116,9 +116,18 @@ impl InstanceSpec {
         let mut env: Labels = self
             .manifest
             .component(component)
-            .map(|c| c.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+            .map(|c| {
+                c.env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
-        for o in self.overrides.iter().filter(|o| o.component.as_str() == component) {
+        for o in self
+            .overrides
+            .iter()
+            .filter(|o| o.component.as_str() == component)
+        {
             env.insert(o.var.clone(), o.value.clone());
         }
         env
@@ -213,10 +222,21 @@ impl EventPayload {
         match self {
             EventPayload::EnvironmentCreated { name, .. } => format!("environment {name}"),
             EventPayload::EnvironmentDeleted { name } => format!("environment {name}"),
-            EventPayload::EnrollmentTokenIssued { token, env, expires, .. } => {
+            EventPayload::EnrollmentTokenIssued {
+                token,
+                env,
+                expires,
+                ..
+            } => {
                 format!("token {token} for {env}, expires {expires}")
             }
-            EventPayload::NodeEnrolled { node, name, env, profile, .. } => {
+            EventPayload::NodeEnrolled {
+                node,
+                name,
+                env,
+                profile,
+                ..
+            } => {
                 format!("node {name} ({node}) in {env}, profile {}", profile.name)
             }
             EventPayload::NodeRenamed { node, name } => format!("node {node} is now {name}"),
@@ -441,7 +461,10 @@ mod tests {
                 Timestamp(seq as i64),
                 Actor::Cloud,
                 payload,
-                vec![NodeSeq { node, node_seq: seq }],
+                vec![NodeSeq {
+                    node,
+                    node_seq: seq,
+                }],
                 prev,
             )
             .unwrap();
@@ -467,7 +490,10 @@ mod tests {
         let mut nn = Default::default();
         assert_eq!(
             verify_chain(&events, 1, Digest::ZERO, &mut nn),
-            Err(ChainError::Gap { seq: 5, expected: 4 })
+            Err(ChainError::Gap {
+                seq: 5,
+                expected: 4
+            })
         );
     }
 }

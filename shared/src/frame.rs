@@ -196,7 +196,10 @@ pub fn snapshot_frames_sized(
     let bytes = postcard::to_stdvec(snapshot).map_err(|e| FrameError::Encode(e.to_string()))?;
     let total = bytes.len().div_ceil(chunk_bytes).max(1);
     let total = u32::try_from(total).map_err(|_| {
-        FrameError::Encode(format!("a snapshot of {} bytes has too many chunks", bytes.len()))
+        FrameError::Encode(format!(
+            "a snapshot of {} bytes has too many chunks",
+            bytes.len()
+        ))
     })?;
     let mut pieces: Vec<Vec<u8>> = bytes.chunks(chunk_bytes).map(<[u8]>::to_vec).collect();
     if pieces.is_empty() {
@@ -218,9 +221,17 @@ pub fn snapshot_frames_sized(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
     #[error("snapshot {node_seq}: chunk {index} of {total} is out of range")]
-    BadIndex { node_seq: u64, index: u32, total: u32 },
+    BadIndex {
+        node_seq: u64,
+        index: u32,
+        total: u32,
+    },
     #[error("snapshot {node_seq}: chunk {index} is empty, but the snapshot has {total} chunks")]
-    EmptyChunk { node_seq: u64, index: u32, total: u32 },
+    EmptyChunk {
+        node_seq: u64,
+        index: u32,
+        total: u32,
+    },
     #[error("snapshot {node_seq}: a chunk says {total} chunks, an earlier one said {expected}")]
     Inconsistent {
         node_seq: u64,
@@ -454,6 +465,7 @@ mod byte_buf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::event::EventPayload;
@@ -515,7 +527,10 @@ mod tests {
             total: 1,
             bytes: vec![0; MAX_FRAME_BYTES],
         };
-        assert!(matches!(encode_down(&too_big), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            encode_down(&too_big),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -580,7 +595,10 @@ mod tests {
         assert_eq!(back, events);
         assert_eq!(events_frames(&[]).unwrap(), vec![]);
         let err = events_frames(&[labelled(1, 10), labelled(77, MAX_FRAME_BYTES)]);
-        assert!(matches!(err, Err(FrameError::EventTooLarge { node_seq: 77, .. })));
+        assert!(matches!(
+            err,
+            Err(FrameError::EventTooLarge { node_seq: 77, .. })
+        ));
     }
 
     #[test]
@@ -649,25 +667,49 @@ mod tests {
         };
         let mut a = SnapshotAssembler::default();
         let (s, i, t, b) = chunk(0);
-        assert!(matches!(a.offer(s, i, t, b.clone()), Ok(Assembly::Pending { received: 1, .. })));
-        assert!(matches!(a.offer(s, i, t + 1, b.clone()), Err(SnapshotError::Inconsistent { .. })));
-        assert!(matches!(a.offer(s, t, t, b.clone()), Err(SnapshotError::BadIndex { .. })));
+        assert!(matches!(
+            a.offer(s, i, t, b.clone()),
+            Ok(Assembly::Pending { received: 1, .. })
+        ));
+        assert!(matches!(
+            a.offer(s, i, t + 1, b.clone()),
+            Err(SnapshotError::Inconsistent { .. })
+        ));
+        assert!(matches!(
+            a.offer(s, t, t, b.clone()),
+            Err(SnapshotError::BadIndex { .. })
+        ));
         assert!(matches!(
             a.offer(s, i, t, vec![0xff]),
             Err(SnapshotError::ChunkMismatch { .. })
         ));
-        assert!(matches!(a.offer(s, 1, t, vec![]), Err(SnapshotError::EmptyChunk { .. })));
+        assert!(matches!(
+            a.offer(s, 1, t, vec![]),
+            Err(SnapshotError::EmptyChunk { .. })
+        ));
         // A newer snapshot supersedes; an older one is then refused.
-        assert!(matches!(a.offer(s + 1, 0, 2, vec![1]), Ok(Assembly::Pending { .. })));
-        assert!(matches!(a.offer(s, i, t, b), Err(SnapshotError::Stale { .. })));
+        assert!(matches!(
+            a.offer(s + 1, 0, 2, vec![1]),
+            Ok(Assembly::Pending { .. })
+        ));
+        assert!(matches!(
+            a.offer(s, i, t, b),
+            Err(SnapshotError::Stale { .. })
+        ));
         // A snapshot whose content is not the one announced does not decode.
-        assert!(matches!(a.offer(s + 1, 1, 2, vec![2]), Err(SnapshotError::Decode { .. })));
+        assert!(matches!(
+            a.offer(s + 1, 1, 2, vec![2]),
+            Err(SnapshotError::Decode { .. })
+        ));
         // Over the size limit.
         let mut small = SnapshotAssembler::new(20);
         let (s, i, t, b) = chunk(0);
         small.offer(s, i, t, b).unwrap();
         let (s, i, t, b) = chunk(1);
-        assert!(matches!(small.offer(s, i, t, b), Err(SnapshotError::TooLarge { .. })));
+        assert!(matches!(
+            small.offer(s, i, t, b),
+            Err(SnapshotError::TooLarge { .. })
+        ));
         assert_eq!(small.progress(), None);
     }
 

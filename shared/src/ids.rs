@@ -181,7 +181,9 @@ fn check_label_segment(s: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!("{c:?} is not allowed; use letters, digits, '-', '_' and '.'"));
+        return Err(format!(
+            "{c:?} is not allowed; use letters, digits, '-', '_' and '.'"
+        ));
     }
     let ok_end = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if !ok_end(s.chars().next()) || !ok_end(s.chars().last()) {

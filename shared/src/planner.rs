@@ -241,7 +241,11 @@ pub fn phase_ready(component: &Component, phase: Phase) -> bool {
 /// True when `component` of `instance` is ready as a dependency: an init that succeeded
 /// for its current spec hash; a service whose every replica is present with the current
 /// spec hash and ready ([`phase_ready`]); always for a job.
-pub fn component_ready(instance: &InstanceSpec, component: &Component, actual: &ActualState) -> bool {
+pub fn component_ready(
+    instance: &InstanceSpec,
+    component: &Component,
+    actual: &ActualState,
+) -> bool {
     ready_with(instance, component, spec_hash(instance, component), actual)
 }
 
@@ -265,7 +269,11 @@ fn ready_with(
 
 /// The dependencies of `component` that are not ready (a name the manifest does not
 /// define counts as not ready). Empty when the component may act.
-pub fn waiting_on(instance: &InstanceSpec, component: &Component, actual: &ActualState) -> Vec<Name> {
+pub fn waiting_on(
+    instance: &InstanceSpec,
+    component: &Component,
+    actual: &ActualState,
+) -> Vec<Name> {
     let manifest = &instance.manifest;
     component
         .depends_on
@@ -308,7 +316,13 @@ pub fn topological_order(manifest: &Manifest) -> Vec<&Component> {
             break;
         }
     }
-    out.extend(comps.iter().zip(&placed).filter(|(_, p)| !**p).map(|(c, _)| c));
+    out.extend(
+        comps
+            .iter()
+            .zip(&placed)
+            .filter(|(_, p)| !**p)
+            .map(|(c, _)| c),
+    );
     out
 }
 
@@ -549,7 +563,12 @@ pub fn simulate(desired: &NodeDesired, actual: &ActualState) -> Result<Simulatio
     }
     let last = rounds
         .last()
-        .map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        .map(|r| {
+            r.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default();
     Err(NotConverged {
         limit,
@@ -559,6 +578,7 @@ pub fn simulate(desired: &NodeDesired, actual: &ActualState) -> Result<Simulatio
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::event::{InstanceMode, NodeTarget};
@@ -645,7 +665,12 @@ mod tests {
     fn lines(sim: &Simulation) -> Vec<String> {
         sim.rounds
             .iter()
-            .map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            .map(|r| {
+                r.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
             .collect()
     }
 
@@ -683,7 +708,11 @@ mod tests {
         );
         let back = desired(weather("1.0.0"), 5);
         let sim = simulate(&back, &sim.end).unwrap();
-        assert!(!lines(&sim).iter().any(|l| l.contains("run init")), "{:?}", lines(&sim));
+        assert!(
+            !lines(&sim).iter().any(|l| l.contains("run init")),
+            "{:?}",
+            lines(&sim)
+        );
     }
 
     #[test]
@@ -706,7 +735,10 @@ mod tests {
         assert_eq!(waiting_on(spec, db, &a), vec![n("migrate")]);
         let again = desired(weather("1.0.0"), 9);
         assert_eq!(
-            plan(&again, &a).iter().map(ToString::to_string).collect::<Vec<_>>(),
+            plan(&again, &a)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             vec!["run init weather/migrate"]
         );
     }
@@ -744,7 +776,8 @@ mod tests {
             r.phase = Phase::Unhealthy;
         }
         assert!(!component_ready(spec, db, &a));
-        a.replicas.remove(&ReplicaKey::new(&n("weather"), &n("api"), 1));
+        a.replicas
+            .remove(&ReplicaKey::new(&n("weather"), &n("api"), 1));
         assert!(plan(&d, &a).is_empty(), "api waits for a healthy db");
     }
 
@@ -755,9 +788,13 @@ mod tests {
         let empty = NodeDesired::new(node());
         let sim = simulate(&empty, &a).unwrap();
         assert_eq!(sim.rounds.len(), 2);
-        assert!(sim.rounds[0]
-            .iter()
-            .all(|a| matches!(a, Action::Stop { reason: StopReason::Undeployed, .. })));
+        assert!(sim.rounds[0].iter().all(|a| matches!(
+            a,
+            Action::Stop {
+                reason: StopReason::Undeployed,
+                ..
+            }
+        )));
         assert_eq!(lines(&sim)[1], "remove network weather");
         assert!(sim.end.replicas.is_empty() && sim.end.networks.is_empty());
     }

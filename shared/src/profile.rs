@@ -164,9 +164,8 @@ impl ProfileError {
 impl FirmwareProfile {
     /// Parses and validates a profile file.
     pub fn from_toml(text: &str) -> Result<Self, ProfileError> {
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-            ProfileError::single("", with_line(e.message(), e.span(), text))
-        })?;
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| ProfileError::single("", with_line(e.message(), e.span(), text)))?;
         let profile: FirmwareProfile =
             serde_path_to_error::deserialize(deserializer).map_err(|e| {
                 let field = e.path().to_string();
@@ -204,7 +203,10 @@ impl FirmwareProfile {
         }
         let a = &self.agent;
         if a.heartbeat < Duration::from_secs(1) {
-            push("agent.heartbeat", format!("{} is too short; at least 1s", a.heartbeat));
+            push(
+                "agent.heartbeat",
+                format!("{} is too short; at least 1s", a.heartbeat),
+            );
         }
         if a.event_batch == 0 {
             push("agent.event_batch", "must be at least 1".into());
@@ -338,20 +340,37 @@ cores = 1
 
     #[test]
     fn errors_name_the_field() {
-        let field = |text: &str| FirmwareProfile::from_toml(text).unwrap_err().errors[0].field.clone();
+        let field = |text: &str| {
+            FirmwareProfile::from_toml(text).unwrap_err().errors[0]
+                .field
+                .clone()
+        };
         assert_eq!(field(&MINIMAL.replace("256Mi", "256Qi")), "memory");
         assert_eq!(field(&MINIMAL.replace("armv7", "mips")), "arch");
-        assert_eq!(field(&MINIMAL.replace("cores = 1", "cores = 1\nthreads = 2")), "cpu.threads");
-        assert_eq!(field(&MINIMAL.replace("cores = 1", "cores = 0")), "cpu.cores");
+        assert_eq!(
+            field(&MINIMAL.replace("cores = 1", "cores = 1\nthreads = 2")),
+            "cpu.threads"
+        );
+        assert_eq!(
+            field(&MINIMAL.replace("cores = 1", "cores = 0")),
+            "cpu.cores"
+        );
         assert_eq!(field(&MINIMAL.replace("\"tiny\"", "\"Tiny\"")), "name");
         assert_eq!(field(&MINIMAL.replace("[\"process\"]", "[]")), "runtimes");
         assert_eq!(
             field(&format!("{MINIMAL}\n[agent]\nredb_cache = \"1Gi\"\n")),
             "agent.redb_cache"
         );
-        assert_eq!(field(&format!("{MINIMAL}\n[agent]\nheartbeat = \"10\"\n")), "agent.heartbeat");
+        assert_eq!(
+            field(&format!("{MINIMAL}\n[agent]\nheartbeat = \"10\"\n")),
+            "agent.heartbeat"
+        );
         let e = FirmwareProfile::from_toml(&MINIMAL.replace("256Mi", "256Qi")).unwrap_err();
-        assert!(e.to_string().starts_with("memory: bad memory quantity \"256Qi\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("memory: bad memory quantity \"256Qi\""),
+            "{e}"
+        );
         assert!(e.to_string().contains("(line 4, column 10)"), "{e}");
         assert!(FirmwareProfile::from_toml("name = ").is_err());
     }

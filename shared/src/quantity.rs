@@ -69,7 +69,11 @@ impl Decimal {
         if int.is_empty() && frac.is_empty() {
             return Err("a number is needed".into());
         }
-        if let Some(c) = int.chars().chain(frac.chars()).find(|c| !c.is_ascii_digit()) {
+        if let Some(c) = int
+            .chars()
+            .chain(frac.chars())
+            .find(|c| !c.is_ascii_digit())
+        {
             return Err(format!("{c:?} is not part of a number"));
         }
         // More than 30 digits cannot be a sensible quantity and would overflow below.
@@ -167,9 +171,7 @@ impl FromStr for Memory {
                     QuantityError::new(
                         MEMORY,
                         input,
-                        format!(
-                            "unknown suffix {suffix}; use Ki, Mi, Gi, Ti, K, M, G, T or none"
-                        ),
+                        format!("unknown suffix {suffix}; use Ki, Mi, Gi, Ti, K, M, G, T or none"),
                     )
                 })?
         };
@@ -193,7 +195,7 @@ impl fmt::Display for Memory {
         if self.0 != 0 {
             // The largest suffix that divides the value exactly, binary ones first.
             for (name, factor) in MEMORY_SUFFIXES {
-                if self.0 % factor == 0 {
+                if self.0.is_multiple_of(factor) {
                     return write!(f, "{}{name}", self.0 / factor);
                 }
             }
@@ -240,21 +242,23 @@ impl FromStr for Cpu {
                 ));
             }
         };
-        let value = Decimal::parse(number).and_then(|d| d.times(factor)).map_err(|why| {
-            let why = if why == "too many decimal places" {
-                "not a whole number of millicores".into()
-            } else {
-                why
-            };
-            QuantityError::new(CPU, input, why)
-        })?;
+        let value = Decimal::parse(number)
+            .and_then(|d| d.times(factor))
+            .map_err(|why| {
+                let why = if why == "too many decimal places" {
+                    "not a whole number of millicores".into()
+                } else {
+                    why
+                };
+                QuantityError::new(CPU, input, why)
+            })?;
         Ok(Self(value))
     }
 }
 
 impl fmt::Display for Cpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1000 == 0 {
+        if self.0.is_multiple_of(1000) {
             write!(f, "{}", self.0 / 1000)
         } else {
             write!(f, "{}m", self.0)
@@ -373,7 +377,10 @@ macro_rules! quantity_serde {
                     }
                     fn visit_f64<E: de::Error>(self, v: f64) -> Result<$t, E> {
                         if !v.is_finite() {
-                            return Err(E::custom(format!("bad {}: {v} is not a number", $expecting)));
+                            return Err(E::custom(format!(
+                                "bad {}: {v} is not a number",
+                                $expecting
+                            )));
                         }
                         // Rust prints the shortest text that reads back as `v`, without an
                         // exponent: what the user wrote, for any sensible quantity.
@@ -437,6 +444,7 @@ impl Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -467,11 +475,32 @@ mod tests {
             err.to_string(),
             "bad memory quantity \"12Qi\": unknown suffix Qi; use Ki, Mi, Gi, Ti, K, M, G, T or none"
         );
-        for bad in ["", "Mi", "-1Mi", "1.5", "0.1Ki", "1x", "99999999999Ti", "1..2"] {
+        for bad in [
+            "",
+            "Mi",
+            "-1Mi",
+            "1.5",
+            "0.1Ki",
+            "1x",
+            "99999999999Ti",
+            "1..2",
+        ] {
             assert!(bad.parse::<Memory>().is_err(), "{bad}");
         }
-        assert!("-1Mi".parse::<Memory>().unwrap_err().reason.contains("negative"));
-        assert!("1.5".parse::<Memory>().unwrap_err().reason.contains("whole number of bytes"));
+        assert!(
+            "-1Mi"
+                .parse::<Memory>()
+                .unwrap_err()
+                .reason
+                .contains("negative")
+        );
+        assert!(
+            "1.5"
+                .parse::<Memory>()
+                .unwrap_err()
+                .reason
+                .contains("whole number of bytes")
+        );
     }
 
     #[test]
@@ -529,19 +558,39 @@ mod tests {
         }
         assert_eq!(Duration::from_millis(5_400_500).to_string(), "1h30m500ms");
         assert_eq!(Duration::from_millis(0).to_string(), "0s");
-        assert_eq!(Duration::from_millis(2000).as_std(), std::time::Duration::from_secs(2));
+        assert_eq!(
+            Duration::from_millis(2000).as_std(),
+            std::time::Duration::from_secs(2)
+        );
     }
 
     #[test]
     fn serde_human_readable_is_a_string_and_accepts_numbers() {
-        assert_eq!(serde_json::to_string(&Memory::from_bytes(64 << 20)).ok(), Some("\"64Mi\"".into()));
-        assert_eq!(serde_json::from_str::<Memory>("1024").ok(), Some(Memory::from_bytes(1024)));
-        assert_eq!(serde_json::from_str::<Cpu>("0.5").ok(), Some(Cpu::from_millicores(500)));
-        assert_eq!(serde_json::from_str::<Cpu>("2").ok(), Some(Cpu::from_millicores(2000)));
-        assert_eq!(serde_json::from_str::<Cpu>("\"250m\"").ok(), Some(Cpu::from_millicores(250)));
+        assert_eq!(
+            serde_json::to_string(&Memory::from_bytes(64 << 20)).ok(),
+            Some("\"64Mi\"".into())
+        );
+        assert_eq!(
+            serde_json::from_str::<Memory>("1024").ok(),
+            Some(Memory::from_bytes(1024))
+        );
+        assert_eq!(
+            serde_json::from_str::<Cpu>("0.5").ok(),
+            Some(Cpu::from_millicores(500))
+        );
+        assert_eq!(
+            serde_json::from_str::<Cpu>("2").ok(),
+            Some(Cpu::from_millicores(2000))
+        );
+        assert_eq!(
+            serde_json::from_str::<Cpu>("\"250m\"").ok(),
+            Some(Cpu::from_millicores(250))
+        );
         assert!(serde_json::from_str::<Duration>("5").is_err());
         assert!(serde_json::from_str::<Cpu>("-1").is_err());
-        let err = serde_json::from_str::<Memory>("\"12Qi\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<Memory>("\"12Qi\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown suffix Qi"), "{err}");
     }
 
@@ -549,9 +598,15 @@ mod tests {
     fn serde_binary_is_a_u64() {
         let bytes = postcard::to_allocvec(&Memory::from_bytes(300)).unwrap_or_default();
         assert_eq!(bytes, postcard::to_allocvec(&300u64).unwrap_or_default());
-        assert_eq!(postcard::from_bytes::<Memory>(&bytes).ok(), Some(Memory::from_bytes(300)));
+        assert_eq!(
+            postcard::from_bytes::<Memory>(&bytes).ok(),
+            Some(Memory::from_bytes(300))
+        );
         let d = postcard::to_allocvec(&Duration::from_millis(1500)).unwrap_or_default();
-        assert_eq!(postcard::from_bytes::<Duration>(&d).ok(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            postcard::from_bytes::<Duration>(&d).ok(),
+            Some(Duration::from_millis(1500))
+        );
     }
 
     proptest! {

@@ -90,7 +90,9 @@ pub struct NodeSnapshot {
 pub fn fold(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload) {
     let me = state.node;
     match payload {
-        EventPayload::NodeEnrolled { node, name, env, .. } if *node == me => {
+        EventPayload::NodeEnrolled {
+            node, name, env, ..
+        } if *node == me => {
             state.name = Some(name.clone());
             state.envs.insert(env.clone());
         }
@@ -325,6 +327,7 @@ impl NodeReducer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::clock::Timestamp;

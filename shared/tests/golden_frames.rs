@@ -12,6 +12,8 @@
 //! files with `SKERRY_UPDATE_GOLDEN=1 cargo test -p skerry-shared --test golden_frames`
 //! and commit them with that reasoning.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -32,7 +34,9 @@ fn n(s: &str) -> Name {
 }
 
 fn node() -> NodeId {
-    NodeId(uuid::Uuid::from_u128(0x1111_2222_3333_4444_5555_6666_7777_8888))
+    NodeId(uuid::Uuid::from_u128(
+        0x1111_2222_3333_4444_5555_6666_7777_8888,
+    ))
 }
 
 /// 2026-11-21T10:00:00Z
@@ -236,12 +240,21 @@ fn check<T: PartialEq + std::fmt::Debug>(
         "{name}: the encoding changed. This is a wire-format change; read the note at the \
          top of tests/golden_frames.rs before updating the file."
     );
-    assert_eq!(decode(&golden).unwrap(), value, "{name}: the golden frame decodes to another value");
+    assert_eq!(
+        decode(&golden).unwrap(),
+        value,
+        "{name}: the golden frame decodes to another value"
+    );
 }
 
 #[test]
 fn down_events_frame() {
-    check("down_events", down_events(), frame::encode_down, frame::decode_down);
+    check(
+        "down_events",
+        down_events(),
+        frame::encode_down,
+        frame::decode_down,
+    );
 }
 
 #[test]
@@ -258,7 +271,9 @@ fn down_snapshot_chunk_frame() {
 fn down_heartbeat_ack_frame() {
     check(
         "down_heartbeat_ack",
-        DownFrame::HeartbeatAck { time: Timestamp(T0) },
+        DownFrame::HeartbeatAck {
+            time: Timestamp(T0),
+        },
         frame::encode_down,
         frame::decode_down,
     );
@@ -279,7 +294,12 @@ fn up_hello_frame() {
 
 #[test]
 fn up_ack_frame() {
-    check("up_ack", UpFrame::Ack { node_seq: 300 }, frame::encode_up, frame::decode_up);
+    check(
+        "up_ack",
+        UpFrame::Ack { node_seq: 300 },
+        frame::encode_up,
+        frame::decode_up,
+    );
 }
 
 #[test]

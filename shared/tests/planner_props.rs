@@ -2,6 +2,8 @@
 //! converge; no component acts before its dependencies are ready; the end state is exactly
 //! what is desired, and plans nothing more.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
@@ -191,10 +193,12 @@ fn actual_from(d: &NodeDesired, choices: &[u8]) -> ActualState {
             if c.kind == ComponentKind::Init {
                 match next() % 4 {
                     0 => {
-                        a.inits_succeeded.insert((name.clone(), c.name.clone(), hash));
+                        a.inits_succeeded
+                            .insert((name.clone(), c.name.clone(), hash));
                     }
                     1 => {
-                        a.inits_succeeded.insert((name.clone(), c.name.clone(), STALE));
+                        a.inits_succeeded
+                            .insert((name.clone(), c.name.clone(), STALE));
                     }
                     2 => {
                         a.inits_failed.insert(

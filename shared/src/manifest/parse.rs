@@ -127,7 +127,8 @@ fn field_error(error: &YamlError, failed_at: Option<&Path>) -> FieldError {
 fn innermost(mut error: &YamlError) -> &YamlError {
     loop {
         match error {
-            YamlError::WithSnippet { error: inner, .. } | YamlError::AliasError { error: inner, .. } => {
+            YamlError::WithSnippet { error: inner, .. }
+            | YamlError::AliasError { error: inner, .. } => {
                 error = inner;
             }
             other => return other,
@@ -168,6 +169,7 @@ fn join_path(segments: &[String]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -187,7 +189,8 @@ mod tests {
         ));
         assert_eq!(e.field, "components[1].imagee");
         assert!(
-            e.message.starts_with("unknown field \"imagee\", expected one of name, kind, image"),
+            e.message
+                .starts_with("unknown field \"imagee\", expected one of name, kind, image"),
             "{}",
             e.message
         );
@@ -198,7 +201,11 @@ mod tests {
     fn missing_field_names_the_field() {
         let e = refusal("app: a\ncomponents: []\n");
         assert_eq!(e.field, "version");
-        assert!(e.message.starts_with("missing required field \"version\""), "{}", e.message);
+        assert!(
+            e.message.starts_with("missing required field \"version\""),
+            "{}",
+            e.message
+        );
         let e = refusal(&format!("{HEAD}components:\n  - image: x\n"));
         assert_eq!(e.field, "components[0].name");
     }
@@ -209,13 +216,18 @@ mod tests {
             "{HEAD}components:\n  - name: x\n    resources: {{ memory: {{ limit: 12Qi }} }}\n"
         ));
         assert_eq!(e.field, "components[0].resources.memory.limit");
-        assert!(e.message.starts_with("bad memory quantity \"12Qi\": unknown suffix Qi"));
+        assert!(
+            e.message
+                .starts_with("bad memory quantity \"12Qi\": unknown suffix Qi")
+        );
         let e = refusal(&format!("{HEAD}components:\n  - name: Web\n"));
         assert_eq!(e.field, "components[0].name");
         assert!(e.message.contains("\"Web\""), "{}", e.message);
         let e = refusal("app: a\nversion: 1.0\ncomponents: []\n");
         assert_eq!(e.field, "version");
-        let e = refusal(&format!("{HEAD}components:\n  - name: x\n    replicas: -1\n"));
+        let e = refusal(&format!(
+            "{HEAD}components:\n  - name: x\n    replicas: -1\n"
+        ));
         assert_eq!(e.field, "components[0].replicas");
         let e = refusal(&format!("{HEAD}components:\n  - name: x\n    kind: cron\n"));
         assert_eq!(e.field, "components[0].kind");
@@ -238,30 +250,36 @@ mod tests {
 
     #[test]
     fn oversized_input_is_refused() {
-        let big = format!("{HEAD}description: \"{}\"\ncomponents: []\n", "x".repeat(MAX_MANIFEST_BYTES));
+        let big = format!(
+            "{HEAD}description: \"{}\"\ncomponents: []\n",
+            "x".repeat(MAX_MANIFEST_BYTES)
+        );
         let e = refusal(&big);
         assert!(e.message.contains("at most 1048576"), "{}", e.message);
     }
 
     #[test]
     fn alias_bombs_and_deep_nesting_are_refused() {
-        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..9 {
-            let p = i - 1;
-            bomb.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
-        }
-        // The manifest has no such fields; the budget refuses before that matters, or the
-        // unknown field does. Either way it is cheap and refused.
-        assert!(parse_yaml(&bomb).is_err());
-        let env_bomb = format!(
-            "{HEAD}x: &x [{}]\ncomponents:\n  - name: c\n    exec: [{}]\n",
-            vec!["y"; 100].join(", "),
-            vec!["*x"; 2000].join(", ")
+        // Each alias replays a 300-entry map: 400 of them exceed the node budget.
+        let entries: Vec<String> = (0..300).map(|i| format!("V{i}: x")).collect();
+        let mut bomb = format!(
+            "{HEAD}components:\n  - name: c0\n    exec: [a]\n    env: &e {{ {} }}\n",
+            entries.join(", ")
         );
-        assert!(parse_yaml(&env_bomb).is_err());
-        let deep = format!("{HEAD}description: {}{}\n", "[".repeat(200), "]".repeat(200));
+        for i in 1..400 {
+            bomb.push_str(&format!("  - name: c{i}\n    exec: [a]\n    env: *e\n"));
+        }
+        let e = refusal(&bomb);
+        assert!(
+            e.message.contains("too large or too complex"),
+            "{}",
+            e.message
+        );
+        let deep = format!(
+            "{HEAD}description: {}{}\n",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
         assert!(parse_yaml(&deep).is_err());
     }
 }

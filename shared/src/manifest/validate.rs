@@ -90,7 +90,10 @@ pub fn validate(manifest: &Manifest) -> Result<(), ManifestError> {
         if let Some(j) = first_index.get(c.name.as_str()) {
             errors.push(
                 format!("components[{i}].name"),
-                format!("duplicate component name \"{}\" (also components[{j}])", c.name),
+                format!(
+                    "duplicate component name \"{}\" (also components[{j}])",
+                    c.name
+                ),
             );
         } else {
             first_index.insert(c.name.as_str(), i);
@@ -131,11 +134,12 @@ impl Errors {
     }
 }
 
-fn kind_name(kind: ComponentKind) -> &'static str {
+/// The kind with its article: "a service", "an init", "a job".
+fn a_kind(kind: ComponentKind) -> &'static str {
     match kind {
-        ComponentKind::Service => "service",
-        ComponentKind::Init => "init",
-        ComponentKind::Job => "job",
+        ComponentKind::Service => "a service",
+        ComponentKind::Init => "an init",
+        ComponentKind::Job => "a job",
     }
 }
 
@@ -147,7 +151,7 @@ fn check_component(
     c: &Component,
 ) {
     let at = |field: &str| format!("components[{i}].{field}");
-    let kind = kind_name(c.kind);
+    let kind = a_kind(c.kind);
 
     // What runs: an image or an exec, never both.
     match (&c.image, &c.exec) {
@@ -218,7 +222,7 @@ fn check_component(
         }
         (_, Some(_)) => errors.push(
             at("schedule"),
-            format!("only a job takes a schedule; this component is a {kind}"),
+            format!("only a job takes a schedule; this component is {kind}"),
         ),
         (_, None) => {}
     }
@@ -226,16 +230,14 @@ fn check_component(
         Some(0) => errors.push(at("replicas"), "must be at least 1"),
         Some(n) if n != 1 && c.kind != ComponentKind::Service => errors.push(
             at("replicas"),
-            format!("a {kind} component runs once per node; replicas must be 1, not {n}"),
+            format!("{kind} component runs once per node; replicas must be 1, not {n}"),
         ),
         _ => {}
     }
-    if c.kind != ComponentKind::Service
-        && c.restart == Some(super::model::RestartPolicy::Always)
-    {
+    if c.kind != ComponentKind::Service && c.restart == Some(super::model::RestartPolicy::Always) {
         errors.push(
             at("restart"),
-            format!("a {kind} component runs to completion; use on-failure or never"),
+            format!("{kind} component runs to completion; use on-failure or never"),
         );
     }
 
@@ -245,7 +247,12 @@ fn check_component(
             check_range(errors, &at("resources.cpu"), cpu.request, cpu.limit);
         }
         if let Some(memory) = &resources.memory {
-            check_range(errors, &at("resources.memory"), memory.request, memory.limit);
+            check_range(
+                errors,
+                &at("resources.memory"),
+                memory.request,
+                memory.limit,
+            );
         }
     }
 
@@ -291,7 +298,11 @@ fn check_component(
         }
     }
     for (j, mount) in c.mounts.iter().enumerate() {
-        check_absolute(errors, format!("components[{i}].mounts[{j}].host"), &mount.host);
+        check_absolute(
+            errors,
+            format!("components[{i}].mounts[{j}].host"),
+            &mount.host,
+        );
         check_absolute(
             errors,
             format!("components[{i}].mounts[{j}].container"),
@@ -410,7 +421,8 @@ fn check_cycles(errors: &mut Errors, manifest: &Manifest, index_of: &BTreeMap<&s
                     }
                     Mark::Open => {
                         let start = stack.iter().position(|&(v, _)| v == to).unwrap_or(0);
-                        let mut cycle: Vec<usize> = stack[start..].iter().map(|&(v, _)| v).collect();
+                        let mut cycle: Vec<usize> =
+                            stack[start..].iter().map(|&(v, _)| v).collect();
                         // Start at the component that comes first in the manifest.
                         if let Some(min_at) = cycle
                             .iter()
