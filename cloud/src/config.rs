@@ -92,15 +92,34 @@ impl Config {
             .or_else(|| env("SKERRY_DATA").map(PathBuf::from))
             .or(file.data)
             .unwrap_or_else(|| PathBuf::from("skerry-data"));
-        let mut addr = |field: &str, flag: &Option<String>, var: &str, file: Option<String>, default: &str| {
-            let text = flag.clone().or_else(|| env(var)).or(file).unwrap_or_else(|| default.to_owned());
-            text.parse::<SocketAddr>().unwrap_or_else(|e| {
-                errors.push(format!("{field}: \"{text}\" is not an address like 127.0.0.1:8080 ({e})"));
-                SocketAddr::from(([127, 0, 0, 1], 0))
-            })
-        };
-        let listen = addr("listen", &args.listen, "SKERRY_LISTEN", file.listen, "127.0.0.1:8080");
-        let mqtt = addr("mqtt", &args.mqtt, "SKERRY_MQTT", file.mqtt, "127.0.0.1:7883");
+        let mut addr =
+            |field: &str, flag: &Option<String>, var: &str, file: Option<String>, default: &str| {
+                let text = flag
+                    .clone()
+                    .or_else(|| env(var))
+                    .or(file)
+                    .unwrap_or_else(|| default.to_owned());
+                text.parse::<SocketAddr>().unwrap_or_else(|e| {
+                    errors.push(format!(
+                        "{field}: \"{text}\" is not an address like 127.0.0.1:8080 ({e})"
+                    ));
+                    SocketAddr::from(([127, 0, 0, 1], 0))
+                })
+            };
+        let listen = addr(
+            "listen",
+            &args.listen,
+            "SKERRY_LISTEN",
+            file.listen,
+            "127.0.0.1:8080",
+        );
+        let mqtt = addr(
+            "mqtt",
+            &args.mqtt,
+            "SKERRY_MQTT",
+            file.mqtt,
+            "127.0.0.1:7883",
+        );
         let mqtt_advertise = env("SKERRY_MQTT_ADVERTISE")
             .or(file.mqtt_advertise)
             .unwrap_or_else(|| mqtt.to_string());

@@ -39,7 +39,7 @@ pub enum EngineError {
 }
 
 enum Msg {
-    Job(Job),
+    Job(Box<Job>),
     Stop,
 }
 
@@ -110,14 +110,18 @@ impl Engine {
     }
 
     /// Runs `command` for `actor`; answers once its events are durable.
-    pub async fn submit(&self, actor: Actor, command: Command) -> Result<Vec<Arc<Event>>, EngineError> {
+    pub async fn submit(
+        &self,
+        actor: Actor,
+        command: Command,
+    ) -> Result<Vec<Arc<Event>>, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Job(Job {
+            .send(Msg::Job(Box::new(Job {
                 actor,
                 command,
                 reply,
-            }))
+            })))
             .await
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
@@ -155,16 +159,19 @@ struct Writer {
     last_time: Timestamp,
 }
 
-type Reply = (oneshot::Sender<Result<Vec<Arc<Event>>, EngineError>>, Result<std::ops::Range<usize>, EngineError>);
+type Reply = (
+    oneshot::Sender<Result<Vec<Arc<Event>>, EngineError>>,
+    Result<std::ops::Range<usize>, EngineError>,
+);
 
 impl Writer {
     fn run(mut self) {
         while let Some(Msg::Job(first)) = self.rx.blocking_recv() {
-            let mut jobs = vec![first];
+            let mut jobs = vec![*first];
             let mut stop = false;
             while jobs.len() < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(Msg::Job(j)) => jobs.push(j),
+                    Ok(Msg::Job(j)) => jobs.push(*j),
                     Ok(Msg::Stop) => {
                         stop = true;
                         break;
@@ -310,8 +317,13 @@ mod tests {
             assert!(matches!(err, EngineError::Refused(r) if r.field.as_deref() == Some("name")));
             assert_eq!(engine.read().head.next_seq, 641);
             let closer = engine.clone();
-            tokio::task::spawn_blocking(move || closer.close()).await.unwrap();
-            assert!(matches!(engine.submit(actor(), create("late")).await, Err(EngineError::Stopped)));
+            tokio::task::spawn_blocking(move || closer.close())
+                .await
+                .unwrap();
+            assert!(matches!(
+                engine.submit(actor(), create("late")).await,
+                Err(EngineError::Stopped)
+            ));
         }
         let log = Arc::new(RedbLog::open(&path, 1 << 20).unwrap());
         let engine = Engine::start(log).unwrap();
@@ -338,9 +350,19 @@ mod tests {
         }
         fn read(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, LogError> {
             let all = self.events.lock();
-            Ok(all.iter().filter(|e| e.seq > after_seq).take(limit).cloned().collect())
+            Ok(all
+                .iter()
+                .filter(|e| e.seq > after_seq)
+                .take(limit)
+                .cloned()
+                .collect())
         }
-        fn read_node(&self, _: skerry_shared::ids::NodeId, _: u64, _: usize) -> Result<Vec<Event>, LogError> {
+        fn read_node(
+            &self,
+            _: skerry_shared::ids::NodeId,
+            _: u64,
+            _: usize,
+        ) -> Result<Vec<Event>, LogError> {
             Ok(Vec::new())
         }
         fn last_seq(&self) -> Result<u64, LogError> {

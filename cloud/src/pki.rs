@@ -80,10 +80,11 @@ fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
 }
 
 fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
-    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| PkiError::Cert {
-        what: "CA certificate",
-        reason: e.to_string(),
-    })?;
+    let (_, parsed) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| PkiError::Cert {
+            what: "CA certificate",
+            reason: e.to_string(),
+        })?;
     Ok(parsed.contents)
 }
 
@@ -109,7 +110,9 @@ impl Pki {
             let now = time::OffsetDateTime::now_utc();
             params.not_before = now - time::Duration::hours(1);
             params.not_after = now + time::Duration::days(3650);
-            let ca = params.self_signed(&key_pair).map_err(cert("CA certificate"))?;
+            let ca = params
+                .self_signed(&key_pair)
+                .map_err(cert("CA certificate"))?;
             write_private(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
             write_private(&crt, ca.pem().as_bytes(), 0o644)?;
             tracing::info!(dir = %dir.display(), "created the cloud's CA");
@@ -189,7 +192,10 @@ mod tests {
         let a = Pki::load_or_create(dir.path()).unwrap();
         let b = Pki::load_or_create(dir.path()).unwrap();
         assert_eq!(a.ca_digest(), b.ca_digest());
-        let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -199,13 +205,21 @@ mod tests {
         let pki = Pki::load_or_create(dir.path()).unwrap();
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "someone-else");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "someone-else");
         let csr = params.serialize_request(&key).unwrap().pem().unwrap();
         let node = NodeId::random();
         let (pem, _) = pki.sign_node(&csr, node).unwrap();
         let der = pem_to_der(&pem).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(cn, node.to_string());
         assert!(!pem.is_empty());
         assert!(pki.sign_node("not a csr", node).is_err());

@@ -145,7 +145,9 @@ impl Projections {
 
     /// Instances that target `node`.
     pub fn instances_on(&self, node: NodeId) -> impl Iterator<Item = &Instance> {
-        self.instances.values().filter(move |i| i.spec.targets(node))
+        self.instances
+            .values()
+            .filter(move |i| i.spec.targets(node))
     }
 
     /// Folds one committed (or about-to-be-committed) event.

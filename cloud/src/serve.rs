@@ -34,7 +34,9 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Pki(#[from] PkiError),
-    #[error("the NATS JetStream backend (--nats) is not part of this build yet; run without --nats to use the embedded log")]
+    #[error(
+        "the NATS JetStream backend (--nats) is not part of this build yet; run without --nats to use the embedded log"
+    )]
     NatsUnavailable,
 }
 
@@ -94,11 +96,18 @@ pub async fn run(
             "the API listens beyond loopback and API tokens are not enforced yet: anyone who reaches this address can send commands"
         );
     }
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         engine: cloud.engine.clone(),
         pki: cloud.pki.clone(),
         mqtt: vec![config.mqtt_advertise.clone()],
         nats: config.nats.clone(),
+        stopping,
+    };
+    // Streams (`events --follow`) end when shutdown starts, so it does not wait on them.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
     };
     let head = cloud.engine.read().head.next_seq - 1;
     tracing::info!(api = %format!("http://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
@@ -159,7 +168,10 @@ pub fn main(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -167,10 +179,12 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let listener = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Io {
-            path: config.listen.to_string(),
-            source,
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Io {
+                path: config.listen.to_string(),
+                source,
+            })?;
         run(config, listener, shutdown_signal()).await
     });
     match result {
@@ -181,4 +195,3 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     }
 }
-

@@ -3,6 +3,8 @@
 //! the first release's format; regenerate it only for a deliberate format change, with
 //! `SKERRY_UPDATE_FIXTURES=1 cargo test -p skerry-cloud --test log_compat`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +19,8 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events-v1.redb")
 }
 
-const MANIFEST: &str = "app: hello\nversion: 1.0.0\ncomponents:\n  - name: web\n    image: hello:1\n";
+const MANIFEST: &str =
+    "app: hello\nversion: 1.0.0\ncomponents:\n  - name: web\n    image: hello:1\n";
 
 async fn write_fixture(path: &std::path::Path) {
     let _ = std::fs::remove_file(path);
@@ -26,7 +29,10 @@ async fn write_fixture(path: &std::path::Path) {
     let actor = Actor::Anonymous {
         peer: "127.0.0.1".into(),
     };
-    engine.submit(Actor::Cloud, Command::Bootstrap).await.unwrap();
+    engine
+        .submit(Actor::Cloud, Command::Bootstrap)
+        .await
+        .unwrap();
     let labels = BTreeMap::from([("site".to_owned(), "berlin".to_owned())]);
     let create = Command::CreateEnvironment {
         name: "plant-a".into(),
@@ -40,7 +46,9 @@ async fn write_fixture(path: &std::path::Path) {
         .await
         .unwrap();
     let e = engine.clone();
-    tokio::task::spawn_blocking(move || e.close()).await.unwrap();
+    tokio::task::spawn_blocking(move || e.close())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -21,13 +21,21 @@ pub async fn publish(
     peer: ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<AppVersionDto>), ApiError> {
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::bad_request("invalid_manifest", "", format!("the manifest is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_manifest",
+            "",
+            format!("the manifest is not UTF-8: {e}"),
+        )
+    })?;
     let manifest = parse_manifest(text).map_err(|e| {
         let first = e.first();
         let mut message = first.message.clone();
         if e.errors.len() > 1 {
-            let rest: Vec<String> = e.errors[1..].iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            let rest: Vec<String> = e.errors[1..]
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
             message = format!("{message} (also: {})", rest.join("; "));
         }
         ApiError::bad_request("invalid_manifest", &first.field, message)
@@ -35,14 +43,23 @@ pub async fn publish(
     let (app, version) = (manifest.app.clone(), manifest.version.clone());
     let events = s
         .engine
-        .submit(actor(&peer), Command::PublishApp { manifest: Box::new(manifest) })
+        .submit(
+            actor(&peer),
+            Command::PublishApp {
+                manifest: Box::new(manifest),
+            },
+        )
         .await?;
     let p = s.engine.read();
     let v = p
         .app_version(app.as_str(), &version)
         .ok_or_else(|| ApiError::internal("published version not found"))?;
     let created = !events.is_empty();
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(views::app_version(v, created, false))))
 }
 
@@ -51,7 +68,11 @@ fn app_view(p: &Projections, name: &str) -> Option<AppDto> {
     Some(AppDto {
         name: name.to_owned(),
         versions: versions.keys().map(ToString::to_string).collect(),
-        latest: versions.keys().next_back().map(ToString::to_string).unwrap_or_default(),
+        latest: versions
+            .keys()
+            .next_back()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         instances: p
             .instances
             .values()
@@ -63,25 +84,42 @@ fn app_view(p: &Projections, name: &str) -> Option<AppDto> {
 
 pub async fn list(State(s): State<AppState>) -> Json<Vec<AppDto>> {
     let p = s.engine.read();
-    Json(p.apps.keys().filter_map(|a| app_view(&p, a.as_str())).collect())
+    Json(
+        p.apps
+            .keys()
+            .filter_map(|a| app_view(&p, a.as_str()))
+            .collect(),
+    )
 }
 
-pub async fn show(State(s): State<AppState>, Path(app): Path<String>) -> Result<Json<AppDto>, ApiError> {
+pub async fn show(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<AppDto>, ApiError> {
     let p = s.engine.read();
-    app_view(&p, &app)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_app", "app", format!("no app named \"{app}\" is published")))
+    app_view(&p, &app).map(Json).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_app",
+            "app",
+            format!("no app named \"{app}\" is published"),
+        )
+    })
 }
 
 pub async fn show_version(
     State(s): State<AppState>,
     Path((app, version)): Path<(String, String)>,
 ) -> Result<Json<AppVersionDto>, ApiError> {
-    let v = semver::Version::parse(&version)
-        .map_err(|e| ApiError::bad_request("invalid_version", "version", format!("\"{version}\": {e}")))?;
+    let v = semver::Version::parse(&version).map_err(|e| {
+        ApiError::bad_request("invalid_version", "version", format!("\"{version}\": {e}"))
+    })?;
     let p = s.engine.read();
-    let found = p
-        .app_version(&app, &v)
-        .ok_or_else(|| ApiError::not_found("unknown_app_version", "version", format!("{app}@{version} is not published")))?;
+    let found = p.app_version(&app, &v).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_app_version",
+            "version",
+            format!("{app}@{version} is not published"),
+        )
+    })?;
     Ok(Json(views::app_version(found, false, true)))
 }

@@ -13,7 +13,7 @@ use skerry_shared::ids::NodeId;
 use super::dto::{CreateEnrollmentToken, EnrollmentTokenDto};
 use super::error::{ApiError, Body};
 use super::{AppState, actor};
-use crate::command::Command;
+use crate::command::{Command, Enrollment};
 
 const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -25,7 +25,11 @@ pub async fn issue_token(
     let ttl = match &req.ttl {
         None => DEFAULT_TTL,
         Some(t) => humantime::parse_duration(t).map_err(|e| {
-            ApiError::bad_request("invalid_ttl", "ttl", format!("\"{t}\" is not a duration like 24h or 30m: {e}"))
+            ApiError::bad_request(
+                "invalid_ttl",
+                "ttl",
+                format!("\"{t}\" is not a duration like 24h or 30m: {e}"),
+            )
         })?,
     };
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
@@ -73,7 +77,9 @@ pub async fn enroll(
     {
         let p = s.engine.read();
         let ok = p.tokens.get(&token.id).is_some_and(|t| {
-            t.secret_hash == token.secret_hash() && t.used_by.is_none() && t.expires > Timestamp::now()
+            t.secret_hash == token.secret_hash()
+                && t.used_by.is_none()
+                && t.expires > Timestamp::now()
         });
         if !ok {
             tracing::warn!(peer = %peer.0, token = %token.id, "enrollment refused");
@@ -89,14 +95,14 @@ pub async fn enroll(
         .engine
         .submit(
             Actor::Node(node),
-            Command::Enroll {
+            Command::Enroll(Box::new(Enrollment {
                 token,
                 node,
                 name: req.name.clone(),
                 profile: req.profile,
                 address: peer.0.ip().to_string(),
                 certificate: digest,
-            },
+            })),
         )
         .await?;
     let env = events

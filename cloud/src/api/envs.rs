@@ -14,7 +14,11 @@ use crate::command::Command;
 fn view(s: &AppState, name: &str) -> Result<EnvironmentDto, ApiError> {
     let p = s.engine.read();
     let e = p.envs.get(name).ok_or_else(|| {
-        ApiError::not_found("unknown_environment", "env", format!("no environment named \"{name}\""))
+        ApiError::not_found(
+            "unknown_environment",
+            "env",
+            format!("no environment named \"{name}\""),
+        )
     })?;
     Ok(views::environment(&p, e))
 }
@@ -43,7 +47,10 @@ pub async fn list(State(s): State<AppState>) -> Json<Vec<EnvironmentDto>> {
     Json(p.envs.values().map(|e| views::environment(&p, e)).collect())
 }
 
-pub async fn show(State(s): State<AppState>, Path(env): Path<String>) -> Result<Json<EnvironmentDto>, ApiError> {
+pub async fn show(
+    State(s): State<AppState>,
+    Path(env): Path<String>,
+) -> Result<Json<EnvironmentDto>, ApiError> {
     view(&s, &env).map(Json)
 }
 

@@ -22,7 +22,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code: code.to_owned(),
@@ -32,7 +37,12 @@ impl ApiError {
     }
 
     pub fn bad_request(code: &str, field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, (!field.is_empty()).then_some(field), message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            (!field.is_empty()).then_some(field),
+            message,
+        )
     }
 
     pub fn not_found(code: &str, field: &str, message: impl Into<String>) -> Self {

@@ -64,7 +64,12 @@ impl Filter {
 
 /// Reads matching events after `after` (up to `limit`), from the node's index when the
 /// filter names a node.
-fn read_matching(log: &dyn EventLog, f: &Filter, mut after: u64, limit: usize) -> Result<Vec<Event>, ApiError> {
+fn read_matching(
+    log: &dyn EventLog,
+    f: &Filter,
+    mut after: u64,
+    limit: usize,
+) -> Result<Vec<Event>, ApiError> {
     let mut out = Vec::new();
     if let Some(node) = f.node {
         let mut after_node = 0;
@@ -98,20 +103,26 @@ fn line(e: &Event) -> Bytes {
     Bytes::from(v)
 }
 
-pub async fn list(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
     let node = match &q.node {
         None => None,
-        Some(n) => Some(
-            s.engine
-                .read()
-                .node(n)
-                .map(|n| n.id)
-                .ok_or_else(|| ApiError::not_found("unknown_node", "node", format!("no node named or with id \"{n}\"")))?,
-        ),
+        Some(n) => Some(s.engine.read().node(n).map(|n| n.id).ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_node",
+                "node",
+                format!("no node named or with id \"{n}\""),
+            )
+        })?),
     };
     let since = match &q.since {
         None => None,
-        Some(t) => Some(Timestamp::parse_cli(t, Timestamp::now()).map_err(|e| ApiError::bad_request("invalid_time", "since", e))?),
+        Some(t) => Some(
+            Timestamp::parse_cli(t, Timestamp::now())
+                .map_err(|e| ApiError::bad_request("invalid_time", "since", e))?,
+        ),
     };
     let filter = Filter {
         node,
@@ -123,9 +134,10 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Re
     if !q.follow {
         let log = s.engine.log().clone();
         let f = filter.clone();
-        let events = tokio::task::spawn_blocking(move || read_matching(log.as_ref(), &f, after, limit))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
+        let events =
+            tokio::task::spawn_blocking(move || read_matching(log.as_ref(), &f, after, limit))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
         return Ok(Json(events.iter().map(EventDto::from).collect::<Vec<_>>()).into_response());
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
@@ -139,9 +151,15 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Re
 
 /// Streams the backlog, then live events, as NDJSON, until the client goes away. An empty
 /// line every 15 s keeps the connection alive and notices a client that left.
-async fn follow(s: AppState, filter: Filter, mut last: u64, tx: mpsc::Sender<Result<Bytes, Infallible>>) {
+async fn follow(
+    s: AppState,
+    filter: Filter,
+    mut last: u64,
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+) {
     // Subscribe before reading the backlog, so nothing falls between the two.
     let mut live = s.engine.subscribe();
+    let mut stopping = s.stopping.clone();
     let mut backlog = true;
     loop {
         if backlog {
@@ -151,7 +169,9 @@ async fn follow(s: AppState, filter: Filter, mut last: u64, tx: mpsc::Sender<Res
             let tip = log.last_seq().unwrap_or(last);
             let f = filter.clone();
             let after = last;
-            let page = tokio::task::spawn_blocking(move || read_matching(log.as_ref(), &f, after, PAGE)).await;
+            let page =
+                tokio::task::spawn_blocking(move || read_matching(log.as_ref(), &f, after, PAGE))
+                    .await;
             let Ok(Ok(page)) = page else { return };
             for e in &page {
                 if tx.send(Ok(line(e))).await.is_err() {
@@ -167,6 +187,7 @@ async fn follow(s: AppState, filter: Filter, mut last: u64, tx: mpsc::Sender<Res
         }
         let next: Result<Arc<Event>, RecvError> = tokio::select! {
             r = live.recv() => r,
+            _ = stopping.changed() => return,
             () = tokio::time::sleep(KEEPALIVE) => {
                 if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
                     return;
@@ -198,16 +219,31 @@ pub async fn verify(State(s): State<AppState>) -> Result<Json<VerifyDto>, ApiErr
             let page = match log.read(next - 1, PAGE) {
                 Ok(p) => p,
                 Err(e) => {
-                    return VerifyDto { ok: false, events: next - 1, head: prev.to_hex(), fault: Some(e.to_string()) };
+                    return VerifyDto {
+                        ok: false,
+                        events: next - 1,
+                        head: prev.to_hex(),
+                        fault: Some(e.to_string()),
+                    };
                 }
             };
             if page.is_empty() {
-                return VerifyDto { ok: true, events: next - 1, head: prev.to_hex(), fault: None };
+                return VerifyDto {
+                    ok: true,
+                    events: next - 1,
+                    head: prev.to_hex(),
+                    fault: None,
+                };
             }
             match verify_chain(&page, next, prev, &mut node_next) {
                 Ok((n, p)) => (next, prev) = (n, p),
                 Err(e) => {
-                    return VerifyDto { ok: false, events: next - 1, head: prev.to_hex(), fault: Some(e.to_string()) };
+                    return VerifyDto {
+                        ok: false,
+                        events: next - 1,
+                        head: prev.to_hex(),
+                        fault: Some(e.to_string()),
+                    };
                 }
             }
         }

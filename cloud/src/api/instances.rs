@@ -2,13 +2,15 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 
-use super::dto::{DeployRequest, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto};
+use super::dto::{
+    DeployRequest, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
+};
 use super::error::{ApiError, Body};
 use super::{AppState, actor, views};
 use crate::command::{Command, plan_deploy};
@@ -16,7 +18,11 @@ use crate::command::{Command, plan_deploy};
 fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
     let p = s.engine.read();
     let i = p.instances.get(name).ok_or_else(|| {
-        ApiError::not_found("unknown_instance", "instance", format!("no instance named \"{name}\""))
+        ApiError::not_found(
+            "unknown_instance",
+            "instance",
+            format!("no instance named \"{name}\""),
+        )
     })?;
     Ok(views::instance(&p, i))
 }
@@ -25,7 +31,9 @@ fn dry_run(s: &AppState, req: &DeployRequest) -> Result<DryRunDto, ApiError> {
     let p = s.engine.read();
     let plan = plan_deploy(&p, req)?;
     let name_of = |id: &skerry_shared::ids::NodeId| {
-        p.nodes.get(id).map_or_else(|| id.to_string(), |n| n.name.to_string())
+        p.nodes
+            .get(id)
+            .map_or_else(|| id.to_string(), |n| n.name.to_string())
     };
     Ok(DryRunDto {
         instance: plan.spec.name.to_string(),
@@ -78,10 +86,18 @@ pub async fn deploy(
 
 pub async fn list(State(s): State<AppState>) -> Json<Vec<InstanceDto>> {
     let p = s.engine.read();
-    Json(p.instances.values().map(|i| views::instance(&p, i)).collect())
+    Json(
+        p.instances
+            .values()
+            .map(|i| views::instance(&p, i))
+            .collect(),
+    )
 }
 
-pub async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceDto>, ApiError> {
+pub async fn show(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceDto>, ApiError> {
     view(&s, &name).map(Json)
 }
 
@@ -100,7 +116,13 @@ pub async fn undeploy(
 ) -> Result<Json<UndeployDto>, ApiError> {
     let events = s
         .engine
-        .submit(actor(&peer), Command::Undeploy { name: name.clone(), purge: q.purge })
+        .submit(
+            actor(&peer),
+            Command::Undeploy {
+                name: name.clone(),
+                purge: q.purge,
+            },
+        )
         .await?;
     Ok(Json(UndeployDto {
         name,

@@ -40,6 +40,8 @@ pub struct AppState {
     pub mqtt: Vec<String>,
     /// The NATS URLs agents are told to use, when the cloud runs on NATS.
     pub nats: Vec<String>,
+    /// Turns true when the server starts shutting down, so long-lived streams end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Who is calling. API tokens arrive in a later release; until then the API listens on
@@ -62,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/enrollment-tokens", post(enroll::issue_token))
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/nodes", get(nodes::list))
-        .route("/api/v1/nodes/{node}", get(nodes::show).patch(nodes::rename))
+        .route(
+            "/api/v1/nodes/{node}",
+            get(nodes::show).patch(nodes::rename),
+        )
         .route("/api/v1/nodes/{node}/labels", post(nodes::label))
         .route("/api/v1/nodes/{node}/environments", post(nodes::join))
         .route(
@@ -71,7 +76,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/apps", get(apps::list).post(apps::publish))
         .route("/api/v1/apps/{app}", get(apps::show))
-        .route("/api/v1/apps/{app}/versions/{version}", get(apps::show_version))
+        .route(
+            "/api/v1/apps/{app}/versions/{version}",
+            get(apps::show_version),
+        )
         .route(
             "/api/v1/instances",
             get(instances::list).post(instances::deploy),

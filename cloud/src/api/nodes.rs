@@ -14,14 +14,23 @@ use crate::command::Command;
 fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
     let p = s.engine.read();
     let n = p.node(node).ok_or_else(|| {
-        ApiError::not_found("unknown_node", "node", format!("no node named or with id \"{node}\""))
+        ApiError::not_found(
+            "unknown_node",
+            "node",
+            format!("no node named or with id \"{node}\""),
+        )
     })?;
     Ok(views::node(&p, n))
 }
 
 /// Runs a node command and answers with the node as it is afterwards. The node is looked
 /// up by id after the command, so a rename is followed.
-async fn command(s: &AppState, peer: &ConnectInfo<SocketAddr>, node: &str, cmd: Command) -> Result<Json<NodeDto>, ApiError> {
+async fn command(
+    s: &AppState,
+    peer: &ConnectInfo<SocketAddr>,
+    node: &str,
+    cmd: Command,
+) -> Result<Json<NodeDto>, ApiError> {
     let id = view(s, node)?.id;
     s.engine.submit(actor(peer), cmd).await?;
     view(s, &id).map(Json)
@@ -33,23 +42,37 @@ pub struct ListQuery {
     env: Option<String>,
 }
 
-pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<NodeDto>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<NodeDto>>, ApiError> {
     let p = s.engine.read();
     if let Some(env) = &q.env
         && !p.envs.contains_key(env.as_str())
     {
-        return Err(ApiError::not_found("unknown_environment", "env", format!("no environment named \"{env}\"")));
+        return Err(ApiError::not_found(
+            "unknown_environment",
+            "env",
+            format!("no environment named \"{env}\""),
+        ));
     }
     Ok(Json(
         p.nodes
             .values()
-            .filter(|n| q.env.as_ref().is_none_or(|e| n.envs.iter().any(|x| x.as_str() == e)))
+            .filter(|n| {
+                q.env
+                    .as_ref()
+                    .is_none_or(|e| n.envs.iter().any(|x| x.as_str() == e))
+            })
             .map(|n| views::node(&p, n))
             .collect(),
     ))
 }
 
-pub async fn show(State(s): State<AppState>, Path(node): Path<String>) -> Result<Json<NodeDto>, ApiError> {
+pub async fn show(
+    State(s): State<AppState>,
+    Path(node): Path<String>,
+) -> Result<Json<NodeDto>, ApiError> {
     view(&s, &node).map(Json)
 }
 
@@ -59,7 +82,10 @@ pub async fn rename(
     Path(node): Path<String>,
     Body(req): Body<RenameNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
-    let cmd = Command::RenameNode { node: node.clone(), name: req.name };
+    let cmd = Command::RenameNode {
+        node: node.clone(),
+        name: req.name,
+    };
     command(&s, &peer, &node, cmd).await
 }
 
@@ -69,7 +95,11 @@ pub async fn label(
     Path(node): Path<String>,
     Body(req): Body<LabelNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
-    let cmd = Command::LabelNode { node: node.clone(), set: req.set, remove: req.remove };
+    let cmd = Command::LabelNode {
+        node: node.clone(),
+        set: req.set,
+        remove: req.remove,
+    };
     command(&s, &peer, &node, cmd).await
 }
 
@@ -79,7 +109,10 @@ pub async fn join(
     Path(node): Path<String>,
     Body(req): Body<JoinEnvironment>,
 ) -> Result<Json<NodeDto>, ApiError> {
-    let cmd = Command::JoinEnvironment { node: node.clone(), env: req.env };
+    let cmd = Command::JoinEnvironment {
+        node: node.clone(),
+        env: req.env,
+    };
     command(&s, &peer, &node, cmd).await
 }
 
@@ -88,6 +121,9 @@ pub async fn leave(
     peer: ConnectInfo<SocketAddr>,
     Path((node, env)): Path<(String, String)>,
 ) -> Result<Json<NodeDto>, ApiError> {
-    let cmd = Command::LeaveEnvironment { node: node.clone(), env };
+    let cmd = Command::LeaveEnvironment {
+        node: node.clone(),
+        env,
+    };
     command(&s, &peer, &node, cmd).await
 }

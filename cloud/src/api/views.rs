@@ -43,7 +43,10 @@ pub fn node(p: &Projections, n: &Node) -> NodeDto {
         acked_node_seq: n.acked,
         last_seen: n.last_seen.map(|t| t.to_rfc3339()),
         enrolled: n.enrolled.to_rfc3339(),
-        instances: p.instances_on(n.id).map(|i| i.spec.name.to_string()).collect(),
+        instances: p
+            .instances_on(n.id)
+            .map(|i| i.spec.name.to_string())
+            .collect(),
     }
 }
 
@@ -88,7 +91,9 @@ pub fn app_version(v: &AppVersion, created: bool, with_manifest: bool) -> AppVer
 }
 
 fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
-    p.nodes.get(id).map_or_else(|| id.to_string(), |n| n.name.to_string())
+    p.nodes
+        .get(id)
+        .map_or_else(|| id.to_string(), |n| n.name.to_string())
 }
 
 pub fn instance(p: &Projections, i: &Instance) -> InstanceDto {

@@ -38,14 +38,8 @@ pub enum CliError {
     #[error("cannot reach the cloud at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     /// The cloud answered with a status other than 2xx.
-    #[error("{}", api_message(.status, .method, .path, .body, .text))]
-    Api {
-        status: StatusCode,
-        method: Method,
-        path: String,
-        body: Option<ErrorBody>,
-        text: String,
-    },
+    #[error("{0}")]
+    Api(Box<ApiError>),
     /// A 2xx answer that is not what the API promises.
     #[error("unexpected answer from the cloud to {method} {path}: {reason}")]
     Unexpected {
@@ -64,23 +58,38 @@ pub enum CliError {
     Internal(String),
 }
 
-fn api_message(
-    status: &StatusCode,
-    method: &Method,
-    path: &str,
-    body: &Option<ErrorBody>,
-    text: &str,
-) -> String {
-    match body {
-        Some(body) => body.error.message.clone(),
-        None => {
-            let mut m = format!("the cloud answered {status} to {method} {path}");
-            let text = text.trim();
-            if !text.is_empty() {
-                m.push_str(": ");
-                m.push_str(&quote(text));
+/// A non-2xx answer: what was asked, the status, and the body.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub method: Method,
+    pub path: String,
+    /// The server's `{"error": ...}` body, when the answer was one.
+    pub body: Option<ErrorBody>,
+    /// The answer's text, as it came.
+    pub text: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ApiError {
+            status,
+            method,
+            path,
+            body,
+            text,
+        } = self;
+        match body {
+            Some(body) => f.write_str(&body.error.message),
+            None => {
+                write!(f, "the cloud answered {status} to {method} {path}")?;
+                let text = text.trim();
+                if text.is_empty() {
+                    Ok(())
+                } else {
+                    write!(f, ": {}", quote(text))
+                }
             }
-            m
         }
     }
 }
@@ -97,7 +106,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage { .. } => 2,
-            CliError::Api { status, .. } => match status.as_u16() {
+            CliError::Api(api) => match api.status.as_u16() {
                 400 | 409 | 413 | 415 | 422 => 2,
                 404 => 4,
                 401 | 403 => 5,
@@ -120,16 +129,15 @@ impl CliError {
     /// The error as an `{"error": ...}` body: the server's own when it sent one, otherwise
     /// one made here with a code that names what happened.
     pub fn to_body(&self) -> ErrorBody {
-        if let CliError::Api {
-            body: Some(body), ..
-        } = self
+        if let CliError::Api(api) = self
+            && let Some(body) = &api.body
         {
             return body.clone();
         }
         let (code, field) = match self {
             CliError::Usage { field, .. } => ("invalid_argument", field.clone()),
             CliError::Unreachable { .. } => ("unreachable", None),
-            CliError::Api { status, .. } => (status_code_name(*status), None),
+            CliError::Api(api) => (status_code_name(api.status), None),
             CliError::Unexpected { .. } => ("unexpected_response", None),
             CliError::StreamClosed { .. } => ("stream_closed", None),
             CliError::Output(_) => ("output_failed", None),
@@ -304,13 +312,13 @@ impl Call {
         }
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str::<ErrorBody>(&text).ok();
-        Err(CliError::Api {
+        Err(CliError::Api(Box::new(ApiError {
             status,
             method: self.method,
             path: self.path,
             body,
             text,
-        })
+        })))
     }
 
     /// Sends the request and reads the whole answer.
@@ -439,5 +447,84 @@ impl Lines {
                 path: self.answer.path.clone(),
                 reason: format!("{e} in the line {}", quote(text)),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, body: Option<ErrorBody>) -> CliError {
+        CliError::Api(Box::new(ApiError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            method: Method::GET,
+            path: "/api/v1/x".to_owned(),
+            body,
+            text: String::new(),
+        }))
+    }
+
+    #[test]
+    fn statuses_map_to_exit_codes() {
+        let codes: Vec<u8> = [400, 409, 404, 401, 403, 500, 503, 405]
+            .into_iter()
+            .map(|s| api(s, None).exit_code())
+            .collect();
+        assert_eq!(codes, vec![2, 2, 4, 5, 5, 1, 1, 1]);
+        let unreachable = CliError::Unreachable {
+            url: "u".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(unreachable.exit_code(), 1);
+        assert_eq!(unreachable.to_string(), "cannot reach the cloud at u: r");
+        assert_eq!(
+            CliError::StreamClosed { reason: None }.to_string(),
+            "the cloud closed the stream"
+        );
+        let usage = CliError::Usage {
+            message: "m".into(),
+            field: None,
+        };
+        assert_eq!(usage.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_servers_error_body_is_kept() {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: "invalid_manifest".into(),
+                message: "components[2].depends_on: no such component".into(),
+                field: Some("components[2].depends_on".into()),
+            },
+        };
+        let e = api(400, Some(body));
+        assert_eq!(e.to_string(), "components[2].depends_on: no such component");
+        assert_eq!(e.to_body().error.code, "invalid_manifest");
+        let bare = api(404, None);
+        assert_eq!(
+            bare.to_string(),
+            "the cloud answered 404 Not Found to GET /api/v1/x"
+        );
+        assert_eq!(bare.to_body().error.code, "not_found");
+    }
+
+    #[test]
+    fn urls_keep_a_base_path_and_encode_segments() -> Result<(), CliError> {
+        let base = Url::parse("http://cloud:8080/skerry/")
+            .map_err(|e| CliError::Internal(e.to_string()))?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::new(base, None)?;
+        assert_eq!(
+            client.url(&["nodes", "a b/c"]).as_str(),
+            "http://cloud:8080/skerry/api/v1/nodes/a%20b%2Fc"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_must_be_header_safe() {
+        let base = Url::parse("http://cloud:8080").ok();
+        let bad = base.map(|b| Client::new(b, Some("a b".into())));
+        assert!(matches!(bad, Some(Err(CliError::Usage { .. }))));
     }
 }

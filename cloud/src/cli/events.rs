@@ -15,7 +15,7 @@ use crate::api::dto::{EventDto, VerifyDto};
 const HEADER: [&str; 5] = ["SEQ", "TIME", "ACTOR", "KIND", "SUMMARY"];
 /// Column widths while following: a sequence number, an RFC 3339 time with milliseconds,
 /// an actor, a dotted kind.
-const FOLLOW_WIDTHS: [usize; 4] = [6, 24, 16, 22];
+const FOLLOW_WIDTHS: [usize; 4] = [6, 24, 20, 23];
 
 /// `skerry events [--node NODE] [--instance I] [--since T] [--follow] | verify`
 #[derive(Debug, Clone, Args)]

@@ -298,3 +298,87 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::dto::{NodePlanDto, ReplicaStatusDto, UnschedulableDto};
+
+    fn unschedulable() -> UnschedulableDto {
+        UnschedulableDto {
+            id: "n-3".into(),
+            name: "gw-3".into(),
+            reasons: vec!["arch arm64, needs amd64".into(), "no docker".into()],
+        }
+    }
+
+    #[test]
+    fn dry_run_lists_rounds_per_node() {
+        let plan = DryRunDto {
+            instance: "web".into(),
+            app: "weather".into(),
+            version: "1.0.0".into(),
+            env: "prod".into(),
+            plan: vec![NodePlanDto {
+                node: "gw-1".into(),
+                node_id: "n-1".into(),
+                weight: 2,
+                steps: vec![
+                    vec!["create network web".into()],
+                    vec!["start db/0".into(), "start api/0".into()],
+                ],
+            }],
+            unschedulable: vec![unschedulable()],
+        };
+        assert_eq!(
+            render_dry_run(&plan),
+            "instance web = weather@1.0.0 in prod\n\
+             node gw-1 (n-1) weight 2\n  \
+             1. create network web\n  \
+             2. start db/0\n     \
+             start api/0\n\
+             unschedulable: node gw-3 (n-3): arch arm64, needs amd64; no docker\n\
+             dry run: nothing was recorded"
+        );
+    }
+
+    #[test]
+    fn status_has_a_row_per_replica_and_per_unschedulable_node() {
+        let replica = |replica, state: &str| ReplicaStatusDto {
+            node: "gw-1".into(),
+            node_id: "n-1".into(),
+            component: "db".into(),
+            kind: "service".into(),
+            replica,
+            state: state.into(),
+            restarts: 0,
+            reason: None,
+        };
+        let instance = InstanceDto {
+            name: "web".into(),
+            app: "weather".into(),
+            version: "1.0.0".into(),
+            env: "prod".into(),
+            mode: "production".into(),
+            nodes: vec![],
+            unschedulable: vec![unschedulable()],
+            selector: Default::default(),
+            set: vec![],
+            deployed: "t".into(),
+            seq: 1,
+            status: vec![replica(0, "Running"), replica(1, "Pending")],
+        };
+        let text = status_table(&[instance]).render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(
+            lines[0].starts_with("INSTANCE   COMPONENT   KIND"),
+            "{text}"
+        );
+        assert!(lines[2].contains("Pending"), "{text}");
+        assert!(
+            lines[3].contains("Unschedulable") && lines[3].contains("no docker"),
+            "{text}"
+        );
+    }
+}

@@ -56,6 +56,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The help heading of the client options.
+const CLIENT_OPTIONS: &str = "Client options";
+
 /// Options of every client command.
 #[derive(Debug, Clone, Args)]
 pub struct ClientOpts {
@@ -63,6 +66,7 @@ pub struct ClientOpts {
     #[arg(
         long,
         global = true,
+        help_heading = CLIENT_OPTIONS,
         env = "SKERRY_CLOUD",
         value_name = "URL",
         default_value = "http://127.0.0.1:8080",
@@ -73,22 +77,30 @@ pub struct ClientOpts {
     #[arg(
         long,
         global = true,
+        help_heading = CLIENT_OPTIONS,
         env = "SKERRY_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true
     )]
     pub token: Option<String>,
     /// How results are printed.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        help_heading = CLIENT_OPTIONS,
+        value_enum,
+        default_value_t = OutputFormat::Table
+    )]
     pub output: OutputFormat,
 }
 
 /// `-o table|json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// Aligned columns with a header row.
+    // Aligned columns with a header row.
     Table,
-    /// Pretty-printed JSON (one object per line when following a stream).
+    // Pretty-printed JSON (one object per line when following a stream).
     Json,
 }
 

@@ -138,7 +138,18 @@ pub async fn run(cmd: NodeCommand, client: &Client, format: OutputFormat) -> Res
                 .json(&body)
                 .fetch_any()
                 .await?;
-            done(format, &answer, &format!("labelled node {node}"))
+            let written: Vec<String> = changes
+                .iter()
+                .map(|c| match c {
+                    LabelChange::Set(k, v) => format!("{k}={v}"),
+                    LabelChange::Remove(k) => format!("{k}-"),
+                })
+                .collect();
+            done(
+                format,
+                &answer,
+                &format!("labelled node {node}: {}", written.join(" ")),
+            )
         }
         NodeCommand::Join { node, env } => {
             let body = JoinEnvironment { env: env.clone() };

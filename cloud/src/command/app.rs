@@ -27,15 +27,21 @@ pub(super) fn publish(p: &Projections, manifest: &Manifest) -> Result<Vec<Pendin
             ),
         ));
     }
-    Ok(vec![Pending::cloud_only(EventPayload::AppVersionPublished {
-        manifest: manifest.clone(),
-        digest,
-    })])
+    Ok(vec![Pending::cloud_only(
+        EventPayload::AppVersionPublished {
+            manifest: manifest.clone(),
+            digest,
+        },
+    )])
 }
 
 pub(super) fn undeploy(p: &Projections, name: &str, purge: bool) -> Result<Vec<Pending>, Refusal> {
     let instance = p.instances.get(name).ok_or_else(|| {
-        Refusal::not_found("unknown_instance", "instance", format!("no instance named \"{name}\""))
+        Refusal::not_found(
+            "unknown_instance",
+            "instance",
+            format!("no instance named \"{name}\""),
+        )
     })?;
     Ok(vec![Pending {
         payload: EventPayload::InstanceUndeployed {

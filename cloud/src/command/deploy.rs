@@ -32,7 +32,9 @@ impl DeployPlan {
     pub fn into_pending(self) -> Pending {
         let audience = self.spec.nodes.iter().map(|t| t.node).collect();
         Pending {
-            payload: EventPayload::InstanceDeployed { instance: self.spec },
+            payload: EventPayload::InstanceDeployed {
+                instance: self.spec,
+            },
             audience,
         }
     }
@@ -66,10 +68,18 @@ impl DeployPlan {
 
 fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
     let field = format!("set[{i}]");
-    let bad = |why: &str| Refusal::invalid("invalid_override", field.clone(), format!("\"{s}\": {why}"));
-    let (lhs, value) = s.split_once('=').ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
-    let (component, var) = lhs.split_once('.').ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
-    let valid_var = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let bad =
+        |why: &str| Refusal::invalid("invalid_override", field.clone(), format!("\"{s}\": {why}"));
+    let (lhs, value) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
+    let (component, var) = lhs
+        .split_once('.')
+        .ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
+    let valid_var = var
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_var {
         return Err(bad("the variable name must match [A-Za-z_][A-Za-z0-9_]*"));
@@ -82,7 +92,11 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
     let instance_name = name("name", &req.name)?;
     let app = name("app", &req.app)?;
     let version = semver::Version::parse(&req.version).map_err(|e| {
-        Refusal::invalid("invalid_version", "version", format!("\"{}\" is not a semantic version: {e}", req.version))
+        Refusal::invalid(
+            "invalid_version",
+            "version",
+            format!("\"{}\" is not a semantic version: {e}", req.version),
+        )
     })?;
     let env = environment(p, "env", &req.env)?;
     let selector = labels("selector", &req.selector)?;
@@ -90,12 +104,17 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
         return Err(Refusal::conflict(
             "instance_exists",
             "name",
-            format!("an instance named \"{instance_name}\" already exists; undeploy it or upgrade it"),
+            format!(
+                "an instance named \"{instance_name}\" already exists; undeploy it or upgrade it"
+            ),
         ));
     }
     let published = p.app_version(app.as_str(), &version).ok_or_else(|| {
         let known = p.apps.get(app.as_str()).map(|v| {
-            v.keys().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            v.keys()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         });
         Refusal::not_found(
             "unknown_app_version",
@@ -111,14 +130,21 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
     let mut overrides = Vec::new();
     for (i, s) in req.set.iter().enumerate() {
         let (component, var, value) = parse_set(i, s)?;
-        let component = manifest.component(&component).map(|c| c.name.clone()).ok_or_else(|| {
-            Refusal::invalid(
-                "invalid_override",
-                format!("set[{i}]"),
-                format!("{app}@{version} has no component \"{component}\""),
-            )
-        })?;
-        overrides.push(EnvOverride { component, var, value });
+        let component = manifest
+            .component(&component)
+            .map(|c| c.name.clone())
+            .ok_or_else(|| {
+                Refusal::invalid(
+                    "invalid_override",
+                    format!("set[{i}]"),
+                    format!("{app}@{version} has no component \"{component}\""),
+                )
+            })?;
+        overrides.push(EnvOverride {
+            component,
+            var,
+            value,
+        });
     }
 
     let mut nodes = Vec::new();
@@ -130,16 +156,27 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
             let node = node_ref(p, &field, &choice.node)?;
             let weight = choice.weight.unwrap_or(1);
             if !(1..=1000).contains(&weight) {
-                return Err(Refusal::invalid("invalid_weight", format!("{field}.weight"), "a weight is 1 to 1000"));
+                return Err(Refusal::invalid(
+                    "invalid_weight",
+                    format!("{field}.weight"),
+                    "a weight is 1 to 1000",
+                ));
             }
             if nodes.iter().any(|t: &NodeTarget| t.node == node.id) {
-                return Err(Refusal::invalid("duplicate_node", field, format!("node \"{}\" is named twice", node.name)));
+                return Err(Refusal::invalid(
+                    "duplicate_node",
+                    field,
+                    format!("node \"{}\" is named twice", node.name),
+                ));
             }
             if !node.envs.contains(&env.name) {
                 return Err(Refusal::invalid(
                     "node_not_in_environment",
                     field,
-                    format!("node \"{}\" is not in environment \"{}\"; `skerry node join` it first", node.name, env.name),
+                    format!(
+                        "node \"{}\" is not in environment \"{}\"; `skerry node join` it first",
+                        node.name, env.name
+                    ),
                 ));
             }
             if !labels_match(&node.labels, &selector) {
@@ -151,7 +188,10 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
             }
             let reasons = shortfalls(p, node, manifest, None);
             if reasons.is_empty() {
-                nodes.push(NodeTarget { node: node.id, weight });
+                nodes.push(NodeTarget {
+                    node: node.id,
+                    weight,
+                });
             } else {
                 unfit.insert(node.name.to_string(), reasons);
             }
@@ -164,16 +204,29 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
             return Err(Refusal::invalid(
                 "unfit",
                 "nodes",
-                format!("node(s) do not fit {app}@{version}: {}", listing.join(" | ")),
+                format!(
+                    "node(s) do not fit {app}@{version}: {}",
+                    listing.join(" | ")
+                ),
             ));
         }
     } else {
-        for node in p.nodes.values().filter(|n| n.envs.contains(&env.name) && labels_match(&n.labels, &selector)) {
+        for node in p
+            .nodes
+            .values()
+            .filter(|n| n.envs.contains(&env.name) && labels_match(&n.labels, &selector))
+        {
             let reasons = shortfalls(p, node, manifest, None);
             if reasons.is_empty() {
-                nodes.push(NodeTarget { node: node.id, weight: 1 });
+                nodes.push(NodeTarget {
+                    node: node.id,
+                    weight: 1,
+                });
             } else {
-                unschedulable.push(Unschedulable { node: node.id, reasons });
+                unschedulable.push(Unschedulable {
+                    node: node.id,
+                    reasons,
+                });
             }
         }
         if nodes.is_empty() {
@@ -183,15 +236,25 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
                 let listing: Vec<String> = unschedulable
                     .iter()
                     .map(|u| {
-                        let n = p.nodes.get(&u.node).map_or_else(|| u.node.to_string(), |n| n.name.to_string());
+                        let n = p
+                            .nodes
+                            .get(&u.node)
+                            .map_or_else(|| u.node.to_string(), |n| n.name.to_string());
                         format!("{n}: {}", u.reasons.join("; "))
                     })
                     .collect();
-                format!("no matching node fits {app}@{version}: {}", listing.join(" | "))
+                format!(
+                    "no matching node fits {app}@{version}: {}",
+                    listing.join(" | ")
+                )
             };
             return Err(Refusal::invalid(
                 "no_fit",
-                if req.selector.is_empty() { "env" } else { "selector" },
+                if req.selector.is_empty() {
+                    "env"
+                } else {
+                    "selector"
+                },
                 detail,
             ));
         }

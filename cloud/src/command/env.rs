@@ -31,7 +31,9 @@ fn check_entry(i: usize, entry: &str) -> Result<(), Refusal> {
     let host_port = entry.rsplit_once(':').is_some_and(|(host, port)| {
         !host.is_empty()
             && port.parse::<u16>().is_ok_and(|p| p > 0)
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
     });
     if host_port
         || entry.parse::<std::net::IpAddr>().is_ok()
@@ -64,11 +66,13 @@ pub(super) fn create(
             format!("environment \"{name}\" already exists"),
         ));
     }
-    Ok(vec![Pending::cloud_only(EventPayload::EnvironmentCreated {
-        name,
-        labels,
-        entries: entries.to_vec(),
-    })])
+    Ok(vec![Pending::cloud_only(
+        EventPayload::EnvironmentCreated {
+            name,
+            labels,
+            entries: entries.to_vec(),
+        },
+    )])
 }
 
 pub(super) fn delete(p: &Projections, raw: &str) -> Result<Vec<Pending>, Refusal> {
@@ -121,12 +125,18 @@ pub(super) fn issue_token(
 ) -> Result<Vec<Pending>, Refusal> {
     let env = environment(p, "env", raw_env)?;
     if expires <= now {
-        return Err(Refusal::invalid("invalid_ttl", "ttl", "the token's lifetime must be positive"));
+        return Err(Refusal::invalid(
+            "invalid_ttl",
+            "ttl",
+            "the token's lifetime must be positive",
+        ));
     }
-    Ok(vec![Pending::cloud_only(EventPayload::EnrollmentTokenIssued {
-        token: id,
-        env: env.name.clone(),
-        secret_hash,
-        expires,
-    })])
+    Ok(vec![Pending::cloud_only(
+        EventPayload::EnrollmentTokenIssued {
+            token: id,
+            env: env.name.clone(),
+            secret_hash,
+            expires,
+        },
+    )])
 }

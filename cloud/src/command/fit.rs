@@ -43,23 +43,26 @@ pub fn demand(manifest: &Manifest) -> Demand {
 }
 
 fn mem(bytes: u64) -> String {
-    const MI: u64 = 1 << 20;
-    if bytes % (1 << 30) == 0 && bytes > 0 {
-        format!("{}Gi", bytes >> 30)
-    } else if bytes % MI == 0 {
-        format!("{}Mi", bytes / MI)
-    } else {
-        format!("{bytes}")
-    }
+    skerry_shared::quantity::Memory::from_bytes(bytes).to_string()
 }
 
 /// Every reason `node` cannot take `manifest`; empty when it fits. `except` names an
 /// instance whose current demand is not counted (the one being replaced).
-pub fn shortfalls(p: &Projections, node: &Node, manifest: &Manifest, except: Option<&str>) -> Vec<String> {
+pub fn shortfalls(
+    p: &Projections,
+    node: &Node,
+    manifest: &Manifest,
+    except: Option<&str>,
+) -> Vec<String> {
     let want = demand(manifest);
     let mut out = Vec::new();
     for rt in &want.runtimes {
-        if !node.profile.runtimes.iter().any(|r| r.to_string() == rt.to_string()) {
+        if !node
+            .profile
+            .runtimes
+            .iter()
+            .any(|r| r.to_string() == rt.to_string())
+        {
             out.push(format!(
                 "runtime {rt} is missing (profile {} has {})",
                 node.profile.name,
@@ -81,7 +84,11 @@ pub fn shortfalls(p: &Projections, node: &Node, manifest: &Manifest, except: Opt
         let d = demand(&i.spec.manifest);
         used.millicores += d.millicores;
         used.memory += d.memory;
-        taken.extend(d.host_ports.into_iter().map(|(port, _)| (port, i.spec.name.to_string())));
+        taken.extend(
+            d.host_ports
+                .into_iter()
+                .map(|(port, _)| (port, i.spec.name.to_string())),
+        );
     }
     let cpu_cap = node.profile.capacity_millicores();
     let cpu_free = cpu_cap.saturating_sub(used.millicores);

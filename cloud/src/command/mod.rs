@@ -44,16 +44,32 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn invalid(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(RefusalKind::Invalid, code, field, message)
     }
-    pub fn conflict(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn conflict(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(RefusalKind::Conflict, code, field, message)
     }
-    pub fn not_found(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn not_found(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(RefusalKind::NotFound, code, field, message)
     }
-    pub fn forbidden(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn forbidden(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(RefusalKind::Forbidden, code, field, message)
     }
     fn new(
@@ -88,6 +104,18 @@ impl Pending {
     }
 }
 
+/// An enrollment, as the API hands it to the engine.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub token: EnrollmentToken,
+    pub node: NodeId,
+    pub name: Name,
+    pub profile: FirmwareProfile,
+    pub address: String,
+    /// SHA-256 of the certificate issued to the node.
+    pub certificate: Digest,
+}
+
 /// Everything that can change state. Fields are raw user input where the handler is the
 /// one to check them.
 #[derive(Debug, Clone)]
@@ -108,16 +136,9 @@ pub enum Command {
         secret_hash: Digest,
         expires: Timestamp,
     },
-    /// The API has parsed the CSR and signed a certificate for `node`; it is recorded only
-    /// if the token checks out.
-    Enroll {
-        token: EnrollmentToken,
-        node: NodeId,
-        name: Name,
-        profile: FirmwareProfile,
-        address: String,
-        certificate: Digest,
-    },
+    /// The API has parsed the CSR and signed a certificate for the node; it is recorded
+    /// only if the token checks out.
+    Enroll(Box<Enrollment>),
     RenameNode {
         node: String,
         name: String,
@@ -162,14 +183,7 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             secret_hash,
             expires,
         } => env::issue_token(p, env, *id, *secret_hash, *expires, now),
-        Command::Enroll {
-            token,
-            node,
-            name,
-            profile,
-            address,
-            certificate,
-        } => node::enroll(p, token, *node, name, profile, address, *certificate, now),
+        Command::Enroll(e) => node::enroll(p, e, now),
         Command::RenameNode { node, name } => node::rename(p, node, name),
         Command::LabelNode { node, set, remove } => node::label(p, node, set, remove),
         Command::JoinEnvironment { node, env } => node::join(p, node, env),
@@ -193,7 +207,9 @@ pub(crate) fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<L
     for (k, v) in labels {
         skerry_shared::ids::check_label_key(k)
             .and_then(|()| skerry_shared::ids::check_label_value(v))
-            .map_err(|e| Refusal::invalid("invalid_label", format!("{field}.{k}"), e.to_string()))?;
+            .map_err(|e| {
+                Refusal::invalid("invalid_label", format!("{field}.{k}"), e.to_string())
+            })?;
     }
     Ok(labels.clone())
 }
@@ -205,7 +221,11 @@ pub(crate) fn environment<'a>(
     env: &str,
 ) -> Result<&'a crate::projections::Environment, Refusal> {
     p.envs.get(env).ok_or_else(|| {
-        Refusal::not_found("unknown_environment", field, format!("no environment named \"{env}\""))
+        Refusal::not_found(
+            "unknown_environment",
+            field,
+            format!("no environment named \"{env}\""),
+        )
     })
 }
 
@@ -216,6 +236,10 @@ pub(crate) fn node_ref<'a>(
     node: &str,
 ) -> Result<&'a crate::projections::Node, Refusal> {
     p.node(node).ok_or_else(|| {
-        Refusal::not_found("unknown_node", field, format!("no node named or with id \"{node}\""))
+        Refusal::not_found(
+            "unknown_node",
+            field,
+            format!("no node named or with id \"{node}\""),
+        )
     })
 }

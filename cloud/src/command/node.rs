@@ -3,28 +3,33 @@
 use std::collections::BTreeMap;
 
 use skerry_shared::clock::Timestamp;
-use skerry_shared::enroll::EnrollmentToken;
 use skerry_shared::event::EventPayload;
-use skerry_shared::hash::Digest;
-use skerry_shared::ids::{Name, NodeId};
-use skerry_shared::profile::FirmwareProfile;
 
-use super::{Pending, Refusal, environment, labels, name, node_ref};
+use super::{Enrollment, Pending, Refusal, environment, labels, name, node_ref};
 use crate::projections::Projections;
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn enroll(
     p: &Projections,
-    token: &EnrollmentToken,
-    node: NodeId,
-    name: &Name,
-    profile: &FirmwareProfile,
-    address: &str,
-    certificate: Digest,
+    e: &Enrollment,
     now: Timestamp,
 ) -> Result<Vec<Pending>, Refusal> {
+    let Enrollment {
+        token,
+        node,
+        name,
+        profile,
+        address,
+        certificate,
+    } = e;
+    let (node, certificate) = (*node, *certificate);
     // One answer for every kind of bad token, so the endpoint tells an attacker nothing.
-    let refused = || Refusal::forbidden("invalid_token", "token", "the enrollment token is unknown, used or expired");
+    let refused = || {
+        Refusal::forbidden(
+            "invalid_token",
+            "token",
+            "the enrollment token is unknown, used or expired",
+        )
+    };
     let state = p.tokens.get(&token.id).ok_or_else(refused)?;
     if state.secret_hash != token.secret_hash() || state.used_by.is_some() || state.expires <= now {
         return Err(refused());
@@ -74,7 +79,10 @@ pub(super) fn rename(p: &Projections, node: &str, raw: &str) -> Result<Vec<Pendi
         ));
     }
     Ok(vec![Pending {
-        payload: EventPayload::NodeRenamed { node: n.id, name: new },
+        payload: EventPayload::NodeRenamed {
+            node: n.id,
+            name: new,
+        },
         audience: vec![n.id],
     }])
 }
@@ -88,8 +96,9 @@ pub(super) fn label(
     let n = node_ref(p, "node", node)?;
     let set = labels("set", set)?;
     for (i, k) in remove.iter().enumerate() {
-        skerry_shared::ids::check_label_key(k)
-            .map_err(|e| Refusal::invalid("invalid_label", format!("remove[{i}]"), e.to_string()))?;
+        skerry_shared::ids::check_label_key(k).map_err(|e| {
+            Refusal::invalid("invalid_label", format!("remove[{i}]"), e.to_string())
+        })?;
         if set.contains_key(k) {
             return Err(Refusal::invalid(
                 "invalid_label",
@@ -98,13 +107,24 @@ pub(super) fn label(
             ));
         }
     }
-    let set: BTreeMap<_, _> = set.into_iter().filter(|(k, v)| n.labels.get(k) != Some(v)).collect();
-    let removed: Vec<String> = remove.iter().filter(|k| n.labels.contains_key(*k)).cloned().collect();
+    let set: BTreeMap<_, _> = set
+        .into_iter()
+        .filter(|(k, v)| n.labels.get(k) != Some(v))
+        .collect();
+    let removed: Vec<String> = remove
+        .iter()
+        .filter(|k| n.labels.contains_key(*k))
+        .cloned()
+        .collect();
     if set.is_empty() && removed.is_empty() {
         return Ok(Vec::new());
     }
     Ok(vec![Pending {
-        payload: EventPayload::NodeLabelled { node: n.id, set, removed },
+        payload: EventPayload::NodeLabelled {
+            node: n.id,
+            set,
+            removed,
+        },
         audience: vec![n.id],
     }])
 }
@@ -116,7 +136,10 @@ pub(super) fn join(p: &Projections, node: &str, env: &str) -> Result<Vec<Pending
         return Ok(Vec::new());
     }
     Ok(vec![Pending {
-        payload: EventPayload::NodeJoined { node: n.id, env: e.name.clone() },
+        payload: EventPayload::NodeJoined {
+            node: n.id,
+            env: e.name.clone(),
+        },
         audience: vec![n.id],
     }])
 }
@@ -132,7 +155,10 @@ pub(super) fn leave(p: &Projections, node: &str, env: &str) -> Result<Vec<Pendin
         ));
     }
     Ok(vec![Pending {
-        payload: EventPayload::NodeLeft { node: n.id, env: e.name.clone() },
+        payload: EventPayload::NodeLeft {
+            node: n.id,
+            env: e.name.clone(),
+        },
         audience: vec![n.id],
     }])
 }
