@@ -8,13 +8,11 @@
 //! never see an event that is not durable; if the append fails, the projections are
 //! rebuilt from the log and every command of the batch is answered with the error.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 use skerry_shared::clock::Timestamp;
-use skerry_shared::event::{Actor, Event, NodeSeq, verify_chain};
-use skerry_shared::hash::Digest;
+use skerry_shared::event::{Actor, Event, NodeSeq};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::command::{self, Command, Refusal};
@@ -23,7 +21,6 @@ use crate::projections::Projections;
 
 /// The most commands one durable write carries.
 pub const MAX_BATCH: usize = 4096;
-const READ_PAGE: usize = 4096;
 
 /// Why a command did not become events.
 #[derive(Debug, thiserror::Error)]
@@ -68,18 +65,10 @@ impl std::fmt::Debug for Engine {
 /// Folds the whole log into fresh projections, checking the hash chain as it goes.
 pub fn rebuild(log: &dyn EventLog) -> Result<Projections, EngineError> {
     let mut p = Projections::default();
-    let mut node_next = HashMap::new();
-    let (mut next, mut prev) = (1u64, Digest::ZERO);
-    loop {
-        let page = log.read(next - 1, READ_PAGE)?;
-        if page.is_empty() {
-            break;
-        }
-        (next, prev) = verify_chain(&page, next, prev, &mut node_next)?;
-        for e in &page {
-            p.apply(e);
-        }
-    }
+    crate::log::walk(log, |e| p.apply(e)).map_err(|(_, e)| match e {
+        crate::log::WalkError::Log(e) => EngineError::Log(e),
+        crate::log::WalkError::Chain(e) => EngineError::Chain(e),
+    })?;
     Ok(p)
 }
 

@@ -11,8 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use skerry_shared::clock::Timestamp;
-use skerry_shared::event::{Event, verify_chain};
-use skerry_shared::hash::Digest;
+use skerry_shared::event::Event;
 use skerry_shared::ids::NodeId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -212,43 +211,17 @@ async fn follow(
 /// `GET /api/v1/events/verify`: walks the whole chain.
 pub async fn verify(State(s): State<AppState>) -> Result<Json<VerifyDto>, ApiError> {
     let log = s.engine.log().clone();
-    let dto = tokio::task::spawn_blocking(move || {
-        let mut node_next = std::collections::HashMap::new();
-        let (mut next, mut prev) = (1u64, Digest::ZERO);
-        loop {
-            let page = match log.read(next - 1, PAGE) {
-                Ok(p) => p,
-                Err(e) => {
-                    return VerifyDto {
-                        ok: false,
-                        events: next - 1,
-                        head: prev.to_hex(),
-                        fault: Some(e.to_string()),
-                    };
-                }
-            };
-            if page.is_empty() {
-                return VerifyDto {
-                    ok: true,
-                    events: next - 1,
-                    head: prev.to_hex(),
-                    fault: None,
-                };
-            }
-            match verify_chain(&page, next, prev, &mut node_next) {
-                Ok((n, p)) => (next, prev) = (n, p),
-                Err(e) => {
-                    return VerifyDto {
-                        ok: false,
-                        events: next - 1,
-                        head: prev.to_hex(),
-                        fault: Some(e.to_string()),
-                    };
-                }
-            }
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(dto))
+    let walked = tokio::task::spawn_blocking(move || crate::log::walk(log.as_ref(), |_| {}))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (at, fault) = match walked {
+        Ok(at) => (at, None),
+        Err((at, e)) => (at, Some(e.to_string())),
+    };
+    Ok(Json(VerifyDto {
+        ok: fault.is_none(),
+        events: at.events,
+        head: at.head.to_hex(),
+        fault,
+    }))
 }

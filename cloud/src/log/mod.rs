@@ -8,7 +8,10 @@ mod redb_log;
 
 pub use redb_log::RedbLog;
 
-use skerry_shared::event::Event;
+use std::collections::HashMap;
+
+use skerry_shared::event::{ChainError, Event, verify_chain};
+use skerry_shared::hash::Digest;
 use skerry_shared::ids::NodeId;
 
 /// What can go wrong in a log backend.
@@ -42,4 +45,48 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The sequence number of the last event (0 when empty).
     fn last_seq(&self) -> Result<u64, LogError>;
+}
+
+/// Why a walk of the log stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// How far a walk of the log got: the events it checked and the hash of the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    pub events: u64,
+    pub head: Digest,
+}
+
+/// Reads the whole log in order, checking the hash chain (sequence numbers, hashes and
+/// each node's `node_seq`) page by page, and hands each checked event to `visit`. On a
+/// fault it returns how far it got, with the error.
+pub fn walk(
+    log: &dyn EventLog,
+    mut visit: impl FnMut(&Event),
+) -> Result<Walked, (Walked, WalkError)> {
+    const PAGE: usize = 4096;
+    let mut node_next = HashMap::new();
+    let mut at = Walked {
+        events: 0,
+        head: Digest::ZERO,
+    };
+    loop {
+        let page = log.read(at.events, PAGE).map_err(|e| (at, e.into()))?;
+        if page.is_empty() {
+            return Ok(at);
+        }
+        let (next, head) = verify_chain(&page, at.events + 1, at.head, &mut node_next)
+            .map_err(|e| (at, e.into()))?;
+        page.iter().for_each(&mut visit);
+        at = Walked {
+            events: next - 1,
+            head,
+        };
+    }
 }
