@@ -111,6 +111,9 @@ pub async fn run(
     };
     let head = cloud.engine.read().head.next_seq - 1;
     tracing::info!(api = %format!("http://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
+    tracing::warn!(
+        "this release has no MQTT endpoint or local node yet: agents cannot connect, and instances stay Pending"
+    );
     let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -214,7 +214,7 @@ fn since_becomes_an_absolute_time_and_bad_times_are_refused() {
     let Command::Events(EventsArgs { since, .. }) = cli.command else {
         panic!("not events")
     };
-    assert_eq!(since.as_deref(), Some("2026-11-21T10:00:00Z"));
+    assert_eq!(since.as_deref(), Some("2026-11-21T10:00:00.000Z"));
     let e = refused(&["events", "--since", "yesterday"]);
     assert!(e.to_string().contains("--since"), "{e}");
     refused(&["logs", "web", "--since", "soon"]);

@@ -12,5 +12,5 @@ enum Cli {
 
 fn main() -> anyhow::Result<()> {
     let Cli::Run = Cli::parse();
-    anyhow::bail!("the agent is not built yet: see the project's open issues")
+    anyhow::bail!("this release of skerry-edge cannot enroll or run apps yet")
 }

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// RFC 3339 in UTC with exactly three fractional digits, so columns line up.
+const MILLIS: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
@@ -33,7 +38,7 @@ impl Timestamp {
     /// RFC 3339 with millisecond precision, e.g. `2026-11-21T10:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         match OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000) {
-            Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string()),
+            Ok(t) => t.format(MILLIS).unwrap_or_else(|_| self.0.to_string()),
             Err(_) => self.0.to_string(),
         }
     }
@@ -49,7 +54,11 @@ impl Timestamp {
         match humantime::parse_duration(s) {
             Ok(d) => {
                 let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-                Ok(now.plus_millis(-ms))
+                let t = now.plus_millis(-ms);
+                match OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.0) * 1_000_000) {
+                    Ok(_) => Ok(t),
+                    Err(_) => Err(format!("\"{s}\" ago is before the year -9999")),
+                }
             }
             Err(_) => Err(format!(
                 "\"{s}\" is neither an RFC 3339 time (2026-11-21T10:00:00Z) nor a duration (90s, 10m, 2h, 3d)"
@@ -83,8 +92,10 @@ mod tests {
         assert_eq!(t, Ok(Timestamp(1_795_255_200_000)));
         assert_eq!(
             Timestamp(1_795_255_200_000).to_rfc3339(),
-            "2026-11-21T10:00:00Z"
+            "2026-11-21T10:00:00.000Z"
         );
         assert!(Timestamp::parse_cli("yesterday", now).is_err());
+        let far = Timestamp::parse_cli("100000000d", now).unwrap_err();
+        assert!(far.contains("100000000d"), "{far}");
     }
 }

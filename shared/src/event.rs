@@ -316,6 +316,19 @@ pub enum ChainError {
     Encode { seq: u64, reason: String },
 }
 
+impl ChainError {
+    /// The sequence number of the event at fault.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ChainError::Gap { seq, .. }
+            | ChainError::Broken { seq }
+            | ChainError::Tampered { seq }
+            | ChainError::NodeSeqGap { seq, .. }
+            | ChainError::Encode { seq, .. } => *seq,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct HashInput<'a> {
     seq: u64,

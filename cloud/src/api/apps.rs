@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use skerry_shared::manifest::parse_manifest;
@@ -19,8 +20,10 @@ use crate::projections::Projections;
 pub async fn publish(
     State(s): State<AppState>,
     peer: ConnectInfo<SocketAddr>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<AppVersionDto>), ApiError> {
+    let body =
+        body.map_err(|e| ApiError::new(e.status(), "invalid_manifest", None, e.body_text()))?;
     let text = std::str::from_utf8(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_manifest",

@@ -16,6 +16,7 @@ use super::{AppState, actor};
 use crate::command::{Command, Enrollment};
 
 const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 pub async fn issue_token(
     State(s): State<AppState>,
@@ -32,6 +33,13 @@ pub async fn issue_token(
             )
         })?,
     };
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(ApiError::bad_request(
+            "invalid_ttl",
+            "ttl",
+            "an enrollment token lives more than 0 s and at most 365 days",
+        ));
+    }
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let token = s.pki.new_token();
     let expires = Timestamp::now().plus_millis(ttl_ms);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
 use super::dto::{EventDto, VerifyDto};
-use super::error::ApiError;
+use super::error::{ApiError, Params};
 use crate::log::EventLog;
 
 const PAGE: usize = 1024;
@@ -104,7 +104,7 @@ fn line(e: &Event) -> Bytes {
 
 pub async fn list(
     State(s): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    Params(q): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let node = match &q.node {
         None => None,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::dto::{
     DeployRequest, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
 };
-use super::error::{ApiError, Body};
+use super::error::{ApiError, Body, Params};
 use super::{AppState, actor, views};
 use crate::command::{Command, plan_deploy};
 
@@ -112,7 +112,7 @@ pub async fn undeploy(
     State(s): State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
-    Query(q): Query<UndeployQuery>,
+    Params(q): Params<UndeployQuery>,
 ) -> Result<Json<UndeployDto>, ApiError> {
     let events = s
         .engine

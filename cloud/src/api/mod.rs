@@ -52,6 +52,16 @@ pub(crate) fn actor(peer: &ConnectInfo<SocketAddr>) -> Actor {
     }
 }
 
+/// The answer of routes that belong to later releases.
+async fn later(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        None,
+        format!("{} is not available in this release", uri.path()),
+    )
+}
+
 /// The router of every API route.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -89,7 +99,23 @@ pub fn router(state: AppState) -> Router {
             get(instances::show).delete(instances::undeploy),
         )
         .route("/api/v1/events", get(events::list))
+        // Resources of later releases answer 501 in the error shape, so clients can tell
+        // "not in this release" from "not found".
+        .route("/api/v1/tokens", get(later).post(later))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(later))
+        .route("/api/v1/logs", get(later))
+        .route("/api/v1/nodes/{node}/logs", get(later))
+        .route("/api/v1/instances/{name}/upgrade", post(later))
+        .route("/api/v1/instances/{name}/rollback", post(later))
         .route("/api/v1/events/verify", get(events::verify))
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                "this route does not take that method",
+            )
+        })
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use serde::Deserialize;
 
 use super::dto::{JoinEnvironment, LabelNode, NodeDto, RenameNode};
-use super::error::{ApiError, Body};
+use super::error::{ApiError, Body, Params};
 use super::{AppState, actor, views};
 use crate::command::Command;
 
@@ -44,7 +44,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(s): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Params(q): Params<ListQuery>,
 ) -> Result<Json<Vec<NodeDto>>, ApiError> {
     let p = s.engine.read();
     if let Some(env) = &q.env
@@ -56,17 +56,19 @@ pub async fn list(
             format!("no environment named \"{env}\""),
         ));
     }
-    Ok(Json(
-        p.nodes
-            .values()
-            .filter(|n| {
-                q.env
-                    .as_ref()
-                    .is_none_or(|e| n.envs.iter().any(|x| x.as_str() == e))
-            })
-            .map(|n| views::node(&p, n))
-            .collect(),
-    ))
+    // By name, as people read the list; the node index is by id.
+    let mut nodes: Vec<NodeDto> = p
+        .nodes
+        .values()
+        .filter(|n| {
+            q.env
+                .as_ref()
+                .is_none_or(|e| n.envs.iter().any(|x| x.as_str() == e))
+        })
+        .map(|n| views::node(&p, n))
+        .collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(nodes))
 }
 
 pub async fn show(

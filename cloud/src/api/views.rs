@@ -99,8 +99,9 @@ fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
 pub fn instance(p: &Projections, i: &Instance) -> InstanceDto {
     let spec = &i.spec;
     let mut status = Vec::new();
-    for t in &spec.nodes {
-        for c in &spec.manifest.components {
+    // Per component, per node, per replica.
+    for c in &spec.manifest.components {
+        for t in &spec.nodes {
             for replica in 0..c.replicas() {
                 status.push(ReplicaStatusDto {
                     node: node_name(p, &t.node),

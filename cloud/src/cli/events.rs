@@ -16,6 +16,8 @@ const HEADER: [&str; 5] = ["SEQ", "TIME", "ACTOR", "KIND", "SUMMARY"];
 /// Column widths while following: a sequence number, an RFC 3339 time with milliseconds,
 /// an actor, a dotted kind.
 const FOLLOW_WIDTHS: [usize; 4] = [6, 24, 20, 23];
+/// Events per request when reading the log.
+const PAGE: usize = 1000;
 
 /// `skerry events [--node NODE] [--instance I] [--since T] [--follow] | verify`
 #[derive(Debug, Clone, Args)]
@@ -51,13 +53,13 @@ pub async fn run(
     if let Some(EventsCommand::Verify) = args.command {
         return verify(client, format).await;
     }
-    let call = client.get(&["events"]).query(&[
-        ("node", args.node.as_deref()),
-        ("instance", args.instance.as_deref()),
-        ("since", args.since.as_deref()),
-        ("follow", args.follow.then_some("true")),
-    ]);
     if args.follow {
+        let call = client.get(&["events"]).query(&[
+            ("node", args.node.as_deref()),
+            ("instance", args.instance.as_deref()),
+            ("since", args.since.as_deref()),
+            ("follow", args.follow.then_some("true")),
+        ]);
         let mut lines = call.lines().await?;
         let columns = StreamColumns::new(&FOLLOW_WIDTHS);
         if format == OutputFormat::Table {
@@ -71,7 +73,28 @@ pub async fn run(
             }
         }
     }
-    let events: Vec<EventDto> = call.fetch().await?;
+    // The API answers a page at a time; read them all.
+    let mut events: Vec<EventDto> = Vec::new();
+    loop {
+        let after = events.last().map_or(0, |e| e.seq).to_string();
+        let limit = PAGE.to_string();
+        let page: Vec<EventDto> = client
+            .get(&["events"])
+            .query(&[
+                ("node", args.node.as_deref()),
+                ("instance", args.instance.as_deref()),
+                ("since", args.since.as_deref()),
+                ("after", Some(&after)),
+                ("limit", Some(&limit)),
+            ])
+            .fetch()
+            .await?;
+        let full = page.len() >= PAGE;
+        events.extend(page);
+        if !full {
+            break;
+        }
+    }
     match format {
         OutputFormat::Json => output::json(&events)?,
         OutputFormat::Table => {

@@ -4,9 +4,22 @@ use std::collections::BTreeMap;
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::EventPayload;
+use skerry_shared::ids::{Name, NodeId};
 
 use super::{Enrollment, Pending, Refusal, environment, labels, name, node_ref};
 use crate::projections::Projections;
+
+/// Commands take a node's name or id, so a name may not read as an id.
+fn not_an_id(name: &Name) -> Result<(), Refusal> {
+    if name.as_str().parse::<NodeId>().is_ok() {
+        return Err(Refusal::invalid(
+            "invalid_name",
+            "name",
+            format!("\"{name}\" reads as a node id; choose a name that does not"),
+        ));
+    }
+    Ok(())
+}
 
 pub(super) fn enroll(
     p: &Projections,
@@ -34,6 +47,7 @@ pub(super) fn enroll(
     if state.secret_hash != token.secret_hash() || state.used_by.is_some() || state.expires <= now {
         return Err(refused());
     }
+    not_an_id(name)?;
     if p.node_by_name(name.as_str()).is_some() {
         return Err(Refusal::conflict(
             "node_exists",
@@ -68,6 +82,7 @@ pub(super) fn enroll(
 pub(super) fn rename(p: &Projections, node: &str, raw: &str) -> Result<Vec<Pending>, Refusal> {
     let n = node_ref(p, "node", node)?;
     let new = name("name", raw)?;
+    not_an_id(&new)?;
     if new == n.name {
         return Ok(Vec::new());
     }

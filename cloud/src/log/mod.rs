@@ -81,8 +81,20 @@ pub fn walk(
         if page.is_empty() {
             return Ok(at);
         }
-        let (next, head) = verify_chain(&page, at.events + 1, at.head, &mut node_next)
-            .map_err(|e| (at, e.into()))?;
+        let (next, head) = match verify_chain(&page, at.events + 1, at.head, &mut node_next) {
+            Ok(v) => v,
+            Err(e) => {
+                // Events before the faulty one checked out; say how far that was.
+                let good = e.seq().saturating_sub(1);
+                if let Some(last_good) = page.iter().take_while(|x| x.seq <= good).last() {
+                    at = Walked {
+                        events: last_good.seq,
+                        head: last_good.hash,
+                    };
+                }
+                return Err((at, e.into()));
+            }
+        };
         page.iter().for_each(&mut visit);
         at = Walked {
             events: next - 1,
