@@ -591,24 +591,9 @@ mod tests {
 
     fn comp(name: &str, kind: ComponentKind, deps: &[&str]) -> Component {
         Component {
-            name: n(name),
             kind,
-            image: Some("weather-db:1".into()),
-            exec: None,
-            pull: None,
-            command: None,
             depends_on: deps.iter().map(|d| n(d)).collect(),
-            replicas: None,
-            env: BTreeMap::new(),
-            resources: None,
-            ports: vec![],
-            host_network: None,
-            mounts: vec![],
-            storage: vec![],
-            log_dir: None,
-            health: None,
-            restart: None,
-            schedule: None,
+            ..Component::image(n(name), "weather-db:1")
         }
     }
 

@@ -14,7 +14,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use skerry_shared::clock::Timestamp;
@@ -44,24 +43,8 @@ const T0: i64 = 1_795_255_200_000;
 
 fn component(name: &str, kind: ComponentKind) -> Component {
     Component {
-        name: n(name),
         kind,
-        image: Some("weather-db:1".into()),
-        exec: None,
-        pull: None,
-        command: None,
-        depends_on: vec![],
-        replicas: None,
-        env: BTreeMap::new(),
-        resources: None,
-        ports: vec![],
-        host_network: None,
-        mounts: vec![],
-        storage: vec![],
-        log_dir: None,
-        health: None,
-        restart: None,
-        schedule: None,
+        ..Component::image(n(name), "weather-db:1")
     }
 }
 

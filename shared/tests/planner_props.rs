@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use skerry_shared::event::{InstanceMode, InstanceSpec, NodeTarget};
@@ -61,32 +61,20 @@ fn gen_manifest() -> impl Strategy<Value = Manifest> {
             gens.iter()
                 .enumerate()
                 .map(|(i, g)| Component {
-                    name: n(&format!("c{i}")),
                     kind: g.kind,
-                    image: Some("busybox:1".into()),
-                    exec: None,
-                    pull: None,
-                    command: None,
                     depends_on: (0..i)
                         .filter(|j| g.deps & (1 << j) != 0)
                         .map(|j| n(&format!("c{j}")))
                         .collect(),
                     replicas: (g.kind == ComponentKind::Service).then_some(g.replicas),
-                    env: BTreeMap::new(),
-                    resources: None,
-                    ports: vec![],
-                    host_network: None,
-                    mounts: vec![],
-                    storage: vec![],
-                    log_dir: None,
                     health: (g.health && g.kind == ComponentKind::Service).then(|| Health {
                         command: vec!["true".into()],
                         interval: None,
                         timeout: None,
                         retries: None,
                     }),
-                    restart: None,
                     schedule: (g.kind == ComponentKind::Job).then(|| "*/5 * * * *".into()),
+                    ..Component::image(n(&format!("c{i}")), "busybox:1")
                 })
                 .collect::<Vec<_>>()
         })

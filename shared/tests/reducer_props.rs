@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use skerry_shared::clock::Timestamp;
@@ -35,24 +34,8 @@ const KEYS: [&str; 3] = ["zone", "rack", "example.com/tier"];
 
 fn manifest(version: &str) -> Manifest {
     let comp = |name: &str, kind| Component {
-        name: n(name),
         kind,
-        image: Some("weather-db:1".into()),
-        exec: None,
-        pull: None,
-        command: None,
-        depends_on: vec![],
-        replicas: None,
-        env: BTreeMap::new(),
-        resources: None,
-        ports: vec![],
-        host_network: None,
-        mounts: vec![],
-        storage: vec![],
-        log_dir: None,
-        health: None,
-        restart: None,
-        schedule: None,
+        ..Component::image(n(name), "weather-db:1")
     };
     let mut db = comp("db", ComponentKind::Service);
     db.depends_on = vec![n("migrate")];

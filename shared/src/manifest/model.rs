@@ -73,6 +73,31 @@ pub struct Component {
 }
 
 impl Component {
+    /// A service that runs `image`, every other field left out: the start of a component
+    /// built in code (`Component { replicas: Some(2), ..Component::image(name, "web:1") }`).
+    pub fn image(name: Name, image: &str) -> Self {
+        Component {
+            name,
+            kind: ComponentKind::Service,
+            image: Some(image.to_owned()),
+            exec: None,
+            pull: None,
+            command: None,
+            depends_on: Vec::new(),
+            replicas: None,
+            env: BTreeMap::new(),
+            resources: None,
+            ports: Vec::new(),
+            host_network: None,
+            mounts: Vec::new(),
+            storage: Vec::new(),
+            log_dir: None,
+            health: None,
+            restart: None,
+            schedule: None,
+        }
+    }
+
     /// Copies on each node the instance targets (default 1).
     pub fn replicas(&self) -> u32 {
         self.replicas.unwrap_or(1)
