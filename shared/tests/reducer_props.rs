@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use proptest::prelude::*;
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{
