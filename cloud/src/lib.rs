@@ -11,6 +11,10 @@
 //!   appends them durably with group commit, then updates projections and notifies
 //!   subscribers.
 //! - [`pki`]: the cloud's CA (rcgen), enrollment tokens and node certificates.
+//! - [`mqtt`]: the embedded MQTT 3.1.1 endpoint for agents: TLS with client certificates,
+//!   every packet authorized by the node id in the certificate.
+//! - [`sync`]: the cloud's side of the sync protocol: per-node sessions (catch-up by events
+//!   or snapshot, live events, acks, heartbeats, reports) and node status.
 //! - [`api`]: the REST API (axum) and its JSON bodies ([`api::dto`]).
 //! - [`serve`]: `skerry serve`'s composition root: opens everything and runs it until
 //!   shutdown.
@@ -22,6 +26,8 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod log;
+pub mod mqtt;
 pub mod pki;
 pub mod projections;
 pub mod serve;
+pub mod sync;

@@ -1,5 +1,33 @@
 //! The Skerry agent.
 //!
+//! The agent enrolls once, then keeps a link to the cloud whenever it can. It commits
+//! every event addressed to its node to a local journal before acknowledging it, folds the
+//! events into the node's desired state with the shared reducer, and drives its runtimes
+//! toward that state with the shared planner, whether or not the cloud is reachable.
+//!
 //! # Layout
-//! For now the crate builds and holds the agent's command line; the journal, the link,
-//! the reconciler and the runtimes arrive with the agent itself.
+//! - [`config`]: the agent's configuration (`skerry-edge run` flags).
+//! - [`identity`]: the node's identity on disk: key (0600), certificate, CA, node id.
+//! - [`enroll`]: first-run enrollment: key pair, CSR, CA check against the token.
+//! - [`journal`]: the [`journal::Journal`] seam: redb on a node, in memory for the
+//!   simulator. Events, desired state and the agent's memos, committed before each ack.
+//! - [`sync`]: the agent's side of the sync protocol (sans-IO): down frames in, journal
+//!   commits and up frames out.
+//! - [`link`]: the MQTT link to the cloud (rumqttc over TLS with the node's certificate),
+//!   reconnecting with backoff.
+//! - [`runtime`]: the [`runtime::Runtime`] seam, with [`runtime::docker`] (bollard) and
+//!   [`runtime::process`] (supervised native processes).
+//! - [`reconciler`]: observes the runtimes, plans with the shared planner, acts, and
+//!   reports replica states.
+//! - [`agent`]: `run(config, shutdown)`, the entry point that `skerry-edge run` and the
+//!   cloud's local node both call.
+
+pub mod agent;
+pub mod config;
+pub mod enroll;
+pub mod identity;
+pub mod journal;
+pub mod link;
+pub mod reconciler;
+pub mod runtime;
+pub mod sync;

@@ -81,6 +81,8 @@ pub enum UpFrame {
     Ack { node_seq: u64 },
     /// The agent is alive; refreshes the node's last-seen time only.
     Heartbeat { time: Timestamp, last_node_seq: u64 },
+    /// Replica states that changed, or all of them after a connect.
+    Status(crate::report::StatusReport),
 }
 
 /// Why a frame could not be made or read.

@@ -15,6 +15,7 @@
 //! - [`enroll`]: the enrollment request and answer, shared by cloud and agent.
 //! - [`frame`]: postcard wire frames, each starting with a format version.
 //! - [`reducer`]: events to a node's desired state, idempotent by `node_seq`.
+//! - [`report`]: replica states as agents report them.
 //! - [`planner`]: desired and actual state to ordered actions.
 
 pub mod clock;
@@ -29,3 +30,4 @@ pub mod planner;
 pub mod profile;
 pub mod quantity;
 pub mod reducer;
+pub mod report;

@@ -21,12 +21,14 @@ use skerry_shared::event::{
     EnvOverride, EventPayload, InstanceMode, InstanceSpec, NodeEvent, NodeTarget,
 };
 use skerry_shared::frame::{self, DownFrame, UpFrame};
+use skerry_shared::hash::Digest;
 use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::manifest::{
     Component, ComponentKind, CpuRange, EnvValue, Expose, Health, Manifest, MemoryRange, Port,
     Resources, Storage,
 };
 use skerry_shared::reducer::{DesiredInstance, NodeDesired, NodeSnapshot};
+use skerry_shared::report::{ReplicaReport, ReplicaState, StatusReport};
 
 fn n(s: &str) -> Name {
     Name::parse(s).unwrap()
@@ -293,6 +295,30 @@ fn up_heartbeat_frame() {
             time: Timestamp(T0),
             last_node_seq: 300,
         },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+#[test]
+fn up_status_frame() {
+    let report = ReplicaReport {
+        instance: n("weather"),
+        component: n("db"),
+        replica: 0,
+        state: ReplicaState::Failed { code: 3 },
+        restarts: 2,
+        reason: Some("exited 3".into()),
+        spec_hash: Digest::of(b"db"),
+        ports: vec![(8080, 30001)],
+    };
+    check(
+        "up_status",
+        UpFrame::Status(StatusReport {
+            complete: true,
+            replicas: vec![report],
+            removed: vec![(n("weather"), n("cleanup"), 1)],
+        }),
         frame::encode_up,
         frame::decode_up,
     );
