@@ -55,7 +55,8 @@ pub struct Config {
     pub data: PathBuf,
     pub listen: SocketAddr,
     pub mqtt: SocketAddr,
-    pub mqtt_advertise: String,
+    /// The MQTT address agents are told; `None`: the address the endpoint bound.
+    pub mqtt_advertise: Option<String>,
     pub nats: Vec<String>,
     pub keys: PathBuf,
     pub local_node: bool,
@@ -120,9 +121,7 @@ impl Config {
             file.mqtt,
             "127.0.0.1:7883",
         );
-        let mqtt_advertise = env("SKERRY_MQTT_ADVERTISE")
-            .or(file.mqtt_advertise)
-            .unwrap_or_else(|| mqtt.to_string());
+        let mqtt_advertise = env("SKERRY_MQTT_ADVERTISE").or(file.mqtt_advertise);
         let nats = if !args.nats.is_empty() {
             args.nats.clone()
         } else if let Some(v) = env("SKERRY_NATS") {

@@ -16,6 +16,7 @@
 //! - [`sync`]: the cloud's side of the sync protocol: per-node sessions (catch-up by events
 //!   or snapshot, live events, acks, heartbeats, reports) and node status.
 //! - [`api`]: the REST API (axum) and its JSON bodies ([`api::dto`]).
+//! - [`local_node`]: the agent `skerry serve` runs in-process in the environment `local`.
 //! - [`serve`]: `skerry serve`'s composition root: opens everything and runs it until
 //!   shutdown.
 //! - [`cli`]: the operator's command line, a client of the REST API.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod engine;
+pub mod local_node;
 pub mod log;
 pub mod mqtt;
 pub mod pki;

@@ -180,6 +180,47 @@ impl Pki {
             .map_err(cert("node certificate"))?;
         Ok((certificate.pem(), Digest::of(certificate.der())))
     }
+
+    /// Issues a fresh server certificate, and its key, for the cloud's MQTT endpoint: one
+    /// subject alternative name per entry of `names` (an IP address when it parses as one,
+    /// else a DNS name), extended key usage server authentication, valid for 825 days.
+    /// Returns the certificate and a new PKCS#8 private key, both PEM. The caller keeps the
+    /// key in memory: it is made again at each start and never written to disk.
+    pub fn issue_server_cert(&self, names: &[String]) -> Result<(String, String), PkiError> {
+        let Some(first) = names.first() else {
+            return Err(PkiError::Cert {
+                what: "server certificate",
+                reason: "no DNS name or IP address to issue it for".to_owned(),
+            });
+        };
+        for name in names {
+            if name.parse::<std::net::IpAddr>().is_err()
+                && rustls::pki_types::DnsName::try_from(name.as_str()).is_err()
+            {
+                return Err(PkiError::Cert {
+                    what: "server certificate",
+                    reason: format!("\"{name}\" is neither a DNS name nor an IP address"),
+                });
+            }
+        }
+        let mut params =
+            CertificateParams::new(names.to_vec()).map_err(cert("server certificate"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, first.clone());
+        dn.push(DnType::OrganizationName, "Skerry cloud");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(825);
+        let key_pair = KeyPair::generate().map_err(cert("server key"))?;
+        let certificate = params
+            .signed_by(&key_pair, &self.issuer)
+            .map_err(cert("server certificate"))?;
+        Ok((certificate.pem(), key_pair.serialize_pem()))
+    }
 }
 
 #[cfg(test)]
@@ -223,5 +264,53 @@ mod tests {
         assert_eq!(cn, node.to_string());
         assert!(!pem.is_empty());
         assert!(pki.sign_node("not a csr", node).is_err());
+    }
+
+    #[test]
+    fn issues_a_server_certificate_for_names_and_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path()).unwrap();
+        let names = [
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        let (pem, key_pem) = pki.issue_server_cert(&names).unwrap();
+        assert!(key_pem.contains("PRIVATE KEY"));
+        assert!(KeyPair::from_pem(&key_pem).is_ok());
+        let der = pem_to_der(&pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let found: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => (*d).to_owned(),
+                x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
+                    4 => std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string(),
+                    _ => std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string(),
+                },
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(found, names);
+        let eku = cert.extended_key_usage().unwrap().unwrap();
+        assert!(eku.value.server_auth && !eku.value.client_auth);
+        let ca_der = pem_to_der(pki.ca_pem()).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert_eq!(cert.issuer(), ca.subject());
+        let days = (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp())
+            / 86_400;
+        assert!((825..=826).contains(&days), "{days} days");
+        // Fresh at each call: a new key every time.
+        let (_, other_key) = pki.issue_server_cert(&names).unwrap();
+        assert_ne!(key_pem, other_key);
+        assert!(pki.issue_server_cert(&[]).is_err());
+        assert!(
+            pki.issue_server_cert(&["not a host name".to_owned()])
+                .is_err()
+        );
+        assert!(pki.issue_server_cert(&["host:7883".to_owned()]).is_err());
     }
 }

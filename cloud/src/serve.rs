@@ -16,7 +16,9 @@ use crate::command::Command;
 use crate::config::{Config, ServeArgs};
 use crate::engine::{Engine, EngineError};
 use crate::log::{LogError, RedbLog};
+use crate::mqtt::MqttEndpoint;
 use crate::pki::{Pki, PkiError};
+use crate::sync::Hub;
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
     #[error(
         "the NATS JetStream backend (--nats) is not part of this build yet; run without --nats to use the embedded log"
     )]
@@ -75,6 +79,12 @@ pub async fn open(config: &Config) -> Result<Cloud, ServeError> {
     })
 }
 
+/// `host` of `host:port` (an IPv6 literal keeps its brackets off).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn is_loopback(addr: &std::net::SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
@@ -97,12 +107,49 @@ pub async fn run(
         );
     }
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let hub = Hub::new(cloud.engine.clone());
+    let monitor = tokio::spawn(hub.clone().monitor({
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    }));
+    let stopped = {
+        let stopping = stopping.clone();
+        move || {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        }
+    };
+
+    // The agents' MQTT endpoint, with a server certificate from the cloud's CA for the
+    // names agents may dial.
+    let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    if !config.mqtt.ip().is_unspecified() {
+        names.push(config.mqtt.ip().to_string());
+    }
+    if let Some(adv) = &config.mqtt_advertise {
+        names.push(host_of(adv).to_owned());
+    }
+    names.sort();
+    names.dedup();
+    let endpoint = MqttEndpoint::bind(config.mqtt, &cloud.pki, &names).await?;
+    let advertised = config
+        .mqtt_advertise
+        .clone()
+        .unwrap_or_else(|| endpoint.local_addr().to_string());
+    tracing::info!(mqtt = %endpoint.local_addr(), advertised = %advertised, "the agents' MQTT endpoint is up");
+    let mqtt_task = tokio::spawn(endpoint.run(hub.clone(), stopped()));
+
     let state = AppState {
         engine: cloud.engine.clone(),
         pki: cloud.pki.clone(),
-        mqtt: vec![config.mqtt_advertise.clone()],
+        mqtt: vec![advertised],
         nats: config.nats.clone(),
         stopping,
+        hub,
     };
     // Streams (`events --follow`) end when shutdown starts, so it does not wait on them.
     let shutdown = async move {
@@ -111,9 +158,16 @@ pub async fn run(
     };
     let head = cloud.engine.read().head.next_seq - 1;
     tracing::info!(api = %format!("http://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
-    tracing::warn!(
-        "this release has no MQTT endpoint or local node yet: agents cannot connect, and instances stay Pending"
-    );
+    let local_node = if config.local_node {
+        Some(tokio::spawn(crate::local_node::run(
+            config.data.join("local-node"),
+            format!("http://{local}"),
+            cloud.clone(),
+            stopped(),
+        )))
+    } else {
+        None
+    };
     let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -122,6 +176,19 @@ pub async fn run(
             path: local.to_string(),
             source,
         });
+    if let Some(task) = local_node {
+        let _ = task.await;
+    }
+    match mqtt_task.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "the MQTT endpoint failed"),
+        Err(e) => tracing::error!(error = %e, "the MQTT endpoint failed"),
+        Ok(Ok(())) => {}
+    }
+    // The monitor saw the stop; wait for it, so no status change is submitted after the
+    // engine closes.
+    if let Err(e) = monitor.await {
+        tracing::error!(error = %e, "the liveness monitor failed");
+    }
     let engine = cloud.engine.clone();
     let _ = tokio::task::spawn_blocking(move || engine.close()).await;
     served

@@ -1,1 +1,230 @@
-//! Being written.
+//! `run(config, shutdown)`: the agent's main loop, which `skerry-edge run` and the cloud's
+//! local node both call.
+//!
+//! It enrolls on the first run, opens the journal and resumes from it (so apps keep
+//! running, and are rebuilt, with the cloud unreachable), then serves three things at
+//! once on one current-thread loop: the link (hello on connect, events committed to the
+//! journal before each ack, heartbeats), the reconciler (on every change of the desired
+//! state and on a timer), and replica reports (every change, and all of them after a
+//! connect).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use skerry_shared::clock::Timestamp;
+use skerry_shared::frame::{self, UpFrame};
+use skerry_shared::manifest::RuntimeKind;
+use skerry_shared::report::StatusReport;
+use tokio::sync::mpsc;
+
+use crate::config::AgentConfig;
+use crate::identity::Identity;
+use crate::journal::redb::RedbJournal;
+use crate::journal::{FILE_NAME, Journal, JournalError};
+use crate::link::{LinkEvent, LinkHandle, LinkOptions, MqttLink};
+use crate::reconciler::Reconciler;
+use crate::runtime::Runtime;
+use crate::runtime::docker::{DockerOptions, DockerRuntime};
+use crate::runtime::process::ProcessRuntime;
+use crate::sync::{AgentSync, SyncConfig};
+
+/// How often the reconciler looks again when nothing told it to.
+const RESYNC: Duration = Duration::from_secs(2);
+/// How soon it looks again after acting, to follow up quickly (a started dependency).
+const FOLLOW_UP: Duration = Duration::from_millis(300);
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("not enrolled yet: the first run needs --cloud URL and --token TOKEN")]
+    NotEnrolled,
+    #[error(transparent)]
+    Enroll(#[from] crate::enroll::EnrollError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The identity under `config.data`, enrolling first if there is none.
+pub async fn identity(config: &AgentConfig) -> Result<Identity, AgentError> {
+    if let Some(id) = Identity::load(&config.data)? {
+        return Ok(id);
+    }
+    let (Some(cloud), Some(token)) = (&config.cloud, &config.token) else {
+        return Err(AgentError::NotEnrolled);
+    };
+    let id =
+        crate::enroll::enroll(cloud, token, &config.name, &config.profile, &config.data).await?;
+    tracing::info!(node = %id.node_id(), name = %id.name(), env = %id.env(), "enrolled");
+    Ok(id)
+}
+
+fn open_journal(data: &Path, cache: u64) -> Result<Arc<dyn Journal>, AgentError> {
+    let cache = usize::try_from(cache).unwrap_or(16 << 20);
+    Ok(Arc::new(RedbJournal::open(&data.join(FILE_NAME), cache)?))
+}
+
+async fn runtimes(config: &AgentConfig) -> Vec<Arc<dyn Runtime>> {
+    let mut out: Vec<Arc<dyn Runtime>> = Vec::new();
+    for kind in &config.runtimes {
+        match kind {
+            RuntimeKind::Docker => match DockerRuntime::connect(DockerOptions::default()).await {
+                Ok(rt) => out.push(Arc::new(rt)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending")
+                }
+            },
+            RuntimeKind::Process => match ProcessRuntime::new(config.data.join("process")) {
+                Ok(rt) => out.push(Arc::new(rt)),
+                Err(e) => tracing::error!(error = %e, "the process runtime is not available"),
+            },
+        }
+    }
+    out
+}
+
+/// Runs the agent until `shutdown` resolves. Apps keep running after it returns: the
+/// runtimes' replicas are not stopped (a restarted agent adopts them).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
+    let identity = identity(&config).await?;
+    let node = identity.node_id();
+    let journal = open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
+    let state = journal.load()?;
+    let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
+    let mut reconciler = Reconciler::new(
+        node,
+        config.data.clone(),
+        runtimes(&config).await,
+        journal.clone(),
+        state.memos.clone(),
+    );
+    tracing::info!(
+        node = %node,
+        applied = state.applied(),
+        instances = sync.desired().instances.len(),
+        "resumed from the journal"
+    );
+
+    let (tx, mut rx) = mpsc::channel(256);
+    let link = MqttLink::spawn(&identity, LinkOptions::from_profile(&config.profile), tx)?;
+    let mut heartbeat = tokio::time::interval(
+        config
+            .profile
+            .agent
+            .heartbeat
+            .as_std()
+            .max(Duration::from_secs(1)),
+    );
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut received: u64 = 0;
+    let mut seen_generation = u64::MAX;
+    let mut next_pass = tokio::time::Instant::now();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            event = rx.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    LinkEvent::Connected => {
+                        tracing::info!("connected to the cloud");
+                        send(&link, sync.connected()?).await;
+                        send_status(&link, reconciler.complete_report()).await;
+                    }
+                    LinkEvent::Disconnected(reason) => {
+                        tracing::warn!(%reason, "the link to the cloud is down; running from the journal");
+                    }
+                    LinkEvent::Down(bytes) => {
+                        received += bytes.len() as u64;
+                        down(&mut sync, journal.as_ref(), &link, &bytes, received).await?;
+                    }
+                }
+            }
+            _ = heartbeat.tick() => {
+                if link.is_connected() {
+                    send(&link, sync.heartbeat(Timestamp::now())?).await;
+                }
+            }
+            () = tokio::time::sleep_until(next_pass), if sync.generation() != seen_generation || tokio::time::Instant::now() >= next_pass => {
+                seen_generation = sync.generation();
+                let desired = sync.desired().clone();
+                let outcome = reconciler.pass(&desired).await;
+                if let Some(report) = outcome.report {
+                    send_status(&link, report).await;
+                }
+                next_pass = tokio::time::Instant::now() + if outcome.actions > 0 { FOLLOW_UP } else { RESYNC };
+            }
+        }
+    }
+    link.shutdown().await;
+    tracing::info!("agent stopped; its apps keep running");
+    Ok(())
+}
+
+/// One down frame: apply, commit to the journal, then ack.
+async fn down(
+    sync: &mut AgentSync,
+    journal: &dyn Journal,
+    link: &LinkHandle,
+    bytes: &[u8],
+    received: u64,
+) -> Result<(), AgentError> {
+    let step = sync.down(bytes, Timestamp::now());
+    for frame in step.send {
+        send(link, frame).await;
+    }
+    let Some(commit) = step.commit else {
+        return Ok(());
+    };
+    match journal.commit(&commit) {
+        Ok(()) => {
+            let ack = sync.committed(&commit)?;
+            tracing::info!(
+                through = commit.through(),
+                events = commit.events.len(),
+                snapshot = commit.snapshot.is_some(),
+                bytes_received = received,
+                "committed"
+            );
+            send(link, ack).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot commit to the journal; asking the cloud again");
+            let hello = sync.resume(&journal.load()?)?;
+            send(link, hello).await;
+        }
+    }
+    Ok(())
+}
+
+async fn send(link: &LinkHandle, frame: Vec<u8>) {
+    if let Err(e) = link.send_up(Bytes::from(frame)).await {
+        tracing::debug!(error = %e, "not sent; the next connect says it again");
+    }
+}
+
+async fn send_status(link: &LinkHandle, report: StatusReport) {
+    if !link.is_connected() {
+        return;
+    }
+    match frame::encode_up(&UpFrame::Status(report)) {
+        Ok(bytes) => send(link, bytes).await,
+        Err(e) => tracing::error!(error = %e, "a status report does not encode"),
+    }
+}

@@ -1,16 +1,204 @@
-//! `skerry-edge`: the agent's binary.
+//! `skerry-edge`: the agent's binary. It parses flags, sets up logging and calls the
+//! library; see the crate docs.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use skerry_edge::config::AgentConfig;
+use skerry_edge::journal::redb::RedbJournal;
+use skerry_edge::journal::{FILE_NAME, inspect};
+use skerry_shared::manifest::RuntimeKind;
 
 /// The Skerry agent.
 #[derive(Debug, Parser)]
 #[command(name = "skerry-edge", version, about = "The Skerry agent")]
-enum Cli {
-    /// Enroll (first run) and run the node's apps.
-    Run,
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> anyhow::Result<()> {
-    let Cli::Run = Cli::parse();
-    anyhow::bail!("this release of skerry-edge cannot enroll or run apps yet")
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RuntimeArg {
+    Docker,
+    Process,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll (first run, with --cloud and --token) and run the node's apps.
+    Run {
+        /// The agent's data directory: identity, journal, storage, logs.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The cloud's HTTP address (first run only).
+        #[arg(long, value_name = "URL", requires = "token")]
+        cloud: Option<String>,
+        /// The one-time enrollment token from `skerry node token` (first run only).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            requires = "cloud",
+            env = "SKERRY_ENROLL_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        /// The node's name at enrollment [default: the host name].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// A built-in firmware profile's name, or a profile file.
+        #[arg(long, value_name = "NAME|FILE")]
+        profile: Option<String>,
+        /// Use only this runtime [default: every runtime of the profile].
+        #[arg(long, value_enum)]
+        runtime: Option<RuntimeArg>,
+    },
+    /// What the local journal says: the last applied event, desired state, memos.
+    Status {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// The events in the local journal.
+    Events {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Only events after this node_seq.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn print<T: serde::Serialize + std::fmt::Display>(value: &T, output: Output) -> ExitCode {
+    match output {
+        Output::Table => println!("{value}"),
+        Output::Json => match serde_json::to_string_pretty(value) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+fn inspect_journal(data: &std::path::Path) -> Result<RedbJournal, ExitCode> {
+    RedbJournal::open_read_only(&data.join(FILE_NAME), 4 << 20).map_err(|e| {
+        eprintln!("error: {}: {e}", data.join(FILE_NAME).display());
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            data,
+            cloud,
+            token,
+            name,
+            profile,
+            runtime,
+        } => {
+            init_tracing();
+            let runtime = runtime.map(|r| match r {
+                RuntimeArg::Docker => RuntimeKind::Docker,
+                RuntimeArg::Process => RuntimeKind::Process,
+            });
+            let config = match AgentConfig::new(data, cloud, token, name, profile, runtime) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // The agent runs on one thread: its footprint is a feature.
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match rt.block_on(skerry_edge::agent::run(config, shutdown())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    match e {
+                        skerry_edge::agent::AgentError::NotEnrolled
+                        | skerry_edge::agent::AgentError::Enroll(_) => ExitCode::from(2),
+                        _ => ExitCode::from(1),
+                    }
+                }
+            }
+        }
+        Command::Status { data, output } => match inspect_journal(&data) {
+            Ok(j) => match inspect::status_report(&j) {
+                Ok(s) => print(&s, output),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Events {
+            data,
+            after,
+            limit,
+            output,
+        } => match inspect_journal(&data) {
+            Ok(j) => match inspect::events_report(&j, after, limit) {
+                Ok(s) => print(&s, output),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Err(code) => code,
+        },
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
 }

@@ -35,12 +35,15 @@
 //! - `harness`: the harness itself (binaries, restart after `kill -9`).
 //! - `known_bugs`: ignored tests that reproduce open bugs; run with `-- --ignored`.
 
+pub mod agent;
 pub mod binaries;
 pub mod cli;
 pub mod cloud;
 pub mod error;
 pub mod fixtures;
 pub mod http;
+pub mod images;
+pub mod mqtt;
 pub mod node;
 pub mod wait;
 

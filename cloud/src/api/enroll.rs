@@ -80,6 +80,12 @@ pub async fn enroll(
     Body(req): Body<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
     let token: EnrollmentToken = req.token.parse().map_err(|_| refused())?;
+    // A token that names another CA was not made here (or was altered): refuse it before
+    // it is spent, so the agent's CA check never has to burn a good token.
+    if token.ca != s.pki.ca_digest() {
+        tracing::warn!(peer = %peer.0, token = %token.id, "enrollment refused: the token names another CA");
+        return Err(refused());
+    }
     // A cheap check before any signing work; the command handler checks again,
     // authoritatively, in the single writer.
     {

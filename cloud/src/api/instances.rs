@@ -24,7 +24,7 @@ fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
             format!("no instance named \"{name}\""),
         )
     })?;
-    Ok(views::instance(&p, i))
+    Ok(views::instance(&p, i, &s.hub))
 }
 
 fn dry_run(s: &AppState, req: &DeployRequest) -> Result<DryRunDto, ApiError> {
@@ -89,7 +89,7 @@ pub async fn list(State(s): State<AppState>) -> Json<Vec<InstanceDto>> {
     Json(
         p.instances
             .values()
-            .map(|i| views::instance(&p, i))
+            .map(|i| views::instance(&p, i, &s.hub))
             .collect(),
     )
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub nats: Vec<String>,
     /// Turns true when the server starts shutting down, so long-lived streams end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The nodes' sessions and live state (lag, last seen, replica reports).
+    pub hub: crate::sync::Hub,
 }
 
 /// Who is calling. API tokens arrive in a later release; until then the API listens on

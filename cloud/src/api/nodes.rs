@@ -20,7 +20,7 @@ fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
             format!("no node named or with id \"{node}\""),
         )
     })?;
-    Ok(views::node(&p, n))
+    Ok(views::node(&p, n, &s.hub))
 }
 
 /// Runs a node command and answers with the node as it is afterwards. The node is looked
@@ -65,7 +65,7 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|e| n.envs.iter().any(|x| x.as_str() == e))
         })
-        .map(|n| views::node(&p, n))
+        .map(|n| views::node(&p, n, &s.hub))
         .collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(nodes))

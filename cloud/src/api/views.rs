@@ -1,12 +1,14 @@
 //! Projections to response bodies.
 
 use skerry_shared::manifest::{ComponentKind, Manifest};
+use skerry_shared::report::ReplicaReport;
 
 use super::dto::{
     AppVersionDto, ComponentSummary, EnvironmentDto, InstanceDto, NodeDto, ReplicaStatusDto,
     TargetDto, UnschedulableDto,
 };
 use crate::projections::{AppVersion, Environment, Instance, Node, Projections};
+use crate::sync::Hub;
 
 pub fn environment(p: &Projections, e: &Environment) -> EnvironmentDto {
     EnvironmentDto {
@@ -29,7 +31,11 @@ pub fn environment(p: &Projections, e: &Environment) -> EnvironmentDto {
     }
 }
 
-pub fn node(p: &Projections, n: &Node) -> NodeDto {
+/// A node: its record from the projections, with lag and last-seen time from the hub.
+/// The status is the projections' (it changes by events).
+pub fn node(p: &Projections, n: &Node, hub: &Hub) -> NodeDto {
+    let live = hub.live(n.id);
+    let acked = live.map_or(n.acked, |l| l.acked.max(n.acked));
     NodeDto {
         id: n.id.to_string(),
         name: n.name.to_string(),
@@ -38,10 +44,13 @@ pub fn node(p: &Projections, n: &Node) -> NodeDto {
         address: n.address.clone(),
         profile: n.profile.clone(),
         status: n.status.to_string(),
-        lag: n.lag(),
+        lag: n.node_seq.saturating_sub(acked),
         node_seq: n.node_seq,
-        acked_node_seq: n.acked,
-        last_seen: n.last_seen.map(|t| t.to_rfc3339()),
+        acked_node_seq: acked,
+        last_seen: live
+            .and_then(|l| l.last_seen)
+            .or(n.last_seen)
+            .map(|t| t.to_rfc3339()),
         enrolled: n.enrolled.to_rfc3339(),
         instances: p
             .instances_on(n.id)
@@ -96,23 +105,32 @@ fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
         .map_or_else(|| id.to_string(), |n| n.name.to_string())
 }
 
-pub fn instance(p: &Projections, i: &Instance) -> InstanceDto {
+/// An instance, with each replica's latest report from the hub ("Pending" until its node
+/// reports on it).
+pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     let spec = &i.spec;
     let mut status = Vec::new();
+    let reports: Vec<Vec<ReplicaReport>> = spec
+        .nodes
+        .iter()
+        .map(|t| hub.instance_replicas(t.node, spec.name.as_str()))
+        .collect();
     // Per component, per node, per replica.
     for c in &spec.manifest.components {
-        for t in &spec.nodes {
+        for (t, reported) in spec.nodes.iter().zip(&reports) {
             for replica in 0..c.replicas() {
+                let report = reported
+                    .iter()
+                    .find(|r| r.component == c.name && r.replica == replica);
                 status.push(ReplicaStatusDto {
                     node: node_name(p, &t.node),
                     node_id: t.node.to_string(),
                     component: c.name.to_string(),
                     kind: kind(c.kind).to_owned(),
                     replica,
-                    // No agent has reported on this replica yet.
-                    state: "Pending".to_owned(),
-                    restarts: 0,
-                    reason: None,
+                    state: report.map_or_else(|| "Pending".to_owned(), |r| r.state.to_string()),
+                    restarts: report.map_or(0, |r| r.restarts),
+                    reason: report.and_then(|r| r.reason.clone()),
                 });
             }
         }

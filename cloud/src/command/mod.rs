@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::enroll::EnrollmentToken;
-use skerry_shared::event::EventPayload;
+use skerry_shared::event::{EventPayload, NodeStatus};
 use skerry_shared::hash::Digest;
 use skerry_shared::ids::{Labels, Name, NodeId, TokenId};
 use skerry_shared::manifest::Manifest;
@@ -164,6 +164,12 @@ pub enum Command {
         name: String,
         purge: bool,
     },
+    /// The cloud noticed a node's liveness change (the liveness monitor). Records nothing
+    /// when the node already has that status.
+    SetNodeStatus {
+        node: NodeId,
+        status: NodeStatus,
+    },
 }
 
 /// Checks `command` at time `now`: the events it causes, or why it is refused. An empty
@@ -194,6 +200,7 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             Ok(vec![plan.into_pending()])
         }
         Command::Undeploy { name, purge } => app::undeploy(p, name, *purge),
+        Command::SetNodeStatus { node, status } => node::set_status(p, *node, *status),
     }
 }
 

@@ -1,9 +1,9 @@
-//! Nodes: enrollment, rename, labels, environment membership.
+//! Nodes: enrollment, rename, labels, environment membership, status.
 
 use std::collections::BTreeMap;
 
 use skerry_shared::clock::Timestamp;
-use skerry_shared::event::EventPayload;
+use skerry_shared::event::{EventPayload, NodeStatus};
 use skerry_shared::ids::{Name, NodeId};
 
 use super::{Enrollment, Pending, Refusal, environment, labels, name, node_ref};
@@ -176,4 +176,27 @@ pub(super) fn leave(p: &Projections, node: &str, env: &str) -> Result<Vec<Pendin
         },
         audience: vec![n.id],
     }])
+}
+
+/// A status the cloud noticed. Idempotent: no event when the node already has it. The
+/// event concerns the cloud only (no `node_seq`): the agent has nothing to do with it.
+pub(super) fn set_status(
+    p: &Projections,
+    node: NodeId,
+    status: NodeStatus,
+) -> Result<Vec<Pending>, Refusal> {
+    let n = p.nodes.get(&node).ok_or_else(|| {
+        Refusal::not_found(
+            "unknown_node",
+            "node",
+            format!("no node with id \"{node}\""),
+        )
+    })?;
+    if n.status == status {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Pending::cloud_only(EventPayload::NodeStatusChanged {
+        node,
+        status,
+    })])
 }

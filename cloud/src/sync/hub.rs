@@ -1,0 +1,254 @@
+//! The hub: every node's session and live state.
+//!
+//! [`Hub::open`] starts a node's session (a task running [`super::link::run`]) and hands
+//! the transport a [`Connection`]: a sender for the frames the node publishes and a
+//! receiver for the frames to publish to it. A second open for the same node replaces the
+//! first: the old task is aborted, which drops its down sender, so the transport closes
+//! the old connection.
+//!
+//! The live state of a node (connected or not, last seen, acked `node_seq`, replica
+//! reports, dropped frames) is kept here in memory, not in the log: acks and heartbeats
+//! would flood it. After a cloud restart it fills again from the agents' next `Hello`,
+//! heartbeats and complete status reports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use skerry_shared::clock::Timestamp;
+use skerry_shared::ids::NodeId;
+use skerry_shared::report::{ReplicaReport, StatusReport};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use super::replicas::Replicas;
+use crate::engine::Engine;
+
+/// Frames from the node waiting for its session.
+pub const UP_CAPACITY: usize = 64;
+/// Frames for the node waiting for the transport (each at most 256 KiB).
+pub const DOWN_CAPACITY: usize = 16;
+
+/// A node's side of a session, for the transport (the MQTT endpoint's type, shared by
+/// every transport): what the node published on its `up` topic goes into `up`; what
+/// arrives on `down` is published on its `down` topic. When the `down` sender is dropped
+/// (the session ended or was replaced), the transport disconnects the client; when the
+/// transport drops `up`, the session ends.
+pub use crate::mqtt::Connection;
+
+/// Why a session was not opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("node {0} is not enrolled with this cloud")]
+    UnknownNode(NodeId),
+    #[error("sessions need a tokio runtime: {0}")]
+    NoRuntime(String),
+}
+
+/// What the hub knows of a node right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLive {
+    /// A session is open.
+    pub connected: bool,
+    /// The cloud's time when the node last said `Hello` or sent a heartbeat.
+    pub last_seen: Option<Timestamp>,
+    /// The highest `node_seq` the node has acknowledged (since this cloud started).
+    pub acked: u64,
+}
+
+/// The hub's record of one node.
+#[derive(Debug, Default)]
+pub(super) struct Entry {
+    /// The open session: its id and a handle to end it.
+    pub session: Option<(u64, tokio::task::AbortHandle)>,
+    pub last_seen: Option<Timestamp>,
+    /// When the node was last heard from, on the monotonic clock (for liveness).
+    pub last_heard: Option<Instant>,
+    pub acked: u64,
+    pub dropped: u64,
+    pub replicas: Replicas,
+    /// The monitor last saw the node Abnormal (or has not looked yet): hearing from it
+    /// wakes the monitor.
+    pub abnormal: Option<bool>,
+}
+
+pub(super) struct Inner {
+    pub engine: Engine,
+    pub nodes: Mutex<HashMap<NodeId, Entry>>,
+    pub dropped_total: AtomicU64,
+    pub next_session: AtomicU64,
+    /// Wakes the liveness monitor early (an Abnormal node was heard from).
+    pub wake: Notify,
+    /// When this hub started: the grace period of nodes that were Normal before a restart.
+    pub started: Instant,
+}
+
+/// Every node's session and live state; cheap to clone. Transport-agnostic: it deals in
+/// encoded frames ([`bytes::Bytes`]), so the MQTT endpoint and a NATS link share it.
+#[derive(Clone)]
+pub struct Hub {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("nodes", &self.inner.nodes.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    pub fn new(engine: Engine) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                engine,
+                nodes: Mutex::new(HashMap::new()),
+                dropped_total: AtomicU64::new(0),
+                next_session: AtomicU64::new(1),
+                wake: Notify::new(),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Opens a session for `node` (enrolled here), replacing any open one. Call it on a
+    /// tokio runtime: the session is a task.
+    pub fn open(&self, node: NodeId) -> Result<Connection, OpenError> {
+        if !self.inner.engine.read().nodes.contains_key(&node) {
+            return Err(OpenError::UnknownNode(node));
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| OpenError::NoRuntime(e.to_string()))?;
+        let (up_tx, up_rx) = mpsc::channel(UP_CAPACITY);
+        let (down_tx, down_rx) = mpsc::channel(DOWN_CAPACITY);
+        let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
+        // The task is spawned with the lock held, so its end (which takes the lock) is
+        // recorded after its start.
+        let mut nodes = self.inner.nodes.lock();
+        let entry = nodes.entry(node).or_default();
+        if let Some((old, handle)) = entry.session.take() {
+            tracing::info!(%node, old, new = id, "a new session replaces the open one");
+            handle.abort();
+        }
+        let task = runtime.spawn(super::link::run(self.clone(), node, id, up_rx, down_tx));
+        entry.session = Some((id, task.abort_handle()));
+        tracing::info!(%node, session = id, "session opened");
+        Ok(Connection {
+            up: up_tx,
+            down: down_rx,
+        })
+    }
+
+    /// What the hub knows of `node` right now; `None` if it has never opened a session.
+    pub fn live(&self, node: NodeId) -> Option<NodeLive> {
+        self.inner.nodes.lock().get(&node).map(|e| NodeLive {
+            connected: e.session.is_some(),
+            last_seen: e.last_seen,
+            acked: e.acked,
+        })
+    }
+
+    /// The latest report of each of `node`'s replicas.
+    pub fn replicas(&self, node: NodeId) -> Vec<ReplicaReport> {
+        self.inner
+            .nodes
+            .lock()
+            .get(&node)
+            .map(|e| e.replicas.all())
+            .unwrap_or_default()
+    }
+
+    /// The latest report of each of `node`'s replicas of `instance`.
+    pub fn instance_replicas(&self, node: NodeId, instance: &str) -> Vec<ReplicaReport> {
+        self.inner
+            .nodes
+            .lock()
+            .get(&node)
+            .map(|e| e.replicas.of(instance))
+            .unwrap_or_default()
+    }
+
+    /// Up frames from `node` dropped because they were over the limit or did not decode.
+    pub fn dropped_frames(&self, node: NodeId) -> u64 {
+        self.inner.nodes.lock().get(&node).map_or(0, |e| e.dropped)
+    }
+
+    /// Up frames dropped, all nodes together.
+    pub fn dropped_frames_total(&self) -> u64 {
+        self.inner.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Nodes with an open session.
+    pub fn connected(&self) -> usize {
+        self.inner
+            .nodes
+            .lock()
+            .values()
+            .filter(|e| e.session.is_some())
+            .count()
+    }
+
+    pub(super) fn dropped(&self, node: NodeId) {
+        self.inner.dropped_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.inner.nodes.lock().get_mut(&node) {
+            e.dropped += 1;
+        }
+    }
+
+    /// The node said `Hello` or sent a heartbeat.
+    pub(super) fn heard(&self, node: NodeId) {
+        let wake = {
+            let mut nodes = self.inner.nodes.lock();
+            let e = nodes.entry(node).or_default();
+            e.last_seen = Some(Timestamp::now());
+            e.last_heard = Some(Instant::now());
+            e.abnormal != Some(false)
+        };
+        if wake {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// The node has every event through `node_seq` (kept as a running maximum).
+    pub(super) fn acked(&self, node: NodeId, node_seq: u64) {
+        if let Some(e) = self.inner.nodes.lock().get_mut(&node) {
+            e.acked = e.acked.max(node_seq);
+        }
+    }
+
+    pub(super) fn report(&self, node: NodeId, report: StatusReport) {
+        let refused = match self.inner.nodes.lock().get_mut(&node) {
+            Some(e) => e.replicas.apply(report),
+            None => 0,
+        };
+        if refused > 0 {
+            tracing::warn!(%node, refused, limit = super::replicas::MAX_REPLICAS_PER_NODE, "a node reports more replicas than the cloud keeps; the rest are dropped");
+        }
+    }
+
+    /// The session `id` of `node` ended.
+    pub(super) fn closed(&self, node: NodeId, id: u64) {
+        let mut nodes = self.inner.nodes.lock();
+        if let Some(e) = nodes.get_mut(&node)
+            && e.session
+                .as_ref()
+                .is_some_and(|(current, _)| *current == id)
+        {
+            e.session = None;
+            tracing::info!(%node, session = id, "session closed");
+        }
+    }
+}
+
+/// The MQTT endpoint opens sessions through the hub.
+impl crate::mqtt::Sessions for Hub {
+    fn open(&self, node: NodeId) -> Result<Connection, String> {
+        Hub::open(self, node).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,172 @@
+//! The latest replica reports of one node, kept in memory.
+//!
+//! Reports are not events: the cloud keeps the last state of each replica, and an agent
+//! sends a complete report after every connect, so a cloud restart loses nothing that the
+//! next connect does not bring back.
+
+use std::collections::BTreeMap;
+
+use skerry_shared::ids::Name;
+use skerry_shared::report::{ReplicaReport, StatusReport};
+
+/// The most replicas kept per node; reports beyond it are dropped (and logged), so a node
+/// cannot grow the cloud's memory without bound.
+pub const MAX_REPLICAS_PER_NODE: usize = 16_384;
+
+/// The latest report per (instance, component, replica) of one node.
+#[derive(Debug, Clone, Default)]
+pub struct Replicas {
+    by_instance: BTreeMap<Name, BTreeMap<(Name, u32), ReplicaReport>>,
+    len: usize,
+}
+
+impl Replicas {
+    /// Applies a report: a complete one replaces everything, then `replicas` are set and
+    /// `removed` deleted. Returns how many replicas were refused for the bound.
+    pub fn apply(&mut self, report: StatusReport) -> usize {
+        let StatusReport {
+            complete,
+            replicas,
+            removed,
+        } = report;
+        if complete {
+            self.by_instance.clear();
+            self.len = 0;
+        }
+        let mut refused = 0;
+        for r in replicas {
+            let slot = self.by_instance.entry(r.instance.clone()).or_default();
+            let key = (r.component.clone(), r.replica);
+            if !slot.contains_key(&key) {
+                if self.len >= MAX_REPLICAS_PER_NODE {
+                    refused += 1;
+                    continue;
+                }
+                self.len += 1;
+            }
+            slot.insert(key, r);
+        }
+        for (instance, component, replica) in removed {
+            if let Some(slot) = self.by_instance.get_mut(&instance)
+                && slot.remove(&(component, replica)).is_some()
+            {
+                self.len -= 1;
+                if slot.is_empty() {
+                    self.by_instance.remove(&instance);
+                }
+            }
+        }
+        self.by_instance.retain(|_, slot| !slot.is_empty());
+        refused
+    }
+
+    /// Every replica, by instance, component and replica.
+    pub fn all(&self) -> Vec<ReplicaReport> {
+        self.by_instance
+            .values()
+            .flat_map(|slot| slot.values().cloned())
+            .collect()
+    }
+
+    /// The replicas of one instance.
+    pub fn of(&self, instance: &str) -> Vec<ReplicaReport> {
+        self.by_instance
+            .get(instance)
+            .map(|slot| slot.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use skerry_shared::hash::Digest;
+    use skerry_shared::report::ReplicaState;
+
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::parse(s).unwrap()
+    }
+
+    fn report(instance: &str, component: &str, replica: u32, state: ReplicaState) -> ReplicaReport {
+        ReplicaReport {
+            instance: name(instance),
+            component: name(component),
+            replica,
+            state,
+            restarts: 0,
+            reason: None,
+            spec_hash: Digest::ZERO,
+            ports: vec![],
+        }
+    }
+
+    #[test]
+    fn complete_replaces_changes_update_removed_delete() {
+        let mut r = Replicas::default();
+        r.apply(StatusReport {
+            complete: true,
+            replicas: vec![
+                report("web", "db", 0, ReplicaState::Running),
+                report("web", "db", 1, ReplicaState::Starting),
+                report("cam", "grab", 0, ReplicaState::Running),
+            ],
+            removed: vec![],
+        });
+        assert_eq!(r.len(), 3);
+        r.apply(StatusReport {
+            complete: false,
+            replicas: vec![report("web", "db", 1, ReplicaState::Healthy)],
+            removed: vec![(name("cam"), name("grab"), 0), (name("x"), name("y"), 9)],
+        });
+        assert_eq!(r.len(), 2);
+        assert!(r.of("cam").is_empty());
+        assert_eq!(r.of("web")[1].state, ReplicaState::Healthy);
+        r.apply(StatusReport {
+            complete: true,
+            replicas: vec![report("new", "a", 0, ReplicaState::Pending)],
+            removed: vec![],
+        });
+        assert_eq!(r.all().len(), 1);
+        assert_eq!(r.len(), 1);
+        r.apply(StatusReport {
+            complete: true,
+            replicas: vec![],
+            removed: vec![],
+        });
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_number_of_replicas_is_bounded() {
+        let mut r = Replicas::default();
+        let many: Vec<_> = (0..MAX_REPLICAS_PER_NODE as u32 + 5)
+            .map(|i| report("web", "db", i, ReplicaState::Running))
+            .collect();
+        let refused = r.apply(StatusReport {
+            complete: true,
+            replicas: many,
+            removed: vec![],
+        });
+        assert_eq!(refused, 5);
+        assert_eq!(r.len(), MAX_REPLICAS_PER_NODE);
+        // Updating a kept replica is still allowed.
+        assert_eq!(
+            r.apply(StatusReport {
+                complete: false,
+                replicas: vec![report("web", "db", 0, ReplicaState::Failed { code: 1 })],
+                removed: vec![],
+            }),
+            0
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! The reconciler: observe the runtimes, plan with the shared planner, act, report.
+//!
+//! One [`Reconciler::pass`] observes every replica the runtimes hold for this node,
+//! records the results of `init` runs (so an init runs once per spec hash, also across
+//! agent restarts), plans against the desired state and performs the actions. The agent
+//! calls it when the desired state changes and on a timer, so a replica that died, a
+//! container removed by hand, or a missing network is put back without the cloud.
+//!
+//! # Layout
+//! - [`resolve`]: desired state to [`ReplicaSpec`]s (environment, host ports, storage).
+//! - [`report`]: replica states for the cloud.
+
+pub mod report;
+pub mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use skerry_shared::ids::{Name, NodeId};
+use skerry_shared::manifest::{ComponentKind, RuntimeKind};
+use skerry_shared::planner::{
+    self, Action, ActualReplica, ActualState, FailedInit, Phase, ReplicaKey,
+};
+use skerry_shared::reducer::NodeDesired;
+use skerry_shared::report::{ReplicaReport, StatusReport};
+
+use crate::journal::{Journal, MemoChange, MemoChanges, Memos};
+use crate::runtime::{ObservedReplica, Runtime, RuntimeError};
+use report::ReportKey;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassOutcome {
+    /// Actions performed (or attempted).
+    pub actions: usize,
+    /// Replica states that changed since the last pass, if any.
+    pub report: Option<StatusReport>,
+}
+
+/// The reconciler of one node.
+pub struct Reconciler {
+    node: NodeId,
+    data: PathBuf,
+    runtimes: Vec<Arc<dyn Runtime>>,
+    journal: Arc<dyn Journal>,
+    memos: Memos,
+    /// The last problem acting on a replica (shown as its reason until it clears).
+    problems: BTreeMap<ReplicaKey, String>,
+    reports: BTreeMap<ReportKey, ReplicaReport>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("node", &self.node)
+            .field(
+                "runtimes",
+                &self.runtimes.iter().map(|r| r.kind()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    pub fn new(
+        node: NodeId,
+        data: PathBuf,
+        runtimes: Vec<Arc<dyn Runtime>>,
+        journal: Arc<dyn Journal>,
+        memos: Memos,
+    ) -> Self {
+        Reconciler {
+            node,
+            data,
+            runtimes,
+            journal,
+            memos,
+            problems: BTreeMap::new(),
+            reports: BTreeMap::new(),
+        }
+    }
+
+    fn runtime(&self, kind: RuntimeKind) -> Option<&Arc<dyn Runtime>> {
+        self.runtimes.iter().find(|r| r.kind() == kind)
+    }
+
+    /// Every replica the runtimes hold, with the runtime that holds it, and the networks.
+    async fn observe(
+        &self,
+    ) -> Result<
+        (
+            BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+            BTreeSet<Name>,
+        ),
+        RuntimeError,
+    > {
+        let mut replicas = BTreeMap::new();
+        let mut networks = BTreeSet::new();
+        for rt in &self.runtimes {
+            let seen = rt.observe(self.node).await?;
+            networks.extend(seen.networks);
+            for r in seen.replicas {
+                replicas.insert(r.key.clone(), (r, rt.kind()));
+            }
+        }
+        Ok((replicas, networks))
+    }
+
+    /// Records init runs that ended, for the spec hash they ran.
+    fn record_inits(
+        &mut self,
+        desired: &NodeDesired,
+        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+    ) {
+        let mut changes = MemoChanges::new();
+        for d in desired.instances.values() {
+            for c in d
+                .spec
+                .manifest
+                .components
+                .iter()
+                .filter(|c| c.kind == ComponentKind::Init)
+            {
+                let hash = planner::spec_hash(&d.spec, c);
+                let key = ReplicaKey::new(&d.spec.name, &c.name, 0);
+                let Some((o, _)) = observed.get(&key) else {
+                    continue;
+                };
+                let Phase::Exited { code } = o.phase else {
+                    continue;
+                };
+                if o.spec_hash != hash {
+                    continue;
+                }
+                let (instance, component) = (d.spec.name.clone(), c.name.clone());
+                if code == 0 {
+                    if !self.memos.inits_succeeded.contains(&(
+                        instance.clone(),
+                        component.clone(),
+                        hash,
+                    )) {
+                        changes.push(MemoChange::InitSucceeded {
+                            instance: instance.clone(),
+                            component: component.clone(),
+                            spec_hash: hash,
+                        });
+                        changes.push(MemoChange::InitFailureCleared {
+                            instance,
+                            component,
+                        });
+                    }
+                } else {
+                    let failure = FailedInit {
+                        spec_hash: hash,
+                        deployed_at: d.deployed_at,
+                        code,
+                    };
+                    if self
+                        .memos
+                        .inits_failed
+                        .get(&(instance.clone(), component.clone()))
+                        != Some(&failure)
+                    {
+                        changes.push(MemoChange::InitFailed {
+                            instance,
+                            component,
+                            failure,
+                        });
+                    }
+                }
+            }
+        }
+        self.save(changes);
+    }
+
+    /// Applies memo changes here and makes them durable.
+    fn save(&mut self, changes: MemoChanges) {
+        if changes.is_empty() {
+            return;
+        }
+        self.memos.apply_all(&changes);
+        if let Err(e) = self.journal.put_memos(&changes) {
+            tracing::error!(error = %e, "cannot save the reconciler's memos");
+        }
+    }
+
+    /// One observe, plan and act round.
+    pub async fn pass(&mut self, desired: &NodeDesired) -> PassOutcome {
+        let (observed, networks) = match self.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot observe the runtimes; retrying later");
+                return PassOutcome::default();
+            }
+        };
+        self.record_inits(desired, &observed);
+
+        let mut actual = ActualState {
+            networks,
+            ..ActualState::default()
+        };
+        self.memos.fill(&mut actual);
+        // Instances with no container component need no network.
+        for d in desired.instances.values() {
+            if d.spec
+                .manifest
+                .components
+                .iter()
+                .all(|c| c.runtime() != RuntimeKind::Docker)
+                || self.runtime(RuntimeKind::Docker).is_none()
+            {
+                actual.networks.insert(d.spec.name.clone());
+            }
+        }
+        for (key, (o, _)) in &observed {
+            actual.insert(ActualReplica {
+                key: key.clone(),
+                spec_hash: o.spec_hash,
+                phase: o.phase,
+            });
+        }
+
+        let actions = planner::plan(desired, &actual);
+        let count = actions.len();
+        let fixed = resolve::fixed_ports(desired.instances.values().map(|d| &d.spec));
+        for action in actions {
+            self.act(desired, &observed, &fixed, action).await;
+        }
+        // Host ports of replicas that are gone are free again.
+        let released: Vec<MemoChange> = self
+            .memos
+            .nodeports
+            .keys()
+            .filter(|k| {
+                desired
+                    .instances
+                    .get(&k.replica.instance)
+                    .and_then(|d| d.spec.manifest.component(k.replica.component.as_str()))
+                    .is_none_or(|c| k.replica.replica >= c.replicas())
+            })
+            .map(|k| MemoChange::NodePortReleased { port: k.clone() })
+            .collect();
+        self.save(released.into());
+
+        let observed_only: BTreeMap<ReplicaKey, ObservedReplica> =
+            observed.into_iter().map(|(k, (o, _))| (k, o)).collect();
+        self.problems
+            .retain(|k, _| desired.instances.contains_key(&k.instance));
+        let now = report::replica_reports(
+            desired,
+            &actual,
+            &observed_only,
+            &self.problems,
+            &self.memos,
+        );
+        let delta = report::diff(&self.reports, &now);
+        self.reports = now;
+        PassOutcome {
+            actions: count,
+            report: delta,
+        }
+    }
+
+    /// Every replica's current state, for the first report after a connect.
+    pub fn complete_report(&self) -> StatusReport {
+        report::complete(&self.reports)
+    }
+
+    async fn act(
+        &mut self,
+        desired: &NodeDesired,
+        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+        fixed: &BTreeSet<u16>,
+        action: Action,
+    ) {
+        tracing::debug!(%action, "acting");
+        let result = match &action {
+            Action::CreateNetwork { instance } => match self.runtime(RuntimeKind::Docker) {
+                Some(rt) => rt.create_network(self.node, instance).await,
+                None => Ok(()),
+            },
+            Action::RemoveNetwork { instance } => match self.runtime(RuntimeKind::Docker) {
+                Some(rt) => rt.remove_network(self.node, instance).await,
+                None => Ok(()),
+            },
+            Action::RunInit { key, .. } | Action::Start { key, .. } => {
+                self.start(desired, key, fixed).await
+            }
+            Action::Stop { key, .. } => {
+                let kind = observed.get(key).map(|(_, k)| *k);
+                match kind.and_then(|k| self.runtime(k)) {
+                    Some(rt) => rt.stop(self.node, key).await,
+                    None => Ok(()),
+                }
+            }
+        };
+        match (result, &action) {
+            (Ok(()), Action::RunInit { key, .. } | Action::Start { key, .. }) => {
+                self.problems.remove(key);
+            }
+            (Ok(()), _) => {}
+            (
+                Err(e),
+                Action::RunInit { key, .. } | Action::Start { key, .. } | Action::Stop { key, .. },
+            ) => {
+                tracing::warn!(%action, error = %e, "action failed");
+                self.problems.insert(key.clone(), e.to_string());
+            }
+            (Err(e), _) => tracing::warn!(%action, error = %e, "action failed"),
+        }
+    }
+
+    async fn start(
+        &mut self,
+        desired: &NodeDesired,
+        key: &ReplicaKey,
+        fixed: &BTreeSet<u16>,
+    ) -> Result<(), RuntimeError> {
+        let d = desired
+            .instances
+            .get(&key.instance)
+            .ok_or_else(|| RuntimeError::Engine(format!("{key}: instance is not desired")))?;
+        let c = d
+            .spec
+            .manifest
+            .component(key.component.as_str())
+            .ok_or_else(|| RuntimeError::Engine(format!("{key}: component is not desired")))?;
+        let mut changes = MemoChanges::new();
+        let ctx = resolve::Context {
+            node: self.node,
+            fixed,
+            data: &self.data,
+        };
+        let spec =
+            resolve::replica_spec(ctx, &d.spec, c, key.replica, &mut self.memos, &mut changes)
+                .map_err(RuntimeError::Unrunnable);
+        self.save(changes);
+        let spec = spec?;
+        if let Some(dir) = &spec.log_dir_host {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RuntimeError::Engine(format!("{}: {e}", dir.display())))?;
+        }
+        let rt = self.runtime(c.runtime()).ok_or_else(|| {
+            RuntimeError::Unrunnable(format!("this node has no {} runtime", c.runtime()))
+        })?;
+        rt.start(&spec).await
+    }
+}

@@ -1,0 +1,158 @@
+//! Replica states for `skerry status`, from desired state and what the runtimes show.
+
+use std::collections::BTreeMap;
+
+use skerry_shared::ids::Name;
+use skerry_shared::manifest::{ComponentKind, RestartPolicy};
+use skerry_shared::planner::{ActualState, Phase, ReplicaKey, spec_hash, waiting_on};
+use skerry_shared::reducer::NodeDesired;
+use skerry_shared::report::{ReplicaReport, ReplicaState, StatusReport};
+
+use crate::journal::{Memos, NodePortKey};
+use crate::runtime::ObservedReplica;
+
+/// (instance, component, replica)
+pub type ReportKey = (Name, Name, u32);
+
+/// Every desired replica's state.
+pub fn replica_reports(
+    desired: &NodeDesired,
+    actual: &ActualState,
+    observed: &BTreeMap<ReplicaKey, ObservedReplica>,
+    problems: &BTreeMap<ReplicaKey, String>,
+    memos: &Memos,
+) -> BTreeMap<ReportKey, ReplicaReport> {
+    let mut out = BTreeMap::new();
+    for desired_instance in desired.instances.values() {
+        let spec = &desired_instance.spec;
+        for c in &spec.manifest.components {
+            let hash = spec_hash(spec, c);
+            for replica in 0..c.replicas() {
+                let key = ReplicaKey::new(&spec.name, &c.name, replica);
+                let seen = observed.get(&key).filter(|o| o.spec_hash == hash);
+                let waiting = waiting_on(spec, c, actual);
+                let mut reason = problems
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| seen.and_then(|o| o.last_exit.clone()));
+                let state = match c.kind {
+                    ComponentKind::Init => {
+                        if actual.inits_succeeded.contains(&(
+                            spec.name.clone(),
+                            c.name.clone(),
+                            hash,
+                        )) {
+                            ReplicaState::Succeeded
+                        } else if let Some(f) = actual
+                            .inits_failed
+                            .get(&(spec.name.clone(), c.name.clone()))
+                            .filter(|f| f.spec_hash == hash)
+                        {
+                            ReplicaState::Failed { code: f.code }
+                        } else {
+                            match seen.map(|o| o.phase) {
+                                Some(Phase::Exited { code: 0 }) => ReplicaState::Succeeded,
+                                Some(Phase::Exited { code }) => ReplicaState::Failed { code },
+                                Some(_) => ReplicaState::Running,
+                                None => ReplicaState::Pending,
+                            }
+                        }
+                    }
+                    ComponentKind::Job => {
+                        reason = reason.or_else(|| {
+                            c.schedule.as_ref().map(|s| format!("runs on schedule {s}"))
+                        });
+                        ReplicaState::Pending
+                    }
+                    ComponentKind::Service => match seen.map(|o| o.phase) {
+                        Some(Phase::Starting) => ReplicaState::Starting,
+                        Some(Phase::Running) => ReplicaState::Running,
+                        Some(Phase::Healthy) => ReplicaState::Healthy,
+                        Some(Phase::Unhealthy) => ReplicaState::Unhealthy,
+                        Some(Phase::Exited { code }) => {
+                            let restarts = match c.restart() {
+                                RestartPolicy::Always => true,
+                                RestartPolicy::OnFailure => code != 0,
+                                RestartPolicy::Never => false,
+                            };
+                            if restarts {
+                                ReplicaState::Starting
+                            } else {
+                                ReplicaState::Failed { code }
+                            }
+                        }
+                        None => ReplicaState::Pending,
+                    },
+                };
+                if state == ReplicaState::Pending && reason.is_none() && !waiting.is_empty() {
+                    let names: Vec<&str> = waiting.iter().map(Name::as_str).collect();
+                    reason = Some(format!("waiting for {}", names.join(", ")));
+                }
+                let host_ports = c
+                    .ports
+                    .iter()
+                    .filter_map(|p| {
+                        let h = p.host.or_else(|| {
+                            memos
+                                .nodeports
+                                .get(&NodePortKey {
+                                    replica: key.clone(),
+                                    container_port: p.container,
+                                })
+                                .copied()
+                        })?;
+                        Some((p.container, h))
+                    })
+                    .collect();
+                out.insert(
+                    (spec.name.clone(), c.name.clone(), replica),
+                    ReplicaReport {
+                        instance: spec.name.clone(),
+                        component: c.name.clone(),
+                        replica,
+                        state,
+                        restarts: seen.map_or(0, |o| o.restarts),
+                        reason,
+                        spec_hash: hash,
+                        ports: host_ports,
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// What changed between two sets of reports; `None` when nothing did.
+pub fn diff(
+    before: &BTreeMap<ReportKey, ReplicaReport>,
+    after: &BTreeMap<ReportKey, ReplicaReport>,
+) -> Option<StatusReport> {
+    let replicas: Vec<ReplicaReport> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let removed: Vec<ReportKey> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
+    if replicas.is_empty() && removed.is_empty() {
+        return None;
+    }
+    Some(StatusReport {
+        complete: false,
+        replicas,
+        removed,
+    })
+}
+
+/// Everything, for the first report after a connect.
+pub fn complete(all: &BTreeMap<ReportKey, ReplicaReport>) -> StatusReport {
+    StatusReport {
+        complete: true,
+        replicas: all.values().cloned().collect(),
+        removed: Vec::new(),
+    }
+}

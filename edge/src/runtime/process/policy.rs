@@ -1,0 +1,165 @@
+//! The restart decision and its backoff (sans-IO): how an exit is described, whether it
+//! is followed by a restart, and how long to wait first.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use skerry_shared::manifest::{Component, ComponentKind, RestartPolicy};
+
+/// How a supervised process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+    /// It is gone, and no one here could wait for it (an adopted process, or one that died
+    /// while no agent was running): its code is unknown.
+    Unknown,
+    /// It could not be started again.
+    SpawnFailed(String),
+}
+
+impl Exit {
+    pub(super) fn from_status(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            (None, None) => Exit::Unknown,
+        }
+    }
+
+    /// The code in [`skerry_shared::planner::Phase::Exited`]: the exit code; 128 + the
+    /// signal for a killed process (as a shell and Docker report it); -1 when unknown.
+    pub(super) fn code(&self) -> i64 {
+        match self {
+            Exit::Code(code) => i64::from(*code),
+            Exit::Signal(signal) => 128 + i64::from(*signal),
+            Exit::Unknown | Exit::SpawnFailed(_) => -1,
+        }
+    }
+
+    /// Anything but a clean `exit 0`.
+    pub(super) fn failed(&self) -> bool {
+        !matches!(self, Exit::Code(0))
+    }
+
+    /// In words, for `last_exit`: `exited 3`, `killed by signal 9`.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Exit::Code(code) => format!("exited {code}"),
+            Exit::Signal(signal) => format!("killed by signal {signal}"),
+            Exit::Unknown => "exited (code unknown: not a child of this agent)".to_owned(),
+            Exit::SpawnFailed(why) => format!("failed to start: {why}"),
+        }
+    }
+}
+
+/// Whether `exit` is followed by a restart. An `init` or a `job` is never restarted,
+/// whatever its `restart` says; a service follows its policy (as Docker does:
+/// `on-failure` restarts on anything but `exit 0`).
+pub(super) fn restarts(component: &Component, exit: &Exit) -> bool {
+    match component.kind {
+        ComponentKind::Init | ComponentKind::Job => false,
+        ComponentKind::Service => match component.restart() {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => exit.failed(),
+            RestartPolicy::Never => false,
+        },
+    }
+}
+
+/// The wait before a restart: 100 ms, doubling up to 10 s; back to 100 ms after a run of
+/// at least 10 s.
+#[derive(Debug, Clone)]
+pub(super) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(super) const FIRST: Duration = Duration::from_millis(100);
+    pub(super) const MAX: Duration = Duration::from_secs(10);
+    /// A run at least this long resets the backoff.
+    pub(super) const RESET_AFTER: Duration = Duration::from_secs(10);
+
+    pub(super) fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    /// The wait before restarting a process that ran for `uptime`.
+    pub(super) fn delay(&mut self, uptime: Duration) -> Duration {
+        if uptime >= Self::RESET_AFTER {
+            self.next = Self::FIRST;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use skerry_shared::ids::Name;
+
+    fn component(kind: ComponentKind, restart: Option<RestartPolicy>) -> Component {
+        Component {
+            kind,
+            restart,
+            exec: Some(vec!["/bin/true".into()]),
+            image: None,
+            ..Component::image(Name::parse("c").unwrap(), "unused")
+        }
+    }
+
+    #[test]
+    fn policies_follow_docker() {
+        let svc = |p| component(ComponentKind::Service, p);
+        let ok = Exit::Code(0);
+        let bad = Exit::Code(3);
+        let killed = Exit::Signal(9);
+        assert!(restarts(&svc(None), &ok), "a service defaults to always");
+        assert!(restarts(&svc(Some(RestartPolicy::Always)), &ok));
+        assert!(!restarts(&svc(Some(RestartPolicy::OnFailure)), &ok));
+        assert!(restarts(&svc(Some(RestartPolicy::OnFailure)), &bad));
+        assert!(restarts(&svc(Some(RestartPolicy::OnFailure)), &killed));
+        assert!(restarts(
+            &svc(Some(RestartPolicy::OnFailure)),
+            &Exit::Unknown
+        ));
+        assert!(!restarts(&svc(Some(RestartPolicy::Never)), &bad));
+        for kind in [ComponentKind::Init, ComponentKind::Job] {
+            assert!(!restarts(&component(kind, None), &bad));
+            assert!(!restarts(
+                &component(kind, Some(RestartPolicy::Always)),
+                &bad
+            ));
+        }
+    }
+
+    #[test]
+    fn exits_in_words_and_codes() {
+        assert_eq!(Exit::Code(3).describe(), "exited 3");
+        assert_eq!(Exit::Code(3).code(), 3);
+        assert_eq!(Exit::Signal(9).describe(), "killed by signal 9");
+        assert_eq!(Exit::Signal(9).code(), 137);
+        assert_eq!(Exit::Unknown.code(), -1);
+        assert!(!Exit::Code(0).failed());
+        assert!(Exit::Unknown.failed());
+    }
+
+    #[test]
+    fn backoff_doubles_to_ten_seconds_and_resets() {
+        let mut b = Backoff::new();
+        let short = Duration::from_millis(5);
+        let delays: Vec<u128> = (0..9).map(|_| b.delay(short).as_millis()).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        assert_eq!(b.delay(Duration::from_secs(10)), Backoff::FIRST);
+        assert_eq!(b.delay(short), Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,180 @@
+//! [`Agent`]: a real `skerry-edge run` process, enrolled with a cloud, in its own temporary
+//! directory.
+//!
+//! The first start enrolls with a token from `skerry node token`; later starts need only
+//! `--data`. Standard error (the agent's log) is appended to `DIR/agent.log`, so restarts
+//! keep the earlier lines. Dropping an [`Agent`] kills the process and removes every
+//! container, network and volume labelled with its node id.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::binaries::try_bin;
+use crate::cli::cli;
+use crate::cloud::Cloud;
+use crate::error::Error;
+use crate::images::DockerCleanup;
+use crate::wait::wait_for;
+
+/// A running (or killed) `skerry-edge run`.
+#[derive(Debug)]
+pub struct Agent {
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    name: String,
+    profile: String,
+    extra: Vec<String>,
+    child: Option<Child>,
+    cleanup: Option<DockerCleanup>,
+}
+
+impl Agent {
+    /// Enrolls a new node called `name` in `env` of `cloud`, and runs it.
+    pub fn enroll(cloud: &Cloud, env: &str, name: &str) -> Result<Agent, Error> {
+        Self::enroll_with(cloud, env, name, &[])
+    }
+
+    /// Like [`Agent::enroll`], with extra `run` flags (`--runtime process`).
+    pub fn enroll_with(
+        cloud: &Cloud,
+        env: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<Agent, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("skerry-agent-")
+            .tempdir()
+            .map_err(|e| Error::io("create a temporary directory", e))?;
+        let root = dir.path().to_path_buf();
+        let token = cli(cloud, &["node", "token", "--env", env]);
+        if token.code != 0 {
+            return Err(Error::unexpected(format!("node token failed:\n{token}")));
+        }
+        let mut agent = Agent {
+            dir: Some(dir),
+            root,
+            name: name.to_owned(),
+            profile: "x86-64-host".to_owned(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+            cleanup: None,
+        };
+        agent.spawn(Some((&cloud.url(), token.stdout.trim())))?;
+        let id = wait_for(Duration::from_secs(30), || agent.node_id().ok()).ok_or_else(|| {
+            Error::unexpected(format!("the agent did not enroll:\n{}", agent.logs()))
+        })?;
+        agent.cleanup = Some(DockerCleanup::new(&id));
+        Ok(agent)
+    }
+
+    /// `--data`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node id the cloud gave at enrollment.
+    pub fn node_id(&self) -> Result<String, Error> {
+        let path = self.data_dir().join("identity").join("node.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::unexpected(format!("{}: {e}", path.display())))?;
+        v["node_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::unexpected(format!("{}: no node_id", path.display())))
+    }
+
+    fn spawn(&mut self, enroll: Option<(&str, &str)>) -> Result<(), Error> {
+        let bin = try_bin("skerry-edge")?;
+        let path = self.root.join("agent.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("run")
+            .arg("--data")
+            .arg(self.data_dir())
+            .args(["--name", &self.name, "--profile", &self.profile])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some((cloud, token)) = enroll {
+            cmd.args(["--cloud", cloud, "--token", token]);
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        self.child = Some(
+            cmd.spawn()
+                .map_err(|e| Error::io(format!("spawn {}", bin.display()), e))?,
+        );
+        Ok(())
+    }
+
+    /// Kills the agent with SIGKILL (its apps keep running) and reaps it.
+    pub fn kill9(&mut self) -> Result<(), Error> {
+        if let Some(mut child) = self.child.take() {
+            child
+                .kill()
+                .map_err(|e| Error::io("kill -9 skerry-edge", e))?;
+            child
+                .wait()
+                .map_err(|e| Error::io("wait for skerry-edge", e))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the agent again on the same data directory (killing it first if it runs).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.kill9()?;
+        self.spawn(None)
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// The agent's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.root.join("agent.log")).unwrap_or_default()
+    }
+
+    /// The temporary directory.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let start = logs.len().saturating_sub(32 * 1024);
+            eprintln!(
+                "--- skerry-edge log ({}) ---\n{}",
+                self.root.display(),
+                &logs[start..]
+            );
+            if std::env::var_os("SKERRY_KEEP_TEST_DATA").is_some()
+                && let Some(dir) = self.dir.take()
+            {
+                eprintln!("kept the agent's directory: {}", dir.keep().display());
+            }
+        }
+        // DockerCleanup's own drop removes the node's containers, networks and volumes.
+        self.cleanup.take();
+    }
+}
