@@ -132,7 +132,7 @@ pub async fn run(
     );
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut received: u64 = 0;
-    let mut seen_generation = u64::MAX;
+    let mut seen_generation = sync.generation();
     let mut next_pass = tokio::time::Instant::now();
     tokio::pin!(shutdown);
 
@@ -153,6 +153,10 @@ pub async fn run(
                     LinkEvent::Down(bytes) => {
                         received += bytes.len() as u64;
                         down(&mut sync, journal.as_ref(), &link, &bytes, received).await?;
+                        if sync.generation() != seen_generation {
+                            // The desired state changed: reconcile now.
+                            next_pass = tokio::time::Instant::now();
+                        }
                     }
                 }
             }
@@ -161,7 +165,7 @@ pub async fn run(
                     send(&link, sync.heartbeat(Timestamp::now())?).await;
                 }
             }
-            () = tokio::time::sleep_until(next_pass), if sync.generation() != seen_generation || tokio::time::Instant::now() >= next_pass => {
+            () = tokio::time::sleep_until(next_pass) => {
                 seen_generation = sync.generation();
                 let desired = sync.desired().clone();
                 let outcome = reconciler.pass(&desired).await;
