@@ -140,6 +140,12 @@ pub async fn run(
         .mqtt_advertise
         .clone()
         .unwrap_or_else(|| endpoint.local_addr().to_string());
+    if config.mqtt_advertise.is_none() && config.mqtt.ip().is_unspecified() {
+        tracing::warn!(
+            mqtt = %endpoint.local_addr(),
+            "the MQTT endpoint listens on every address, but agents are told {advertised}, which they cannot dial: set mqtt_advertise (SKERRY_MQTT_ADVERTISE) to the address agents reach"
+        );
+    }
     tracing::info!(mqtt = %endpoint.local_addr(), advertised = %advertised, "the agents' MQTT endpoint is up");
     let mqtt_task = tokio::spawn(endpoint.run(hub.clone(), stopped()));
 

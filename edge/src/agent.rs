@@ -15,17 +15,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skerry_shared::clock::Timestamp;
+use skerry_shared::event::EventPayload;
 use skerry_shared::frame::{self, UpFrame};
+use skerry_shared::ids::Name;
 use skerry_shared::manifest::RuntimeKind;
+use skerry_shared::reducer::NodeDesired;
 use skerry_shared::report::StatusReport;
 use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
 use crate::identity::Identity;
 use crate::journal::redb::RedbJournal;
-use crate::journal::{FILE_NAME, Journal, JournalError};
+use crate::journal::{Commit, FILE_NAME, Journal, JournalError};
 use crate::link::{LinkEvent, LinkHandle, LinkOptions, MqttLink};
-use crate::reconciler::Reconciler;
+use crate::reconciler::{PassOutcome, Reconciler};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{DockerOptions, DockerRuntime};
 use crate::runtime::process::ProcessRuntime;
@@ -106,7 +109,7 @@ pub async fn run(
     let journal = open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
     let state = journal.load()?;
     let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
-    let mut reconciler = Reconciler::new(
+    let reconciler = Reconciler::new(
         node,
         config.data.clone(),
         runtimes(&config).await,
@@ -132,8 +135,17 @@ pub async fn run(
     );
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut received: u64 = 0;
-    let mut seen_generation = sync.generation();
     let mut next_pass = tokio::time::Instant::now();
+    // A pass runs beside the loop, so a slow stop never delays heartbeats or acks. The
+    // reconciler is moved into the running pass and comes back with its outcome.
+    let mut idle = Some(reconciler);
+    let mut running: Option<Pass> = None;
+    let mut complete = StatusReport {
+        complete: true,
+        replicas: Vec::new(),
+        removed: Vec::new(),
+    };
+    let mut purges: Vec<(Name, Vec<Name>)> = Vec::new();
     tokio::pin!(shutdown);
 
     loop {
@@ -145,16 +157,17 @@ pub async fn run(
                     LinkEvent::Connected => {
                         tracing::info!("connected to the cloud");
                         send(&link, sync.connected()?).await;
-                        send_status(&link, reconciler.complete_report()).await;
+                        send_status(&link, complete.clone()).await;
                     }
                     LinkEvent::Disconnected(reason) => {
                         tracing::warn!(%reason, "the link to the cloud is down; running from the journal");
                     }
                     LinkEvent::Down(bytes) => {
                         received += bytes.len() as u64;
-                        down(&mut sync, journal.as_ref(), &link, &bytes, received).await?;
-                        if sync.generation() != seen_generation {
-                            // The desired state changed: reconcile now.
+                        let before = sync.generation();
+                        purges.extend(down(&mut sync, journal.as_ref(), &link, &bytes, received).await?);
+                        if sync.generation() != before {
+                            // The desired state changed: reconcile as soon as possible.
                             next_pass = tokio::time::Instant::now();
                         }
                     }
@@ -165,10 +178,25 @@ pub async fn run(
                     send(&link, sync.heartbeat(Timestamp::now())?).await;
                 }
             }
-            () = tokio::time::sleep_until(next_pass) => {
-                seen_generation = sync.generation();
-                let desired = sync.desired().clone();
-                let outcome = reconciler.pass(&desired).await;
+            () = tokio::time::sleep_until(next_pass), if idle.is_some() => {
+                if let Some(mut r) = idle.take() {
+                    r.queue_purges(std::mem::take(&mut purges));
+                    let desired = Arc::clone(sync.desired());
+                    running = Some(Box::pin(async move {
+                        let outcome = r.pass(&desired).await;
+                        (r, outcome)
+                    }));
+                }
+            }
+            (r, outcome) = async {
+                match running.as_mut() {
+                    Some(pass) => pass.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                running = None;
+                complete = r.complete_report();
+                idle = Some(r);
                 if let Some(report) = outcome.report {
                     send_status(&link, report).await;
                 }
@@ -176,26 +204,60 @@ pub async fn run(
             }
         }
     }
+    if let Some(pass) = running.take() {
+        // Let the pass in flight finish, so no action is cut in half.
+        let _ = pass.await;
+    }
     link.shutdown().await;
     tracing::info!("agent stopped; its apps keep running");
     Ok(())
 }
 
-/// One down frame: apply, commit to the journal, then ack.
+/// A reconcile pass in flight, owning the reconciler until it ends.
+type Pass = std::pin::Pin<Box<dyn Future<Output = (Reconciler, PassOutcome)> + Send>>;
+
+/// The named storage of instances undeployed with `--purge` in `commit`, as they were
+/// desired before it.
+fn purges_in(commit: &Commit, before: &NodeDesired) -> Vec<(Name, Vec<Name>)> {
+    commit
+        .events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::InstanceUndeployed { name, purge: true } => Some(name),
+            _ => None,
+        })
+        .filter_map(|name| {
+            let spec = &before.instances.get(name)?.spec;
+            let mut storage: Vec<Name> = spec
+                .manifest
+                .components
+                .iter()
+                .flat_map(|c| c.storage.iter().map(|s| s.name.clone()))
+                .collect();
+            storage.sort();
+            storage.dedup();
+            Some((name.clone(), storage))
+        })
+        .collect()
+}
+
+/// One down frame: apply, commit to the journal, then ack. Returns the storage to purge
+/// for instances undeployed with `--purge`.
 async fn down(
     sync: &mut AgentSync,
     journal: &dyn Journal,
     link: &LinkHandle,
     bytes: &[u8],
     received: u64,
-) -> Result<(), AgentError> {
+) -> Result<Vec<(Name, Vec<Name>)>, AgentError> {
     let step = sync.down(bytes, Timestamp::now());
     for frame in step.send {
         send(link, frame).await;
     }
     let Some(commit) = step.commit else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let purges = purges_in(&commit, sync.desired());
     match journal.commit(&commit) {
         Ok(()) => {
             let ack = sync.committed(&commit)?;
@@ -207,14 +269,15 @@ async fn down(
                 "committed"
             );
             send(link, ack).await;
+            Ok(purges)
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot commit to the journal; asking the cloud again");
             let hello = sync.resume(&journal.load()?)?;
             send(link, hello).await;
+            Ok(Vec::new())
         }
     }
-    Ok(())
 }
 
 async fn send(link: &LinkHandle, frame: Vec<u8>) {

@@ -152,8 +152,8 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     match e {
-                        skerry_edge::agent::AgentError::NotEnrolled
-                        | skerry_edge::agent::AgentError::Enroll(_) => ExitCode::from(2),
+                        skerry_edge::agent::AgentError::NotEnrolled => ExitCode::from(2),
+                        skerry_edge::agent::AgentError::Enroll(e) => ExitCode::from(e.exit_code()),
                         _ => ExitCode::from(1),
                     }
                 }

@@ -11,10 +11,15 @@
 //! ```
 //!
 //! # Layout
+//! - [`agent`]: [`agent::Agent`], a `skerry-edge run` child process enrolled with a cloud
+//!   through `skerry node token`, in its own temporary directory; `kill9`, `restart`, its
+//!   log kept across restarts; dropping it removes every container, network and volume
+//!   labelled with its node id.
 //! - [`binaries`]: [`bin`], the path to a workspace binary (`skerry`, `skerry-edge`) in the
 //!   running test's target directory and profile, built once per test process.
-//! - [`cloud`]: [`Cloud`], a `skerry serve` child process on free ports with its own data
-//!   directory; `kill9`, `restart`, logs printed when a test fails.
+//! - [`cloud`]: [`Cloud`], a `skerry serve` child process on free ports (API and MQTT) with
+//!   its own data directory and no local node; `kill9`, `restart`, logs printed when a test
+//!   fails.
 //! - [`cli`](mod@cli): [`cli()`], one `skerry --cloud URL ...` command to its end (exit
 //!   code, stdout, stderr); [`CliStream`], a long-lived one (`events --follow`) read line by
 //!   line.
@@ -24,16 +29,32 @@
 //!   checks the answer as an agent must (CA hash from the token, CN, signature).
 //! - [`fixtures`]: app manifests, a valid one and one refused per rule, with the field each
 //!   refusal must name.
+//! - [`images`]: [`images::busybox_image`], a container image built `FROM scratch` with
+//!   the host's static busybox (no registry needed); [`images::unique`] names;
+//!   [`images::DockerCleanup`], which removes what a node left on the engine.
+//! - [`mqtt`]: Debian's `mosquitto_sub` and `mosquitto_pub` as third-party MQTT clients of
+//!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
 //!
 //! # Tests (`tests/tests/`)
 //! - `cli_commands`: every operator command walked like a new user, exit codes, `--follow`.
+//! - `api_edges`: edges of the API and the CLI: names that read as ids, error shapes,
+//!   far-off times, routes of later releases.
 //! - `enrollment`: one-time and expiring tokens, CSR checks, the pinned CA, the CA key's mode.
 //! - `manifest_refusals`: each refusal rule through the CLI and the API, nothing recorded.
 //! - `crash_durability`: 64 clients, `kill -9` three times; every 2xx survives, no gaps.
 //! - `harness`: the harness itself (binaries, restart after `kill -9`).
-//! - `known_bugs`: ignored tests that reproduce open bugs; run with `-- --ignored`.
+//! - `agent_e2e`: a real cloud, agent and containers: deploy, `kill -9` of the agent (one
+//!   container per replica), rebuild from the journal with the cloud stopped, undeploy
+//!   keeping named storage, catch-up of 1,000 events, `exec` components restarted.
+//! - `docker_runtime`: the Docker runtime against the real engine: networks from the subnet
+//!   pool, containers mapped from specs, adoption, named storage, errors.
+//! - `process_runtime`: the process runtime on real processes: environment and storage,
+//!   restart policies with backoff, health checks, adoption after the old runtime is gone,
+//!   output files, limits.
+//! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
+//!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
 pub mod agent;
 pub mod binaries;

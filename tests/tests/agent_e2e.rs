@@ -247,6 +247,58 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
         volumes.contains(&instance),
         "named storage was removed: {volumes:?}"
     );
+
+    // Deployed again under the same name, it finds its data; `--purge` then removes it.
+    let out = cli(
+        &cloud,
+        &[
+            "deploy",
+            "demo@1.0.0",
+            "--env",
+            "plant",
+            "--name",
+            &instance,
+            "--node",
+            "gw-1",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        wait_for(CONVERGE, || Some(status(&cloud, &instance))
+            .filter(|r| converged(r)))
+        .is_some(),
+        "not converged after the redeploy: {:?}",
+        status(&cloud, &instance)
+    );
+    let migrations = wait_for(Duration::from_secs(20), || {
+        let out = std::process::Command::new("docker")
+            .args(["exec", &web, "cat", "/data/migrations"])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap();
+    assert!(!migrations.is_empty(), "the data was not found again");
+    let out = cli(&cloud, &["undeploy", &instance, "--purge"]);
+    assert_eq!(out.code, 0, "{out}");
+    let volume_gone = wait_for(CONVERGE, || {
+        let v = docker(&[
+            "volume",
+            "ls",
+            "--filter",
+            &format!("label=io.skerry.node={node}"),
+            "--format",
+            "{{.Name}}",
+        ]);
+        (!v.contains(&instance)).then_some(())
+    });
+    assert!(
+        volume_gone.is_some(),
+        "--purge left the named storage\n{}",
+        agent.logs()
+    );
 }
 
 #[test]

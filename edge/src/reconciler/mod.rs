@@ -48,6 +48,8 @@ pub struct Reconciler {
     /// The last problem acting on a replica (shown as its reason until it clears).
     problems: BTreeMap<ReplicaKey, String>,
     reports: BTreeMap<ReportKey, ReplicaReport>,
+    /// Instances undeployed with `--purge`: their named storage goes once their replicas do.
+    purges: BTreeMap<Name, Vec<Name>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -78,6 +80,7 @@ impl Reconciler {
             memos,
             problems: BTreeMap::new(),
             reports: BTreeMap::new(),
+            purges: BTreeMap::new(),
         }
     }
 
@@ -222,11 +225,14 @@ impl Reconciler {
         }
 
         let actions = planner::plan(desired, &actual);
-        let count = actions.len();
         let fixed = resolve::fixed_ports(desired.instances.values().map(|d| &d.spec));
+        let mut count = 0;
         for action in actions {
-            self.act(desired, &observed, &fixed, action).await;
+            // Only what worked calls for a quick follow-up; a failing action waits for
+            // the next regular pass instead of spinning.
+            count += usize::from(self.act(desired, &observed, &fixed, action).await);
         }
+        self.purge(desired, &observed).await;
         // Host ports of replicas that are gone are free again.
         let released: Vec<MemoChange> = self
             .memos
@@ -262,6 +268,50 @@ impl Reconciler {
         }
     }
 
+    /// Named storage to delete once the instance's replicas are gone (`undeploy --purge`).
+    pub fn queue_purges(&mut self, purges: Vec<(Name, Vec<Name>)>) {
+        self.purges.extend(purges);
+    }
+
+    /// Deletes the named storage of purged instances that no longer run here, and
+    /// forgets their memos (so a new deploy under the same name starts afresh).
+    async fn purge(
+        &mut self,
+        desired: &NodeDesired,
+        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+    ) {
+        let ready: Vec<Name> = self
+            .purges
+            .keys()
+            .filter(|i| !observed.keys().any(|k| &k.instance == *i))
+            .cloned()
+            .collect();
+        for instance in ready {
+            let Some(storage) = self.purges.remove(&instance) else {
+                continue;
+            };
+            if desired.instances.contains_key(&instance) {
+                // Deployed again before the purge: its data stays.
+                continue;
+            }
+            let mut done = true;
+            for name in &storage {
+                for rt in &self.runtimes {
+                    if let Err(e) = rt.purge_storage(&instance, name).await {
+                        tracing::warn!(%instance, storage = %name, error = %e, "cannot purge named storage; retrying");
+                        done = false;
+                    }
+                }
+            }
+            if done {
+                tracing::info!(%instance, "purged its named storage");
+                self.save(vec![MemoChange::InstanceForgotten { instance }].into());
+            } else {
+                self.purges.insert(instance, storage);
+            }
+        }
+    }
+
     /// Every replica's current state, for the first report after a connect.
     pub fn complete_report(&self) -> StatusReport {
         report::complete(&self.reports)
@@ -273,7 +323,7 @@ impl Reconciler {
         observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
         fixed: &BTreeSet<u16>,
         action: Action,
-    ) {
+    ) -> bool {
         tracing::debug!(%action, "acting");
         let result = match &action {
             Action::CreateNetwork { instance } => match self.runtime(RuntimeKind::Docker) {
@@ -298,16 +348,21 @@ impl Reconciler {
         match (result, &action) {
             (Ok(()), Action::RunInit { key, .. } | Action::Start { key, .. }) => {
                 self.problems.remove(key);
+                true
             }
-            (Ok(()), _) => {}
+            (Ok(()), _) => true,
             (
                 Err(e),
                 Action::RunInit { key, .. } | Action::Start { key, .. } | Action::Stop { key, .. },
             ) => {
                 tracing::warn!(%action, error = %e, "action failed");
                 self.problems.insert(key.clone(), e.to_string());
+                false
             }
-            (Err(e), _) => tracing::warn!(%action, error = %e, "action failed"),
+            (Err(e), _) => {
+                tracing::warn!(%action, error = %e, "action failed");
+                false
+            }
         }
     }
 

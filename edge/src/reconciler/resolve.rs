@@ -125,7 +125,15 @@ pub fn replica_spec(
         env,
         ports: bindings,
         storage,
-        log_dir_host: component.log_dir.as_ref().map(|_| log_dir_host(data, &key)),
+        // A container's log_dir is backed by a directory of the agent's; an exec
+        // component's log_dir is a host path already.
+        log_dir_host: component.log_dir.as_ref().map(|dir| {
+            if component.exec.is_some() {
+                std::path::PathBuf::from(dir)
+            } else {
+                log_dir_host(data, &key)
+            }
+        }),
     })
 }
 
