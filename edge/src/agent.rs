@@ -36,6 +36,8 @@ use crate::sync::{AgentSync, SyncConfig};
 
 /// How often the reconciler looks again when nothing told it to.
 const RESYNC: Duration = Duration::from_secs(2);
+/// How often the agent looks for a Docker engine that was not there at start.
+const DOCKER_RETRY: Duration = Duration::from_secs(30);
 /// How soon it looks again after acting, to follow up quickly (a started dependency).
 const FOLLOW_UP: Duration = Duration::from_millis(300);
 
@@ -146,6 +148,8 @@ pub async fn run(
         removed: Vec::new(),
     };
     let mut purges: Vec<(Name, Vec<Name>)> = Vec::new();
+    let wants_docker = config.runtimes.contains(&RuntimeKind::Docker);
+    let mut last_docker_try = tokio::time::Instant::now();
     tokio::pin!(shutdown);
 
     loop {
@@ -165,7 +169,7 @@ pub async fn run(
                     LinkEvent::Down(bytes) => {
                         received += bytes.len() as u64;
                         let before = sync.generation();
-                        purges.extend(down(&mut sync, journal.as_ref(), &link, &bytes, received).await?);
+                        purges.extend(down(&mut sync, &journal, &link, &bytes, received).await?);
                         if sync.generation() != before {
                             // The desired state changed: reconcile as soon as possible.
                             next_pass = tokio::time::Instant::now();
@@ -180,6 +184,13 @@ pub async fn run(
             }
             () = tokio::time::sleep_until(next_pass), if idle.is_some() => {
                 if let Some(mut r) = idle.take() {
+                    if wants_docker && !r.has_runtime(RuntimeKind::Docker) && last_docker_try.elapsed() >= DOCKER_RETRY {
+                        last_docker_try = tokio::time::Instant::now();
+                        if let Ok(rt) = DockerRuntime::connect(DockerOptions::default()).await {
+                            tracing::info!("the Docker engine is available now");
+                            r.add_runtime(Arc::new(rt));
+                        }
+                    }
                     r.queue_purges(std::mem::take(&mut purges));
                     let desired = Arc::clone(sync.desired());
                     running = Some(Box::pin(async move {
@@ -245,7 +256,7 @@ fn purges_in(commit: &Commit, before: &NodeDesired) -> Vec<(Name, Vec<Name>)> {
 /// for instances undeployed with `--purge`.
 async fn down(
     sync: &mut AgentSync,
-    journal: &dyn Journal,
+    journal: &Arc<dyn Journal>,
     link: &LinkHandle,
     bytes: &[u8],
     received: u64,
@@ -258,7 +269,19 @@ async fn down(
         return Ok(Vec::new());
     };
     let purges = purges_in(&commit, sync.desired());
-    match journal.commit(&commit) {
+    // The write and its fsync run off the loop, so heartbeats and the reconciler go on.
+    let committed = {
+        let (journal, batch) = (Arc::clone(journal), commit.clone());
+        tokio::task::spawn_blocking(move || journal.commit(&batch))
+            .await
+            .unwrap_or_else(|e| {
+                Err(JournalError::Storage {
+                    journal: "journal".into(),
+                    reason: e.to_string(),
+                })
+            })
+    };
+    match committed {
         Ok(()) => {
             let ack = sync.committed(&commit)?;
             tracing::info!(

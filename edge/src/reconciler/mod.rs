@@ -84,6 +84,18 @@ impl Reconciler {
         }
     }
 
+    /// Whether a runtime of this kind is in use.
+    pub fn has_runtime(&self, kind: RuntimeKind) -> bool {
+        self.runtime(kind).is_some()
+    }
+
+    /// Adds a runtime that became available (the Docker engine started after the agent).
+    pub fn add_runtime(&mut self, runtime: Arc<dyn Runtime>) {
+        if !self.has_runtime(runtime.kind()) {
+            self.runtimes.push(runtime);
+        }
+    }
+
     fn runtime(&self, kind: RuntimeKind) -> Option<&Arc<dyn Runtime>> {
         self.runtimes.iter().find(|r| r.kind() == kind)
     }
