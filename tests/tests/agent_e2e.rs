@@ -100,6 +100,8 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
     let node = agent.node_id().unwrap();
+    // Docker names carry the node id's first 8 hex digits.
+    let tag: String = node.chars().take(8).collect();
 
     let manifest = agent.dir().join("demo.yaml");
     std::fs::write(&manifest, demo_manifest(&image, "1.0.0")).unwrap();
@@ -144,8 +146,8 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
     println!("{}", table.stdout);
     assert_eq!(rows.len(), 3);
     let expected = vec![
-        format!("skerry-{instance}.client.0"),
-        format!("skerry-{instance}.web.0"),
+        format!("skerry-{tag}.{instance}.client.0"),
+        format!("skerry-{tag}.{instance}.web.0"),
     ];
     // The finished init's container is removed once its result is recorded.
     assert!(
@@ -193,7 +195,7 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
         rebuilt.elapsed().as_secs_f64()
     );
     // The init ran once for this spec: the storage shows one migration.
-    let web = format!("skerry-{instance}.web.0");
+    let web = format!("skerry-{tag}.{instance}.web.0");
     let migrations = wait_for(Duration::from_secs(20), || {
         let out = std::process::Command::new("docker")
             .args(["exec", &web, "cat", "/data/migrations"])

@@ -162,14 +162,18 @@ impl TestNode {
     async fn inspect(&self, key: &ReplicaKey) -> bollard::models::ContainerInspectResponse {
         self.rt
             .client()
-            .inspect_container(&container_name(key), None)
+            .inspect_container(&container_name(self.id, key), None)
             .await
             .expect("inspect container")
     }
 }
 
-fn container_name(key: &ReplicaKey) -> String {
-    skerry_edge::runtime::docker::spec::container_name(key)
+fn network_name(node: NodeId, instance: &Name) -> String {
+    skerry_edge::runtime::docker::spec::network_name(node, instance)
+}
+
+fn container_name(node: NodeId, key: &ReplicaKey) -> String {
+    skerry_edge::runtime::docker::spec::container_name(node, key)
 }
 
 fn exited(code: i64) -> impl Fn(&ObservedReplica) -> bool {
@@ -299,10 +303,10 @@ async fn container_config_is_mapped_from_the_spec() {
     );
     assert_eq!(
         host.network_mode.as_deref(),
-        Some(format!("skerry-{inst}").as_str())
+        Some(network_name(node.id, &inst).as_str())
     );
     let networks = c.network_settings.unwrap().networks.unwrap();
-    let endpoint = &networks[&format!("skerry-{inst}")];
+    let endpoint = &networks[&network_name(node.id, &inst)];
     assert!(
         endpoint
             .aliases
@@ -425,7 +429,12 @@ async fn health_check_turns_unhealthy_then_healthy() {
         .await;
 
     let out = std::process::Command::new("docker")
-        .args(["exec", &container_name(&svc.key), "touch", "/tmp/ready"])
+        .args([
+            "exec",
+            &container_name(node.id, &svc.key),
+            "touch",
+            "/tmp/ready",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -571,14 +580,18 @@ async fn named_storage_outlives_containers_until_purged() {
     assert_eq!(seen.phase, Phase::Exited { code: 0 }, "the file was lost");
     node.rt.stop(node.id, &reader.key).await.unwrap();
 
-    let volume = format!("skerry-{inst}.data");
+    let volume =
+        skerry_edge::runtime::docker::spec::volume_name("skerry", node.id, &inst, &name("data"));
     let v = node.rt.client().inspect_volume(&volume).await.unwrap();
     let l = v.labels;
     assert_eq!(l[labels::INSTANCE], inst.as_str());
     assert_eq!(l[labels::NODE], node.id.to_string());
     assert_eq!(l["io.skerry.storage"], "data");
 
-    node.rt.purge_storage(&inst, &name("data")).await.unwrap();
+    node.rt
+        .purge_storage(node.id, &inst, &name("data"))
+        .await
+        .unwrap();
     let gone = node.rt.client().inspect_volume(&volume).await;
     assert!(
         matches!(
@@ -590,7 +603,10 @@ async fn named_storage_outlives_containers_until_purged() {
         ),
         "{gone:?}"
     );
-    node.rt.purge_storage(&inst, &name("data")).await.unwrap();
+    node.rt
+        .purge_storage(node.id, &inst, &name("data"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -601,11 +617,12 @@ async fn instances_get_distinct_subnets_from_the_pool() {
     node.rt.create_network(node.id, &a).await.unwrap();
     node.rt.create_network(node.id, &b).await.unwrap();
     // Idempotent: a second create keeps the network and its subnet.
+    let node_id = node.id;
     let subnet_of = |inst: Name| {
         let client = node.rt.client().clone();
         async move {
             let n = client
-                .inspect_network(&format!("skerry-{inst}"), None)
+                .inspect_network(&network_name(node_id, &inst), None)
                 .await
                 .unwrap();
             let l = n.labels.unwrap();

@@ -480,11 +480,11 @@ async fn stop_is_idempotent_and_storage_stays_until_purged() {
         "the working directory goes"
     );
 
-    rt.purge_storage(&name("store"), &name("data"))
+    rt.purge_storage(node, &name("store"), &name("data"))
         .await
         .unwrap();
     assert!(!data.exists());
-    rt.purge_storage(&name("store"), &name("data"))
+    rt.purge_storage(node, &name("store"), &name("data"))
         .await
         .unwrap();
 }

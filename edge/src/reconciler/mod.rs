@@ -309,7 +309,7 @@ impl Reconciler {
             let mut done = true;
             for name in &storage {
                 for rt in &self.runtimes {
-                    if let Err(e) = rt.purge_storage(&instance, name).await {
+                    if let Err(e) = rt.purge_storage(self.node, &instance, name).await {
                         tracing::warn!(%instance, storage = %name, error = %e, "cannot purge named storage; retrying");
                         done = false;
                     }

@@ -10,7 +10,7 @@
 //! | instance network                | bridge network `skerry-{instance}`, labels `io.skerry.instance`, `io.skerry.node`; an explicit subnet from the pool (see [`subnet`]) |
 //! | replica                         | container `skerry-{instance}.{component}.{replica}` (dots: names never hold one, so `a-b`/`c` and `a`/`b-c` differ) |
 //! | replica key, node, spec hash    | labels `io.skerry.instance`, `.component`, `.replica`, `.node`, `.spec-hash` (64 hex digits), and `io.skerry.kind` (`service`, `init`, `job`) |
-//! | named storage                   | volume `{storage_prefix}-{instance}.{storage}`, labels `io.skerry.instance`, `.node`, `.storage`; kept by `stop` and undeploy, removed by `purge_storage` |
+//! | named storage                   | volume `{storage_prefix}-{node8}.{instance}.{storage}`, labels `io.skerry.instance`, `.node`, `.storage`; kept by `stop` and undeploy, removed by `purge_storage` |
 //!
 //! # From a [`ReplicaSpec`] to a container (see [`spec`])
 //! | manifest                           | container                                                 |
@@ -244,7 +244,7 @@ impl DockerRuntime {
         instance: &Name,
     ) -> Result<(), RuntimeError> {
         let _one_at_a_time = self.network_lock.lock().await;
-        let name = spec::network_name(instance);
+        let name = spec::network_name(node, instance);
         let mut lost: Vec<Subnet> = Vec::new();
         for _ in 0..SUBNET_ATTEMPTS {
             let networks = self
@@ -306,8 +306,12 @@ impl DockerRuntime {
         )))
     }
 
-    async fn remove_instance_network(&self, instance: &Name) -> Result<(), RuntimeError> {
-        let name = spec::network_name(instance);
+    async fn remove_instance_network(
+        &self,
+        node: NodeId,
+        instance: &Name,
+    ) -> Result<(), RuntimeError> {
+        let name = spec::network_name(node, instance);
         // The name filter matches substrings; an engine before 25 may even hold two
         // networks of one name. Remove every exact match by id.
         let filter = HashMap::from([("name", vec![name.clone()])]);
@@ -353,7 +357,7 @@ impl DockerRuntime {
 
         // A container of that name may be left from a crash between create and start, or
         // be an older spec the reconciler replaces.
-        let name = spec::container_name(&spec.key);
+        let name = spec::container_name(spec.node, &spec.key);
         self.remove_container(&name).await?;
 
         self.docker
@@ -445,7 +449,7 @@ impl DockerRuntime {
         instance: &Name,
         storage: &Name,
     ) -> Result<(), RuntimeError> {
-        let name = spec::volume_name(&self.options.storage_prefix, instance, storage);
+        let name = spec::volume_name(&self.options.storage_prefix, node, instance, storage);
         // Creating a volume that exists returns it unchanged.
         self.docker
             .create_volume(VolumeCreateRequest {
@@ -482,8 +486,8 @@ impl DockerRuntime {
         }
     }
 
-    async fn stop_replica(&self, key: &ReplicaKey) -> Result<(), RuntimeError> {
-        let name = spec::container_name(key);
+    async fn stop_replica(&self, node: NodeId, key: &ReplicaKey) -> Result<(), RuntimeError> {
+        let name = spec::container_name(node, key);
         let timeout = i32::try_from(self.options.stop_timeout.as_secs()).unwrap_or(i32::MAX);
         match self
             .docker
@@ -507,8 +511,13 @@ impl DockerRuntime {
         Ok(())
     }
 
-    async fn purge_volume(&self, instance: &Name, storage: &Name) -> Result<(), RuntimeError> {
-        let name = spec::volume_name(&self.options.storage_prefix, instance, storage);
+    async fn purge_volume(
+        &self,
+        node: NodeId,
+        instance: &Name,
+        storage: &Name,
+    ) -> Result<(), RuntimeError> {
+        let name = spec::volume_name(&self.options.storage_prefix, node, instance, storage);
         match self
             .docker
             .remove_volume(&name, Some(RemoveVolumeOptionsBuilder::new().build()))
@@ -573,10 +582,10 @@ impl Runtime for DockerRuntime {
 
     fn remove_network<'a>(
         &'a self,
-        _node: NodeId,
+        node: NodeId,
         instance: &'a Name,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
-        Box::pin(self.remove_instance_network(instance))
+        Box::pin(self.remove_instance_network(node, instance))
     }
 
     fn start<'a>(&'a self, spec: &'a ReplicaSpec) -> BoxFuture<'a, Result<(), RuntimeError>> {
@@ -585,18 +594,19 @@ impl Runtime for DockerRuntime {
 
     fn stop<'a>(
         &'a self,
-        _node: NodeId,
+        node: NodeId,
         key: &'a ReplicaKey,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
-        Box::pin(self.stop_replica(key))
+        Box::pin(self.stop_replica(node, key))
     }
 
     fn purge_storage<'a>(
         &'a self,
+        node: NodeId,
         instance: &'a Name,
         storage: &'a Name,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
-        Box::pin(self.purge_volume(instance, storage))
+        Box::pin(self.purge_volume(node, instance, storage))
     }
 }
 

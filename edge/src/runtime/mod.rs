@@ -133,6 +133,7 @@ pub trait Runtime: Send + Sync + 'static {
     /// Deletes an instance's named storage on this node (`undeploy --purge`).
     fn purge_storage<'a>(
         &'a self,
+        node: NodeId,
         instance: &'a Name,
         storage: &'a Name,
     ) -> BoxFuture<'a, Result<(), RuntimeError>>;

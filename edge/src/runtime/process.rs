@@ -434,6 +434,8 @@ impl Runtime for ProcessRuntime {
 
     fn purge_storage<'a>(
         &'a self,
+        // The storage directories belong to this agent's state directory already.
+        _node: NodeId,
         instance: &'a Name,
         storage: &'a Name,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {

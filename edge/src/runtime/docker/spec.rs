@@ -9,7 +9,7 @@ use bollard::models::{
     MountType, NetworkingConfig, PortBinding as DockerPortBinding, RestartPolicy as DockerRestart,
     RestartPolicyNameEnum,
 };
-use skerry_shared::ids::Name;
+use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::manifest::{ComponentKind, MountType as SkerryMount, RestartPolicy};
 use skerry_shared::planner::ReplicaKey;
 
@@ -20,21 +20,35 @@ pub const KIND_LABEL: &str = "io.skerry.kind";
 /// The label that names a volume's storage.
 pub const STORAGE_LABEL: &str = "io.skerry.storage";
 
-/// The instance's network: `skerry-{instance}`.
-pub fn network_name(instance: &Name) -> String {
-    format!("skerry-{instance}")
+/// The first 8 hex digits of a node id: two agents that share one engine (the cloud's
+/// local node and an agent on the same host) never share a name.
+pub fn node_tag(node: NodeId) -> String {
+    let mut id = node.0.simple().to_string();
+    id.truncate(8);
+    id
 }
 
-/// A replica's container: `skerry-{instance}.{component}.{replica}`. Names may contain
-/// `-` but never `.`, so the dots keep (`a-b`, `c`) and (`a`, `b-c`) apart.
-pub fn container_name(key: &ReplicaKey) -> String {
-    format!("skerry-{}.{}.{}", key.instance, key.component, key.replica)
+/// The instance's network: `skerry-{node}.{instance}`.
+pub fn network_name(node: NodeId, instance: &Name) -> String {
+    format!("skerry-{}.{instance}", node_tag(node))
 }
 
-/// An instance's named storage: `{prefix}-{instance}.{storage}` (the same separator rule
-/// as [`container_name`]).
-pub fn volume_name(prefix: &str, instance: &Name, storage: &Name) -> String {
-    format!("{prefix}-{instance}.{storage}")
+/// A replica's container: `skerry-{node}.{instance}.{component}.{replica}`. Names may
+/// contain `-` but never `.`, so the dots keep (`a-b`, `c`) and (`a`, `b-c`) apart.
+pub fn container_name(node: NodeId, key: &ReplicaKey) -> String {
+    format!(
+        "skerry-{}.{}.{}.{}",
+        node_tag(node),
+        key.instance,
+        key.component,
+        key.replica
+    )
+}
+
+/// An instance's named storage on a node: `{prefix}-{node}.{instance}.{storage}` (the
+/// same separator rule as [`container_name`]).
+pub fn volume_name(prefix: &str, node: NodeId, instance: &Name, storage: &Name) -> String {
+    format!("{prefix}-{}.{instance}.{storage}", node_tag(node))
 }
 
 pub fn kind_word(kind: ComponentKind) -> &'static str {
@@ -78,7 +92,10 @@ pub fn volumes(spec: &ReplicaSpec, prefix: &str) -> Vec<(String, String)> {
         .iter()
         .filter_map(|s| {
             let path = s.container.clone()?;
-            Some((volume_name(prefix, &spec.key.instance, &s.name), path))
+            Some((
+                volume_name(prefix, spec.node, &spec.key.instance, &s.name),
+                path,
+            ))
         })
         .collect()
 }
@@ -180,7 +197,7 @@ pub fn container_body(
     if host_network {
         host.network_mode = Some("host".to_owned());
     } else {
-        let network = network_name(&spec.key.instance);
+        let network = network_name(spec.node, &spec.key.instance);
         host.network_mode = Some(network.clone());
         networking = Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
@@ -288,12 +305,13 @@ mod tests {
     fn names_keep_hyphenated_parts_apart() {
         let a = ReplicaKey::new(&name("a-b"), &name("c"), 0);
         let b = ReplicaKey::new(&name("a"), &name("b-c"), 0);
-        assert_ne!(container_name(&a), container_name(&b));
-        assert_eq!(container_name(&a), "skerry-a-b.c.0");
-        assert_eq!(network_name(&name("a-b")), "skerry-a-b");
+        let node: NodeId = "0123abcd-0000-4000-8000-000000000000".parse().unwrap();
+        assert_ne!(container_name(node, &a), container_name(node, &b));
+        assert_eq!(container_name(node, &a), "skerry-0123abcd.a-b.c.0");
+        assert_eq!(network_name(node, &name("a-b")), "skerry-0123abcd.a-b");
         assert_eq!(
-            volume_name("skerry", &name("a"), &name("data")),
-            "skerry-a.data"
+            volume_name("skerry", node, &name("a"), &name("data")),
+            "skerry-0123abcd.a.data"
         );
     }
 
@@ -411,7 +429,8 @@ mod tests {
         assert_eq!(host.cpu_shares, Some(102));
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.memory_reservation, Some(32 << 20));
-        assert_eq!(host.network_mode.as_deref(), Some("skerry-weather"));
+        let network = network_name(s.node, &name("weather"));
+        assert_eq!(host.network_mode.as_deref(), Some(network.as_str()));
         let bindings = host.port_bindings.unwrap();
         assert_eq!(bindings.len(), 1);
         let b = bindings["8080/tcp"].as_ref().unwrap();
@@ -424,7 +443,8 @@ mod tests {
         assert_eq!(mounts.len(), 3);
         assert_eq!(mounts[0].typ, Some(MountType::BIND));
         assert_eq!(mounts[1].typ, Some(MountType::VOLUME));
-        assert_eq!(mounts[1].source.as_deref(), Some("skerry-weather.data"));
+        let volume = volume_name("skerry", s.node, &name("weather"), &name("data"));
+        assert_eq!(mounts[1].source.as_deref(), Some(volume.as_str()));
         assert_eq!(mounts[1].target.as_deref(), Some("/data"));
         assert_eq!(mounts[2].target.as_deref(), Some("/var/log/weather"));
         assert_eq!(
@@ -433,10 +453,7 @@ mod tests {
         );
 
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
-        assert_eq!(
-            endpoints["skerry-weather"].aliases,
-            Some(vec!["db".to_owned()])
-        );
+        assert_eq!(endpoints[&network].aliases, Some(vec!["db".to_owned()]));
     }
 
     #[test]
