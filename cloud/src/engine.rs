@@ -226,11 +226,11 @@ impl Writer {
                 }
             }
         }
-        if failed.is_none() && !sealed.is_empty() {
-            let plain: Vec<Event> = sealed.iter().map(|e| Event::clone(e)).collect();
-            if let Err(e) = self.log.append(&plain) {
-                failed = Some(e.into());
-            }
+        if failed.is_none()
+            && !sealed.is_empty()
+            && let Err(e) = self.log.append(&sealed)
+        {
+            failed = Some(e.into());
         }
         if let Some(err) = failed {
             tracing::error!(error = %err, "a batch of commands failed; rebuilding projections from the log");
@@ -330,11 +330,13 @@ mod tests {
     }
 
     impl EventLog for FlakyLog {
-        fn append(&self, events: &[Event]) -> Result<(), LogError> {
+        fn append(&self, events: &[Arc<Event>]) -> Result<(), LogError> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(LogError::Storage("disk full".into()));
             }
-            self.events.lock().extend_from_slice(events);
+            self.events
+                .lock()
+                .extend(events.iter().map(|e| Event::clone(e)));
             Ok(())
         }
         fn read(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, LogError> {

@@ -70,6 +70,11 @@ impl ClientKey {
         Ok(ClientKey { key, csr_pem })
     }
 
+    /// The key pair.
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.key
+    }
+
     /// The CSR, PEM.
     pub fn csr_pem(&self) -> &str {
         &self.csr_pem

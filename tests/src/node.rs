@@ -8,7 +8,7 @@
 //! - the issued certificate's subject common name is the node id the cloud assigned, its
 //!   public key is the node's own, and its signature verifies with the CA's public key.
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData};
+use rcgen::PublicKeyData;
 use serde_json::Value;
 use skerry_shared::enroll::{EnrollRequest, EnrollResponse, EnrollmentToken};
 use skerry_shared::hash::Digest;
@@ -18,6 +18,7 @@ use x509_parser::pem::parse_x509_pem;
 
 use crate::error::Error;
 use crate::http::{Api, HttpResponse};
+use crate::mqtt::ClientKey;
 
 /// The firmware profile a [`TestNode`] reports unless told otherwise.
 pub const DEFAULT_PROFILE: &str = "raspberry-pi-4";
@@ -26,8 +27,7 @@ pub const DEFAULT_PROFILE: &str = "raspberry-pi-4";
 #[derive(Debug)]
 pub struct TestNode {
     name: String,
-    key: KeyPair,
-    csr_pem: String,
+    key: ClientKey,
     profile: FirmwareProfile,
 }
 
@@ -57,21 +57,11 @@ impl TestNode {
 
     /// A node named `name` with this profile.
     pub fn with_profile(name: &str, profile: FirmwareProfile) -> Result<TestNode, Error> {
-        let key = KeyPair::generate().map_err(|e| Error::unexpected(format!("key pair: {e}")))?;
-        let mut params = CertificateParams::new(Vec::<String>::new())
-            .map_err(|e| Error::unexpected(format!("CSR parameters: {e}")))?;
-        let mut dn = DistinguishedName::new();
         // What the node calls itself; the cloud decides the subject of the certificate.
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        let csr_pem = params
-            .serialize_request(&key)
-            .and_then(|csr| csr.pem())
-            .map_err(|e| Error::unexpected(format!("CSR: {e}")))?;
+        let key = ClientKey::generate(name)?;
         Ok(TestNode {
             name: name.to_owned(),
             key,
-            csr_pem,
             profile,
         })
     }
@@ -82,7 +72,7 @@ impl TestNode {
 
     /// The CSR, PEM.
     pub fn csr_pem(&self) -> &str {
-        &self.csr_pem
+        self.key.csr_pem()
     }
 
     pub fn profile(&self) -> &FirmwareProfile {
@@ -105,7 +95,7 @@ impl TestNode {
 
     /// Posts the enrollment as it is and returns the raw answer, whatever its status.
     pub fn try_enroll(&self, api: &Api, token: &str) -> Result<HttpResponse, Error> {
-        self.try_enroll_with_csr(api, token, &self.csr_pem)
+        self.try_enroll_with_csr(api, token, self.key.csr_pem())
     }
 
     /// Posts an enrollment with another CSR (a garbage one, say).
@@ -175,7 +165,7 @@ impl TestNode {
                 "the certificate's subject CN is {common_names:?}, the node id is {node_id}"
             )));
         }
-        if cert.public_key().raw != self.key.subject_public_key_info().as_slice() {
+        if cert.public_key().raw != self.key.key_pair().subject_public_key_info().as_slice() {
             return Err(Error::unexpected(
                 "the certificate does not carry the node's public key",
             ));

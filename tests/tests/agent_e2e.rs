@@ -85,6 +85,50 @@ fn containers(node: &str) -> Vec<String> {
     names
 }
 
+/// `deploy demo@1.0.0` as `instance` on gw-1.
+fn deploy(cloud: &Cloud, instance: &str) {
+    let out = cli(
+        cloud,
+        &[
+            "deploy",
+            "demo@1.0.0",
+            "--env",
+            "plant",
+            "--name",
+            instance,
+            "--node",
+            "gw-1",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+}
+
+/// What the demo's init wrote to the named storage, read through `container`.
+fn migrations(container: &str) -> String {
+    wait_for(Duration::from_secs(20), || {
+        let out = std::process::Command::new("docker")
+            .args(["exec", container, "cat", "/data/migrations"])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap()
+}
+
+/// The names of the node's volumes, one a line.
+fn volumes(node: &str) -> String {
+    docker(&[
+        "volume",
+        "ls",
+        "--filter",
+        &format!("label=io.skerry.node={node}"),
+        "--format",
+        "{{.Name}}",
+    ])
+}
+
 fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
@@ -114,20 +158,7 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
 
     // Deploy, and wait until the services run and the init succeeded.
     let started = Instant::now();
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "demo@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    deploy(&cloud, &instance);
     let rows = wait_for(CONVERGE, || {
         Some(status(&cloud, &instance)).filter(|r| converged(r))
     })
@@ -196,21 +227,8 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
     );
     // The init ran once for this spec: the storage shows one migration.
     let web = format!("skerry-{tag}.{instance}.web.0");
-    let migrations = wait_for(Duration::from_secs(20), || {
-        let out = std::process::Command::new("docker")
-            .args(["exec", &web, "cat", "/data/migrations"])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    })
-    .unwrap();
-    assert_eq!(
-        migrations.lines().count(),
-        1,
-        "the init ran again: {migrations}"
-    );
+    let found = migrations(&web);
+    assert_eq!(found.lines().count(), 1, "the init ran again: {found}");
 
     // Undeploy: containers and the network go, the named storage stays.
     cloud.restart().unwrap();
@@ -237,34 +255,14 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
         .is_some(),
         "the instance network is left"
     );
-    let volumes = docker(&[
-        "volume",
-        "ls",
-        "--filter",
-        &format!("label=io.skerry.node={node}"),
-        "--format",
-        "{{.Name}}",
-    ]);
+    let left = volumes(&node);
     assert!(
-        volumes.contains(&instance),
-        "named storage was removed: {volumes:?}"
+        left.contains(&instance),
+        "named storage was removed: {left:?}"
     );
 
     // Deployed again under the same name, it finds its data; `--purge` then removes it.
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "demo@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    deploy(&cloud, &instance);
     assert!(
         wait_for(CONVERGE, || Some(status(&cloud, &instance))
             .filter(|r| converged(r)))
@@ -272,28 +270,12 @@ fn deploy_kill_offline_rebuild_and_undeploy() {
         "not converged after the redeploy: {:?}",
         status(&cloud, &instance)
     );
-    let migrations = wait_for(Duration::from_secs(20), || {
-        let out = std::process::Command::new("docker")
-            .args(["exec", &web, "cat", "/data/migrations"])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    })
-    .unwrap();
-    assert!(!migrations.is_empty(), "the data was not found again");
+    let found = migrations(&web);
+    assert!(!found.is_empty(), "the data was not found again");
     let out = cli(&cloud, &["undeploy", &instance, "--purge"]);
     assert_eq!(out.code, 0, "{out}");
     let volume_gone = wait_for(CONVERGE, || {
-        let v = docker(&[
-            "volume",
-            "ls",
-            "--filter",
-            &format!("label=io.skerry.node={node}"),
-            "--format",
-            "{{.Name}}",
-        ]);
+        let v = volumes(&node);
         (!v.contains(&instance)).then_some(())
     });
     assert!(

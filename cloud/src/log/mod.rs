@@ -9,6 +9,7 @@ mod redb_log;
 pub use redb_log::RedbLog;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use skerry_shared::event::{ChainError, Event, verify_chain};
 use skerry_shared::hash::Digest;
@@ -29,7 +30,7 @@ pub enum LogError {
 pub trait EventLog: Send + Sync + 'static {
     /// Appends sealed events in one atomic, durable write. The first event's sequence
     /// number must follow the last one stored.
-    fn append(&self, events: &[Event]) -> Result<(), LogError>;
+    fn append(&self, events: &[Arc<Event>]) -> Result<(), LogError>;
 
     /// Up to `limit` events with sequence numbers after `after_seq`, in order.
     fn read(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, LogError>;

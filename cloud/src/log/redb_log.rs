@@ -6,6 +6,7 @@
 //! concurrent commands into one append (group commit).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -81,7 +82,7 @@ impl RedbLog {
 }
 
 impl EventLog for RedbLog {
-    fn append(&self, events: &[Event]) -> Result<(), LogError> {
+    fn append(&self, events: &[Arc<Event>]) -> Result<(), LogError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -98,7 +99,7 @@ impl EventLog for RedbLog {
                         got: e.seq,
                     });
                 }
-                let bytes = postcard::to_stdvec(e).map_err(storage)?;
+                let bytes = postcard::to_stdvec(e.as_ref()).map_err(storage)?;
                 table.insert(e.seq, bytes.as_slice()).map_err(storage)?;
                 for ns in &e.node_seqs {
                     index
