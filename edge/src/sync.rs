@@ -116,6 +116,21 @@ pub struct Step {
     /// A batch to make durable with `Journal::commit`, then to report with
     /// [`AgentSync::committed`] (which gives the ack to send).
     pub commit: Option<Commit>,
+    /// Frames for other parts of the agent (the outbox, the runtime log).
+    pub other: Option<Other>,
+}
+
+/// A down frame that is not about the desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Other {
+    /// The cloud stored these outbox entries.
+    OutboxAck { epoch: u64, seqs: Vec<u64> },
+    /// `skerry node logs`: the agent's runtime log is asked for.
+    NodeLogs {
+        request: u64,
+        since: Option<Timestamp>,
+        max_bytes: u32,
+    },
 }
 
 /// Why the state machine refused a call.
@@ -264,6 +279,22 @@ impl AgentSync {
                 self.heartbeat_acked(time, now);
                 Step::default()
             }
+            Ok(DownFrame::OutboxAck { epoch, seqs }) => Step {
+                other: Some(Other::OutboxAck { epoch, seqs }),
+                ..Step::default()
+            },
+            Ok(DownFrame::NodeLogsRequest {
+                request,
+                since,
+                max_bytes,
+            }) => Step {
+                other: Some(Other::NodeLogs {
+                    request,
+                    since,
+                    max_bytes,
+                }),
+                ..Step::default()
+            },
         }
     }
 

@@ -66,6 +66,16 @@ pub enum DownFrame {
     },
     /// The answer to a heartbeat, with the cloud's time.
     HeartbeatAck { time: Timestamp },
+    /// The outbox entries of `epoch` with these sequence numbers are stored in the cloud
+    /// (or were already): the agent may delete them.
+    OutboxAck { epoch: u64, seqs: Vec<u64> },
+    /// Asks for the agent's own runtime log (`skerry node logs`): the lines since `since`
+    /// (all it keeps without), at most `max_bytes` of the newest.
+    NodeLogsRequest {
+        request: u64,
+        since: Option<Timestamp>,
+        max_bytes: u32,
+    },
 }
 
 /// Edge to cloud, on `skerry/v1/nodes/{node_id}/up`. Append new variants at the end only.
@@ -81,8 +91,30 @@ pub enum UpFrame {
     Ack { node_seq: u64 },
     /// The agent is alive; refreshes the node's last-seen time only.
     Heartbeat { time: Timestamp, last_node_seq: u64 },
-    /// Replica states that changed, or all of them after a connect.
+    /// Replica states that changed, or all of them after a connect. Agents of this build
+    /// report through [`UpFrame::Outbox`]; the cloud still takes this one.
     Status(crate::report::StatusReport),
+    /// Outbox entries of the journal `epoch`, each lane in `seq` order.
+    Outbox {
+        epoch: u64,
+        entries: Vec<crate::outbox::OutboxEntry>,
+    },
+    /// The answer to [`DownFrame::NodeLogsRequest`].
+    NodeLogs { request: u64, result: NodeLogs },
+}
+
+/// The agent's runtime log, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeLogs {
+    /// The text, zstd-compressed (see [`crate::outbox::compress_text`]).
+    Text {
+        raw_len: u32,
+        #[serde(with = "byte_buf")]
+        zstd: Vec<u8>,
+        /// Older lines were left out to keep to the size asked for or to one frame.
+        truncated: bool,
+    },
+    Error(String),
 }
 
 /// Why a frame could not be made or read.
@@ -425,7 +457,7 @@ fn varint_len(n: usize) -> usize {
 
 /// `Vec<u8>` as postcard bytes (a length prefix and the raw bytes: the same encoding as a
 /// sequence of `u8`, but read in one piece rather than byte by byte).
-mod byte_buf {
+pub(crate) mod byte_buf {
     use std::fmt;
 
     use serde::de::{SeqAccess, Visitor};

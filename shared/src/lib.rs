@@ -14,6 +14,7 @@
 //! - [`event`]: the events, the command log's entry format and the hash chain.
 //! - [`enroll`]: the enrollment request and answer, shared by cloud and agent.
 //! - [`frame`]: postcard wire frames, each starting with a format version.
+//! - [`outbox`]: what an agent queues to say (replica states, log batches) and how it travels.
 //! - [`reducer`]: events to a node's desired state, idempotent by `node_seq`.
 //! - [`report`]: replica states as agents report them.
 //! - [`planner`]: desired and actual state to ordered actions.
@@ -26,6 +27,7 @@ pub mod frame;
 pub mod hash;
 pub mod ids;
 pub mod manifest;
+pub mod outbox;
 pub mod planner;
 pub mod profile;
 pub mod quantity;

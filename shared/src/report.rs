@@ -74,3 +74,29 @@ pub struct StatusReport {
     /// Replicas that are gone (undeployed, scaled down), by (instance, component, replica).
     pub removed: Vec<(Name, Name, u32)>,
 }
+
+/// How a replica's process last ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExit {
+    /// When the agent saw it end.
+    pub at: crate::clock::Timestamp,
+    /// In words: `exited 137`, `exited 3`, `OOM killed`.
+    pub reason: String,
+}
+
+/// A replica's report with how it last ended: what the outbox carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub report: ReplicaReport,
+    /// The last exit of its process, kept while it runs again after a restart.
+    pub last_exit: Option<LastExit>,
+}
+
+impl From<ReplicaReport> for ReplicaStatus {
+    fn from(report: ReplicaReport) -> Self {
+        Self {
+            report,
+            last_exit: None,
+        }
+    }
+}

@@ -27,8 +27,12 @@ use skerry_shared::manifest::{
     Component, ComponentKind, CpuRange, EnvValue, Expose, Health, Manifest, MemoryRange, Port,
     Resources, Storage,
 };
+use skerry_shared::outbox::{
+    LogBatch, LogSource, LogSpan, LogStream, LogsDropped, OutboxBody, OutboxEntry,
+};
+use skerry_shared::planner::ReplicaKey;
 use skerry_shared::reducer::{DesiredInstance, NodeDesired, NodeSnapshot};
-use skerry_shared::report::{ReplicaReport, ReplicaState, StatusReport};
+use skerry_shared::report::{LastExit, ReplicaReport, ReplicaState, ReplicaStatus, StatusReport};
 
 fn n(s: &str) -> Name {
     Name::parse(s).unwrap()
@@ -321,6 +325,121 @@ fn up_status_frame() {
         }),
         frame::encode_up,
         frame::decode_up,
+    );
+}
+
+#[test]
+fn up_outbox_frame() {
+    let report = ReplicaReport {
+        instance: n("weather"),
+        component: n("web"),
+        replica: 0,
+        state: ReplicaState::Running,
+        restarts: 1,
+        reason: None,
+        spec_hash: Digest::of(b"web"),
+        ports: vec![],
+    };
+    let source = LogSource {
+        instance: n("weather"),
+        component: n("web"),
+        replica: 0,
+        stream: LogStream::File("app.log".into()),
+    };
+    let span = LogSpan {
+        source: source.clone(),
+        first_line: 1,
+        lines: 2,
+    };
+    check(
+        "up_outbox",
+        UpFrame::Outbox {
+            epoch: 0x1234_5678_9abc,
+            entries: vec![
+                OutboxEntry {
+                    seq: 7,
+                    body: OutboxBody::Replica {
+                        key: ReplicaKey::new(&n("weather"), &n("web"), 0),
+                        status: Some(ReplicaStatus {
+                            report,
+                            last_exit: Some(LastExit {
+                                at: Timestamp(T0),
+                                reason: "exited 137".into(),
+                            }),
+                        }),
+                    },
+                },
+                OutboxEntry {
+                    seq: 8,
+                    body: OutboxBody::LogsDropped(LogsDropped {
+                        spans: vec![span.clone()],
+                        bytes: 120,
+                        batches: 1,
+                    }),
+                },
+                OutboxEntry {
+                    seq: 9,
+                    body: OutboxBody::Logs(LogBatch {
+                        spans: vec![LogSpan {
+                            source: LogSource {
+                                stream: LogStream::Stderr,
+                                ..source
+                            },
+                            first_line: 3,
+                            lines: 1,
+                        }],
+                        raw_len: 40,
+                        data: vec![0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3],
+                    }),
+                },
+            ],
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+#[test]
+fn up_node_logs_frame() {
+    check(
+        "up_node_logs",
+        UpFrame::NodeLogs {
+            request: 3,
+            result: frame::NodeLogs::Text {
+                raw_len: 11,
+                zstd: vec![0x28, 0xb5, 0x2f, 0xfd, 9],
+                truncated: true,
+            },
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+#[test]
+fn down_outbox_ack_frame() {
+    check(
+        "down_outbox_ack",
+        DownFrame::OutboxAck {
+            epoch: 0x1234_5678_9abc,
+            seqs: vec![7, 8, 9],
+        },
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+#[test]
+fn down_node_logs_request_frame() {
+    check(
+        "down_node_logs_request",
+        DownFrame::NodeLogsRequest {
+            request: 3,
+            since: Some(Timestamp(T0)),
+            max_bytes: 1 << 20,
+        },
+        frame::encode_down,
+        frame::decode_down,
     );
 }
 

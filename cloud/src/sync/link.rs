@@ -177,6 +177,10 @@ impl Link {
                 self.hub.report(self.node, report);
                 Ok(Vec::new())
             }
+            UpFrame::Outbox { .. } | UpFrame::NodeLogs { .. } => {
+                tracing::debug!(node = %self.node, "outbox frames are not stored yet");
+                Ok(Vec::new())
+            }
         }
     }
 
