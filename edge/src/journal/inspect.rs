@@ -2,7 +2,8 @@
 //! local journal's view, read without the cloud and without the runtime.
 //!
 //! [`status_report`] gives the desired state as of the last applied event, with the
-//! agent's memos beside each component (init results, restarts, node ports);
+//! agent's memos beside each component (init results, restarts, node ports), and what the
+//! outbox holds (entries queued for the cloud, log lines dropped for the quota);
 //! [`events_report`] lists the stored events. Both are plain data (`serde::Serialize`
 //! for JSON) that display as text.
 
@@ -13,7 +14,7 @@ use skerry_shared::ids::Name;
 use skerry_shared::manifest::ComponentKind;
 use skerry_shared::planner::spec_hash;
 
-use super::{EventSpan, Journal, JournalError, Memos};
+use super::{EventSpan, Journal, JournalError, Memos, OutboxStats};
 
 /// The journal's view of the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,6 +33,8 @@ pub struct JournalStatus {
     pub events: Option<EventSpan>,
     /// Memos about instances that are no longer desired here (kept until forgotten).
     pub other_memos: usize,
+    /// What the outbox holds for the cloud, and the log lines it dropped.
+    pub outbox: OutboxStats,
 }
 
 /// A desired instance.
@@ -85,6 +88,7 @@ pub struct EventsReport {
 pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalError> {
     let state = journal.load()?;
     let events = journal.event_span()?;
+    let outbox = journal.outbox_stats()?;
     let memos = &state.memos;
     let mut status = JournalStatus {
         epoch: format!("{:016x}", state.epoch),
@@ -96,6 +100,7 @@ pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalErro
         instances: Vec::new(),
         events,
         other_memos: 0,
+        outbox,
     };
     let Some(desired) = &state.desired else {
         status.other_memos = memo_count(memos, |_| true);
@@ -227,6 +232,21 @@ impl fmt::Display for JournalStatus {
                 s.count, s.first, s.last
             )?,
             None => writeln!(f, "events kept:   0")?,
+        }
+        let o = &self.outbox;
+        writeln!(
+            f,
+            "outbox:        control {}, logs {} ({} bytes), next seq {}",
+            o.control_entries, o.log_entries, o.log_bytes, o.next_seq
+        )?;
+        if o.dropped_batches == 0 {
+            writeln!(f, "logs dropped:  none")?;
+        } else {
+            writeln!(
+                f,
+                "logs dropped:  lines {}, batches {} (for the quota, since the journal was created)",
+                o.dropped_lines, o.dropped_batches
+            )?;
         }
         let envs = if self.envs.is_empty() {
             none.to_owned()

@@ -1,7 +1,8 @@
 //! The journal seam: what the agent keeps on its node.
 //!
 //! A [`Journal`] holds everything the agent needs to run its apps after a restart with the
-//! cloud unreachable ([`Journal::load`] gives it back as a [`JournalState`]):
+//! cloud unreachable ([`Journal::load`] gives back the first four as a [`JournalState`]),
+//! and what it has yet to tell the cloud:
 //! - the events addressed to the node, by `node_seq`: the last few thousand (the retention
 //!   is configurable) for `skerry-edge events` and, through their digests, to tell a
 //!   replayed duplicate from equivocation after a restart;
@@ -9,7 +10,13 @@
 //! - the agent's memos ([`Memos`]): facts that are not events but must survive a restart
 //!   (init results, node ports, restart counts);
 //! - the journal's `epoch`: a random number set when the journal is created, so a journal
-//!   that was lost and rebuilt is told apart from the old one.
+//!   that was lost and rebuilt is told apart from the old one;
+//! - the outbox ([`outbox`]): the reports (replica states, log batches, drop counts)
+//!   queued by `seq` in two lanes until the cloud acknowledges them, with its counters (the
+//!   next `seq`, the queued log bytes, the lines dropped for the quota), read with
+//!   [`Journal::outbox_read`] and [`Journal::outbox_stats`];
+//! - the log collector's cursors ([`Journal::log_cursors`]), stored in the transaction that
+//!   queues the lines they point past.
 //!
 //! A [`Commit`] is one batch: the events newly applied, the desired state after them, an
 //! optional snapshot they follow, and memo changes. [`Journal::commit`] makes all of it
@@ -25,15 +32,20 @@
 //! - [`MemoryJournal`] ([`memory`]): the same rules without I/O, for the fleet simulator and
 //!   tests.
 //!
+//! [`Journal::outbox_push`] queues reports (and stores cursors) in one write transaction,
+//! coalescing and dropping by the rules in [`outbox`], which both implementations share.
+//!
 //! [`inspect`] reads a journal for `skerry-edge status` and `skerry-edge events`.
 //!
 //! Every method is synchronous. On [`RedbJournal`] each one does file I/O: `commit`,
-//! `replace_with_snapshot` and `put_memos` write and fsync (milliseconds on an SD card);
-//! `load`, `event`, `events` and `event_span` only read. Call the writes from a blocking
+//! `replace_with_snapshot`, `put_memos`, `outbox_push` and `outbox_ack` write and fsync
+//! (milliseconds on an SD card); `load`, `event`, `events`, `event_span`, `outbox_read`,
+//! `outbox_stats` and `log_cursors` only read. Call the writes from a blocking
 //! context (`tokio::task::spawn_blocking`) on the agent's current-thread runtime.
 
 pub mod inspect;
 pub mod memory;
+pub mod outbox;
 pub mod redb;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,10 +54,12 @@ use std::sync::Arc;
 use skerry_shared::event::NodeEvent;
 use skerry_shared::hash::Digest;
 use skerry_shared::ids::Name;
+use skerry_shared::outbox::{Lane, OutboxEntry};
 use skerry_shared::planner::{ActualState, FailedInit, ReplicaKey};
 use skerry_shared::reducer::{NodeDesired, NodeSnapshot};
 
 pub use self::memory::MemoryJournal;
+pub use self::outbox::{OutboxPush, OutboxStats, Pushed};
 pub use self::redb::RedbJournal;
 
 /// How many events a journal keeps by default; older ones are pruned as new ones arrive.
@@ -378,6 +392,9 @@ pub enum JournalError {
     /// A batch that does not continue the journal (see [`Commit::check_continues`]).
     #[error("journal: commit refused: {0}")]
     InvalidCommit(String),
+    /// An outbox entry that cannot be stored; nothing of its push is.
+    #[error("journal: outbox push refused: {0}")]
+    InvalidEntry(String),
 }
 
 /// The journal seam. Object safe; every method is synchronous (see the module doc for
@@ -409,4 +426,32 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
 
     /// Which events are stored (`None`: none). Reads.
     fn event_span(&self) -> Result<Option<EventSpan>, JournalError>;
+
+    /// Queues `push.bodies` (coalescing by the rules in [`outbox`]) and stores
+    /// `push.cursors`, in one transaction; then drops the oldest log batches while the
+    /// queued log bytes exceed `log_quota` (the new batch too, if it alone exceeds it),
+    /// counting them in a queued `OutboxBody::LogsDropped` in the same transaction. Durable
+    /// when this returns `Ok`; on `Err` nothing of it is stored. Writes and fsyncs.
+    fn outbox_push(&self, push: &OutboxPush, log_quota: u64) -> Result<Pushed, JournalError>;
+
+    /// Up to `max_entries` queued entries of `lane` with seq > `after`, in seq order,
+    /// stopping before the entry that would take the encoded total past `max_bytes` (but at
+    /// least one entry when there is one). Reads.
+    fn outbox_read(
+        &self,
+        lane: Lane,
+        after: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxEntry>, JournalError>;
+
+    /// Deletes the entries with these seqs (unknown ones are ignored: acks may repeat).
+    /// Writes and fsyncs.
+    fn outbox_ack(&self, seqs: &[u64]) -> Result<(), JournalError>;
+
+    /// What the outbox holds and has dropped. Reads.
+    fn outbox_stats(&self) -> Result<OutboxStats, JournalError>;
+
+    /// The log collector's cursors. Reads.
+    fn log_cursors(&self) -> Result<BTreeMap<String, Vec<u8>>, JournalError>;
 }

@@ -9,12 +9,21 @@
 //! - `inits_succeeded` ((instance, component, spec hash) to `()`), `inits_failed`
 //!   ((instance, component) to (spec hash, deployed_at, exit code)), `nodeports`
 //!   ((instance, component, replica, container port) to host port) and `restarts`
-//!   ((instance, component, replica) to count): the memos.
+//!   ((instance, component, replica) to count): the memos;
+//! - `outbox_control` and `outbox_logs` (`seq` to the postcard [`OutboxBody`]): the outbox's
+//!   two lanes, one table each so that a lane is read by a range; `outbox_replicas`
+//!   ((instance, component, replica) to `seq`): the queued `Replica` entry of each replica,
+//!   for coalescing; its counters in `meta` (`outbox_next_seq`, `outbox_log_bytes`,
+//!   `outbox_complete` and `outbox_dropped` (the `seq` of the one queued `Complete` and
+//!   `LogsDropped`, 0: none), `outbox_dropped_lines`, `outbox_dropped_batches`);
+//! - `log_cursors` (`&str` to bytes): the log collector's cursors.
 //!
 //! The format is a promise: a journal written by an earlier build must open. A change that
 //! an older build could not read takes a new [`FORMAT`], and a journal of a format this
 //! build does not know is refused ([`JournalError::UnknownFormat`]) rather than guessed at.
-//! New tables can be added without one (an older build ignores them).
+//! New tables can be added without one (an older build ignores them): the outbox's tables
+//! came so, and a journal that does not have them yet (opened read-only while an older
+//! agent runs it) reads as an empty outbox.
 //!
 //! From the facts about redb:
 //! - the page cache is set from the firmware profile (`agent.redb_cache`; redb's own
@@ -34,21 +43,25 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use ::redb::{
-    Builder, ConcurrencyMode, Database, DatabaseError, Durability, ReadOnlyDatabase,
-    ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
-    TableDefinition, WriteTransaction,
+    Builder, ConcurrencyMode, Database, DatabaseError, Durability, Key, ReadOnlyDatabase,
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    StorageBackend, Table, TableDefinition, TableError, Value, WriteTransaction,
 };
 use parking_lot::Mutex;
 use skerry_shared::event::NodeEvent;
 use skerry_shared::hash::Digest;
 use skerry_shared::ids::Name;
+use skerry_shared::outbox::{Lane, LogBatch, OutboxBody, OutboxEntry};
 use skerry_shared::planner::{FailedInit, ReplicaKey};
 use skerry_shared::reducer::NodeDesired;
 
+use super::outbox::{self, Counters, OutboxStore, ReadLimit};
 use super::{
     Commit, DEFAULT_RETENTION, EventSpan, Journal, JournalError, JournalState, MemoChange,
-    MemoChanges, Memos, NodePortKey, RECENT_DIGESTS,
+    MemoChanges, Memos, NodePortKey, OutboxPush, OutboxStats, Pushed, RECENT_DIGESTS,
 };
 
 /// The journal's on-disk format; bump on a change an older build cannot read.
@@ -67,12 +80,23 @@ const INITS_FAILED: TableDefinition<(&str, &str), ([u8; 32], u64, i64)> =
     TableDefinition::new("inits_failed");
 const NODEPORTS: TableDefinition<(&str, &str, u32, u16), u16> = TableDefinition::new("nodeports");
 const RESTARTS: TableDefinition<(&str, &str, u32), u32> = TableDefinition::new("restarts");
+const OUTBOX_CONTROL: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_control");
+const OUTBOX_LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_logs");
+const OUTBOX_REPLICAS: TableDefinition<(&str, &str, u32), u64> =
+    TableDefinition::new("outbox_replicas");
+const LOG_CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_cursors");
 
 const KEY_FORMAT: &str = "format";
 const KEY_EPOCH: &str = "epoch";
 const KEY_DESIRED: &str = "desired";
 /// The `applied` of the stored desired state, so that a commit checks it without decoding.
 const KEY_APPLIED: &str = "applied";
+const KEY_OUTBOX_NEXT_SEQ: &str = "outbox_next_seq";
+const KEY_OUTBOX_LOG_BYTES: &str = "outbox_log_bytes";
+const KEY_OUTBOX_COMPLETE: &str = "outbox_complete";
+const KEY_OUTBOX_DROPPED: &str = "outbox_dropped";
+const KEY_OUTBOX_DROPPED_LINES: &str = "outbox_dropped_lines";
+const KEY_OUTBOX_DROPPED_BATCHES: &str = "outbox_dropped_batches";
 
 /// An open database: the agent's (writable) or an inspector's.
 enum Handle {
@@ -309,6 +333,10 @@ impl RedbJournal {
             tx.open_table(INITS_FAILED).map_err(|e| self.err(e))?;
             tx.open_table(NODEPORTS).map_err(|e| self.err(e))?;
             tx.open_table(RESTARTS).map_err(|e| self.err(e))?;
+            tx.open_table(OUTBOX_CONTROL).map_err(|e| self.err(e))?;
+            tx.open_table(OUTBOX_LOGS).map_err(|e| self.err(e))?;
+            tx.open_table(OUTBOX_REPLICAS).map_err(|e| self.err(e))?;
+            tx.open_table(LOG_CURSORS).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -354,10 +382,10 @@ impl RedbJournal {
     }
 
     /// One write transaction, committed with `Durability::Immediate` when `f` succeeds.
-    fn write(
+    fn write<T>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+        f: impl FnOnce(&WriteTransaction) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
         if self.read_only {
             return Err(JournalError::ReadOnly {
                 journal: self.name.clone(),
@@ -371,7 +399,10 @@ impl RedbJournal {
             };
             let tx = self.begin_write(db)?;
             match f(&tx) {
-                Ok(()) => tx.commit().map_err(|e| self.err(e)),
+                Ok(value) => {
+                    tx.commit().map_err(|e| self.err(e))?;
+                    Ok(value)
+                }
                 Err(e) => {
                     // Nothing of the batch is stored; an abort that fails changes nothing
                     // more.
@@ -585,6 +616,185 @@ impl RedbJournal {
     }
 }
 
+impl RedbJournal {
+    /// A table opened to read; `None` when the file does not have it yet (a journal an older
+    /// build wrote, opened read-only).
+    fn optional_table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        rx: &ReadTransaction,
+        table: TableDefinition<K, V>,
+    ) -> Result<Option<ReadOnlyTable<K, V>>, JournalError> {
+        match rx.open_table(table) {
+            Ok(t) => Ok(Some(t)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    fn read_counters(
+        &self,
+        meta: &impl ReadableTable<&'static str, u64>,
+    ) -> Result<Counters, JournalError> {
+        let get = |key: &str| -> Result<Option<u64>, JournalError> {
+            Ok(meta.get(key).map_err(|e| self.err(e))?.map(|g| g.value()))
+        };
+        let fresh = Counters::default();
+        Ok(Counters {
+            next_seq: get(KEY_OUTBOX_NEXT_SEQ)?.unwrap_or(fresh.next_seq),
+            log_bytes: get(KEY_OUTBOX_LOG_BYTES)?.unwrap_or(fresh.log_bytes),
+            complete: get(KEY_OUTBOX_COMPLETE)?.filter(|seq| *seq != 0),
+            dropped: get(KEY_OUTBOX_DROPPED)?.filter(|seq| *seq != 0),
+            dropped_lines: get(KEY_OUTBOX_DROPPED_LINES)?.unwrap_or(fresh.dropped_lines),
+            dropped_batches: get(KEY_OUTBOX_DROPPED_BATCHES)?.unwrap_or(fresh.dropped_batches),
+        })
+    }
+
+    fn decode_entry(&self, lane: Lane, seq: u64, bytes: &[u8]) -> Result<OutboxBody, JournalError> {
+        let body: OutboxBody = postcard::from_bytes(bytes)
+            .map_err(|e| self.corrupt(format!("outbox entry {seq} does not decode: {e}")))?;
+        outbox::check_lane(lane, seq, &body, |reason| self.corrupt(reason))?;
+        Ok(body)
+    }
+}
+
+/// The outbox's tables in one write transaction, for the rules in [`outbox`] (its
+/// `OutboxStore`).
+struct RedbOutbox<'j, 't> {
+    journal: &'j RedbJournal,
+    meta: Table<'t, &'static str, u64>,
+    control: Table<'t, u64, &'static [u8]>,
+    logs: Table<'t, u64, &'static [u8]>,
+    replicas: Table<'t, (&'static str, &'static str, u32), u64>,
+    cursors: Table<'t, &'static str, &'static [u8]>,
+}
+
+impl<'j, 't> RedbOutbox<'j, 't> {
+    fn open(journal: &'j RedbJournal, tx: &'t WriteTransaction) -> Result<Self, JournalError> {
+        let e = |e: TableError| journal.err(e);
+        Ok(Self {
+            journal,
+            meta: tx.open_table(META).map_err(e)?,
+            control: tx.open_table(OUTBOX_CONTROL).map_err(e)?,
+            logs: tx.open_table(OUTBOX_LOGS).map_err(e)?,
+            replicas: tx.open_table(OUTBOX_REPLICAS).map_err(e)?,
+            cursors: tx.open_table(LOG_CURSORS).map_err(e)?,
+        })
+    }
+
+    fn s(&self) -> impl Fn(::redb::StorageError) -> JournalError + '_ {
+        |e| self.journal.err(e)
+    }
+}
+
+impl OutboxStore for RedbOutbox<'_, '_> {
+    fn counters(&mut self) -> Result<Counters, JournalError> {
+        self.journal.read_counters(&self.meta)
+    }
+
+    fn set_counters(&mut self, c: &Counters) -> Result<(), JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        for (key, value) in [
+            (KEY_OUTBOX_NEXT_SEQ, c.next_seq),
+            (KEY_OUTBOX_LOG_BYTES, c.log_bytes),
+            (KEY_OUTBOX_COMPLETE, c.complete.unwrap_or(0)),
+            (KEY_OUTBOX_DROPPED, c.dropped.unwrap_or(0)),
+            (KEY_OUTBOX_DROPPED_LINES, c.dropped_lines),
+            (KEY_OUTBOX_DROPPED_BATCHES, c.dropped_batches),
+        ] {
+            self.meta.insert(key, value).map_err(s)?;
+        }
+        Ok(())
+    }
+
+    fn replica(&mut self, key: &ReplicaKey) -> Result<Option<u64>, JournalError> {
+        Ok(self
+            .replicas
+            .get(replica_key(key))
+            .map_err(self.s())?
+            .map(|g| g.value()))
+    }
+
+    fn set_replica(&mut self, key: &ReplicaKey, seq: Option<u64>) -> Result<(), JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        match seq {
+            Some(seq) => self.replicas.insert(replica_key(key), seq).map(drop),
+            None => self.replicas.remove(replica_key(key)).map(drop),
+        }
+        .map_err(s)
+    }
+
+    fn take_replicas(&mut self) -> Result<Vec<u64>, JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        let mut seqs = Vec::new();
+        for item in self.replicas.iter().map_err(s)? {
+            seqs.push(item.map_err(s)?.1.value());
+        }
+        self.replicas.retain(|_, _| false).map_err(s)?;
+        Ok(seqs)
+    }
+
+    fn insert(
+        &mut self,
+        seq: u64,
+        body: &OutboxBody,
+        encoded: Vec<u8>,
+    ) -> Result<(), JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        let table = match body.lane() {
+            Lane::Control => &mut self.control,
+            Lane::Logs => &mut self.logs,
+        };
+        table.insert(seq, encoded.as_slice()).map_err(s)?;
+        Ok(())
+    }
+
+    fn take_control(&mut self, seq: u64) -> Result<Option<OutboxBody>, JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        let Some(bytes) = self.control.remove(seq).map_err(s)? else {
+            return Ok(None);
+        };
+        self.journal
+            .decode_entry(Lane::Control, seq, bytes.value())
+            .map(Some)
+    }
+
+    fn take_log(&mut self, seq: u64) -> Result<Option<u64>, JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        Ok(self
+            .logs
+            .remove(seq)
+            .map_err(s)?
+            .map(|bytes| bytes.value().len() as u64))
+    }
+
+    fn take_oldest_log(&mut self) -> Result<Option<(u64, u64, LogBatch)>, JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        let Some((k, v)) = self.logs.pop_first().map_err(s)? else {
+            return Ok(None);
+        };
+        let (seq, bytes) = (k.value(), v.value());
+        match self.journal.decode_entry(Lane::Logs, seq, bytes)? {
+            OutboxBody::Logs(batch) => Ok(Some((seq, bytes.len() as u64, batch))),
+            _ => Err(self
+                .journal
+                .corrupt(format!("outbox entry {seq} is not a log batch"))),
+        }
+    }
+
+    fn set_cursor(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        match value {
+            Some(value) => self.cursors.insert(name, value).map(drop),
+            None => self.cursors.remove(name).map(drop),
+        }
+        .map_err(s)
+    }
+
+    fn corrupt(&self, reason: String) -> JournalError {
+        self.journal.corrupt(reason)
+    }
+}
+
 fn port_key(k: &NodePortKey) -> (&str, &str, u32, u16) {
     (
         k.replica.instance.as_str(),
@@ -723,6 +933,87 @@ impl Journal for RedbJournal {
                 (Some(first), Some(last)) => Some(EventSpan { first, last, count }),
                 _ => None,
             })
+        })
+    }
+
+    fn outbox_push(&self, push: &OutboxPush, log_quota: u64) -> Result<Pushed, JournalError> {
+        self.write(|tx| {
+            let mut store = RedbOutbox::open(self, tx)?;
+            outbox::push(&mut store, push, log_quota)
+        })
+    }
+
+    fn outbox_read(
+        &self,
+        lane: Lane,
+        after: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxEntry>, JournalError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let table = match lane {
+            Lane::Control => OUTBOX_CONTROL,
+            Lane::Logs => OUTBOX_LOGS,
+        };
+        self.with_db(|db| {
+            let rx = db.begin_read().map_err(|e| self.err(e))?;
+            let Some(t) = self.optional_table(&rx, table)? else {
+                return Ok(Vec::new());
+            };
+            let mut limit = ReadLimit::new(max_entries, max_bytes);
+            let mut out = Vec::new();
+            for item in t.range(start..).map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                let (seq, bytes) = (k.value(), v.value());
+                if !limit.admits(bytes.len()) {
+                    break;
+                }
+                let body = self.decode_entry(lane, seq, bytes)?;
+                out.push(OutboxEntry { seq, body });
+            }
+            Ok(out)
+        })
+    }
+
+    fn outbox_ack(&self, seqs: &[u64]) -> Result<(), JournalError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut store = RedbOutbox::open(self, tx)?;
+            outbox::ack(&mut store, seqs)
+        })
+    }
+
+    fn outbox_stats(&self) -> Result<OutboxStats, JournalError> {
+        self.with_db(|db| {
+            let rx = db.begin_read().map_err(|e| self.err(e))?;
+            let meta = rx.open_table(META).map_err(|e| self.err(e))?;
+            let counters = self.read_counters(&meta)?;
+            let mut lens = [0; 2];
+            for (len, table) in lens.iter_mut().zip([OUTBOX_CONTROL, OUTBOX_LOGS]) {
+                if let Some(t) = self.optional_table(&rx, table)? {
+                    *len = t.len().map_err(|e| self.err(e))?;
+                }
+            }
+            Ok(counters.stats(lens[0], lens[1]))
+        })
+    }
+
+    fn log_cursors(&self) -> Result<BTreeMap<String, Vec<u8>>, JournalError> {
+        self.with_db(|db| {
+            let rx = db.begin_read().map_err(|e| self.err(e))?;
+            let mut out = BTreeMap::new();
+            let Some(t) = self.optional_table(&rx, LOG_CURSORS)? else {
+                return Ok(out);
+            };
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                out.insert(k.value().to_owned(), v.value().to_vec());
+            }
+            Ok(out)
         })
     }
 }
