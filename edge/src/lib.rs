@@ -15,6 +15,7 @@
 //!   commits and up frames out.
 //! - [`link`]: the MQTT link to the cloud (rumqttc over TLS with the node's certificate),
 //!   reconnecting with backoff.
+//! - [`logs`]: log collection: [`logs::tail`] follows the files of a component's `log_dir`.
 //! - [`runtime`]: the [`runtime::Runtime`] seam, with [`runtime::docker`] (bollard) and
 //!   [`runtime::process`] (supervised native processes).
 //! - [`reconciler`]: observes the runtimes, plans with the shared planner, acts, and
@@ -28,6 +29,7 @@ pub mod enroll;
 pub mod identity;
 pub mod journal;
 pub mod link;
+pub mod logs;
 pub mod reconciler;
 pub mod runtime;
 pub mod sync;
