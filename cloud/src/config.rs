@@ -4,8 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use serde::Deserialize;
+use skerry_shared::quantity::Memory;
+
+use crate::reports::LogRetention;
 
 /// `skerry serve` flags. Each overrides the config file and the environment.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -47,6 +51,26 @@ pub struct FileConfig {
     pub local_node: Option<bool>,
     /// The event log's redb cache, in bytes.
     pub log_cache_bytes: Option<usize>,
+    /// `[logs]`: how long the cloud keeps the log lines agents ship, and how much of them.
+    pub logs: LogsConfig,
+}
+
+/// `[logs]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// A duration (`7d`, `36h`): older lines are removed. Default 7 days.
+    pub retention: Option<String>,
+    /// A size (`1Gi`, `500Mi`, or bytes): beyond it the oldest lines are removed. Default 1Gi.
+    pub max_bytes: Option<Size>,
+}
+
+/// A size as a quantity (`1Gi`) or a number of bytes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
 }
 
 /// The configuration in force.
@@ -61,6 +85,8 @@ pub struct Config {
     pub keys: PathBuf,
     pub local_node: bool,
     pub log_cache_bytes: usize,
+    /// What the report store keeps of the agents' log lines.
+    pub log_retention: LogRetention,
 }
 
 /// Every problem found in the configuration.
@@ -70,7 +96,8 @@ pub struct ConfigError(pub Vec<String>);
 
 impl Config {
     /// Merges file, environment (`SKERRY_DATA`, `SKERRY_LISTEN`, `SKERRY_MQTT`,
-    /// `SKERRY_MQTT_ADVERTISE`, `SKERRY_NATS`, `SKERRY_KEYS`, `SKERRY_LOCAL_NODE`) and flags.
+    /// `SKERRY_MQTT_ADVERTISE`, `SKERRY_NATS`, `SKERRY_KEYS`, `SKERRY_LOCAL_NODE`,
+    /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`) and flags.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut errors = Vec::new();
@@ -154,6 +181,13 @@ impl Config {
         } else {
             file.local_node.unwrap_or(true)
         };
+        let log_retention = log_retention(
+            env("SKERRY_LOG_RETENTION").or(file.logs.retention),
+            env("SKERRY_LOG_MAX_BYTES")
+                .map(Size::Text)
+                .or(file.logs.max_bytes),
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -166,6 +200,84 @@ impl Config {
             keys,
             local_node,
             log_cache_bytes: file.log_cache_bytes.unwrap_or(64 << 20),
+            log_retention,
         })
+    }
+}
+
+/// `[logs] retention` and `max_bytes`, checked; the defaults for what is not given.
+fn log_retention(
+    retention: Option<String>,
+    max_bytes: Option<Size>,
+    errors: &mut Vec<String>,
+) -> LogRetention {
+    let mut out = LogRetention::default();
+    if let Some(text) = retention {
+        match humantime::parse_duration(&text) {
+            Ok(d) if !d.is_zero() => out.max_age = d,
+            Ok(_) => errors.push(format!(
+                "logs.retention: \"{text}\" is zero; give a positive duration such as 7d"
+            )),
+            Err(e) => errors.push(format!(
+                "logs.retention: \"{text}\" is not a duration such as 7d or 36h ({e})"
+            )),
+        }
+    }
+    let bytes = match max_bytes {
+        None => None,
+        Some(Size::Bytes(n)) => Some(n),
+        Some(Size::Text(text)) => match Memory::from_str(&text) {
+            Ok(m) => Some(m.bytes()),
+            Err(e) => {
+                errors.push(format!("logs.max_bytes: {e}"));
+                None
+            }
+        },
+    };
+    match bytes {
+        Some(0) => errors.push("logs.max_bytes: 0 keeps no lines; give a size such as 1Gi".into()),
+        Some(n) => out.max_bytes = n,
+        None => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<LogRetention, Vec<String>> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut errors = Vec::new();
+        let r = log_retention(file.logs.retention, file.logs.max_bytes, &mut errors);
+        if errors.is_empty() {
+            Ok(r)
+        } else {
+            Err(errors)
+        }
+    }
+
+    #[test]
+    fn logs_retention_is_read_with_defaults_and_checked() {
+        assert_eq!(parse("").unwrap(), LogRetention::default());
+        let r = parse("[logs]\nretention = \"36h\"\nmax_bytes = \"500Mi\"\n").unwrap();
+        assert_eq!(r.max_age, Duration::from_secs(36 * 3600));
+        assert_eq!(r.max_bytes, 500 << 20);
+        let r = parse("[logs]\nmax_bytes = 1000\n").unwrap();
+        assert_eq!(
+            (r.max_age, r.max_bytes),
+            (LogRetention::default().max_age, 1000)
+        );
+        let errors = parse("[logs]\nretention = \"soon\"\nmax_bytes = \"1Qi\"\n").unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("logs.retention"), "{errors:?}");
+        assert!(errors[1].starts_with("logs.max_bytes"), "{errors:?}");
+        assert!(parse("[logs]\nretention = \"0s\"\n").is_err());
+        assert!(parse("[logs]\nmax_bytes = 0\n").is_err());
+        assert!(parse("[logs]\nkeep = 1\n").is_err());
     }
 }

@@ -15,6 +15,9 @@
 //!   every packet authorized by the node id in the certificate.
 //! - [`sync`]: the cloud's side of the sync protocol: per-node sessions (catch-up by events
 //!   or snapshot, live events, acks, heartbeats, reports) and node status.
+//! - [`reports`]: the report store (`reports.redb`): what agents send through their
+//!   outboxes (replica statuses, log lines, lines dropped for the log quota), stored once per
+//!   (node, epoch, seq) with group commit, with log retention, and read by `/api/v1/logs`.
 //! - [`api`]: the REST API (axum) and its JSON bodies ([`api::dto`]).
 //! - [`local_node`]: the agent `skerry serve` runs in-process in the environment `local`.
 //! - [`serve`]: `skerry serve`'s composition root: opens everything and runs it until
@@ -31,5 +34,6 @@ pub mod log;
 pub mod mqtt;
 pub mod pki;
 pub mod projections;
+pub mod reports;
 pub mod serve;
 pub mod sync;

@@ -1,7 +1,8 @@
 //! `skerry serve`: the composition root.
 //!
 //! Opens the data directory, the event log and the CA, rebuilds the projections, makes
-//! sure the environment `local` exists, and serves the REST API until shutdown
+//! sure the environment `local` exists, opens the report store (`reports.redb`: what agents
+//! send through their outboxes), and serves the REST API until shutdown
 //! (Ctrl-C or SIGTERM). Tests call [`run`] with their own listener and shutdown future.
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use crate::engine::{Engine, EngineError};
 use crate::log::{LogError, RedbLog};
 use crate::mqtt::MqttEndpoint;
 use crate::pki::{Pki, PkiError};
+use crate::reports::{ReportError, ReportStore};
 use crate::sync::Hub;
 
 /// Why the server could not start or stopped.
@@ -36,6 +38,8 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Reports(#[from] ReportError),
     #[error(transparent)]
     Mqtt(#[from] crate::mqtt::MqttError),
     #[error(
@@ -106,6 +110,13 @@ pub async fn run(
             "the API listens beyond loopback and API tokens are not enforced yet: anyone who reaches this address can send commands"
         );
     }
+    // The report store: replica statuses, log lines and drop counts from the agents'
+    // outboxes, with the log retention applied by its writer.
+    let reports_path = config.data.join("reports.redb");
+    let retention = config.log_retention;
+    let reports = tokio::task::spawn_blocking(move || ReportStore::open(&reports_path, retention))
+        .await
+        .map_err(|e| ReportError::Storage(e.to_string()))??;
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let hub = Hub::new(cloud.engine.clone());
     let monitor = tokio::spawn(hub.clone().monitor({
@@ -156,6 +167,7 @@ pub async fn run(
         nats: config.nats.clone(),
         stopping,
         hub,
+        reports: reports.clone(),
     };
     // Streams (`events --follow`) end when shutdown starts, so it does not wait on them.
     let shutdown = async move {
@@ -195,6 +207,8 @@ pub async fn run(
     if let Err(e) = monitor.await {
         tracing::error!(error = %e, "the liveness monitor failed");
     }
+    // No session is left to ingest reports: finish what is queued and release the file.
+    let _ = tokio::task::spawn_blocking(move || reports.close()).await;
     let engine = cloud.engine.clone();
     let _ = tokio::task::spawn_blocking(move || engine.close()).await;
     served

@@ -706,6 +706,11 @@ async fn the_api_shows_lag_last_seen_and_replica_states() {
         nats: vec![],
         stopping,
         hub: c.hub.clone(),
+        reports: skerry_cloud::reports::ReportStore::open(
+            &c.dir.path().join("reports.redb"),
+            Default::default(),
+        )
+        .unwrap(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -303,3 +303,54 @@ pub struct VerifyDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
+
+/// `GET /api/v1/logs`: a page of an instance's log lines, and what the agents dropped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogsDto {
+    /// In cursor order (the order the cloud stored them; per file, the file's order).
+    pub lines: Vec<LogLineDto>,
+    /// The cursor to pass as `after` for the next page.
+    pub next: u64,
+    /// Per node, the lines its agent dropped for its log quota.
+    pub dropped: Vec<NodeDropsDto>,
+}
+
+/// One log line (also one line of `GET /api/v1/logs?follow=true`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLineDto {
+    pub cursor: u64,
+    /// The node's id.
+    pub node: String,
+    pub node_name: String,
+    pub component: String,
+    pub replica: u32,
+    /// The file's name in the component's `log_dir`, `(stdout)` or `(stderr)`.
+    pub file: String,
+    /// The line's number in its file, from 1.
+    pub line: u64,
+    /// When the agent read it (RFC 3339).
+    pub time: String,
+    pub text: String,
+}
+
+/// What one node's agent dropped of the instance's lines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeDropsDto {
+    /// The node's id.
+    pub node: String,
+    pub node_name: String,
+    pub lines: u64,
+    pub batches: u64,
+    /// The runs of lines dropped, per file, oldest first.
+    pub files: Vec<FileDropsDto>,
+}
+
+/// A run of dropped lines of one file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileDropsDto {
+    pub component: String,
+    pub replica: u32,
+    pub file: String,
+    pub first_line: u64,
+    pub lines: u64,
+}

@@ -91,6 +91,13 @@ impl From<crate::log::LogError> for ApiError {
     }
 }
 
+impl From<crate::reports::ReportError> for ApiError {
+    fn from(e: crate::reports::ReportError) -> Self {
+        tracing::error!(error = %e, "report store read failed");
+        ApiError::internal(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`dto`]: request and response bodies, shared with the CLI.
 //! - [`error`]: error answers and the field-naming JSON extractor.
-//! - `envs`, `nodes`, `enroll`, `apps`, `instances`, `events`: one module per resource.
+//! - `envs`, `nodes`, `enroll`, `apps`, `instances`, `events`, `logs`: one module per
+//!   resource.
 //! - `views`: projections to response bodies.
 
 pub mod dto;
@@ -17,6 +18,7 @@ mod enroll;
 mod envs;
 mod events;
 mod instances;
+mod logs;
 mod nodes;
 mod views;
 
@@ -44,6 +46,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The nodes' sessions and live state (lag, last seen, replica reports).
     pub hub: crate::sync::Hub,
+    /// What agents reported through their outboxes: log lines, drops, replica statuses.
+    pub reports: crate::reports::ReportStore,
 }
 
 /// Who is calling. API tokens arrive in a later release; until then the API listens on
@@ -101,11 +105,11 @@ pub fn router(state: AppState) -> Router {
             get(instances::show).delete(instances::undeploy),
         )
         .route("/api/v1/events", get(events::list))
+        .route("/api/v1/logs", get(logs::list))
         // Resources of later releases answer 501 in the error shape, so clients can tell
         // "not in this release" from "not found".
         .route("/api/v1/tokens", get(later).post(later))
         .route("/api/v1/tokens/{id}", axum::routing::delete(later))
-        .route("/api/v1/logs", get(later))
         .route("/api/v1/nodes/{node}/logs", get(later))
         .route("/api/v1/instances/{name}/upgrade", post(later))
         .route("/api/v1/instances/{name}/rollback", post(later))

@@ -99,7 +99,7 @@ pub fn app_version(v: &AppVersion, created: bool, with_manifest: bool) -> AppVer
     }
 }
 
-fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
+pub(super) fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
     p.nodes
         .get(id)
         .map_or_else(|| id.to_string(), |n| n.name.to_string())
