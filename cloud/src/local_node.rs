@@ -40,7 +40,11 @@ pub async fn run(data: PathBuf, api: String, cloud: Cloud, shutdown: impl Future
         (Some(api), Some(token.to_string()))
     };
     let config = match AgentConfig::new(data, cloud_url, token, None, None, None) {
-        Ok(c) => c,
+        // It logs with the cloud, to the cloud's output.
+        Ok(c) => AgentConfig {
+            runtime_log: None,
+            ..c
+        },
         Err(e) => {
             tracing::error!(error = %e, "the local node's configuration is refused");
             return;

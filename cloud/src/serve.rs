@@ -117,8 +117,15 @@ pub async fn run(
     let reports = tokio::task::spawn_blocking(move || ReportStore::open(&reports_path, retention))
         .await
         .map_err(|e| ReportError::Storage(e.to_string()))??;
+    let statuses = {
+        let r = reports.clone();
+        tokio::task::spawn_blocking(move || r.replica_statuses())
+            .await
+            .map_err(|e| ReportError::Storage(e.to_string()))??
+    };
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let hub = Hub::new(cloud.engine.clone());
+    hub.attach_reports(reports.clone(), statuses);
     let monitor = tokio::spawn(hub.clone().monitor({
         let mut stopping = stopping.clone();
         async move {

@@ -574,7 +574,12 @@ async fn status_reports_update_the_replicas() {
         }))
         .await;
     agent.barrier(2).await;
-    let now = c.hub.replicas(c.node);
+    let now: Vec<_> = c
+        .hub
+        .replicas(c.node)
+        .into_iter()
+        .map(|s| s.report)
+        .collect();
     assert_eq!(
         now,
         vec![
@@ -592,9 +597,10 @@ async fn status_reports_update_the_replicas() {
         .await;
     agent.barrier(2).await;
     assert_eq!(
-        c.hub.replicas(c.node),
-        vec![replica("db", 0, ReplicaState::Failed { code: 3 }, 5)]
+        c.hub.replicas(c.node)[0].report,
+        replica("db", 0, ReplicaState::Failed { code: 3 }, 5)
     );
+    assert_eq!(c.hub.replicas(c.node).len(), 1);
 }
 
 #[tokio::test]

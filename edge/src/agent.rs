@@ -2,11 +2,13 @@
 //! local node both call.
 //!
 //! It enrolls on the first run, opens the journal and resumes from it (so apps keep
-//! running, and are rebuilt, with the cloud unreachable), then serves three things at
-//! once on one current-thread loop: the link (hello on connect, events committed to the
-//! journal before each ack, heartbeats), the reconciler (on every change of the desired
-//! state and on a timer), and replica reports (every change, and all of them after a
-//! connect).
+//! running, and are rebuilt, with the cloud unreachable), then serves these at once on one
+//! current-thread loop: the link (hello on connect, events committed to the journal before
+//! each ack, heartbeats), the reconciler (on every change of the desired state and on a
+//! timer), the outbox (replica states queued in the journal at every change, and all of
+//! them after a connect; log batches from the collector; sent while the link is up, control
+//! before logs), and requests for the agent's own log. The log collector runs as a task
+//! beside the loop and wakes it when it has queued lines.
 
 use std::future::Future;
 use std::path::Path;
@@ -19,20 +21,22 @@ use skerry_shared::event::EventPayload;
 use skerry_shared::frame::{self, UpFrame};
 use skerry_shared::ids::Name;
 use skerry_shared::manifest::RuntimeKind;
+use skerry_shared::outbox::OutboxBody;
 use skerry_shared::reducer::NodeDesired;
-use skerry_shared::report::StatusReport;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::AgentConfig;
 use crate::identity::Identity;
 use crate::journal::redb::RedbJournal;
-use crate::journal::{Commit, FILE_NAME, Journal, JournalError};
+use crate::journal::{Commit, FILE_NAME, Journal, JournalError, OutboxPush};
 use crate::link::{LinkEvent, LinkHandle, LinkOptions, MqttLink};
+use crate::logs::collect::Collector;
+use crate::outbox::Sender;
 use crate::reconciler::{PassOutcome, Reconciler};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{DockerOptions, DockerRuntime};
 use crate::runtime::process::ProcessRuntime;
-use crate::sync::{AgentSync, SyncConfig};
+use crate::sync::{AgentSync, Other, SyncConfig};
 
 /// How often the reconciler looks again when nothing told it to.
 const RESYNC: Duration = Duration::from_secs(2);
@@ -40,6 +44,10 @@ const RESYNC: Duration = Duration::from_secs(2);
 const DOCKER_RETRY: Duration = Duration::from_secs(30);
 /// How soon it looks again after acting, to follow up quickly (a started dependency).
 const FOLLOW_UP: Duration = Duration::from_millis(300);
+/// How often the log collector reads its sources.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+/// How soon it reads again when a source had more than one round takes.
+const COLLECT_MORE: Duration = Duration::from_millis(50);
 
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +135,9 @@ pub async fn run(
 
     let (tx, mut rx) = mpsc::channel(256);
     let link = MqttLink::spawn(&identity, LinkOptions::from_profile(&config.profile), tx)?;
-    let mut heartbeat = tokio::time::interval(
-        config
-            .profile
-            .agent
-            .heartbeat
-            .as_std()
-            .max(Duration::from_secs(1)),
-    );
+    let tuning = &config.profile.agent;
+    let mut heartbeat =
+        tokio::time::interval(tuning.heartbeat.as_std().max(Duration::from_secs(1)));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut received: u64 = 0;
     let mut next_pass = tokio::time::Instant::now();
@@ -142,14 +145,30 @@ pub async fn run(
     // reconciler is moved into the running pass and comes back with its outcome.
     let mut idle = Some(reconciler);
     let mut running: Option<Pass> = None;
-    let mut complete = StatusReport {
-        complete: true,
-        replicas: Vec::new(),
-        removed: Vec::new(),
-    };
+    let mut complete: Option<OutboxBody> = None;
     let mut purges: Vec<(Name, Vec<Name>)> = Vec::new();
     let wants_docker = config.runtimes.contains(&RuntimeKind::Docker);
     let mut last_docker_try = tokio::time::Instant::now();
+
+    // The outbox: sent while the link is up; the collector queues log batches into it.
+    let mut sender = Sender::new(
+        state.epoch,
+        tuning.log_rate.bytes(),
+        usize::try_from(tuning.event_batch).unwrap_or(256),
+    );
+    let mut outbox_wake: Option<tokio::time::Instant> = None;
+    let queued = Arc::new(Notify::new());
+    let (desired_tx, desired_rx) = watch::channel(Arc::clone(sync.desired()));
+    let collector = Collector::new(
+        node,
+        config.data.clone(),
+        Arc::clone(&journal),
+        wants_docker
+            .then(|| bollard::Docker::connect_with_local_defaults().ok())
+            .flatten(),
+        tuning.log_quota.bytes(),
+    )?;
+    let collecting = tokio::spawn(collect(collector, desired_rx, Arc::clone(&queued)));
     tokio::pin!(shutdown);
 
     loop {
@@ -161,7 +180,12 @@ pub async fn run(
                     LinkEvent::Connected => {
                         tracing::info!("connected to the cloud");
                         send(&link, sync.connected()?).await;
-                        send_status(&link, complete.clone()).await;
+                        // Everything not acknowledged goes again, behind a complete report.
+                        sender.reconnected();
+                        if let Some(all) = complete.clone() {
+                            queue(&journal, vec![all]).await;
+                        }
+                        pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                     }
                     LinkEvent::Disconnected(reason) => {
                         tracing::warn!(%reason, "the link to the cloud is down; running from the journal");
@@ -169,10 +193,43 @@ pub async fn run(
                     LinkEvent::Down(bytes) => {
                         received += bytes.len() as u64;
                         let before = sync.generation();
-                        purges.extend(down(&mut sync, &journal, &link, &bytes, received).await?);
+                        let (more_purges, other) = down(&mut sync, &journal, &link, &bytes, received).await?;
+                        purges.extend(more_purges);
                         if sync.generation() != before {
                             // The desired state changed: reconcile as soon as possible.
                             next_pass = tokio::time::Instant::now();
+                            desired_tx.send_replace(Arc::clone(sync.desired()));
+                        }
+                        match other {
+                            Some(Other::OutboxAck { epoch, seqs }) => {
+                                let seqs = sender.acked(epoch, &seqs);
+                                if !seqs.is_empty() {
+                                    let j = Arc::clone(&journal);
+                                    match tokio::task::spawn_blocking(move || j.outbox_ack(&seqs)).await {
+                                        Ok(Ok(())) => {}
+                                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot delete acknowledged outbox entries; they are sent again"),
+                                        Err(e) => tracing::warn!(error = %e, "outbox delete failed"),
+                                    }
+                                }
+                                pump(&mut sender, &journal, &link, &mut outbox_wake).await;
+                            }
+                            Some(Other::NodeLogs { request, since, max_bytes }) => {
+                                let result = match config.runtime_log.clone() {
+                                    Some(path) => tokio::task::spawn_blocking(move || {
+                                        crate::runlog::read(&path, since, max_bytes as usize)
+                                    })
+                                    .await
+                                    .unwrap_or_else(|e| frame::NodeLogs::Error(e.to_string())),
+                                    None => frame::NodeLogs::Error(
+                                        "this agent runs inside the cloud (the local node): its log is the cloud's own output".into(),
+                                    ),
+                                };
+                                match frame::encode_up(&UpFrame::NodeLogs { request, result }) {
+                                    Ok(bytes) => send(&link, bytes).await,
+                                    Err(e) => tracing::error!(error = %e, "the runtime log answer does not encode"),
+                                }
+                            }
+                            None => {}
                         }
                     }
                 }
@@ -180,7 +237,15 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 if link.is_connected() {
                     send(&link, sync.heartbeat(Timestamp::now())?).await;
+                    pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
+            }
+            () = queued.notified() => {
+                pump(&mut sender, &journal, &link, &mut outbox_wake).await;
+            }
+            () = sleep_until(outbox_wake) => {
+                outbox_wake = None;
+                pump(&mut sender, &journal, &link, &mut outbox_wake).await;
             }
             () = tokio::time::sleep_until(next_pass), if idle.is_some() => {
                 if let Some(mut r) = idle.take() {
@@ -206,15 +271,23 @@ pub async fn run(
                 }
             } => {
                 running = None;
-                complete = r.complete_report();
+                let first = complete.is_none();
+                complete = Some(r.complete_report());
                 idle = Some(r);
-                if let Some(report) = outcome.report {
-                    send_status(&link, report).await;
+                // The first pass after a start says everything; later ones what changed.
+                let bodies = match (&complete, first) {
+                    (Some(all), true) => vec![all.clone()],
+                    _ => outcome.report,
+                };
+                if !bodies.is_empty() {
+                    queue(&journal, bodies).await;
+                    pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
                 next_pass = tokio::time::Instant::now() + if outcome.actions > 0 { FOLLOW_UP } else { RESYNC };
             }
         }
     }
+    collecting.abort();
     if let Some(pass) = running.take() {
         // Let the pass in flight finish, so no action is cut in half.
         let _ = pass.await;
@@ -222,6 +295,80 @@ pub async fn run(
     link.shutdown().await;
     tracing::info!("agent stopped; its apps keep running");
     Ok(())
+}
+
+/// Sleeps until `at`, or forever without it.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues replica reports in the outbox (durable before anything is sent).
+async fn queue(journal: &Arc<dyn Journal>, bodies: Vec<OutboxBody>) {
+    let j = Arc::clone(journal);
+    let push = OutboxPush {
+        bodies,
+        cursors: Vec::new(),
+    };
+    match tokio::task::spawn_blocking(move || j.outbox_push(&push, u64::MAX)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot queue replica reports; the next change or connect reports again")
+        }
+        Err(e) => tracing::error!(error = %e, "queueing replica reports failed"),
+    }
+}
+
+/// Sends what the outbox has to send now, if the link is up.
+async fn pump(
+    sender: &mut Sender,
+    journal: &Arc<dyn Journal>,
+    link: &LinkHandle,
+    wake: &mut Option<tokio::time::Instant>,
+) {
+    if !link.is_connected() {
+        return;
+    }
+    match sender.frames(journal.as_ref(), tokio::time::Instant::now()) {
+        Ok(out) => {
+            *wake = out.wake_at;
+            for f in out.frames {
+                send(link, f).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the outbox"),
+    }
+}
+
+/// The log collector's task: reads the sources of the latest desired state about once a
+/// second and wakes the loop when it queued lines.
+async fn collect(
+    mut collector: Collector,
+    mut desired: watch::Receiver<Arc<NodeDesired>>,
+    queued: Arc<Notify>,
+) {
+    loop {
+        let current = Arc::clone(&desired.borrow_and_update());
+        collector.follow(&current);
+        let wait = match collector.collect().await {
+            Ok(c) => {
+                if c.lines > 0 || c.dropped.lines() > 0 {
+                    queued.notify_one();
+                }
+                if c.more { COLLECT_MORE } else { COLLECT_EVERY }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot queue collected log lines; reading them again");
+                COLLECT_EVERY
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            changed = desired.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// A reconcile pass in flight, owning the reconciler until it ends.
@@ -252,21 +399,24 @@ fn purges_in(commit: &Commit, before: &NodeDesired) -> Vec<(Name, Vec<Name>)> {
         .collect()
 }
 
+/// Storage to purge: (instance, storage names).
+type Purges = Vec<(Name, Vec<Name>)>;
+
 /// One down frame: apply, commit to the journal, then ack. Returns the storage to purge
-/// for instances undeployed with `--purge`.
+/// for instances undeployed with `--purge`, and a frame for another part of the agent.
 async fn down(
     sync: &mut AgentSync,
     journal: &Arc<dyn Journal>,
     link: &LinkHandle,
     bytes: &[u8],
     received: u64,
-) -> Result<Vec<(Name, Vec<Name>)>, AgentError> {
+) -> Result<(Purges, Option<Other>), AgentError> {
     let step = sync.down(bytes, Timestamp::now());
     for frame in step.send {
         send(link, frame).await;
     }
     let Some(commit) = step.commit else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), step.other));
     };
     let purges = purges_in(&commit, sync.desired());
     // The write and its fsync run off the loop, so heartbeats and the reconciler go on.
@@ -292,13 +442,13 @@ async fn down(
                 "committed"
             );
             send(link, ack).await;
-            Ok(purges)
+            Ok((purges, step.other))
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot commit to the journal; asking the cloud again");
             let hello = sync.resume(&journal.load()?)?;
             send(link, hello).await;
-            Ok(Vec::new())
+            Ok((Vec::new(), step.other))
         }
     }
 }
@@ -306,15 +456,5 @@ async fn down(
 async fn send(link: &LinkHandle, frame: Vec<u8>) {
     if let Err(e) = link.send_up(Bytes::from(frame)).await {
         tracing::debug!(error = %e, "not sent; the next connect says it again");
-    }
-}
-
-async fn send_status(link: &LinkHandle, report: StatusReport) {
-    if !link.is_connected() {
-        return;
-    }
-    match frame::encode_up(&UpFrame::Status(report)) {
-        Ok(bytes) => send(link, bytes).await,
-        Err(e) => tracing::error!(error = %e, "a status report does not encode"),
     }
 }

@@ -20,6 +20,9 @@ pub struct AgentConfig {
     pub profile: FirmwareProfile,
     /// The runtimes to use: those of the profile, or the one `--runtime` names.
     pub runtimes: Vec<RuntimeKind>,
+    /// The agent's own log file (`DATA/agent.log`), which `skerry node logs` reads; `None`
+    /// when the agent logs elsewhere (the cloud's local node logs with the cloud).
+    pub runtime_log: Option<PathBuf>,
 }
 
 /// Why the configuration is refused.
@@ -113,6 +116,7 @@ impl AgentConfig {
             return Err(refuse("token", "--cloud and --token go together"));
         }
         Ok(AgentConfig {
+            runtime_log: Some(crate::runlog::path_in(&data)),
             data,
             cloud,
             token,

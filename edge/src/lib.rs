@@ -20,6 +20,10 @@
 //!   [`runtime::process`] (supervised native processes).
 //! - [`reconciler`]: observes the runtimes, plans with the shared planner, acts, and
 //!   reports replica states.
+//! - [`outbox`]: the outbox sender: queued reports to the cloud, control before logs, logs
+//!   within the profile's rate; acknowledged entries are deleted from the journal.
+//! - [`logs`]: log collection from `log_dir`s and containers' output into the outbox.
+//! - [`runlog`]: the agent's own log in a rotating file, read for `skerry node logs`.
 //! - [`agent`]: `run(config, shutdown)`, the entry point that `skerry-edge run` and the
 //!   cloud's local node both call.
 
@@ -30,6 +34,8 @@ pub mod identity;
 pub mod journal;
 pub mod link;
 pub mod logs;
+pub mod outbox;
 pub mod reconciler;
+pub mod runlog;
 pub mod runtime;
 pub mod sync;

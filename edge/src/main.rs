@@ -81,13 +81,48 @@ enum Command {
     },
 }
 
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Logs to standard error and to the runtime log file at `file` (rotated by size), which
+/// `skerry node logs` reads. Without the file (it cannot be opened), to standard error.
+fn init_run_tracing(file: Option<&std::path::Path>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let Some(writer) = file.and_then(|f| match skerry_edge::runlog::writer(f) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            eprintln!(
+                "warning: {}: {e}; logging to standard error only",
+                f.display()
+            );
+            None
+        }
+    }) else {
+        return init_tracing();
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(writer))
+                .with_ansi(false),
+        )
         .try_init();
 }
 
@@ -124,7 +159,6 @@ fn main() -> ExitCode {
             profile,
             runtime,
         } => {
-            init_tracing();
             let runtime = runtime.map(|r| match r {
                 RuntimeArg::Docker => RuntimeKind::Docker,
                 RuntimeArg::Process => RuntimeKind::Process,
@@ -136,6 +170,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            init_run_tracing(config.runtime_log.as_deref());
             // The agent runs on one thread: its footprint is a feature.
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -43,13 +43,20 @@ impl Timestamp {
         }
     }
 
+    /// Parses RFC 3339 (`2026-11-21T10:00:00Z`, any precision), to the millisecond.
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
+        let t = OffsetDateTime::parse(s, &Rfc3339)
+            .map_err(|e| format!("\"{s}\" is not an RFC 3339 time: {e}"))?;
+        let ms = t.unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(ms)
+            .map(Timestamp)
+            .map_err(|_| format!("\"{s}\" is out of range"))
+    }
+
     /// Parses RFC 3339, or a duration before `now` (`90s`, `10m`, `2h`, `3d`).
     pub fn parse_cli(s: &str, now: Timestamp) -> Result<Timestamp, String> {
-        if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-            let ms = t.unix_timestamp_nanos() / 1_000_000;
-            return i64::try_from(ms)
-                .map(Timestamp)
-                .map_err(|_| format!("\"{s}\" is out of range"));
+        if OffsetDateTime::parse(s, &Rfc3339).is_ok() {
+            return Self::parse_rfc3339(s);
         }
         match humantime::parse_duration(s) {
             Ok(d) => {

@@ -203,6 +203,9 @@ pub struct ReplicaStatusDto {
     /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unschedulable`, ...
     pub state: String,
     pub restarts: u32,
+    /// How its process last ended and when: `exited 137 at 2026-11-22T04:30:00.000Z`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -353,4 +356,14 @@ pub struct FileDropsDto {
     pub file: String,
     pub first_line: u64,
     pub lines: u64,
+}
+
+/// `GET /api/v1/nodes/{node}/logs`: the agent's runtime log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeLogsDto {
+    pub node: String,
+    pub node_id: String,
+    pub text: String,
+    /// Older lines were left out (the size asked for, or one frame).
+    pub truncated: bool,
 }

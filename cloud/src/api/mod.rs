@@ -110,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         // "not in this release" from "not found".
         .route("/api/v1/tokens", get(later).post(later))
         .route("/api/v1/tokens/{id}", axum::routing::delete(later))
-        .route("/api/v1/nodes/{node}/logs", get(later))
+        .route("/api/v1/nodes/{node}/logs", get(nodes::logs))
         .route("/api/v1/instances/{name}/upgrade", post(later))
         .route("/api/v1/instances/{name}/rollback", post(later))
         .route("/api/v1/events/verify", get(events::verify))

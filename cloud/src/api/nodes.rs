@@ -6,10 +6,11 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use serde::Deserialize;
 
-use super::dto::{JoinEnvironment, LabelNode, NodeDto, RenameNode};
+use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, RenameNode};
 use super::error::{ApiError, Body, Params};
 use super::{AppState, actor, views};
 use crate::command::Command;
+use crate::sync::NodeLogsError;
 
 fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
     let p = s.engine.read();
@@ -129,3 +130,72 @@ pub async fn leave(
     };
     command(&s, &peer, &node, cmd).await
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeLogsQuery {
+    /// RFC 3339 or a duration before now.
+    since: Option<String>,
+    /// The newest bytes at most (default and limit 4 MiB).
+    max_bytes: Option<u32>,
+}
+
+/// `GET /api/v1/nodes/{node}/logs`: the agent's own runtime log, fetched from it now.
+pub async fn logs(
+    State(s): State<AppState>,
+    Path(node): Path<String>,
+    Params(q): Params<NodeLogsQuery>,
+) -> Result<Json<NodeLogsDto>, ApiError> {
+    let (id, name) = {
+        let p = s.engine.read();
+        let n = p.node(&node).ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_node",
+                "node",
+                format!("no node named or with id \"{node}\""),
+            )
+        })?;
+        (n.id, n.name.to_string())
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(|t| {
+            skerry_shared::clock::Timestamp::parse_cli(t, skerry_shared::clock::Timestamp::now())
+        })
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_time", "since", e))?;
+    let max = q
+        .max_bytes
+        .unwrap_or(MAX_NODE_LOG_BYTES)
+        .clamp(1, MAX_NODE_LOG_BYTES);
+    match s.hub.node_logs(id, since, max).await {
+        Ok(logs) => Ok(Json(NodeLogsDto {
+            node: name,
+            node_id: id.to_string(),
+            text: logs.text,
+            truncated: logs.truncated,
+        })),
+        Err(e @ NodeLogsError::NotConnected { .. }) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "node_not_connected",
+            Some("node"),
+            format!("node {name}: {e}"),
+        )),
+        Err(e @ NodeLogsError::Timeout) => Err(ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "node_timeout",
+            Some("node"),
+            format!("node {name}: {e}"),
+        )),
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "node_error",
+            Some("node"),
+            format!("node {name}: {e}"),
+        )),
+    }
+}
+
+/// The most runtime log one answer carries.
+const MAX_NODE_LOG_BYTES: u32 = 4 * 1024 * 1024;

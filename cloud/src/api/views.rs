@@ -1,7 +1,7 @@
 //! Projections to response bodies.
 
 use skerry_shared::manifest::{ComponentKind, Manifest};
-use skerry_shared::report::ReplicaReport;
+use skerry_shared::report::ReplicaStatus;
 
 use super::dto::{
     AppVersionDto, ComponentSummary, EnvironmentDto, InstanceDto, NodeDto, ReplicaStatusDto,
@@ -110,7 +110,7 @@ pub(super) fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> Str
 pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     let spec = &i.spec;
     let mut status = Vec::new();
-    let reports: Vec<Vec<ReplicaReport>> = spec
+    let reports: Vec<Vec<ReplicaStatus>> = spec
         .nodes
         .iter()
         .map(|t| hub.instance_replicas(t.node, spec.name.as_str()))
@@ -119,9 +119,10 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     for c in &spec.manifest.components {
         for (t, reported) in spec.nodes.iter().zip(&reports) {
             for replica in 0..c.replicas() {
-                let report = reported
+                let seen = reported
                     .iter()
-                    .find(|r| r.component == c.name && r.replica == replica);
+                    .find(|r| r.report.component == c.name && r.report.replica == replica);
+                let report = seen.map(|s| &s.report);
                 status.push(ReplicaStatusDto {
                     node: node_name(p, &t.node),
                     node_id: t.node.to_string(),
@@ -130,6 +131,9 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                     replica,
                     state: report.map_or_else(|| "Pending".to_owned(), |r| r.state.to_string()),
                     restarts: report.map_or(0, |r| r.restarts),
+                    last_exit: seen
+                        .and_then(|s| s.last_exit.as_ref())
+                        .map(|e| format!("{} at {}", e.reason, e.at)),
                     reason: report.and_then(|r| r.reason.clone()),
                 });
             }
@@ -144,6 +148,7 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
             replica: 0,
             state: "Unschedulable".to_owned(),
             restarts: 0,
+            last_exit: None,
             reason: Some(u.reasons.join("; ")),
         });
     }

@@ -256,6 +256,7 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
         "REPLICA",
         "STATE",
         "RESTARTS",
+        "LAST EXIT",
         "REASON",
     ]);
     for i in instances {
@@ -270,6 +271,7 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
                 r.replica.to_string(),
                 r.state.clone(),
                 r.restarts.to_string(),
+                output::or_dash(r.last_exit.as_deref().unwrap_or_default()),
                 output::or_dash(r.reason.as_deref().unwrap_or_default()),
             ]);
         }
@@ -287,12 +289,13 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
                 "-".to_owned(),
                 "Unschedulable".to_owned(),
                 "0".to_owned(),
+                "-".to_owned(),
                 output::or_dash(&u.reasons.join("; ")),
             ]);
         }
         if !shown {
             let mut row = vec![i.name.clone()];
-            row.extend(std::iter::repeat_n("-".to_owned(), 7));
+            row.extend(std::iter::repeat_n("-".to_owned(), 8));
             table.row(row);
         }
     }
@@ -352,6 +355,7 @@ mod tests {
             replica,
             state: state.into(),
             restarts: 0,
+            last_exit: None,
             reason: None,
         };
         let instance = InstanceDto {

@@ -187,7 +187,17 @@ pub async fn run(cmd: NodeCommand, client: &Client, format: OutputFormat) -> Res
                 .await?;
             match format {
                 OutputFormat::Json => output::json(&answer),
-                OutputFormat::Table => output::value(&answer),
+                OutputFormat::Table => {
+                    let text = answer
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    print!("{text}");
+                    if answer.get("truncated").and_then(Value::as_bool) == Some(true) {
+                        eprintln!("(older lines left out)");
+                    }
+                    Ok(())
+                }
             }
         }
     }

@@ -175,8 +175,10 @@ pub(super) struct DropRecord {
 }
 
 impl DropRecord {
-    /// Adds a span, merged into the last run of the same file when they touch (as
-    /// `LogsDropped` merges them).
+    /// Adds a span as a set of line numbers: runs of the same file that overlap or touch
+    /// merge, so a drop report that arrives twice (an agent merges its queued report with
+    /// newer drops under a new seq, which may follow the old one) counts once. `lines` is
+    /// the size of the union.
     pub fn add_span(&mut self, span: &LogSpan) {
         let LogSource {
             component,
@@ -184,27 +186,40 @@ impl DropRecord {
             stream,
             ..
         } = &span.source;
-        self.lines = self.lines.saturating_add(span.lines);
-        if let Some(last) = self
-            .spans
-            .iter_mut()
-            .rev()
-            .find(|s| s.component == *component && s.replica == *replica && s.stream == *stream)
-            && last.first_line.saturating_add(last.lines) == span.first_line
-        {
-            last.lines = last.lines.saturating_add(span.lines);
-            return;
+        let same = |s: &DropSpan| {
+            s.component == *component && s.replica == *replica && s.stream == *stream
+        };
+        let mut first = span.first_line;
+        let mut end = span.first_line.saturating_add(span.lines);
+        let mut at = None;
+        let mut i = 0;
+        while i < self.spans.len() {
+            let s = &self.spans[i];
+            let s_end = s.first_line.saturating_add(s.lines);
+            if same(s) && s.first_line <= end && first <= s_end {
+                first = first.min(s.first_line);
+                end = end.max(s_end);
+                self.spans.remove(i);
+                at.get_or_insert(i);
+                continue;
+            }
+            i += 1;
         }
-        if self.spans.len() >= MAX_DROP_SPANS {
+        if at.is_none() && self.spans.len() >= MAX_DROP_SPANS {
             self.spans.remove(0);
         }
-        self.spans.push(DropSpan {
+        let new = DropSpan {
             component: component.clone(),
             replica: *replica,
             stream: stream.clone(),
-            first_line: span.first_line,
-            lines: span.lines,
-        });
+            first_line: first,
+            lines: end - first,
+        };
+        match at {
+            Some(i) => self.spans.insert(i.min(self.spans.len()), new),
+            None => self.spans.push(new),
+        }
+        self.lines = self.spans.iter().map(|s| s.lines).sum();
     }
 }
 
@@ -214,4 +229,43 @@ pub(super) fn meta_get(
     key: &str,
 ) -> Result<u64, ReportError> {
     Ok(meta.get(key).map_err(storage)?.map_or(0, |g| g.value()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(file: &str, first_line: u64, lines: u64) -> LogSpan {
+        LogSpan {
+            source: LogSource {
+                instance: Name::parse("w").unwrap(),
+                component: Name::parse("web").unwrap(),
+                replica: 0,
+                stream: LogStream::File(file.into()),
+            },
+            first_line,
+            lines,
+        }
+    }
+
+    #[test]
+    fn drops_count_each_line_once() {
+        let mut r = DropRecord::default();
+        r.add_span(&span("a.log", 1, 100));
+        // The same report again, then a merged one that covers it and more.
+        r.add_span(&span("a.log", 1, 100));
+        r.add_span(&span("a.log", 1, 150));
+        r.add_span(&span("b.log", 1, 10));
+        r.add_span(&span("a.log", 300, 5));
+        assert_eq!(r.lines, 165);
+        r.add_span(&span("a.log", 151, 149));
+        assert_eq!(r.lines, 314);
+        assert_eq!(
+            r.spans
+                .iter()
+                .filter(|s| s.stream == LogStream::File("a.log".into()))
+                .count(),
+            1
+        );
+    }
 }

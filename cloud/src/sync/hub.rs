@@ -14,16 +14,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use skerry_shared::clock::Timestamp;
+use skerry_shared::frame::{DownFrame, NodeLogs};
 use skerry_shared::ids::NodeId;
-use skerry_shared::report::{ReplicaReport, StatusReport};
-use tokio::sync::{Notify, mpsc};
+use skerry_shared::report::{ReplicaStatus, StatusReport};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::replicas::Replicas;
 use crate::engine::Engine;
+use crate::reports::ReportStore;
 
 /// Frames from the node waiting for its session.
 pub const UP_CAPACITY: usize = 64;
@@ -36,6 +39,33 @@ pub const DOWN_CAPACITY: usize = 16;
 /// (the session ended or was replaced), the transport disconnects the client; when the
 /// transport drops `up`, the session ends.
 pub use crate::mqtt::Connection;
+
+/// Frames the hub asks a node's session to send (beside its own).
+pub(super) const CONTROL_CAPACITY: usize = 8;
+
+/// How long `skerry node logs` waits for the agent's answer.
+pub const NODE_LOGS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The agent's runtime log, as fetched for `skerry node logs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLogsText {
+    pub text: String,
+    /// Older lines were left out.
+    pub truncated: bool,
+}
+
+/// Why the runtime log could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeLogsError {
+    #[error("the node is not connected{}; its runtime log is fetched from the agent on demand, so try again once it is", last_seen.map(|t| format!(" (last seen {t})")).unwrap_or_else(|| " (never seen)".into()))]
+    NotConnected { last_seen: Option<Timestamp> },
+    #[error("the agent did not answer within {}s", NODE_LOGS_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("the agent could not read its log: {0}")]
+    Agent(String),
+    #[error("the agent's answer does not decode: {0}")]
+    Decode(String),
+}
 
 /// Why a session was not opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +92,8 @@ pub struct NodeLive {
 pub(super) struct Entry {
     /// The open session: its id and a handle to end it.
     pub session: Option<(u64, tokio::task::AbortHandle)>,
+    /// Frames for the open session to send to the node.
+    pub control: Option<mpsc::Sender<DownFrame>>,
     pub last_seen: Option<Timestamp>,
     /// When the node was last heard from, on the monotonic clock (for liveness).
     pub last_heard: Option<Instant>,
@@ -82,6 +114,12 @@ pub(super) struct Inner {
     pub wake: Notify,
     /// When this hub started: the grace period of nodes that were Normal before a restart.
     pub started: Instant,
+    /// `skerry node logs` requests waiting for their answer: id -> (node, waiter).
+    pub requests: Mutex<HashMap<u64, (NodeId, oneshot::Sender<NodeLogs>)>>,
+    pub next_request: AtomicU64,
+    /// Where the nodes' outbox entries are stored (without it they are not acknowledged,
+    /// and the agents keep them).
+    pub reports: std::sync::OnceLock<ReportStore>,
 }
 
 /// Every node's session and live state; cheap to clone. Transport-agnostic: it deals in
@@ -109,12 +147,41 @@ impl Hub {
                 next_session: AtomicU64::new(1),
                 wake: Notify::new(),
                 started: Instant::now(),
+                requests: Mutex::new(HashMap::new()),
+                next_request: AtomicU64::new(1),
+                reports: std::sync::OnceLock::new(),
             }),
         }
     }
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Stores the nodes' outbox entries in `store` from now on, starting from the replica
+    /// statuses it kept (`store.replica_statuses()`). Once only; a second store is ignored.
+    pub fn attach_reports(
+        &self,
+        store: ReportStore,
+        statuses: std::collections::BTreeMap<NodeId, Vec<ReplicaStatus>>,
+    ) {
+        if self.inner.reports.set(store).is_err() {
+            tracing::warn!("the hub has a report store already");
+            return;
+        }
+        let mut nodes = self.inner.nodes.lock();
+        for (node, all) in statuses {
+            nodes
+                .entry(node)
+                .or_default()
+                .replicas
+                .apply_entry(&skerry_shared::outbox::OutboxBody::Complete(all));
+        }
+    }
+
+    /// The report store, once attached.
+    pub fn reports(&self) -> Option<&ReportStore> {
+        self.inner.reports.get()
     }
 
     /// Opens a session for `node` (enrolled here), replacing any open one. Call it on a
@@ -127,6 +194,7 @@ impl Hub {
             .map_err(|e| OpenError::NoRuntime(e.to_string()))?;
         let (up_tx, up_rx) = mpsc::channel(UP_CAPACITY);
         let (down_tx, down_rx) = mpsc::channel(DOWN_CAPACITY);
+        let (control_tx, control_rx) = mpsc::channel(CONTROL_CAPACITY);
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         // The task is spawned with the lock held, so its end (which takes the lock) is
         // recorded after its start.
@@ -136,8 +204,16 @@ impl Hub {
             tracing::info!(%node, old, new = id, "a new session replaces the open one");
             handle.abort();
         }
-        let task = runtime.spawn(super::link::run(self.clone(), node, id, up_rx, down_tx));
+        let task = runtime.spawn(super::link::run(
+            self.clone(),
+            node,
+            id,
+            up_rx,
+            down_tx,
+            control_rx,
+        ));
         entry.session = Some((id, task.abort_handle()));
+        entry.control = Some(control_tx);
         tracing::info!(%node, session = id, "session opened");
         Ok(Connection {
             up: up_tx,
@@ -155,7 +231,7 @@ impl Hub {
     }
 
     /// The latest report of each of `node`'s replicas.
-    pub fn replicas(&self, node: NodeId) -> Vec<ReplicaReport> {
+    pub fn replicas(&self, node: NodeId) -> Vec<ReplicaStatus> {
         self.inner
             .nodes
             .lock()
@@ -165,7 +241,7 @@ impl Hub {
     }
 
     /// The latest report of each of `node`'s replicas of `instance`.
-    pub fn instance_replicas(&self, node: NodeId, instance: &str) -> Vec<ReplicaReport> {
+    pub fn instance_replicas(&self, node: NodeId, instance: &str) -> Vec<ReplicaStatus> {
         self.inner
             .nodes
             .lock()
@@ -241,7 +317,102 @@ impl Hub {
                 .is_some_and(|(current, _)| *current == id)
         {
             e.session = None;
+            e.control = None;
             tracing::info!(%node, session = id, "session closed");
+        }
+    }
+
+    /// Fetches `node`'s runtime log from its agent (`skerry node logs`): the lines since
+    /// `since`, at most `max_bytes` of the newest. Fails at once when the node is not
+    /// connected.
+    pub async fn node_logs(
+        &self,
+        node: NodeId,
+        since: Option<Timestamp>,
+        max_bytes: u32,
+    ) -> Result<NodeLogsText, NodeLogsError> {
+        let control = {
+            let nodes = self.inner.nodes.lock();
+            let entry = nodes.get(&node);
+            match entry.and_then(|e| e.control.clone()) {
+                Some(c) => c,
+                None => {
+                    return Err(NodeLogsError::NotConnected {
+                        last_seen: entry.and_then(|e| e.last_seen),
+                    });
+                }
+            }
+        };
+        let request = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.requests.lock().insert(request, (node, tx));
+        let asked = control
+            .send(DownFrame::NodeLogsRequest {
+                request,
+                since,
+                max_bytes,
+            })
+            .await;
+        let answer = match asked {
+            Ok(()) => tokio::time::timeout(NODE_LOGS_TIMEOUT, rx).await,
+            Err(_) => {
+                self.inner.requests.lock().remove(&request);
+                return Err(NodeLogsError::NotConnected {
+                    last_seen: self.live(node).and_then(|l| l.last_seen),
+                });
+            }
+        };
+        self.inner.requests.lock().remove(&request);
+        match answer {
+            Ok(Ok(NodeLogs::Text {
+                raw_len,
+                zstd,
+                truncated,
+            })) => {
+                let text = skerry_shared::outbox::decompress_text(&zstd, raw_len as usize)
+                    .map_err(|e| NodeLogsError::Decode(e.to_string()))?;
+                Ok(NodeLogsText {
+                    text: String::from_utf8_lossy(&text).into_owned(),
+                    truncated,
+                })
+            }
+            Ok(Ok(NodeLogs::Error(e))) => Err(NodeLogsError::Agent(e)),
+            // The session ended before the answer came.
+            Ok(Err(_)) => Err(NodeLogsError::NotConnected {
+                last_seen: self.live(node).and_then(|l| l.last_seen),
+            }),
+            Err(_) => Err(NodeLogsError::Timeout),
+        }
+    }
+
+    /// The answer to a runtime-log request, from `node`'s session.
+    pub(super) fn node_logs_answer(&self, node: NodeId, request: u64, result: NodeLogs) {
+        let mut requests = self.inner.requests.lock();
+        match requests.remove(&request) {
+            Some((asked, tx)) if asked == node => {
+                let _ = tx.send(result);
+            }
+            Some(other) => {
+                // Another node's request: put it back, and ignore this answer.
+                requests.insert(request, other);
+                tracing::warn!(%node, request, "a runtime log answer for another node's request; ignored");
+            }
+            None => tracing::debug!(%node, request, "a late runtime log answer; ignored"),
+        }
+    }
+
+    /// Applies a node's new status entries (from its outbox) to its live view.
+    pub(super) fn report_entries<'a>(
+        &self,
+        node: NodeId,
+        bodies: impl IntoIterator<Item = &'a skerry_shared::outbox::OutboxBody>,
+    ) {
+        let refused: usize = match self.inner.nodes.lock().get_mut(&node) {
+            Some(e) => bodies.into_iter().map(|b| e.replicas.apply_entry(b)).sum(),
+            None => 0,
+        };
+        if refused > 0 {
+            tracing::warn!(%node, refused, limit = super::replicas::MAX_REPLICAS_PER_NODE, "a node reports more replicas than the cloud keeps; the rest are dropped");
         }
     }
 }

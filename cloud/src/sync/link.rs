@@ -57,6 +57,7 @@ pub(super) async fn run(
     id: u64,
     mut up: mpsc::Receiver<Bytes>,
     down: mpsc::Sender<Bytes>,
+    mut control: mpsc::Receiver<DownFrame>,
 ) {
     let _closing = Closing {
         hub: hub.clone(),
@@ -71,7 +72,7 @@ pub(super) async fn run(
         page: None,
         down,
     };
-    match link.serve(&mut up).await {
+    match link.serve(&mut up, &mut control).await {
         Stop::Gone => {}
         Stop::Failed(e) => tracing::error!(%node, session = id, error = %e, "session failed"),
     }
@@ -87,12 +88,20 @@ struct Link {
 }
 
 impl Link {
-    async fn serve(&mut self, up: &mut mpsc::Receiver<Bytes>) -> Stop {
+    async fn serve(
+        &mut self,
+        up: &mut mpsc::Receiver<Bytes>,
+        control: &mut mpsc::Receiver<DownFrame>,
+    ) -> Stop {
         loop {
             let live = self.session.is_live() && self.page.is_none();
             let outputs = tokio::select! {
                 frame = up.recv() => match frame {
-                    Some(bytes) => self.up(&bytes),
+                    Some(bytes) => self.up(&bytes).await,
+                    None => return Stop::Gone,
+                },
+                frame = control.recv() => match frame {
+                    Some(f) => Ok(vec![Output::Send(f)]),
                     None => return Stop::Gone,
                 },
                 page = wait(&mut self.page) => {
@@ -124,7 +133,7 @@ impl Link {
     }
 
     /// One frame from the node.
-    fn up(&mut self, bytes: &[u8]) -> Result<Vec<Output>, SyncError> {
+    async fn up(&mut self, bytes: &[u8]) -> Result<Vec<Output>, SyncError> {
         let frame = match frame::decode_up(bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -177,9 +186,40 @@ impl Link {
                 self.hub.report(self.node, report);
                 Ok(Vec::new())
             }
-            UpFrame::Outbox { .. } | UpFrame::NodeLogs { .. } => {
-                tracing::debug!(node = %self.node, "outbox frames are not stored yet");
+            UpFrame::Outbox { epoch, entries } => Ok(self.outbox(epoch, entries).await),
+            UpFrame::NodeLogs { request, result } => {
+                self.hub.node_logs_answer(self.node, request, result);
                 Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Outbox entries: stored durably (duplicates skipped), then acknowledged.
+    async fn outbox(
+        &mut self,
+        epoch: u64,
+        entries: Vec<skerry_shared::outbox::OutboxEntry>,
+    ) -> Vec<Output> {
+        let Some(store) = self.hub.reports() else {
+            return Vec::new();
+        };
+        match store.ingest(self.node, epoch, entries).await {
+            Ok(done) => {
+                self.hub
+                    .report_entries(self.node, done.new.iter().map(|e| &e.body));
+                if done.acked.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Output::Send(DownFrame::OutboxAck {
+                        epoch,
+                        seqs: done.acked,
+                    })]
+                }
+            }
+            Err(e) => {
+                // Not acknowledged: the agent sends them again.
+                tracing::error!(node = %self.node, error = %e, "cannot store outbox entries");
+                Vec::new()
             }
         }
     }

@@ -26,6 +26,9 @@ mod liveness;
 pub mod replicas;
 pub mod session;
 
-pub use hub::{Connection, DOWN_CAPACITY, Hub, NodeLive, OpenError, UP_CAPACITY};
+pub use hub::{
+    Connection, DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, NodeLive, NodeLogsError, NodeLogsText,
+    OpenError, UP_CAPACITY,
+};
 pub use liveness::{MISSED_HEARTBEATS, TICK};
 pub use session::{NodeSession, Output, SyncError};

@@ -1,13 +1,15 @@
 //! The latest replica reports of one node, kept in memory.
 //!
-//! Reports are not events: the cloud keeps the last state of each replica, and an agent
-//! sends a complete report after every connect, so a cloud restart loses nothing that the
-//! next connect does not bring back.
+//! Reports are not events: the cloud keeps the last state of each replica (with how it last
+//! ended). Agents report through their outbox; the report store keeps the reports durably
+//! and the hub loads them at start, and an agent sends a complete report after every
+//! connect.
 
 use std::collections::BTreeMap;
 
 use skerry_shared::ids::Name;
-use skerry_shared::report::{ReplicaReport, StatusReport};
+use skerry_shared::outbox::OutboxBody;
+use skerry_shared::report::{ReplicaStatus, StatusReport};
 
 /// The most replicas kept per node; reports beyond it are dropped (and logged), so a node
 /// cannot grow the cloud's memory without bound.
@@ -16,7 +18,7 @@ pub const MAX_REPLICAS_PER_NODE: usize = 16_384;
 /// The latest report per (instance, component, replica) of one node.
 #[derive(Debug, Clone, Default)]
 pub struct Replicas {
-    by_instance: BTreeMap<Name, BTreeMap<(Name, u32), ReplicaReport>>,
+    by_instance: BTreeMap<Name, BTreeMap<(Name, u32), ReplicaStatus>>,
     len: usize,
 }
 
@@ -29,14 +31,48 @@ impl Replicas {
             replicas,
             removed,
         } = report;
+        self.change(
+            complete,
+            replicas.into_iter().map(ReplicaStatus::from),
+            removed,
+        )
+    }
+
+    /// Applies an outbox entry (`Complete` or `Replica`; others change nothing). Returns
+    /// how many replicas were refused for the bound.
+    pub fn apply_entry(&mut self, body: &OutboxBody) -> usize {
+        match body {
+            OutboxBody::Complete(all) => self.change(true, all.iter().cloned(), Vec::new()),
+            OutboxBody::Replica {
+                status: Some(status),
+                ..
+            } => self.change(false, [status.clone()], Vec::new()),
+            OutboxBody::Replica { key, status: None } => self.change(
+                false,
+                [],
+                vec![(key.instance.clone(), key.component.clone(), key.replica)],
+            ),
+            OutboxBody::LogsDropped(_) | OutboxBody::Logs(_) => 0,
+        }
+    }
+
+    fn change(
+        &mut self,
+        complete: bool,
+        replicas: impl IntoIterator<Item = ReplicaStatus>,
+        removed: Vec<(Name, Name, u32)>,
+    ) -> usize {
         if complete {
             self.by_instance.clear();
             self.len = 0;
         }
         let mut refused = 0;
         for r in replicas {
-            let slot = self.by_instance.entry(r.instance.clone()).or_default();
-            let key = (r.component.clone(), r.replica);
+            let slot = self
+                .by_instance
+                .entry(r.report.instance.clone())
+                .or_default();
+            let key = (r.report.component.clone(), r.report.replica);
             if !slot.contains_key(&key) {
                 if self.len >= MAX_REPLICAS_PER_NODE {
                     refused += 1;
@@ -61,7 +97,7 @@ impl Replicas {
     }
 
     /// Every replica, by instance, component and replica.
-    pub fn all(&self) -> Vec<ReplicaReport> {
+    pub fn all(&self) -> Vec<ReplicaStatus> {
         self.by_instance
             .values()
             .flat_map(|slot| slot.values().cloned())
@@ -69,7 +105,7 @@ impl Replicas {
     }
 
     /// The replicas of one instance.
-    pub fn of(&self, instance: &str) -> Vec<ReplicaReport> {
+    pub fn of(&self, instance: &str) -> Vec<ReplicaStatus> {
         self.by_instance
             .get(instance)
             .map(|slot| slot.values().cloned().collect())
@@ -89,7 +125,7 @@ impl Replicas {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use skerry_shared::hash::Digest;
-    use skerry_shared::report::ReplicaState;
+    use skerry_shared::report::{ReplicaReport, ReplicaState};
 
     use super::*;
 
@@ -130,7 +166,7 @@ mod tests {
         });
         assert_eq!(r.len(), 2);
         assert!(r.of("cam").is_empty());
-        assert_eq!(r.of("web")[1].state, ReplicaState::Healthy);
+        assert_eq!(r.of("web")[1].report.state, ReplicaState::Healthy);
         r.apply(StatusReport {
             complete: true,
             replicas: vec![report("new", "a", 0, ReplicaState::Pending)],

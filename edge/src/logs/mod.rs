@@ -1,6 +1,14 @@
-//! Collecting the logs of the components a node runs.
+//! Log collection: what the apps write to their `log_dir`s, and containers' own output,
+//! queued in the outbox.
 //!
-//! - [`tail`]: follows every file of a component's `log_dir` (rotations and truncations
-//!   included), with a position that is saved in the journal with the lines it read.
+//! # Layout
+//! - [`tail`]: [`tail::DirTailer`], which follows every file of one directory through
+//!   rotation and truncation, with a position that is saved in the journal with the lines
+//!   it read.
+//! - [`output`]: a container's stdout and stderr, read from the engine by timestamp.
+//! - [`collect`]: [`collect::Collector`], which reads every source of the desired state
+//!   and queues the lines with the sources' cursors in one journal transaction.
 
+pub mod collect;
+pub mod output;
 pub mod tail;

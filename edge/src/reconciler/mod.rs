@@ -19,11 +19,12 @@ use std::sync::Arc;
 
 use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::manifest::{ComponentKind, RuntimeKind};
+use skerry_shared::outbox::OutboxBody;
 use skerry_shared::planner::{
     self, Action, ActualReplica, ActualState, FailedInit, Phase, ReplicaKey,
 };
 use skerry_shared::reducer::NodeDesired;
-use skerry_shared::report::{ReplicaReport, StatusReport};
+use skerry_shared::report::ReplicaStatus;
 
 use crate::journal::{Journal, MemoChange, MemoChanges, Memos};
 use crate::runtime::{ObservedReplica, Runtime, RuntimeError};
@@ -34,8 +35,8 @@ use report::ReportKey;
 pub struct PassOutcome {
     /// Actions performed (or attempted).
     pub actions: usize,
-    /// Replica states that changed since the last pass, if any.
-    pub report: Option<StatusReport>,
+    /// Replica states that changed since the last pass (outbox entries, one per replica).
+    pub report: Vec<OutboxBody>,
 }
 
 /// The reconciler of one node.
@@ -47,7 +48,7 @@ pub struct Reconciler {
     memos: Memos,
     /// The last problem acting on a replica (shown as its reason until it clears).
     problems: BTreeMap<ReplicaKey, String>,
-    reports: BTreeMap<ReportKey, ReplicaReport>,
+    reports: BTreeMap<ReportKey, ReplicaStatus>,
     /// Instances undeployed with `--purge`: their named storage goes once their replicas do.
     purges: BTreeMap<Name, Vec<Name>>,
 }
@@ -325,7 +326,7 @@ impl Reconciler {
     }
 
     /// Every replica's current state, for the first report after a connect.
-    pub fn complete_report(&self) -> StatusReport {
+    pub fn complete_report(&self) -> OutboxBody {
         report::complete(&self.reports)
     }
 

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use skerry_shared::ids::Name;
 use skerry_shared::manifest::{ComponentKind, RestartPolicy};
+use skerry_shared::outbox::OutboxBody;
 use skerry_shared::planner::{ActualState, Phase, ReplicaKey, spec_hash, waiting_on};
 use skerry_shared::reducer::NodeDesired;
-use skerry_shared::report::{ReplicaReport, ReplicaState, StatusReport};
+use skerry_shared::report::{ReplicaReport, ReplicaState, ReplicaStatus};
 
 use crate::journal::{Memos, NodePortKey};
 use crate::runtime::ObservedReplica;
@@ -21,7 +22,7 @@ pub fn replica_reports(
     observed: &BTreeMap<ReplicaKey, ObservedReplica>,
     problems: &BTreeMap<ReplicaKey, String>,
     memos: &Memos,
-) -> BTreeMap<ReportKey, ReplicaReport> {
+) -> BTreeMap<ReportKey, ReplicaStatus> {
     let mut out = BTreeMap::new();
     for desired_instance in desired.instances.values() {
         let spec = &desired_instance.spec;
@@ -106,15 +107,18 @@ pub fn replica_reports(
                     .collect();
                 out.insert(
                     (spec.name.clone(), c.name.clone(), replica),
-                    ReplicaReport {
-                        instance: spec.name.clone(),
-                        component: c.name.clone(),
-                        replica,
-                        state,
-                        restarts: seen.map_or(0, |o| o.restarts),
-                        reason,
-                        spec_hash: hash,
-                        ports: host_ports,
+                    ReplicaStatus {
+                        last_exit: seen.and_then(|o| o.exited.clone()),
+                        report: ReplicaReport {
+                            instance: spec.name.clone(),
+                            component: c.name.clone(),
+                            replica,
+                            state,
+                            restarts: seen.map_or(0, |o| o.restarts),
+                            reason,
+                            spec_hash: hash,
+                            ports: host_ports,
+                        },
                     },
                 );
             }
@@ -123,36 +127,29 @@ pub fn replica_reports(
     out
 }
 
-/// What changed between two sets of reports; `None` when nothing did.
+/// What changed between two sets of reports, as outbox entries (one per replica).
 pub fn diff(
-    before: &BTreeMap<ReportKey, ReplicaReport>,
-    after: &BTreeMap<ReportKey, ReplicaReport>,
-) -> Option<StatusReport> {
-    let replicas: Vec<ReplicaReport> = after
+    before: &BTreeMap<ReportKey, ReplicaStatus>,
+    after: &BTreeMap<ReportKey, ReplicaStatus>,
+) -> Vec<OutboxBody> {
+    let changed = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
-        .map(|(_, v)| v.clone())
-        .collect();
-    let removed: Vec<ReportKey> = before
+        .map(|((i, c, r), v)| OutboxBody::Replica {
+            key: ReplicaKey::new(i, c, *r),
+            status: Some(v.clone()),
+        });
+    let removed = before
         .keys()
         .filter(|k| !after.contains_key(*k))
-        .cloned()
-        .collect();
-    if replicas.is_empty() && removed.is_empty() {
-        return None;
-    }
-    Some(StatusReport {
-        complete: false,
-        replicas,
-        removed,
-    })
+        .map(|(i, c, r)| OutboxBody::Replica {
+            key: ReplicaKey::new(i, c, *r),
+            status: None,
+        });
+    changed.chain(removed).collect()
 }
 
 /// Everything, for the first report after a connect.
-pub fn complete(all: &BTreeMap<ReportKey, ReplicaReport>) -> StatusReport {
-    StatusReport {
-        complete: true,
-        replicas: all.values().cloned().collect(),
-        removed: Vec::new(),
-    }
+pub fn complete(all: &BTreeMap<ReportKey, ReplicaStatus>) -> OutboxBody {
+    OutboxBody::Complete(all.values().cloned().collect())
 }

@@ -52,6 +52,7 @@
 //! - [`error`]: bollard's errors as `Engine` (retry) or `Unrunnable` (the spec cannot run).
 
 pub mod error;
+mod exits;
 pub mod spec;
 pub mod state;
 pub mod subnet;
@@ -119,6 +120,8 @@ pub struct DockerRuntime {
     /// same block or create one name twice (engines before 25 do not refuse a duplicate
     /// name).
     network_lock: tokio::sync::Mutex<()>,
+    /// The last exit of each container, from the engine's events.
+    exits: exits::Exits,
 }
 
 impl DockerRuntime {
@@ -138,6 +141,7 @@ impl DockerRuntime {
             .map_err(|e| error::engine("negotiate the Docker API version", &e))?;
         tracing::debug!(api = %docker.client_version(), "connected to the Docker engine");
         Ok(Self {
+            exits: exits::Exits::watch(docker.clone()),
             docker,
             options,
             pool,
@@ -182,30 +186,54 @@ impl DockerRuntime {
             }
         }
 
-        let inspected: Vec<Result<Option<ObservedReplica>, RuntimeError>> = stream::iter(found)
-            .map(|(id, key, spec_hash)| async move {
-                match self.docker.inspect_container(&id, None).await {
-                    Ok(c) => {
-                        let s = c.state.unwrap_or_default();
-                        Ok(Some(ObservedReplica {
-                            phase: state::phase(&s),
-                            restarts: state::restarts(c.restart_count),
-                            last_exit: state::last_exit(&s),
-                            key,
-                            spec_hash,
-                        }))
+        let inspected: Vec<Result<Option<(String, ObservedReplica)>, RuntimeError>> =
+            stream::iter(found)
+                .map(|(id, key, spec_hash)| async move {
+                    match self.docker.inspect_container(&id, None).await {
+                        Ok(c) => {
+                            let s = c.state.unwrap_or_default();
+                            let restarts = state::restarts(c.restart_count);
+                            let last_exit = state::last_exit(&s);
+                            // The engine's events give the code; without them (the agent was
+                            // down), the state gives the time.
+                            let exited = self.exits.get(&id).or_else(|| {
+                                let at = exits::finished_at(s.finished_at.as_deref())?;
+                                let reason = last_exit.clone().or_else(|| {
+                                    (restarts > 0)
+                                        .then(|| "exited (code not seen by the agent)".to_owned())
+                                })?;
+                                Some(skerry_shared::report::LastExit { at, reason })
+                            });
+                            Ok(Some((
+                                id,
+                                ObservedReplica {
+                                    phase: state::phase(&s),
+                                    restarts,
+                                    last_exit,
+                                    exited,
+                                    key,
+                                    spec_hash,
+                                },
+                            )))
+                        }
+                        // Removed between the list and the inspect.
+                        Err(e) if error::not_found(&e) => Ok(None),
+                        Err(e) => Err(error::engine(format!("inspect container {id}"), &e)),
                     }
-                    // Removed between the list and the inspect.
-                    Err(e) if error::not_found(&e) => Ok(None),
-                    Err(e) => Err(error::engine(format!("inspect container {id}"), &e)),
-                }
-            })
-            .buffered(INSPECT_CONCURRENCY)
-            .collect()
-            .await;
+                })
+                .buffered(INSPECT_CONCURRENCY)
+                .collect()
+                .await;
         let mut replicas = Vec::with_capacity(inspected.len());
+        let mut ids = std::collections::HashSet::new();
+        for r in &inspected {
+            if let Ok(Some((id, _))) = r {
+                ids.insert(id.as_str());
+            }
+        }
+        self.exits.retain(&ids);
         for r in inspected {
-            replicas.extend(r?);
+            replicas.extend(r?.map(|(_, o)| o));
         }
         replicas.sort_by(|a, b| a.key.cmp(&b.key));
 

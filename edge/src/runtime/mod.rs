@@ -74,8 +74,11 @@ pub struct ObservedReplica {
     pub phase: Phase,
     /// Restarts since it was created (the engine's count for containers).
     pub restarts: u32,
-    /// The last exit, in words (`exited 3`, `OOM killed`), if any.
+    /// The last exit, in words (`exited 3`, `OOM killed`), while it is the replica's
+    /// state (it is not running).
     pub last_exit: Option<String>,
+    /// How it last ended, with the time, also once it runs again after a restart.
+    pub exited: Option<skerry_shared::report::LastExit>,
 }
 
 /// What a runtime runs for one node.

@@ -193,6 +193,7 @@ impl ProcessRuntime {
             phase: Phase::Starting,
             restarts: 0,
             last_exit: None,
+            exited_at: None,
             pid: None,
             enforcement: None,
             generation: 0,
@@ -283,6 +284,7 @@ impl ProcessRuntime {
             phase: recorded_exit,
             restarts: record.restarts,
             last_exit: record.last_exit.clone(),
+            exited_at: None,
             pid: None,
             enforcement: record.enforcement.clone(),
             generation: 0,
@@ -353,6 +355,11 @@ impl ProcessRuntime {
                     phase: s.phase,
                     restarts: s.restarts,
                     last_exit: s.last_exit.clone().or_else(|| s.enforcement.clone()),
+                    exited: s
+                        .last_exit
+                        .clone()
+                        .zip(s.exited_at)
+                        .map(|(reason, at)| skerry_shared::report::LastExit { at, reason }),
                 }
             })
             .collect();

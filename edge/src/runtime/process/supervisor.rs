@@ -46,6 +46,8 @@ pub(super) struct Status {
     /// Restarts (attempts included) since the replica was created.
     pub restarts: u32,
     pub last_exit: Option<String>,
+    /// When the last exit happened (unknown for an exit recorded before an agent restart).
+    pub exited_at: Option<skerry_shared::clock::Timestamp>,
     pub pid: Option<u32>,
     /// `resources not enforced: ...` when the limits could not be applied.
     pub enforcement: Option<String>,
@@ -218,6 +220,7 @@ impl Supervisor {
         next.phase = Phase::Exited { code: exit.code() };
         next.pid = None;
         next.last_exit = Some(exit.describe());
+        next.exited_at = Some(skerry_shared::clock::Timestamp::now());
         next.generation = next.generation.wrapping_add(1);
         tracing::info!(replica = %self.spec.key, exit = %exit.describe(), restart, "process ended");
         // On disk before it is reported.

@@ -1,0 +1,500 @@
+//! The log collector: every source of the desired state, read about once a second, queued
+//! in the outbox together with the cursors that say how far it was read.
+//!
+//! Sources:
+//! - a container component with a `log_dir`: the node's directory mounted there
+//!   (`DATA/logs/{instance}/{component}-{replica}`), one per replica;
+//! - an `exec` component with a `log_dir`: that host path, once per component (its
+//!   replicas write `{component}-{replica}.stdout.log` and `.stderr.log` there), counted as
+//!   replica 0's;
+//! - every container replica's own stdout and stderr, from the engine.
+//!
+//! One round reads what is new from every source (bounded per source and in all), packs it
+//! into zstd batches of at most [`BATCH_RAW_BYTES`], and pushes the batches and the new
+//! cursors to the journal in ONE transaction ([`Journal::outbox_push`]). Only after that
+//! commit does the collector move its cursors on: after a crash, the journal's cursors and
+//! the queued batches agree, so a line is neither lost nor queued twice. A source that
+//! leaves the desired state is read for [`GRACE`] more (its last lines, written while it
+//! stopped) and then dropped, with its cursor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use skerry_shared::clock::Timestamp;
+use skerry_shared::ids::NodeId;
+use skerry_shared::manifest::RuntimeKind;
+use skerry_shared::outbox::{LogBatch, LogChunk, LogSource, LogStream, LogsDropped, OutboxBody};
+use skerry_shared::planner::ReplicaKey;
+use skerry_shared::reducer::NodeDesired;
+use tokio::time::Instant;
+
+use super::output::{self, OutputCursor};
+use super::tail::DirTailer;
+use crate::journal::{Journal, JournalError, OutboxPush};
+use crate::reconciler::resolve::log_dir_host;
+use crate::runtime::docker::spec::container_name;
+
+/// Uncompressed bytes per batch at most.
+pub const BATCH_RAW_BYTES: usize = 128 * 1024;
+/// Bytes read from one source per round at most.
+pub const SOURCE_ROUND_BYTES: usize = 512 * 1024;
+/// Bytes read in one round at most, all sources together.
+pub const ROUND_BYTES: usize = 4 * 1024 * 1024;
+/// How long a source that is no longer desired is still read.
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// Where a source's lines come from.
+#[derive(Debug)]
+enum Reader {
+    Dir(Box<DirTailer>),
+    Output {
+        container: String,
+        cursor: OutputCursor,
+    },
+}
+
+#[derive(Debug)]
+struct Source {
+    /// Lines are attributed to this replica.
+    key: ReplicaKey,
+    reader: Reader,
+    /// Set when it left the desired state.
+    gone_since: Option<Instant>,
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Lines queued in the outbox.
+    pub lines: u64,
+    pub batches: usize,
+    /// What the push dropped for the quota.
+    pub dropped: LogsDropped,
+    /// A source had more than one round takes: run again soon.
+    pub more: bool,
+}
+
+/// Reads the node's log sources into the outbox.
+#[derive(Debug)]
+pub struct Collector {
+    node: NodeId,
+    data: PathBuf,
+    journal: Arc<dyn Journal>,
+    docker: Option<Docker>,
+    quota: u64,
+    /// The cursors as the journal has them.
+    committed: BTreeMap<String, Vec<u8>>,
+    sources: BTreeMap<String, Source>,
+}
+
+fn dir_key(key: &ReplicaKey) -> String {
+    format!("dir/{}/{}/{}", key.instance, key.component, key.replica)
+}
+
+fn output_key(key: &ReplicaKey) -> String {
+    format!("out/{}/{}/{}", key.instance, key.component, key.replica)
+}
+
+impl Collector {
+    /// A collector for `node`, resuming from the cursors in `journal`, queueing at most
+    /// `quota` bytes of log batches (the profile's `agent.log_quota`). Without `docker`,
+    /// containers' own output is not read.
+    pub fn new(
+        node: NodeId,
+        data: PathBuf,
+        journal: Arc<dyn Journal>,
+        docker: Option<Docker>,
+        quota: u64,
+    ) -> Result<Self, JournalError> {
+        let committed = journal.log_cursors()?;
+        Ok(Self {
+            node,
+            data,
+            journal,
+            docker,
+            quota,
+            committed,
+            sources: BTreeMap::new(),
+        })
+    }
+
+    /// Sources being read now.
+    pub fn sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Follows the sources of `desired`: new ones are added (resuming from their cursors),
+    /// and those no longer desired are read for [`GRACE`] more.
+    pub fn follow(&mut self, desired: &NodeDesired) {
+        let now = Instant::now();
+        let mut wanted: BTreeMap<String, (ReplicaKey, Option<PathBuf>)> = BTreeMap::new();
+        for instance in desired.instances.values() {
+            let spec = &instance.spec;
+            for c in &spec.manifest.components {
+                let container = c.runtime() == RuntimeKind::Docker;
+                for replica in 0..c.replicas() {
+                    let key = ReplicaKey::new(&spec.name, &c.name, replica);
+                    if let Some(dir) = &c.log_dir {
+                        if container {
+                            wanted.insert(
+                                dir_key(&key),
+                                (key.clone(), Some(log_dir_host(&self.data, &key))),
+                            );
+                        } else if replica == 0 {
+                            wanted.insert(dir_key(&key), (key.clone(), Some(PathBuf::from(dir))));
+                        }
+                    }
+                    if container && self.docker.is_some() {
+                        wanted.insert(output_key(&key), (key, None));
+                    }
+                }
+            }
+        }
+        for (id, source) in &mut self.sources {
+            if wanted.contains_key(id) {
+                source.gone_since = None;
+            } else if source.gone_since.is_none() {
+                source.gone_since = Some(now);
+            }
+        }
+        for (id, (key, dir)) in wanted {
+            if self.sources.contains_key(&id) {
+                continue;
+            }
+            let state = self.committed.get(&id).map(Vec::as_slice);
+            let reader = match dir {
+                Some(dir) => Reader::Dir(Box::new(DirTailer::new(dir, state))),
+                None => Reader::Output {
+                    container: container_name(self.node, &key),
+                    cursor: state
+                        .and_then(|b| postcard::from_bytes(b).ok())
+                        .unwrap_or_default(),
+                },
+            };
+            self.sources.insert(
+                id,
+                Source {
+                    key,
+                    reader,
+                    gone_since: None,
+                },
+            );
+        }
+    }
+
+    /// One round: reads what is new and queues it with the cursors, in one journal
+    /// transaction. On an error nothing moved: the next round reads the same lines again.
+    pub async fn collect(&mut self) -> Result<Collected, JournalError> {
+        let now = Instant::now();
+        let mut chunks: Vec<LogChunk> = Vec::new();
+        let mut cursors: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut budget = ROUND_BYTES;
+        let mut more = false;
+        let time = Timestamp::now();
+
+        // Container output first (async reads from the engine).
+        for (id, source) in &mut self.sources {
+            let Reader::Output { container, cursor } = &source.reader else {
+                continue;
+            };
+            let Some(docker) = &self.docker else { continue };
+            if budget == 0 {
+                more = true;
+                break;
+            }
+            match output::read(docker, container, cursor, SOURCE_ROUND_BYTES.min(budget)).await {
+                Ok((lines, next)) => {
+                    if next != *cursor {
+                        let n: usize = lines
+                            .iter()
+                            .map(|l| l.lines.iter().map(|t| t.len() + 1).sum::<usize>())
+                            .sum();
+                        budget = budget.saturating_sub(n);
+                        more |= n >= SOURCE_ROUND_BYTES;
+                        for l in lines {
+                            chunks.push(LogChunk {
+                                source: source_of(&source.key, l.stream),
+                                first_line: l.first_line,
+                                time,
+                                lines: l.lines,
+                            });
+                        }
+                        cursors.push((id.clone(), postcard::to_stdvec(&next).ok()));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(%container, error = %e, "cannot read the container's output")
+                }
+            }
+        }
+
+        // Then the directories, on the blocking pool (file reads).
+        let mut dirs: Vec<(String, ReplicaKey, Box<DirTailer>)> = Vec::new();
+        for (id, source) in &mut self.sources {
+            if let Reader::Dir(_) = &source.reader {
+                let Reader::Dir(tailer) = std::mem::replace(
+                    &mut source.reader,
+                    Reader::Output {
+                        container: String::new(),
+                        cursor: OutputCursor::new(),
+                    },
+                ) else {
+                    continue;
+                };
+                dirs.push((id.clone(), source.key.clone(), tailer));
+            }
+        }
+        let read = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut budget = budget;
+            let mut more = false;
+            for (id, key, mut tailer) in dirs {
+                let got = if budget == 0 {
+                    more = true;
+                    None
+                } else {
+                    match tailer.poll(SOURCE_ROUND_BYTES.min(budget)) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            tracing::warn!(dir = %tailer.dir().display(), error = %e, "cannot read the log directory");
+                            None
+                        }
+                    }
+                };
+                if let Some(r) = &got {
+                    let n: usize = r
+                        .files
+                        .iter()
+                        .map(|f| f.lines.iter().map(|t| t.len() + 1).sum::<usize>())
+                        .sum();
+                    budget = budget.saturating_sub(n);
+                    more |= r.more;
+                }
+                out.push((id, key, tailer, got));
+            }
+            (out, more)
+        })
+        .await
+        .map_err(|e| JournalError::Storage {
+            journal: "log collector".into(),
+            reason: e.to_string(),
+        })?;
+        let (dirs, dirs_more) = read;
+        more |= dirs_more;
+        let mut polled: Vec<(String, Box<DirTailer>)> = Vec::new();
+        for (id, key, tailer, got) in dirs {
+            if let Some(r) = got {
+                if !r.files.is_empty() {
+                    for f in r.files {
+                        chunks.push(LogChunk {
+                            source: source_of(&key, LogStream::File(f.stream)),
+                            first_line: f.first_line,
+                            time,
+                            lines: f.lines,
+                        });
+                    }
+                }
+                if self.committed.get(&id) != Some(&r.state) {
+                    cursors.push((id.clone(), Some(r.state)));
+                }
+            }
+            polled.push((id, tailer));
+        }
+        for (id, tailer) in polled {
+            if let Some(source) = self.sources.get_mut(&id) {
+                source.reader = Reader::Dir(tailer);
+            }
+        }
+
+        // Sources gone for longer than the grace: dropped with their cursors.
+        let expired: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.gone_since.is_some_and(|t| now.duration_since(t) >= GRACE))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.sources.remove(id);
+            if self.committed.contains_key(id) {
+                cursors.retain(|(k, _)| k != id);
+                cursors.push((id.clone(), None));
+            }
+        }
+
+        if chunks.is_empty() && cursors.is_empty() {
+            return Ok(Collected::default());
+        }
+        let lines: u64 = chunks.iter().map(|c| c.lines.len() as u64).sum();
+        let bodies = pack(chunks)?;
+        let batches = bodies.len();
+        let push = OutboxPush { bodies, cursors };
+        let (journal, quota) = (Arc::clone(&self.journal), self.quota);
+        let pushed = tokio::task::spawn_blocking(move || {
+            let r = journal.outbox_push(&push, quota);
+            (r, push)
+        })
+        .await
+        .map_err(|e| JournalError::Storage {
+            journal: "log collector".into(),
+            reason: e.to_string(),
+        })?;
+        match pushed {
+            (Ok(p), push) => {
+                for (id, cursor) in push.cursors {
+                    match cursor {
+                        Some(c) => {
+                            self.committed.insert(id, c);
+                        }
+                        None => {
+                            self.committed.remove(&id);
+                        }
+                    }
+                }
+                if p.dropped.lines() > 0 {
+                    tracing::warn!(
+                        lines = p.dropped.lines(),
+                        batches = p.dropped.batches,
+                        "the log quota is full: dropped the oldest queued log lines (counted and reported)"
+                    );
+                }
+                Ok(Collected {
+                    lines,
+                    batches,
+                    dropped: p.dropped,
+                    more,
+                })
+            }
+            (Err(e), _) => {
+                // Back to the committed cursors: those lines are read again next round.
+                self.rewind();
+                Err(e)
+            }
+        }
+    }
+
+    /// Every source back at its committed cursor.
+    fn rewind(&mut self) {
+        for (id, source) in &mut self.sources {
+            let state = self.committed.get(id).map(Vec::as_slice);
+            source.reader = match &source.reader {
+                Reader::Dir(t) => Reader::Dir(Box::new(DirTailer::new(t.dir().to_owned(), state))),
+                Reader::Output { container, .. } => Reader::Output {
+                    container: container.clone(),
+                    cursor: state
+                        .and_then(|b| postcard::from_bytes(b).ok())
+                        .unwrap_or_default(),
+                },
+            };
+        }
+    }
+}
+
+fn source_of(key: &ReplicaKey, stream: LogStream) -> LogSource {
+    LogSource {
+        instance: key.instance.clone(),
+        component: key.component.clone(),
+        replica: key.replica,
+        stream,
+    }
+}
+
+/// Packs chunks into batches of at most [`BATCH_RAW_BYTES`] of text each (a chunk larger
+/// than that is split).
+fn pack(chunks: Vec<LogChunk>) -> Result<Vec<OutboxBody>, JournalError> {
+    let mut bodies = Vec::new();
+    let mut batch: Vec<LogChunk> = Vec::new();
+    let mut bytes = 0usize;
+    let flush =
+        |batch: &mut Vec<LogChunk>, bodies: &mut Vec<OutboxBody>| -> Result<(), JournalError> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let packed = LogBatch::pack(batch).map_err(|e| JournalError::Storage {
+                journal: "log collector".into(),
+                reason: e.to_string(),
+            })?;
+            bodies.push(OutboxBody::Logs(packed));
+            batch.clear();
+            Ok(())
+        };
+    for chunk in chunks {
+        let mut rest = chunk;
+        while !rest.lines.is_empty() {
+            // Take the lines that fit what is left of the batch (at least one).
+            let mut take = 0;
+            let mut size = 0;
+            for l in &rest.lines {
+                if take > 0 && bytes + size + l.len() + 1 > BATCH_RAW_BYTES {
+                    break;
+                }
+                size += l.len() + 1;
+                take += 1;
+            }
+            if take == 0 || (bytes > 0 && bytes + size > BATCH_RAW_BYTES) {
+                flush(&mut batch, &mut bodies)?;
+                bytes = 0;
+                continue;
+            }
+            let tail = rest.lines.split_off(take);
+            let next_first = rest.first_line + take as u64;
+            bytes += size;
+            batch.push(LogChunk {
+                source: rest.source.clone(),
+                first_line: rest.first_line,
+                time: rest.time,
+                lines: std::mem::replace(&mut rest.lines, tail),
+            });
+            rest.first_line = next_first;
+            if bytes >= BATCH_RAW_BYTES {
+                flush(&mut batch, &mut bodies)?;
+                bytes = 0;
+            }
+        }
+    }
+    flush(&mut batch, &mut bodies)?;
+    Ok(bodies)
+}
+
+#[cfg(test)]
+mod tests {
+    use skerry_shared::ids::Name;
+
+    use super::*;
+
+    fn chunk(first: u64, n: usize, width: usize) -> LogChunk {
+        LogChunk {
+            source: LogSource {
+                instance: Name::parse("w").unwrap(),
+                component: Name::parse("c").unwrap(),
+                replica: 0,
+                stream: LogStream::Stdout,
+            },
+            first_line: first,
+            time: Timestamp(0),
+            lines: (0..n)
+                .map(|i| format!("{:>width$}", first + i as u64))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn batches_keep_to_their_size_and_every_line() {
+        let bodies = pack(vec![chunk(1, 10_000, 63), chunk(10_001, 3, 10)]).unwrap();
+        assert!(bodies.len() >= 5, "{}", bodies.len());
+        let mut next = 1;
+        for b in &bodies {
+            let OutboxBody::Logs(batch) = b else { panic!() };
+            let chunks = batch.unpack().unwrap();
+            let raw: usize = chunks.iter().map(LogChunk::text_bytes).sum();
+            assert!(raw <= BATCH_RAW_BYTES, "{raw}");
+            for c in chunks {
+                assert_eq!(c.first_line, next);
+                next += c.lines.len() as u64;
+            }
+        }
+        assert_eq!(next, 10_004);
+    }
+}
