@@ -122,8 +122,9 @@ pub struct AgentTuning {
     /// Bytes of collected logs kept queued while the link is down (default `64Mi`); the
     /// oldest are dropped, and counted, beyond it.
     pub log_quota: Memory,
-    /// Bytes of logs per second the agent collects from all apps (default `256Ki`); lines
-    /// beyond it are dropped and counted.
+    /// Bytes of log batches per second the agent sends to the cloud (default `256Ki`), so
+    /// log shipping never starves status and sync traffic on a thin link; what waits stays
+    /// queued within `log_quota`.
     pub log_rate: Memory,
     /// Events (and reports) handled per database transaction and per frame (default 256).
     pub event_batch: u32,

@@ -353,6 +353,17 @@ impl Collector {
                         }
                     }
                 }
+                // Container output moves on to what was just committed.
+                for (id, source) in &mut self.sources {
+                    if let Reader::Output { cursor, .. } = &mut source.reader
+                        && let Some(c) = self
+                            .committed
+                            .get(id)
+                            .and_then(|b| postcard::from_bytes(b).ok())
+                    {
+                        *cursor = c;
+                    }
+                }
                 if p.dropped.lines() > 0 {
                     tracing::warn!(
                         lines = p.dropped.lines(),

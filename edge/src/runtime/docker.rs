@@ -194,16 +194,20 @@ impl DockerRuntime {
                             let s = c.state.unwrap_or_default();
                             let restarts = state::restarts(c.restart_count);
                             let last_exit = state::last_exit(&s);
-                            // The engine's events give the code; without them (the agent was
-                            // down), the state gives the time.
-                            let exited = self.exits.get(&id).or_else(|| {
-                                let at = exits::finished_at(s.finished_at.as_deref())?;
-                                let reason = last_exit.clone().or_else(|| {
+                            // The time is the engine's (`FinishedAt`); the code is the
+                            // state's while it is not running, else the events' (the engine
+                            // resets it when its policy starts the container again).
+                            let seen = self.exits.get(&id);
+                            let at = exits::finished_at(s.finished_at.as_deref())
+                                .or(seen.as_ref().map(|e| e.at));
+                            let reason =
+                                last_exit.clone().or(seen.map(|e| e.reason)).or_else(|| {
                                     (restarts > 0)
                                         .then(|| "exited (code not seen by the agent)".to_owned())
-                                })?;
-                                Some(skerry_shared::report::LastExit { at, reason })
-                            });
+                                });
+                            let exited = at
+                                .zip(reason)
+                                .map(|(at, reason)| skerry_shared::report::LastExit { at, reason });
                             Ok(Some((
                                 id,
                                 ObservedReplica {
