@@ -106,23 +106,12 @@ pub async fn list(
     State(s): State<AppState>,
     Params(q): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let node = match &q.node {
-        None => None,
-        Some(n) => Some(s.engine.read().node(n).map(|n| n.id).ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_node",
-                "node",
-                format!("no node named or with id \"{n}\""),
-            )
-        })?),
-    };
-    let since = match &q.since {
-        None => None,
-        Some(t) => Some(
-            Timestamp::parse_cli(t, Timestamp::now())
-                .map_err(|e| ApiError::bad_request("invalid_time", "since", e))?,
-        ),
-    };
+    let node = q
+        .node
+        .as_deref()
+        .map(|n| super::node_id(&s, n))
+        .transpose()?;
+    let since = super::since(q.since.as_deref())?;
     let filter = Filter {
         node,
         instance: q.instance.clone(),

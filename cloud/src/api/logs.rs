@@ -15,7 +15,6 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::Name;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -71,23 +70,12 @@ fn resolve(s: &AppState, q: &LogsQuery) -> Result<LogQuery, ApiError> {
         .as_deref()
         .map(|c| name("component", c))
         .transpose()?;
-    let node = match &q.node {
-        None => None,
-        Some(n) => Some(s.engine.read().node(n).map(|n| n.id).ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_node",
-                "node",
-                format!("no node named or with id \"{n}\""),
-            )
-        })?),
-    };
-    let since = match &q.since {
-        None => None,
-        Some(t) => Some(
-            Timestamp::parse_cli(t, Timestamp::now())
-                .map_err(|e| ApiError::bad_request("invalid_time", "since", e))?,
-        ),
-    };
+    let node = q
+        .node
+        .as_deref()
+        .map(|n| super::node_id(s, n))
+        .transpose()?;
+    let since = super::since(q.since.as_deref())?;
     Ok(LogQuery {
         instance,
         component,

@@ -58,6 +58,31 @@ pub(crate) fn actor(peer: &ConnectInfo<SocketAddr>) -> Actor {
     }
 }
 
+/// A node's id by its name or id, or 404 `unknown_node` (field `node`).
+pub(crate) fn node_id(
+    s: &AppState,
+    node: &str,
+) -> Result<skerry_shared::ids::NodeId, error::ApiError> {
+    s.engine.read().node(node).map(|n| n.id).ok_or_else(|| {
+        error::ApiError::not_found(
+            "unknown_node",
+            "node",
+            format!("no node named or with id \"{node}\""),
+        )
+    })
+}
+
+/// A `since` query parameter (RFC 3339 or a duration before now), or 400 `invalid_time`.
+pub(crate) fn since(
+    since: Option<&str>,
+) -> Result<Option<skerry_shared::clock::Timestamp>, error::ApiError> {
+    use skerry_shared::clock::Timestamp;
+    since
+        .map(|t| Timestamp::parse_cli(t, Timestamp::now()))
+        .transpose()
+        .map_err(|e| error::ApiError::bad_request("invalid_time", "since", e))
+}
+
 /// The answer of routes that belong to later releases.
 async fn later(uri: axum::http::Uri) -> error::ApiError {
     error::ApiError::new(

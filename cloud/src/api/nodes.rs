@@ -157,14 +157,7 @@ pub async fn logs(
         })?;
         (n.id, n.name.to_string())
     };
-    let since = q
-        .since
-        .as_deref()
-        .map(|t| {
-            skerry_shared::clock::Timestamp::parse_cli(t, skerry_shared::clock::Timestamp::now())
-        })
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_time", "since", e))?;
+    let since = super::since(q.since.as_deref())?;
     let max = q
         .max_bytes
         .unwrap_or(MAX_NODE_LOG_BYTES)
