@@ -15,6 +15,8 @@
 //!   through `skerry node token`, in its own temporary directory; `kill9`, `restart`, its
 //!   log kept across restarts; dropping it removes every container, network and volume
 //!   labelled with its node id.
+//! - [`bench`]: the scenarios of the `skerry-bench` program (`src/bin/skerry-bench.rs`),
+//!   each printing its figures beside a baseline measured in the same run.
 //! - [`binaries`]: [`bin`], the path to a workspace binary (`skerry`, `skerry-edge`) in the
 //!   running test's target directory and profile, built once per test process.
 //! - [`cloud`]: [`Cloud`], a `skerry serve` child process on free ports (API and MQTT) with
@@ -57,6 +59,7 @@
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
 pub mod agent;
+pub mod bench;
 pub mod binaries;
 pub mod cli;
 pub mod cloud;
