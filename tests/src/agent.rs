@@ -43,6 +43,18 @@ impl Agent {
         name: &str,
         extra: &[&str],
     ) -> Result<Agent, Error> {
+        Self::enroll_profile(cloud, env, name, "x86-64-host", extra)
+    }
+
+    /// Like [`Agent::enroll_with`], with a firmware profile: a built-in name or a TOML
+    /// file (`--profile`), given at enrollment and at every start.
+    pub fn enroll_profile(
+        cloud: &Cloud,
+        env: &str,
+        name: &str,
+        profile: &str,
+        extra: &[&str],
+    ) -> Result<Agent, Error> {
         let dir = tempfile::Builder::new()
             .prefix("skerry-agent-")
             .tempdir()
@@ -56,7 +68,7 @@ impl Agent {
             dir: Some(dir),
             root,
             name: name.to_owned(),
-            profile: "x86-64-host".to_owned(),
+            profile: profile.to_owned(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
             cleanup: None,
@@ -144,6 +156,19 @@ impl Agent {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The peak resident set size of the running process (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 
     /// The agent's log so far.

@@ -12,8 +12,8 @@
 //!
 //! # Layout
 //! - [`agent`]: [`agent::Agent`], a `skerry-edge run` child process enrolled with a cloud
-//!   through `skerry node token`, in its own temporary directory; `kill9`, `restart`, its
-//!   log kept across restarts; dropping it removes every container, network and volume
+//!   through `skerry node token`, in its own temporary directory, with a built-in or file
+//!   firmware profile; `kill9`, `restart`, its peak RSS, its log kept across restarts; dropping it removes every container, network and volume
 //!   labelled with its node id.
 //! - [`bench`]: the scenarios of the `skerry-bench` program (`src/bin/skerry-bench.rs`),
 //!   each printing its figures beside a baseline measured in the same run.
@@ -55,6 +55,9 @@
 //! - `process_runtime`: the process runtime on real processes: environment and storage,
 //!   restart policies with backoff, health checks, adoption after the old runtime is gone,
 //!   output files, limits.
+//! - `logs_e2e`: logs and status through an outage (two files, one rotated, every line
+//!   once), `kill -9` of the agent while it ships, drops for a small quota reported exactly,
+//!   `skerry node logs` from a connected agent and the refusal when it is not.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use serde_json::Value;
 use skerry_tests::agent::Agent;
 use skerry_tests::images::{busybox_image, unique};
@@ -181,4 +182,295 @@ fn lines_and_a_restart_reach_the_cloud_exactly_once_after_an_outage() {
     assert!(last_exit.starts_with("exited 137"), "{row}");
     println!("{}", cli(&cloud, &["status", &instance]).stdout);
     assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}
+
+/// Line numbers of `file` from component `writer` in the answer, in the order given.
+fn numbers(answer: &Value, file: &str) -> Vec<u64> {
+    answer["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["component"] == "writer" && l["file"] == file)
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect()
+}
+
+/// Line numbers of `file` that the agent reported dropped for its quota.
+fn dropped(answer: &Value, file: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for node in answer["dropped"].as_array().unwrap() {
+        for f in node["files"].as_array().unwrap() {
+            if f["file"] == file {
+                let first = f["first_line"].as_u64().unwrap();
+                out.extend(first..first + f["lines"].as_u64().unwrap());
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn deploy(cloud: &Cloud, agent: &Agent, manifest: &str, app: &str) -> String {
+    let file = agent.dir().join(format!("{app}.yaml"));
+    std::fs::write(&file, manifest).unwrap();
+    let out = cli(cloud, &["app", "publish", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out}");
+    let instance = unique(app);
+    let out = cli(
+        cloud,
+        &[
+            "deploy",
+            &format!("{app}@1.0.0"),
+            "--env",
+            "plant",
+            "--name",
+            &instance,
+            "--node",
+            agent.name(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    instance
+}
+
+#[test]
+fn an_agent_killed_while_shipping_loses_and_repeats_no_line() {
+    const N: u64 = 3000;
+    let image = busybox_image("1").unwrap();
+    let cloud = Cloud::start().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    let mut agent = Agent::enroll(&cloud, "plant", "gw-k").unwrap();
+    // About 3,000 lines over several seconds (one `usleep` per line), so kills land while
+    // lines are read, queued and shipped.
+    let manifest = format!(
+        r#"app: steady
+version: 1.0.0
+components:
+  - name: writer
+    image: {image}
+    log_dir: /logs
+    command: ["sh", "-c", "i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"k $i\" >> /logs/k.log; usleep 2000; done; exec sleep 100000"]
+"#
+    );
+    let instance = deploy(&cloud, &agent, &manifest, "steady");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            (!numbers(&logs(&cloud, &instance), "k.log").is_empty()).then_some(())
+        })
+        .is_some(),
+        "no lines arrived\n{}",
+        agent.logs()
+    );
+    let started = Instant::now();
+    let mut rng = rand::rng();
+    let mut kills = Vec::new();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
+        let got = numbers(&logs(&cloud, &instance), "k.log").len();
+        agent.kill9().unwrap();
+        kills.push(got);
+        agent.restart().unwrap();
+    }
+    let got = wait_for(Duration::from_secs(120), || {
+        let got = numbers(&logs(&cloud, &instance), "k.log");
+        (got.len() as u64 >= N).then_some(got)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} of {N} lines arrived\n{}",
+            numbers(&logs(&cloud, &instance), "k.log").len(),
+            agent.logs()
+        )
+    });
+    println!(
+        "{} kill -9s of the agent (lines in the cloud at each: {kills:?}); all {N} lines once \
+         and in order {:.1} s after the first kill",
+        kills.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        got,
+        (1..=N).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+    let texts: Vec<String> = per_file(&logs(&cloud, &instance))["k.log"].clone();
+    assert_eq!(texts.first().map(String::as_str), Some("k 1"));
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some(format!("k {N}").as_str())
+    );
+    assert!(
+        logs(&cloud, &instance)["dropped"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}
+
+#[test]
+fn drops_for_a_small_quota_are_reported_exactly_and_memory_stays_bounded() {
+    const N: u64 = 20_000;
+    let image = busybox_image("1").unwrap();
+    let mut cloud = Cloud::start().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    // The host profile with a 256 KiB log quota (the quota counts compressed batches).
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("small-quota.toml");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../firmware-profiles/x86-64-host.toml"),
+    )
+    .unwrap()
+    .replace("log_quota = \"256Mi\"", "log_quota = \"256Ki\"");
+    assert!(text.contains("log_quota = \"256Ki\""));
+    std::fs::write(&profile, text).unwrap();
+    let agent =
+        Agent::enroll_profile(&cloud, "plant", "gw-q", profile.to_str().unwrap(), &[]).unwrap();
+    // Ten lines, then nothing until `go` appears; then N lines of random digits (they
+    // compress about 2:1, so the quota holds a fraction of them), then `end`.
+    let manifest = format!(
+        r#"app: flood
+version: 1.0.0
+components:
+  - name: writer
+    image: {image}
+    log_dir: /logs
+    command: ["sh", "-c", "i=0; while [ $i -lt 10 ]; do i=$((i+1)); echo \"q $i\" >> /logs/q.log; done; while [ ! -e /logs/go ]; do usleep 100000; done; while [ $i -lt {N} ]; do i=$((i+1)); echo \"q $i $RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM\" >> /logs/q.log; done; echo end >> /logs/q.log; exec sleep 100000"]
+"#
+    );
+    let instance = deploy(&cloud, &agent, &manifest, "flood");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            (numbers(&logs(&cloud, &instance), "q.log").len() >= 10).then_some(())
+        })
+        .is_some(),
+        "the first lines did not arrive\n{}",
+        agent.logs()
+    );
+    let rss_before = agent.peak_rss().unwrap();
+
+    // The link is down; the app writes far more than the quota holds.
+    cloud.kill9().unwrap();
+    let host_dir = agent
+        .data_dir()
+        .join("logs")
+        .join(&instance)
+        .join("writer-0");
+    std::fs::write(host_dir.join("go"), "").unwrap();
+    let written = host_dir.join("q.log");
+    wait_for(Duration::from_secs(120), || {
+        std::fs::read_to_string(&written)
+            .unwrap_or_default()
+            .ends_with("end\n")
+            .then_some(())
+    })
+    .expect("the app did not finish writing");
+    let raw = std::fs::metadata(&written).unwrap().len();
+    // The agent says when it drops for the quota.
+    wait_for(Duration::from_secs(60), || {
+        agent.logs().contains("the log quota is full").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no drop while the link was down\n{}", agent.logs()));
+    cloud.restart().unwrap();
+    let back = Instant::now();
+
+    // Every line either arrived or is reported dropped, never both, and the dropped ones
+    // are exactly the missing ones.
+    let total = N + 1;
+    let answer = wait_for(Duration::from_secs(180), || {
+        let answer = logs(&cloud, &instance);
+        let got = numbers(&answer, "q.log").len() as u64;
+        let lost = dropped(&answer, "q.log").len() as u64;
+        (got + lost >= total).then_some(answer)
+    })
+    .unwrap_or_else(|| {
+        let answer = logs(&cloud, &instance);
+        panic!(
+            "got {} lines, {} reported dropped, of {total}\n{}",
+            numbers(&answer, "q.log").len(),
+            dropped(&answer, "q.log").len(),
+            agent.logs()
+        )
+    });
+    let got = numbers(&answer, "q.log");
+    let lost = dropped(&answer, "q.log");
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(got, sorted, "lines in order");
+    let missing: Vec<u64> = {
+        let have: std::collections::BTreeSet<u64> = got.iter().copied().collect();
+        assert_eq!(have.len(), got.len(), "no line twice");
+        (1..=total).filter(|n| !have.contains(n)).collect()
+    };
+    let node_total = answer["dropped"][0]["lines"].as_u64().unwrap();
+    let peak = agent.peak_rss().unwrap();
+    println!(
+        "{raw} bytes written ({total} lines) with the link down and a 256 KiB quota: {} lines \
+         arrived, {} reported dropped (node total {node_total}) = {} missing; all accounted \
+         for {:.1} s after reconnect; agent peak RSS {:.1} MiB ({:.1} MiB before the outage)",
+        got.len(),
+        lost.len(),
+        missing.len(),
+        back.elapsed().as_secs_f64(),
+        peak as f64 / 1048576.0,
+        rss_before as f64 / 1048576.0
+    );
+    assert!(
+        !lost.is_empty(),
+        "the quota dropped nothing: {raw} bytes written"
+    );
+    assert_eq!(
+        lost, missing,
+        "the reported drops are exactly the missing lines"
+    );
+    assert_eq!(node_total, lost.len() as u64);
+    assert_eq!(got.last(), Some(&total), "the newest lines are kept");
+    assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}
+
+#[test]
+fn node_logs_come_from_a_connected_agent_and_a_clear_refusal_otherwise() {
+    let cloud = Cloud::start().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    let mut agent = Agent::enroll(&cloud, "plant", "gw-l").unwrap();
+    let out = wait_for(Duration::from_secs(30), || {
+        let out = cli(&cloud, &["node", "logs", "gw-l"]);
+        (out.code == 0 && out.stdout.contains("connected to the cloud")).then_some(out)
+    })
+    .unwrap_or_else(|| panic!("{}", cli(&cloud, &["node", "logs", "gw-l"])));
+    println!(
+        "node logs: {} lines, {} bytes from the agent",
+        out.stdout.lines().count(),
+        out.stdout.len()
+    );
+    // The same file the agent keeps on disk.
+    let on_disk = std::fs::read_to_string(agent.data_dir().join("agent.log")).unwrap();
+    let first = out.stdout.lines().next().unwrap();
+    assert!(on_disk.contains(first), "{first}");
+    // `--since` in the future: nothing.
+    let out = cli(
+        &cloud,
+        &["node", "logs", "gw-l", "--since", "2099-01-01T00:00:00Z"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stdout.contains("connected to the cloud"), "{out}");
+
+    // Not connected: refused at once, exit 2, saying why.
+    agent.kill9().unwrap();
+    let out = wait_for(Duration::from_secs(30), || {
+        let out = cli(&cloud, &["node", "logs", "gw-l"]);
+        (out.code == 2).then_some(out)
+    })
+    .unwrap_or_else(|| panic!("{}", cli(&cloud, &["node", "logs", "gw-l"])));
+    assert!(out.stderr.contains("not connected"), "{out}");
+    println!("node logs of a stopped agent: {}", out.stderr.trim());
+    let api = cloud.api().unwrap();
+    let node = agent.node_id().unwrap();
+    let answer = api.get(&format!("/api/v1/nodes/{node}/logs")).unwrap();
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert_eq!(
+        answer.json().unwrap()["error"]["code"],
+        "node_not_connected"
+    );
 }
