@@ -165,10 +165,12 @@ impl Agent {
 
     /// The peak resident set size of the running process (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
+        crate::procfs::peak_rss(self.pid()?)
+    }
+
+    /// The resident set size of the running process now (`VmRSS`), in bytes.
+    pub fn rss(&self) -> Option<u64> {
+        crate::procfs::rss(self.pid()?)
     }
 
     /// The agent's log so far.

@@ -36,6 +36,7 @@
 //!   [`images::DockerCleanup`], which removes what a node left on the engine.
 //! - [`mqtt`]: Debian's `mosquitto_sub` and `mosquitto_pub` as third-party MQTT clients of
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
+//! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
 //!
@@ -72,6 +73,7 @@ pub mod http;
 pub mod images;
 pub mod mqtt;
 pub mod node;
+pub mod procfs;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};

@@ -7,5 +7,14 @@
 //! # Layout
 //! - [`report`]: [`report::Report`], the figures of one scenario: each with its baseline,
 //!   ratio and target, printed as a table (and as JSON with `--json`).
+//! - [`stage`]: a real cloud and agent with the Docker runtime, deploys timed from outside.
+//! - [`deploy`]: a 5-service app, API call until running, beside `docker-compose up -d`.
+//! - [`footprint`]: the agent's RSS idle and with 3 containers, binary sizes, beside the
+//!   Docker engine's RSS.
+//! - [`logs`]: lines from `log_dir` files until queryable in the cloud, beside `cat`.
 
+pub mod deploy;
+pub mod footprint;
+pub mod logs;
 pub mod report;
+pub mod stage;

@@ -1,0 +1,42 @@
+//! `skerry-bench SCENARIO`: runs one benchmark scenario and prints its figures beside the
+//! baseline it ran with, in the same run. Run it as
+//! `cargo run --release -p skerry-tests --bin skerry-bench -- SCENARIO`.
+
+use clap::{Parser, Subcommand};
+use skerry_tests::bench::{self, report::Report};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skerry-bench",
+    about = "Skerry's benchmarks, each beside its baseline"
+)]
+struct Cli {
+    /// Print each report as one JSON line instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// A 5-service app from the API call until running, beside docker-compose up -d.
+    Deploy(bench::deploy::Args),
+    /// The agent's RSS and binary size, beside the Docker engine's RSS.
+    Footprint(bench::footprint::Args),
+    /// Lines from log_dir files until queryable in the cloud, beside cat.
+    Logs(bench::logs::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let reports: Vec<Report> = match &cli.scenario {
+        Scenario::Deploy(a) => vec![bench::deploy::run(a)?],
+        Scenario::Footprint(a) => vec![bench::footprint::run(a)?],
+        Scenario::Logs(a) => vec![bench::logs::run(a)?],
+    };
+    for report in &reports {
+        report.print(cli.json);
+    }
+    Ok(())
+}

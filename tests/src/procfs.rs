@@ -1,0 +1,42 @@
+//! Reading a process's memory figures from `/proc/PID/status`.
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The resident set size now (`VmRSS`), in bytes.
+pub fn rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// The peak resident set size (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM")
+}
+
+/// The pid of the first process whose command name (`/proc/PID/comm`) is `name`.
+pub fn pid_of(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim_end() == name).then_some(pid)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let rss = super::rss(me).unwrap_or(0);
+        let peak = super::peak_rss(me).unwrap_or(0);
+        assert!(rss > 0 && peak >= rss, "{rss} {peak}");
+        assert_eq!(super::status_bytes(me, "NoSuchField"), None);
+    }
+}
