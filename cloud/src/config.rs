@@ -53,6 +53,17 @@ pub struct FileConfig {
     pub log_cache_bytes: Option<usize>,
     /// `[logs]`: how long the cloud keeps the log lines agents ship, and how much of them.
     pub logs: LogsConfig,
+    /// `[sync]`: how nodes catch up.
+    pub sync: SyncConfig,
+}
+
+/// `[sync]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// `false`: a node that reconnects always gets the events it missed, never a snapshot
+    /// of its desired state in their place, so its journal holds every event. Default true.
+    pub snapshots: Option<bool>,
 }
 
 /// `[logs]` in the config file.
@@ -87,6 +98,8 @@ pub struct Config {
     pub log_cache_bytes: usize,
     /// What the report store keeps of the agents' log lines.
     pub log_retention: LogRetention,
+    /// Whether a catch-up may send a snapshot in place of the missed events.
+    pub sync_snapshots: bool,
 }
 
 /// Every problem found in the configuration.
@@ -97,7 +110,7 @@ pub struct ConfigError(pub Vec<String>);
 impl Config {
     /// Merges file, environment (`SKERRY_DATA`, `SKERRY_LISTEN`, `SKERRY_MQTT`,
     /// `SKERRY_MQTT_ADVERTISE`, `SKERRY_NATS`, `SKERRY_KEYS`, `SKERRY_LOCAL_NODE`,
-    /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`) and flags.
+    /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`, `SKERRY_SYNC_SNAPSHOTS`) and flags.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut errors = Vec::new();
@@ -167,20 +180,19 @@ impl Config {
             .or_else(|| env("SKERRY_KEYS").map(PathBuf::from))
             .or(file.keys)
             .unwrap_or_else(|| data.join("keys"));
-        let local_node = if args.no_local_node {
-            false
-        } else if let Some(v) = env("SKERRY_LOCAL_NODE") {
-            match v.as_str() {
+        let mut flag = |var: &str, file: Option<bool>| match env(var) {
+            Some(v) => match v.as_str() {
                 "1" | "true" | "yes" => true,
                 "0" | "false" | "no" => false,
                 _ => {
-                    errors.push(format!("SKERRY_LOCAL_NODE: \"{v}\" is not true or false"));
+                    errors.push(format!("{var}: \"{v}\" is not true or false"));
                     true
                 }
-            }
-        } else {
-            file.local_node.unwrap_or(true)
+            },
+            None => file.unwrap_or(true),
         };
+        let local_node = !args.no_local_node && flag("SKERRY_LOCAL_NODE", file.local_node);
+        let sync_snapshots = flag("SKERRY_SYNC_SNAPSHOTS", file.sync.snapshots);
         let log_retention = log_retention(
             env("SKERRY_LOG_RETENTION").or(file.logs.retention),
             env("SKERRY_LOG_MAX_BYTES")
@@ -201,6 +213,7 @@ impl Config {
             local_node,
             log_cache_bytes: file.log_cache_bytes.unwrap_or(64 << 20),
             log_retention,
+            sync_snapshots,
         })
     }
 }
@@ -279,5 +292,22 @@ mod tests {
         assert!(parse("[logs]\nretention = \"0s\"\n").is_err());
         assert!(parse("[logs]\nmax_bytes = 0\n").is_err());
         assert!(parse("[logs]\nkeep = 1\n").is_err());
+    }
+
+    #[test]
+    fn sync_snapshots_are_on_unless_the_file_turns_them_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("skerry.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path),
+                ..ServeArgs::default()
+            })
+        };
+        assert!(load("").unwrap().sync_snapshots);
+        assert!(!load("[sync]\nsnapshots = false\n").unwrap().sync_snapshots);
+        let err = load("[sync]\nsnapshot = false\n").unwrap_err();
+        assert!(err.to_string().contains("snapshot"), "{err}");
     }
 }

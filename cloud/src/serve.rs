@@ -125,6 +125,7 @@ pub async fn run(
     };
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let hub = Hub::new(cloud.engine.clone());
+    hub.set_snapshots(config.sync_snapshots);
     hub.attach_reports(reports.clone(), statuses);
     let monitor = tokio::spawn(hub.clone().monitor({
         let mut stopping = stopping.clone();

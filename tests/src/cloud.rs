@@ -54,6 +54,8 @@ pub struct Cloud {
     listen: SocketAddr,
     mqtt: SocketAddr,
     child: Option<Child>,
+    /// Extra environment for the next start ([`Cloud::set_env`]).
+    env: Vec<(String, String)>,
 }
 
 /// Why one start attempt failed.
@@ -78,6 +80,7 @@ impl Cloud {
             listen: loopback(0),
             mqtt: loopback(0),
             child: None,
+            env: Vec::new(),
         };
         let mut attempts = 0;
         loop {
@@ -145,6 +148,13 @@ impl Cloud {
                 .map_err(|e| Error::io("wait for skerry serve", e))?;
         }
         Ok(())
+    }
+
+    /// Sets an environment variable (`SKERRY_SYNC_SNAPSHOTS`, say) for the next
+    /// [`Cloud::restart`]; it stays set for later ones.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts the cloud again on the same data directory and ports (killing it first if it
@@ -223,6 +233,7 @@ impl Cloud {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.spawn().map_err(|e| {
             StartFailure::Other(Error::io(format!("spawn {}", skerry.display()), e))
         })?;

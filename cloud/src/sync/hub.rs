@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -117,6 +117,8 @@ pub(super) struct Inner {
     /// `skerry node logs` requests waiting for their answer: id -> (node, waiter).
     pub requests: Mutex<HashMap<u64, (NodeId, oneshot::Sender<NodeLogs>)>>,
     pub next_request: AtomicU64,
+    /// Whether a catch-up may send a snapshot in place of the missed events.
+    pub snapshots: AtomicBool,
     /// Where the nodes' outbox entries are stored (without it they are not acknowledged,
     /// and the agents keep them).
     pub reports: std::sync::OnceLock<ReportStore>,
@@ -149,6 +151,7 @@ impl Hub {
                 started: Instant::now(),
                 requests: Mutex::new(HashMap::new()),
                 next_request: AtomicU64::new(1),
+                snapshots: AtomicBool::new(true),
                 reports: std::sync::OnceLock::new(),
             }),
         }
@@ -177,6 +180,17 @@ impl Hub {
                 .replicas
                 .apply_entry(&skerry_shared::outbox::OutboxBody::Complete(all));
         }
+    }
+
+    /// `false`: catch-ups replay the missed events, never a snapshot in their place
+    /// (`[sync] snapshots`). Applies to sessions that start later.
+    pub fn set_snapshots(&self, enabled: bool) {
+        self.inner.snapshots.store(enabled, Ordering::Relaxed);
+    }
+
+    /// See [`Hub::set_snapshots`].
+    pub fn snapshots(&self) -> bool {
+        self.inner.snapshots.load(Ordering::Relaxed)
     }
 
     /// The report store, once attached.

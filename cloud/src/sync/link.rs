@@ -64,10 +64,14 @@ pub(super) async fn run(
         node,
         id,
     };
+    let mut session = NodeSession::new(node);
+    if !hub.snapshots() {
+        session = session.without_snapshots();
+    }
     let mut link = Link {
         hub,
         node,
-        session: NodeSession::new(node),
+        session,
         events: None,
         page: None,
         down,

@@ -124,6 +124,8 @@ pub struct NodeSession {
     head: u64,
     page: usize,
     margin: usize,
+    /// `false`: a catch-up always goes as events, page by page (`[sync] snapshots`).
+    snapshots: bool,
     stats: SessionStats,
 }
 
@@ -136,6 +138,7 @@ impl NodeSession {
             head: 0,
             page: PAGE_EVENTS,
             margin: SNAPSHOT_MARGIN,
+            snapshots: true,
             stats: SessionStats::default(),
         }
     }
@@ -149,6 +152,14 @@ impl NodeSession {
     /// Sends a snapshot only when it is shorter than the events by more than `bytes`.
     pub fn with_snapshot_margin(mut self, bytes: usize) -> Self {
         self.margin = bytes;
+        self
+    }
+
+    /// Never sends a snapshot in place of events that can go as events: a catch-up past
+    /// the margin is replayed page by page instead of being priced. (An agent ahead of this
+    /// cloud, or an event too large for a frame, still gets a snapshot: nothing else works.)
+    pub fn without_snapshots(mut self) -> Self {
+        self.snapshots = false;
         self
     }
 
@@ -316,6 +327,13 @@ impl NodeSession {
             }
             bytes = bytes.saturating_add(event_size(node_seq, e)?);
             if bytes > self.margin {
+                if !self.snapshots {
+                    tracing::debug!(node = %self.node, from = self.sent, through, "catch-up by events (snapshots off)");
+                    self.phase = Phase::Replaying {
+                        through: Some(through),
+                    };
+                    return Ok(vec![self.read(self.sent)]);
+                }
                 // A snapshot might be shorter: price it.
                 return Ok(self.start_fold(self.sent, through, false));
             }
@@ -730,6 +748,24 @@ mod tests {
         let mut s = NodeSession::new(node()).with_snapshot_margin(0);
         let out = s.hello(202, log.head());
         assert_eq!(event_seqs(&drive(&mut s, &log, out)), vec![203]);
+    }
+
+    #[test]
+    fn without_snapshots_a_long_catch_up_is_replayed_as_events() {
+        let mut log = Log::new();
+        for i in 0..500 {
+            log.label("rev", format!("{i:040}"));
+        }
+        let mut s = NodeSession::new(node()).with_page(64).without_snapshots();
+        let out = s.hello(0, log.head());
+        let frames = drive(&mut s, &log, out);
+        assert_eq!(event_seqs(&frames), (1..=500).collect::<Vec<_>>());
+        assert_eq!(s.stats().snapshots, 0);
+        assert!(s.is_live());
+        // The same session with snapshots on sends one.
+        let mut s = NodeSession::new(node()).with_page(64);
+        let out = s.hello(0, log.head());
+        assert_eq!(assemble(&drive(&mut s, &log, out)).state, log.desired());
     }
 
     #[test]

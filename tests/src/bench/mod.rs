@@ -8,13 +8,22 @@
 //! - [`report`]: [`report::Report`], the figures of one scenario: each with its baseline,
 //!   ratio and target, printed as a table (and as JSON with `--json`).
 //! - [`stage`]: a real cloud and agent with the Docker runtime, deploys timed from outside.
+//! - [`load`]: concurrent HTTP clients, until a time or a count.
+//! - [`append`]: durable commands per second with 64 clients, beside raw redb commits.
+//! - [`catchup`]: a node that missed 100,000 events, by snapshot and by full replay,
+//!   beside a raw TCP transfer.
+//! - [`wire`]: bytes of a 5-component deploy on the link, beside the same event as JSON.
 //! - [`deploy`]: a 5-service app, API call until running, beside `docker-compose up -d`.
 //! - [`footprint`]: the agent's RSS idle and with 3 containers, binary sizes, beside the
 //!   Docker engine's RSS.
 //! - [`logs`]: lines from `log_dir` files until queryable in the cloud, beside `cat`.
 
+pub mod append;
+pub mod catchup;
 pub mod deploy;
 pub mod footprint;
+pub mod load;
 pub mod logs;
 pub mod report;
 pub mod stage;
+pub mod wire;

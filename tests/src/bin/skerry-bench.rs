@@ -20,20 +20,30 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
+    /// Durable commands per second with 64 clients, beside raw redb commits.
+    Append(bench::append::Args),
+    /// A node that missed 100,000 events catching up, beside full replay and raw TCP.
+    #[command(name = "catch-up")]
+    CatchUp(bench::catchup::Args),
     /// A 5-service app from the API call until running, beside docker-compose up -d.
     Deploy(bench::deploy::Args),
     /// The agent's RSS and binary size, beside the Docker engine's RSS.
     Footprint(bench::footprint::Args),
     /// Lines from log_dir files until queryable in the cloud, beside cat.
     Logs(bench::logs::Args),
+    /// Bytes of a 5-component deploy on the link, beside the same event as JSON.
+    Wire(bench::wire::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let reports: Vec<Report> = match &cli.scenario {
+        Scenario::Append(a) => vec![bench::append::run(a)?],
+        Scenario::CatchUp(a) => vec![bench::catchup::run(a)?],
         Scenario::Deploy(a) => vec![bench::deploy::run(a)?],
         Scenario::Footprint(a) => vec![bench::footprint::run(a)?],
         Scenario::Logs(a) => vec![bench::logs::run(a)?],
+        Scenario::Wire(a) => vec![bench::wire::run(a)?],
     };
     for report in &reports {
         report.print(cli.json);
