@@ -1,13 +1,17 @@
 //! Reading a process's memory figures from `/proc/PID/status`.
 
-/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in bytes.
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, `RssAnon`, ...), in bytes.
 pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    status_number(pid, field).map(|kib| kib * 1024)
+}
+
+/// The number a field of `/proc/PID/status` starts with (`Threads`, or a `kB` field).
+pub fn status_number(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status
         .lines()
         .find(|l| l.split(':').next() == Some(field))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The resident set size now (`VmRSS`), in bytes.
@@ -38,5 +42,6 @@ mod tests {
         let peak = super::peak_rss(me).unwrap_or(0);
         assert!(rss > 0 && peak >= rss, "{rss} {peak}");
         assert_eq!(super::status_bytes(me, "NoSuchField"), None);
+        assert!(super::status_number(me, "Threads").unwrap_or(0) >= 1);
     }
 }

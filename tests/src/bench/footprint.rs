@@ -76,6 +76,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     stage.wait_running(&name, 3, started, Duration::from_secs(120))?;
     let busy = sample(pid, window);
     let peak = stage.agent.peak_rss().unwrap_or(0);
+    let mib = |field: &str| procfs::status_bytes(pid, field).unwrap_or(0) as f64 / MIB;
+    let kinds = format!(
+        "anonymous (heap, stacks) {:.2} MiB, file-backed (the binary's and libraries' pages) {:.2} MiB; {} threads",
+        mib("RssAnon"),
+        mib("RssFile"),
+        procfs::status_number(pid, "Threads").unwrap_or(0)
+    );
     let engine_busy = engine_rss().unwrap_or(engine_idle);
     stage.undeploy(&name)?;
 
@@ -89,7 +96,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         .setup(
             "RSS window",
             format!("{} s, sampled every 100 ms", window.as_secs()),
-        );
+        )
+        .setup("agent RSS by kind, with 3 containers", kinds);
     let six = 6.0;
     report
         .compare(
