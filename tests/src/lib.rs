@@ -37,6 +37,10 @@
 //! - [`mqtt`]: Debian's `mosquitto_sub` and `mosquitto_pub` as third-party MQTT clients of
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
+//! - [`sim`]: the fleet simulator: N real agent loops in this process
+//!   (`skerry_edge::agent::run_with`) with in-memory journals and a simulated runtime, over
+//!   the real MQTT endpoint with TLS; enrollment and connection timed apart, the
+//!   open-files limit raised and reported when it stops the fleet.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
 //!
@@ -74,6 +78,7 @@ pub mod images;
 pub mod mqtt;
 pub mod node;
 pub mod procfs;
+pub mod sim;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};
