@@ -26,6 +26,12 @@ enum Scenario {
     Footprint(bench::footprint::Args),
     /// Lines from log_dir files until queryable in the cloud, beside cat.
     Logs(bench::logs::Args),
+    /// One deploy to N simulated nodes until acknowledged and running, beside a raw MQTT
+    /// round trip to N clients.
+    Fanout(bench::fanout::Args),
+    /// The fan-out baseline's server, started by `fanout`.
+    #[command(hide = true)]
+    RawMqttServer(bench::rawmqtt::ServerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +40,11 @@ fn main() -> anyhow::Result<()> {
         Scenario::Deploy(a) => vec![bench::deploy::run(a)?],
         Scenario::Footprint(a) => vec![bench::footprint::run(a)?],
         Scenario::Logs(a) => vec![bench::logs::run(a)?],
+        Scenario::Fanout(a) => bench::fanout::run(a)?,
+        Scenario::RawMqttServer(a) => {
+            bench::rawmqtt::serve(a)?;
+            Vec::new()
+        }
     };
     for report in &reports {
         report.print(cli.json);
