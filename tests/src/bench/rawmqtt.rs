@@ -17,6 +17,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -38,6 +39,8 @@ use tokio_util::codec::Framed;
 /// The payload of each message.
 const PAYLOAD: usize = 64;
 const MAX_PACKET: usize = 64 * 1024;
+/// How soon a client whose connection failed tries again.
+const RETRY: Duration = Duration::from_millis(100);
 
 /// `skerry-bench raw-mqtt-server` (started by the fan-out scenario, not by hand).
 #[derive(Debug, clap::Args)]
@@ -98,6 +101,9 @@ async fn serve_async(args: &ServerArgs) -> anyhow::Result<()> {
 
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<mpsc::Sender<()>>();
     let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<()>();
+    // Handshakes that fail (a client that gave up waiting connects again).
+    let failed = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::clone(&failed);
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -106,9 +112,10 @@ async fn serve_async(args: &ServerArgs) -> anyhow::Result<()> {
             let _ = tcp.set_nodelay(true);
             let (acceptor, ready, answers) =
                 (acceptor.clone(), ready_tx.clone(), answer_tx.clone());
+            let failed = Arc::clone(&failed);
             tokio::spawn(async move {
-                if let Err(e) = connection(acceptor, tcp, ready, answers).await {
-                    eprintln!("raw-mqtt-server: a connection failed: {e}");
+                if connection(acceptor, tcp, ready, answers).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
                 }
             });
         }
@@ -119,6 +126,10 @@ async fn serve_async(args: &ServerArgs) -> anyhow::Result<()> {
         go.push(ready_rx.recv().await.context("the listener stopped")?);
     }
     println!("connected {}", go.len());
+    let failures = failures.load(Ordering::Relaxed);
+    if failures > 0 {
+        eprintln!("raw-mqtt-server: {failures} connection attempts failed before all were in");
+    }
     std::io::stdout().flush()?;
     let mut line = String::new();
     tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await??;
@@ -302,6 +313,10 @@ fn drive(
                 Arc::clone(&tls),
             )));
         let (client, mut eventloop) = AsyncClient::new(options, 16);
+        // The agent's link allows 15 s for TCP, TLS and CONNECT; so do these clients.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_connection_timeout(15);
+        eventloop.set_network_options(network);
         let mut stop = stop_tx.subscribe();
         rt.spawn(async move {
             let (down, up) = (format!("raw/{i}/down"), format!("raw/{i}/up"));
@@ -318,9 +333,13 @@ fn drive(
                         let _ = client.try_publish(&up, rumqttc::QoS::AtMostOnce, false, p.payload);
                     }
                     Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("raw MQTT client {i}: {e}");
-                        return;
+                    // The server ends the run by exiting; before that, the next poll
+                    // connects again, as the agent's link does.
+                    Err(_) => {
+                        if *stop.borrow() {
+                            return;
+                        }
+                        tokio::time::sleep(RETRY).await;
                     }
                 }
             }

@@ -240,6 +240,7 @@ impl Fleet {
     /// Enrolls `options.nodes` nodes into `options.env` of `cloud`, starts an agent for
     /// each, and waits until the cloud has seen every one (see the module docs).
     pub fn start(cloud: &Cloud, options: &FleetOptions) -> anyhow::Result<Fleet> {
+        crate::http::init_crypto();
         let open_files = raise_open_files()?;
         let mut room = open_files
             .soft
