@@ -63,6 +63,9 @@
 //! - `logs_e2e`: logs and status through an outage (two files, one rotated, every line
 //!   once), `kill -9` of the agent while it ships, drops for a small quota reported exactly,
 //!   `skerry node logs` from a connected agent and the refusal when it is not.
+//! - `fleet_sim`: the fleet simulator end to end: 50 simulated agents over the real MQTT
+//!   endpoint; one deploy reaches every journal and runtime, the cloud reports all
+//!   `Running` at lag 0, the undeploy stops every replica.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
