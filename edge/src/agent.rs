@@ -1,5 +1,6 @@
 //! `run(config, shutdown)`: the agent's main loop, which `skerry-edge run` and the cloud's
-//! local node both call.
+//! local node both call; [`run_with`], the same loop on [`Parts`] its caller made (the
+//! fleet simulator gives each agent an in-memory journal and a simulated runtime).
 //!
 //! It enrolls on the first run, opens the journal and resumes from it (so apps keep
 //! running, and are rebuilt, with the cloud unreachable), then serves these at once on one
@@ -106,6 +107,29 @@ async fn runtimes(config: &AgentConfig) -> Vec<Arc<dyn Runtime>> {
     out
 }
 
+/// What the loop runs on: [`run`] makes them from the configuration (the identity under
+/// `DATA`, the redb journal, the profile's runtimes); the fleet simulator makes its own.
+pub struct Parts {
+    pub identity: Identity,
+    pub journal: Arc<dyn Journal>,
+    pub runtimes: Vec<Arc<dyn Runtime>>,
+    /// Whether container components run on the host's Docker engine: the log collector
+    /// then reads containers' output from it, and the agent looks for the engine again
+    /// every 30 s while it is not reachable.
+    pub docker: bool,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<RuntimeKind> = self.runtimes.iter().map(|r| r.kind()).collect();
+        f.debug_struct("Parts")
+            .field("identity", &self.identity)
+            .field("runtimes", &kinds)
+            .field("docker", &self.docker)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs the agent until `shutdown` resolves. Apps keep running after it returns: the
 /// runtimes' replicas are not stopped (a restarted agent adopts them).
 pub async fn run(
@@ -115,14 +139,37 @@ pub async fn run(
     std::fs::create_dir_all(&config.data)
         .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
     let identity = identity(&config).await?;
-    let node = identity.node_id();
     let journal = open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
+    let parts = Parts {
+        identity,
+        journal,
+        runtimes: runtimes(&config).await,
+        docker: config.runtimes.contains(&RuntimeKind::Docker),
+    };
+    run_with(config, parts, shutdown).await
+}
+
+/// [`run`] on the given parts: resumes from `parts.journal` and drives `parts.runtimes`.
+/// `config.data` is where the reconciler places the host side of `log_dir`s and `exec`
+/// components' storage, and where the log collector looks for them.
+pub async fn run_with(
+    config: AgentConfig,
+    parts: Parts,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let Parts {
+        identity,
+        journal,
+        runtimes,
+        docker: wants_docker,
+    } = parts;
+    let node = identity.node_id();
     let state = journal.load()?;
     let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
     let reconciler = Reconciler::new(
         node,
         config.data.clone(),
-        runtimes(&config).await,
+        runtimes,
         journal.clone(),
         state.memos.clone(),
     );
@@ -147,7 +194,6 @@ pub async fn run(
     let mut running: Option<Pass> = None;
     let mut complete: Option<OutboxBody> = None;
     let mut purges: Vec<(Name, Vec<Name>)> = Vec::new();
-    let wants_docker = config.runtimes.contains(&RuntimeKind::Docker);
     let mut last_docker_try = tokio::time::Instant::now();
 
     // The outbox: sent while the link is up; the collector queues log batches into it.

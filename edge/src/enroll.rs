@@ -170,14 +170,41 @@ pub async fn enroll(
     profile: &FirmwareProfile,
     data: &Path,
 ) -> Result<Identity, EnrollError> {
-    let parsed: EnrollmentToken = token.parse()?;
-    let base = cloud_url(cloud)?;
+    // A bad token or URL is reported before an existing identity, as it always was.
+    let _: EnrollmentToken = token.parse()?;
+    cloud_url(cloud)?;
     if let Some(existing) = Identity::load(data)? {
         return Err(EnrollError::AlreadyEnrolled {
             node: existing.node_id(),
             dir: Identity::dir(data).display().to_string(),
         });
     }
+    let identity = request(cloud, token, name, profile).await?;
+    let data = data.to_owned();
+    let identity = tokio::task::spawn_blocking(move || identity.save(&data).map(|()| identity))
+        .await
+        .map_err(|e| {
+            EnrollError::Internal(format!("the task that saves the identity failed: {e}"))
+        })??;
+    tracing::info!(
+        node = %identity.node_id(),
+        env = %identity.env(),
+        mqtt = ?identity.mqtt(),
+        "enrolled"
+    );
+    Ok(identity)
+}
+
+/// Steps 1 to 4 of [`enroll`]: the identity the cloud issued, checked, and not saved (the
+/// fleet simulator keeps its nodes' identities in memory).
+pub async fn request(
+    cloud: &str,
+    token: &str,
+    name: &Name,
+    profile: &FirmwareProfile,
+) -> Result<Identity, EnrollError> {
+    let parsed: EnrollmentToken = token.parse()?;
+    let base = cloud_url(cloud)?;
     let url = endpoint(&base);
     if base.scheme() == "http" && !is_loopback(&base) {
         tracing::warn!(
@@ -237,18 +264,6 @@ pub async fn enroll(
         response.ca,
     )
     .map_err(|e| EnrollError::BadCertificate(e.to_string()))?;
-    let data = data.to_owned();
-    let identity = tokio::task::spawn_blocking(move || identity.save(&data).map(|()| identity))
-        .await
-        .map_err(|e| {
-            EnrollError::Internal(format!("the task that saves the identity failed: {e}"))
-        })??;
-    tracing::info!(
-        node = %identity.node_id(),
-        env = %identity.env(),
-        mqtt = ?identity.mqtt(),
-        "enrolled"
-    );
     Ok(identity)
 }
 

@@ -8,7 +8,8 @@
 //! # Layout
 //! - [`config`]: the agent's configuration (`skerry-edge run` flags).
 //! - [`identity`]: the node's identity on disk: key (0600), certificate, CA, node id.
-//! - [`enroll`]: first-run enrollment: key pair, CSR, CA check against the token.
+//! - [`enroll`]: first-run enrollment: key pair, CSR, CA check against the token
+//!   (`enroll::request` without saving, for the simulator).
 //! - [`journal`]: the [`journal::Journal`] seam: redb on a node, in memory for the
 //!   simulator. Events, desired state and the agent's memos, committed before each ack.
 //! - [`sync`]: the agent's side of the sync protocol (sans-IO): down frames in, journal
@@ -25,7 +26,8 @@
 //! - [`logs`]: log collection from `log_dir`s and containers' output into the outbox.
 //! - [`runlog`]: the agent's own log in a rotating file, read for `skerry node logs`.
 //! - [`agent`]: `run(config, shutdown)`, the entry point that `skerry-edge run` and the
-//!   cloud's local node both call.
+//!   cloud's local node both call, and `run_with(config, parts, shutdown)`, the same loop
+//!   on a given identity, journal and runtimes (the fleet simulator's entry).
 
 pub mod agent;
 pub mod config;

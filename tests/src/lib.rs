@@ -37,6 +37,10 @@
 //! - [`mqtt`]: Debian's `mosquitto_sub` and `mosquitto_pub` as third-party MQTT clients of
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
+//! - [`sim`]: the fleet simulator: N real agent loops in this process
+//!   (`skerry_edge::agent::run_with`) with in-memory journals and a simulated runtime, over
+//!   the real MQTT endpoint with TLS; enrollment and connection timed apart, the
+//!   open-files limit raised and reported when it stops the fleet.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
 //!
@@ -59,6 +63,9 @@
 //! - `logs_e2e`: logs and status through an outage (two files, one rotated, every line
 //!   once), `kill -9` of the agent while it ships, drops for a small quota reported exactly,
 //!   `skerry node logs` from a connected agent and the refusal when it is not.
+//! - `fleet_sim`: the fleet simulator end to end: 50 simulated agents over the real MQTT
+//!   endpoint; one deploy reaches every journal and runtime, the cloud reports all
+//!   `Running` at lag 0, the undeploy stops every replica.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
@@ -74,6 +81,7 @@ pub mod images;
 pub mod mqtt;
 pub mod node;
 pub mod procfs;
+pub mod sim;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};

@@ -14,6 +14,10 @@
 //!   beside a raw TCP transfer.
 //! - [`wire`]: bytes of a 5-component deploy on the link, beside the same event as JSON.
 //! - [`deploy`]: a 5-service app, API call until running, beside `docker-compose up -d`.
+//! - [`fanout`]: one deploy to 1,000 and 10,000 simulated nodes until acknowledged and
+//!   `Running`, beside a raw MQTT round trip to as many clients.
+//! - [`rawmqtt`]: that baseline: a bare MQTT server with the endpoint's codec and TLS, in a
+//!   child process, and N rumqttc clients.
 //! - [`footprint`]: the agent's RSS idle and with 3 containers, binary sizes, beside the
 //!   Docker engine's RSS.
 //! - [`logs`]: lines from `log_dir` files until queryable in the cloud, beside `cat`.
@@ -21,9 +25,11 @@
 pub mod append;
 pub mod catchup;
 pub mod deploy;
+pub mod fanout;
 pub mod footprint;
 pub mod load;
 pub mod logs;
+pub mod rawmqtt;
 pub mod report;
 pub mod stage;
 pub mod wire;

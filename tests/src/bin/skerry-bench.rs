@@ -33,6 +33,12 @@ enum Scenario {
     Logs(bench::logs::Args),
     /// Bytes of a 5-component deploy on the link, beside the same event as JSON.
     Wire(bench::wire::Args),
+    /// One deploy to N simulated nodes until acknowledged and running, beside a raw MQTT
+    /// round trip to N clients.
+    Fanout(bench::fanout::Args),
+    /// The fan-out baseline's server, started by `fanout`.
+    #[command(hide = true)]
+    RawMqttServer(bench::rawmqtt::ServerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +50,11 @@ fn main() -> anyhow::Result<()> {
         Scenario::Footprint(a) => vec![bench::footprint::run(a)?],
         Scenario::Logs(a) => vec![bench::logs::run(a)?],
         Scenario::Wire(a) => vec![bench::wire::run(a)?],
+        Scenario::Fanout(a) => bench::fanout::run(a)?,
+        Scenario::RawMqttServer(a) => {
+            bench::rawmqtt::serve(a)?;
+            Vec::new()
+        }
     };
     for report in &reports {
         report.print(cli.json);
