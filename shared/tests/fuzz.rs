@@ -10,7 +10,9 @@
 //!
 //! `SKERRY_FUZZ_CASES` sets the cases per generator (default 64). Run with `--nocapture`
 //! to see the cases run and the largest allocation ratio:
-//! `cargo test -p skerry-shared --test fuzz -- --nocapture`.
+//! `cargo test -p skerry-shared --test fuzz -- --nocapture`. With `SKERRY_FUZZ_SEEDS=DIR`
+//! the valid inputs made here are also written to `DIR/TARGET/`, a seed corpus for the
+//! cargo-fuzz targets (`SKERRY_FUZZ_SEEDS=$PWD/fuzz/corpus`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,6 +77,17 @@ fn run(name: &str, target: Target, input: &[u8]) -> Fuzzed {
         }
     });
     fuzzed
+}
+
+/// Writes a valid input to the seed corpus of `target`, when `SKERRY_FUZZ_SEEDS` names one.
+fn seed(target: &str, bytes: &[u8]) {
+    let Some(dir) = std::env::var_os("SKERRY_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = PathBuf::from(dir).join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    let digest = skerry_shared::hash::Digest::of(bytes);
+    std::fs::write(dir.join(format!("{digest}")), bytes).unwrap();
 }
 
 fn cases() -> u32 {
@@ -281,10 +294,12 @@ fn log_batches() {
         .run(&(chunks(), mutations()), |(chunks, m)| {
             // The lines as a batch carries them (compressed by the target).
             let raw = postcard::to_stdvec(&chunks).unwrap();
+            seed("log_batch", &raw);
             assert!(run("log lines", fuzzing::log_batch, &raw).inflated > 0);
             run("log lines", fuzzing::log_batch, &mutate(raw, &m));
             // A whole batch, mutated, zstd included.
             let batch = postcard::to_stdvec(&LogBatch::pack(&chunks).unwrap()).unwrap();
+            seed("log_batch", &batch);
             run("log batch", fuzzing::log_batch, &mutate(batch.clone(), &m));
             // The batch in an up frame.
             let frame = frame::encode_up(&UpFrame::Outbox {
@@ -295,6 +310,7 @@ fn log_batches() {
                 }],
             })
             .unwrap();
+            seed("up_frame", &frame);
             assert!(run("up frame", fuzzing::up_frame, &frame).accepted);
             run("up frame", fuzzing::up_frame, &mutate(frame, &m));
             Ok(())
@@ -364,6 +380,7 @@ fn snapshot_chunks() {
             ),
             |(pieces, order, m)| {
                 let list = chunk_list(&snapshot_pieces(pieces, &order));
+                seed("snapshot_chunks", &list);
                 assert!(run("snapshot chunks", fuzzing::snapshot_chunks, &list).accepted);
                 run(
                     "snapshot chunks",
