@@ -5,7 +5,9 @@
 //! or an [`UpFrame`] on its `up` topic (edge to cloud). No frame is larger than
 //! [`MAX_FRAME_BYTES`]: encoding a larger one is an error, and a larger one received is
 //! refused before it is decoded. A frame must decode completely: trailing bytes are an
-//! error, so one body has exactly one encoding.
+//! error. Postcard takes an overlong varint as the number it encodes, so a body may still
+//! decode from more than one byte string; encoding gives the shortest, and nothing
+//! compares frames by their bytes.
 //!
 //! Variants of [`DownFrame`] and [`UpFrame`] are append only: postcard encodes a variant
 //! by its index, so reordering or removing one changes the wire format. The golden frames
