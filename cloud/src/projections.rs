@@ -220,7 +220,7 @@ impl Projections {
                         envs: BTreeSet::from([env.clone()]),
                         labels: Labels::new(),
                         address: address.clone(),
-                        profile: profile.clone(),
+                        profile: (**profile).clone(),
                         status: NodeStatus::Abnormal,
                         enrolled: e.time,
                         node_seq: e.node_seq_for(*node).unwrap_or(0),
@@ -277,7 +277,7 @@ impl Projections {
                 self.instances.insert(
                     instance.name.clone(),
                     Instance {
-                        spec: instance.clone(),
+                        spec: (**instance).clone(),
                         deployed: e.time,
                         seq: e.seq,
                     },

@@ -354,7 +354,7 @@ fn status_and_events_print(j: &dyn Journal) {
         seq: 3,
         time: Timestamp(1_700_000_000_000),
         payload: EventPayload::InstanceDeployed {
-            instance: spec.clone(),
+            instance: Box::new(spec.clone()),
         },
     };
     j.commit(&batch(&desired_of(j), vec![deploy])).unwrap();

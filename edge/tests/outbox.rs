@@ -57,7 +57,7 @@ fn status(instance: &str, replica: u32, restarts: u32) -> ReplicaStatus {
 fn replica(instance: &str, r: u32, restarts: u32) -> OutboxBody {
     OutboxBody::Replica {
         key: key(instance, r),
-        status: Some(status(instance, r, restarts)),
+        status: Some(Box::new(status(instance, r, restarts))),
     }
 }
 

@@ -157,7 +157,8 @@ pub enum EventPayload {
         name: Name,
         env: Name,
         address: String,
-        profile: FirmwareProfile,
+        /// Boxed to keep the enum small (serde encodes a box as its content).
+        profile: Box<FirmwareProfile>,
         /// The token burnt by this enrollment.
         token: TokenId,
         /// SHA-256 of the DER certificate issued to the node.
@@ -190,7 +191,8 @@ pub enum EventPayload {
         digest: Digest,
     },
     InstanceDeployed {
-        instance: InstanceSpec,
+        /// Boxed to keep the enum small (serde encodes a box as its content).
+        instance: Box<InstanceSpec>,
     },
     InstanceUndeployed {
         name: Name,

@@ -5,7 +5,9 @@
 //! or an [`UpFrame`] on its `up` topic (edge to cloud). No frame is larger than
 //! [`MAX_FRAME_BYTES`]: encoding a larger one is an error, and a larger one received is
 //! refused before it is decoded. A frame must decode completely: trailing bytes are an
-//! error, so one body has exactly one encoding.
+//! error. Postcard takes an overlong varint as the number it encodes, so a body may still
+//! decode from more than one byte string; encoding gives the shortest, and nothing
+//! compares frames by their bytes.
 //!
 //! Variants of [`DownFrame`] and [`UpFrame`] are append only: postcard encodes a variant
 //! by its index, so reordering or removing one changes the wire format. The golden frames
@@ -49,6 +51,12 @@ pub const MAX_CHUNK_BYTES: usize = MAX_FRAME_BYTES - CHUNK_HEADROOM;
 
 /// How large an assembled snapshot may grow by default (see [`SnapshotAssembler::new`]).
 pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a [`SnapshotAssembler`] counts for each chunk it keeps, besides the chunk's bytes:
+/// the chunk's `Vec` (24 bytes), its map entry (a share of a B-tree node, about 40 bytes
+/// per entry) and the allocator's rounding of a small allocation. Without it, chunks of
+/// one byte each would hold some 70 bytes of memory for every byte counted.
+pub const CHUNK_OVERHEAD_BYTES: usize = 96;
 
 /// Cloud to edge, on `skerry/v1/nodes/{node_id}/down`. Append new variants at the end only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,7 +305,8 @@ pub enum Assembly {
 ///
 /// Duplicate chunks are ignored. A chunk of a newer snapshot (a larger `node_seq`, as after
 /// a reconnect) drops the partial one and starts over; a chunk of an older one is refused.
-/// Memory is bounded by `max_bytes` of chunk content.
+/// Memory is bounded by `max_bytes`: each kept chunk counts its bytes and
+/// [`CHUNK_OVERHEAD_BYTES`], so many tiny chunks are refused as early as a few large ones.
 #[derive(Debug, Clone)]
 pub struct SnapshotAssembler {
     max_bytes: usize,
@@ -311,7 +320,10 @@ struct Partial {
     node_seq: u64,
     total: u32,
     chunks: BTreeMap<u32, Vec<u8>>,
+    /// Chunk bytes kept, plus [`CHUNK_OVERHEAD_BYTES`] per chunk: what counts against the limit.
     bytes: usize,
+    /// Chunk bytes kept.
+    content: usize,
 }
 
 impl Default for SnapshotAssembler {
@@ -368,6 +380,7 @@ impl SnapshotAssembler {
                 total,
                 chunks: BTreeMap::new(),
                 bytes: 0,
+                content: 0,
             }),
         };
         if partial.total != total {
@@ -387,7 +400,10 @@ impl SnapshotAssembler {
                 Err(SnapshotError::ChunkMismatch { node_seq, index })
             };
         }
-        let grown = partial.bytes.saturating_add(bytes.len());
+        let grown = partial
+            .bytes
+            .saturating_add(bytes.len())
+            .saturating_add(CHUNK_OVERHEAD_BYTES);
         if grown > self.max_bytes {
             self.partial = None;
             return Err(SnapshotError::TooLarge {
@@ -396,6 +412,7 @@ impl SnapshotAssembler {
             });
         }
         partial.bytes = grown;
+        partial.content += bytes.len();
         partial.chunks.insert(index, bytes);
         if received(partial) < total {
             return Ok(Assembly::Pending {
@@ -407,7 +424,7 @@ impl SnapshotAssembler {
             // `partial` borrowed `self.partial` just above, so it is Some.
             return Ok(Assembly::Pending { received: 0, total });
         };
-        let mut all = Vec::with_capacity(done.bytes);
+        let mut all = Vec::with_capacity(done.content);
         for chunk in done.chunks.values() {
             all.extend_from_slice(chunk);
         }
@@ -736,7 +753,7 @@ mod tests {
             Err(SnapshotError::Decode { .. })
         ));
         // Over the size limit.
-        let mut small = SnapshotAssembler::new(20);
+        let mut small = SnapshotAssembler::new(20 + CHUNK_OVERHEAD_BYTES);
         let (s, i, t, b) = chunk(0);
         small.offer(s, i, t, b).unwrap();
         let (s, i, t, b) = chunk(1);

@@ -18,12 +18,16 @@
 //! - [`reducer`]: events to a node's desired state, idempotent by `node_seq`.
 //! - [`report`]: replica states as agents report them.
 //! - [`planner`]: desired and actual state to ordered actions.
+//! - `fuzzing` (with the `fuzzing` feature): one fuzz target per decoder of outside bytes,
+//!   shared by the stable fuzz test and the cargo-fuzz targets under `fuzz/`.
 
 pub mod clock;
 pub mod cron;
 pub mod enroll;
 pub mod event;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hash;
 pub mod ids;
 pub mod manifest;

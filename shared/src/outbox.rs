@@ -73,7 +73,8 @@ pub enum OutboxBody {
     /// the same replica: status coalesces per replica.
     Replica {
         key: ReplicaKey,
-        status: Option<ReplicaStatus>,
+        /// Boxed to keep the enum small (serde encodes a box as its content).
+        status: Option<Box<ReplicaStatus>>,
     },
     /// Log lines dropped for the quota since the last such entry was queued. Queued ones
     /// merge into one.
@@ -251,20 +252,14 @@ impl LogBatch {
     }
 
     /// The chunks, checked against the summary. Allocation is bounded by
-    /// [`MAX_BATCH_RAW_BYTES`] whatever the batch claims.
+    /// [`MAX_BATCH_RAW_BYTES`] whatever the batch claims, and `data` must be exactly one
+    /// zstd frame that says it holds `raw_len` bytes (see [`decompress_exact`]).
     pub fn unpack(&self) -> Result<Vec<LogChunk>, BatchError> {
         let raw_len = self.raw_len as usize;
         if raw_len > MAX_BATCH_RAW_BYTES {
             return Err(BatchError::TooLarge(raw_len));
         }
-        let raw = zstd::bulk::decompress(&self.data, raw_len)
-            .map_err(|e| BatchError::Decode(e.to_string()))?;
-        if raw.len() != raw_len {
-            return Err(BatchError::Decode(format!(
-                "{} bytes after decompression, the batch says {raw_len}",
-                raw.len()
-            )));
-        }
+        let raw = decompress_exact(&self.data, raw_len)?;
         let chunks: Vec<LogChunk> =
             postcard::from_bytes(&raw).map_err(|e| BatchError::Decode(e.to_string()))?;
         if chunks.len() != self.spans.len()
@@ -286,10 +281,63 @@ pub fn compress_text(text: &[u8]) -> Result<Vec<u8>, BatchError> {
     zstd::bulk::compress(text, ZSTD_LEVEL).map_err(|e| BatchError::Encode(e.to_string()))
 }
 
-/// Decompresses text of at most `max_len` bytes.
+/// The most text [`decompress_text`] gives back.
+pub const MAX_TEXT_BYTES: usize = MAX_BATCH_RAW_BYTES * 16;
+
+/// Decompresses text of at most `max_len` bytes (and at most [`MAX_TEXT_BYTES`]). The data
+/// must be one zstd frame (as [`compress_text`] makes), with nothing after it.
 pub fn decompress_text(data: &[u8], max_len: usize) -> Result<Vec<u8>, BatchError> {
-    zstd::bulk::decompress(data, max_len.min(MAX_BATCH_RAW_BYTES * 16))
-        .map_err(|e| BatchError::Decode(e.to_string()))
+    let max_len = max_len.min(MAX_TEXT_BYTES);
+    let len = single_frame_content_size(data)?;
+    if len > max_len {
+        return Err(BatchError::Decode(format!(
+            "the text says {len} bytes, more than the {max_len} expected"
+        )));
+    }
+    decompress_exact(data, len)
+}
+
+/// Decompresses `data`, which must be exactly one zstd frame, with nothing after it, whose
+/// header says it holds `len` bytes (zstd's one-shot compression, as [`LogBatch::pack`] and
+/// [`compress_text`] use, writes the size). The header is checked before anything is
+/// allocated, so a frame cannot make this reserve more than it says, and the trailing
+/// bytes check gives every batch one encoding: zstd alone would take further frames
+/// after the first, skippable ones included, as part of the payload.
+pub fn decompress_exact(data: &[u8], len: usize) -> Result<Vec<u8>, BatchError> {
+    let declared = single_frame_content_size(data)?;
+    if declared != len {
+        return Err(BatchError::Decode(format!(
+            "the zstd frame holds {declared} bytes, the batch says {len}"
+        )));
+    }
+    let raw = zstd::bulk::decompress(data, len).map_err(|e| BatchError::Decode(e.to_string()))?;
+    if raw.len() != len {
+        return Err(BatchError::Decode(format!(
+            "{} bytes after decompression, the batch says {len}",
+            raw.len()
+        )));
+    }
+    Ok(raw)
+}
+
+/// The content size that the header of `data`'s only zstd frame declares.
+fn single_frame_content_size(data: &[u8]) -> Result<usize, BatchError> {
+    let frame_len = zstd::zstd_safe::find_frame_compressed_size(data)
+        .map_err(|code| BatchError::Decode(zstd::zstd_safe::get_error_name(code).to_owned()))?;
+    if frame_len != data.len() {
+        return Err(BatchError::Decode(format!(
+            "{} bytes left over after the zstd frame",
+            data.len().saturating_sub(frame_len)
+        )));
+    }
+    match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(size)) => usize::try_from(size)
+            .map_err(|_| BatchError::Decode(format!("a zstd frame of {size} bytes"))),
+        Ok(None) => Err(BatchError::Decode(
+            "the zstd frame does not say its size".into(),
+        )),
+        Err(_) => Err(BatchError::Decode("not a zstd frame".into())),
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +391,31 @@ mod tests {
         batch.raw_len += 1;
         batch.data.truncate(3);
         assert!(batch.unpack().is_err());
+    }
+
+    #[test]
+    fn bytes_after_the_zstd_frame_are_refused() {
+        let batch = LogBatch::pack(&[chunk("a.log", 1, 10)]).unwrap();
+        // A second frame of nothing: zstd alone decompresses both to the same bytes.
+        let mut two = batch.clone();
+        two.data
+            .extend(zstd::bulk::compress(&[], ZSTD_LEVEL).unwrap());
+        assert!(zstd::bulk::decompress(&two.data, two.raw_len as usize).is_ok());
+        assert!(matches!(two.unpack(), Err(BatchError::Decode(_))));
+        let mut junk = batch.clone();
+        junk.data.push(0);
+        assert!(matches!(junk.unpack(), Err(BatchError::Decode(_))));
+        // A frame that says it holds less than the batch does.
+        let mut short = batch;
+        short.data = zstd::bulk::compress(b"abc", ZSTD_LEVEL).unwrap();
+        short.raw_len = 3;
+        assert!(short.unpack().is_err());
+        let text = compress_text(b"hello").unwrap();
+        assert_eq!(decompress_text(&text, 100).unwrap(), b"hello");
+        assert!(decompress_text(&text, 4).is_err());
+        let mut trailing = text;
+        trailing.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]);
+        assert!(decompress_text(&trailing, 100).is_err());
     }
 
     #[test]

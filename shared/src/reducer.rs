@@ -118,7 +118,7 @@ pub fn fold(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload) {
                 state.instances.insert(
                     instance.name.clone(),
                     DesiredInstance {
-                        spec: instance.clone(),
+                        spec: (**instance).clone(),
                         deployed_at: node_seq,
                     },
                 );

@@ -146,7 +146,7 @@ fn down_events() -> DownFrame {
         ev(
             3,
             EventPayload::InstanceDeployed {
-                instance: instance(),
+                instance: Box::new(instance()),
             },
         ),
         ev(
@@ -360,13 +360,13 @@ fn up_outbox_frame() {
                     seq: 7,
                     body: OutboxBody::Replica {
                         key: ReplicaKey::new(&n("weather"), &n("web"), 0),
-                        status: Some(ReplicaStatus {
+                        status: Some(Box::new(ReplicaStatus {
                             report,
                             last_exit: Some(LastExit {
                                 at: Timestamp(T0),
                                 reason: "exited 137".into(),
                             }),
-                        }),
+                        })),
                     },
                 },
                 OutboxEntry {

@@ -113,7 +113,7 @@ fn payload(op: &Op) -> EventPayload {
                 });
             }
             EventPayload::InstanceDeployed {
-                instance: InstanceSpec {
+                instance: Box::new(InstanceSpec {
                     name: n(INSTANCES[*instance]),
                     env: n(ENVS[*env]),
                     app: n("weather"),
@@ -124,7 +124,7 @@ fn payload(op: &Op) -> EventPayload {
                     selector: Labels::new(),
                     overrides: vec![],
                     mode: InstanceMode::Production,
-                },
+                }),
             }
         }
         Op::Undeploy { instance } => EventPayload::InstanceUndeployed {

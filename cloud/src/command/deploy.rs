@@ -33,7 +33,7 @@ impl DeployPlan {
         let audience = self.spec.nodes.iter().map(|t| t.node).collect();
         Pending {
             payload: EventPayload::InstanceDeployed {
-                instance: self.spec,
+                instance: Box::new(self.spec),
             },
             audience,
         }

@@ -71,7 +71,7 @@ pub(super) fn enroll(
             name: name.clone(),
             env: state.env.clone(),
             address: address.to_owned(),
-            profile: profile.clone(),
+            profile: Box::new(profile.clone()),
             token: token.id,
             certificate,
         },

@@ -34,6 +34,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest packet the codec takes or makes (remaining length): a whole frame, plus
 /// room for the topic, the packet id and the header fields.
 pub(crate) const MAX_PACKET_BYTES: usize = MAX_FRAME_BYTES + 1024;
+/// The MQTT 3.1.1 codec of every connection, limited to [`MAX_PACKET_BYTES`] each way.
+pub fn packet_codec() -> Codec {
+    Codec {
+        max_incoming_size: MAX_PACKET_BYTES,
+        max_outgoing_size: MAX_PACKET_BYTES,
+    }
+}
 /// Down payloads written before one flush, when the sync layer has queued several.
 const DOWN_BATCH: usize = 64;
 /// Stands for "no keep-alive": never reached.
@@ -81,11 +88,7 @@ pub(crate) async fn serve<S: Sessions>(
             return;
         }
     };
-    let codec = Codec {
-        max_incoming_size: MAX_PACKET_BYTES,
-        max_outgoing_size: MAX_PACKET_BYTES,
-    };
-    let mut framed = Framed::new(tls, codec);
+    let mut framed = Framed::new(tls, packet_codec());
     let Some(connect) = first_packet(&mut framed, node, peer, deadline, &stats, &mut stop).await
     else {
         close(framed.into_inner()).await;

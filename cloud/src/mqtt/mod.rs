@@ -70,6 +70,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 pub use authz::{authorize_publish, authorize_subscribe, down_topic, up_topic};
+pub use connection::packet_codec;
 pub use stats::EndpointStats;
 
 use crate::pki::{Pki, PkiError};

@@ -84,7 +84,7 @@ fn replica(seq: u64, s: ReplicaStatus) -> OutboxEntry {
         seq,
         body: OutboxBody::Replica {
             key: ReplicaKey::new(&r.instance, &r.component, r.replica),
-            status: Some(s.clone()),
+            status: Some(Box::new(s.clone())),
         },
     }
 }

@@ -302,7 +302,7 @@ impl<'t> Tables<'t> {
             match &entry.body {
                 OutboxBody::Complete(list) => self.replace_replicas(node, list)?,
                 OutboxBody::Replica { key, status } => {
-                    self.set_replica(node, key, status.as_ref())?;
+                    self.set_replica(node, key, status.as_deref())?;
                 }
                 OutboxBody::LogsDropped(d) => self.add_drops(node, d)?,
                 OutboxBody::Logs(batch) => match batch.unpack() {

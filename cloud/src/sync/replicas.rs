@@ -46,7 +46,7 @@ impl Replicas {
             OutboxBody::Replica {
                 status: Some(status),
                 ..
-            } => self.change(false, [status.clone()], Vec::new()),
+            } => self.change(false, [(**status).clone()], Vec::new()),
             OutboxBody::Replica { key, status: None } => self.change(
                 false,
                 [],

@@ -137,7 +137,7 @@ pub fn diff(
         .filter(|(k, v)| before.get(*k) != Some(*v))
         .map(|((i, c, r), v)| OutboxBody::Replica {
             key: ReplicaKey::new(i, c, *r),
-            status: Some(v.clone()),
+            status: Some(Box::new(v.clone())),
         });
     let removed = before
         .keys()

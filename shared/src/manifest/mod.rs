@@ -12,4 +12,4 @@ mod validate;
 
 pub use model::*;
 pub use parse::{MAX_MANIFEST_BYTES, parse_manifest, parse_yaml};
-pub use validate::{FieldError, ManifestError, validate};
+pub use validate::{FieldError, MAX_CYCLES_REPORTED, ManifestError, validate};

@@ -375,8 +375,15 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The most dependency cycles reported; the search stops at the next one.
+pub const MAX_CYCLES_REPORTED: usize = 16;
+
 /// Reports each cycle in `depends_on` once, at the component of the cycle that comes
-/// first in the manifest, as `cycle: a -> b -> a`.
+/// first in the manifest, as `cycle: a -> b -> a`: the first [`MAX_CYCLES_REPORTED`] that
+/// a depth-first search meets, and then that there are more. A manifest can hold many
+/// long cycles (one component that depends on every other of a chain makes as many cycles
+/// as the chain is long, each as long), so reporting them all would take memory and time
+/// quadratic in the manifest's size.
 fn check_cycles(errors: &mut Errors, manifest: &Manifest, index_of: &BTreeMap<&str, usize>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -391,19 +398,19 @@ fn check_cycles(errors: &mut Errors, manifest: &Manifest, index_of: &BTreeMap<&s
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let mut out: Vec<usize> = c
-                .depends_on
+            // Each target once, in the order written.
+            let mut seen = BTreeSet::new();
+            c.depends_on
                 .iter()
                 .filter_map(|d| index_of.get(d.as_str()).copied())
-                .filter(|&j| j != i)
-                .collect();
-            out.dedup();
-            out
+                .filter(|&j| j != i && seen.insert(j))
+                .collect::<Vec<usize>>()
         })
         .collect();
     let mut marks = vec![Mark::New; n];
     let mut found: BTreeSet<Vec<usize>> = BTreeSet::new();
-    for root in 0..n {
+    let mut more = false;
+    'search: for root in 0..n {
         if marks[root] != Mark::New {
             continue;
         }
@@ -418,6 +425,11 @@ fn check_cycles(errors: &mut Errors, manifest: &Manifest, index_of: &BTreeMap<&s
                     Mark::New => {
                         marks[to] = Mark::Open;
                         stack.push((to, 0));
+                    }
+                    Mark::Open if found.len() == MAX_CYCLES_REPORTED => {
+                        // Each back edge closes a cycle of its own.
+                        more = true;
+                        break 'search;
                     }
                     Mark::Open => {
                         let start = stack.iter().position(|&(v, _)| v == to).unwrap_or(0);
@@ -451,6 +463,12 @@ fn check_cycles(errors: &mut Errors, manifest: &Manifest, index_of: &BTreeMap<&s
         errors.push(
             format!("components[{}].depends_on", cycle[0]),
             format!("cycle: {}", names.join(" -> ")),
+        );
+    }
+    if more {
+        errors.push(
+            "components",
+            format!("more dependency cycles than the {MAX_CYCLES_REPORTED} reported"),
         );
     }
 }
