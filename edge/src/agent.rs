@@ -2,7 +2,9 @@
 //! local node both call.
 //!
 //! It enrolls on the first run, opens the journal and resumes from it (so apps keep
-//! running, and are rebuilt, with the cloud unreachable), then serves these at once on one
+//! running, and are rebuilt, with the cloud unreachable); a journal found damaged is set
+//! aside, a new one is filled from the cloud's snapshot, and nothing is reconciled until
+//! that snapshot is committed. Then it serves these at once on one
 //! current-thread loop: the link (hello on connect, events committed to the journal before
 //! each ack, heartbeats), the reconciler (on every change of the desired state and on a
 //! timer), the outbox (replica states queued in the journal at every change, and all of
@@ -28,7 +30,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::config::AgentConfig;
 use crate::identity::Identity;
 use crate::journal::redb::RedbJournal;
-use crate::journal::{Commit, FILE_NAME, Journal, JournalError, OutboxPush};
+use crate::journal::{Commit, FILE_NAME, Journal, JournalError, JournalState, OutboxPush};
 use crate::link::{LinkEvent, LinkHandle, LinkOptions, MqttLink};
 use crate::logs::collect::Collector;
 use crate::outbox::Sender;
@@ -82,9 +84,15 @@ pub async fn identity(config: &AgentConfig) -> Result<Identity, AgentError> {
     Ok(id)
 }
 
-fn open_journal(data: &Path, cache: u64) -> Result<Arc<dyn Journal>, AgentError> {
+/// Opens the journal; a damaged one is set aside and a new one started (see
+/// [`RedbJournal::open_or_set_aside`]): the bool says so.
+fn open_journal(
+    data: &Path,
+    cache: u64,
+) -> Result<(Arc<dyn Journal>, JournalState, bool), AgentError> {
     let cache = usize::try_from(cache).unwrap_or(16 << 20);
-    Ok(Arc::new(RedbJournal::open(&data.join(FILE_NAME), cache)?))
+    let (journal, state, aside) = RedbJournal::open_or_set_aside(&data.join(FILE_NAME), cache)?;
+    Ok((Arc::new(journal), state, aside.is_some()))
 }
 
 async fn runtimes(config: &AgentConfig) -> Vec<Arc<dyn Runtime>> {
@@ -116,9 +124,15 @@ pub async fn run(
         .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
     let identity = identity(&config).await?;
     let node = identity.node_id();
-    let journal = open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
-    let state = journal.load()?;
+    let (journal, state, damaged) =
+        open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
     let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
+    if damaged {
+        // Nothing of the old journal is used, and nothing is reconciled (no container
+        // touched) until the cloud's snapshot is committed to the new one.
+        sync.rebuild();
+        tracing::warn!(node = %node, epoch = state.epoch, "rebuilding the journal from the cloud; the apps are left as they run until then");
+    }
     let reconciler = Reconciler::new(
         node,
         config.data.clone(),
@@ -247,7 +261,7 @@ pub async fn run(
                 outbox_wake = None;
                 pump(&mut sender, &journal, &link, &mut outbox_wake).await;
             }
-            () = tokio::time::sleep_until(next_pass), if idle.is_some() => {
+            () = tokio::time::sleep_until(next_pass), if idle.is_some() && !sync.is_rebuilding() => {
                 if let Some(mut r) = idle.take() {
                     if wants_docker && !r.has_runtime(RuntimeKind::Docker) && last_docker_try.elapsed() >= DOCKER_RETRY {
                         last_docker_try = tokio::time::Instant::now();

@@ -39,6 +39,8 @@
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
+//! - [`fault`]: what the fault tests look at: a node's containers with ids and states,
+//!   the events of an agent's journal and of the cloud's log for a node, a one-service app.
 //!
 //! # Tests (`tests/tests/`)
 //! - `cli_commands`: every operator command walked like a new user, exit codes, `--follow`.
@@ -59,6 +61,8 @@
 //! - `logs_e2e`: logs and status through an outage (two files, one rotated, every line
 //!   once), `kill -9` of the agent while it ships, drops for a small quota reported exactly,
 //!   `skerry node logs` from a connected agent and the refusal when it is not.
+//! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
+//!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
@@ -68,6 +72,7 @@ pub mod binaries;
 pub mod cli;
 pub mod cloud;
 pub mod error;
+pub mod fault;
 pub mod fixtures;
 pub mod http;
 pub mod images;
