@@ -129,10 +129,11 @@ pub fn cloud_node_events(api: &Api, node: &str) -> Result<Vec<u64>, Error> {
 
 /// A one-service app (`APP`, version `VERSION`) whose `replicas` replicas sleep, from
 /// `image` (see [`crate::images::busybox_image`]): no init, no port, so a replica's spec
-/// depends on the manifest alone.
+/// depends on the manifest alone. The replicas exit at SIGTERM, so a stop is quick.
 pub fn sleeper_manifest(app: &str, version: &str, image: &str, replicas: u32) -> String {
     format!(
         "app: {app}\nversion: {version}\ncomponents:\n  - name: sleeper\n    image: {image}\n    \
-         command: [\"sh\", \"-c\", \"exec sleep 100000\"]\n    replicas: {replicas}\n"
+         command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 1; done\"]\n    \
+         replicas: {replicas}\n"
     )
 }

@@ -61,6 +61,8 @@
 //! - `logs_e2e`: logs and status through an outage (two files, one rotated, every line
 //!   once), `kill -9` of the agent while it ships, drops for a small quota reported exactly,
 //!   `skerry node logs` from a connected agent and the refusal when it is not.
+//! - `faults_agent`: `kill -9` of the agent at random points of deploy/undeploy cycles:
+//!   the journal opens and holds every acked event, one container per replica at the end.
 //! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
 //!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
