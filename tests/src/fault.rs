@@ -137,3 +137,16 @@ pub fn sleeper_manifest(app: &str, version: &str, image: &str, replicas: u32) ->
          replicas: {replicas}\n"
     )
 }
+
+/// Points an enrolled agent at other MQTT endpoints (a [`crate::proxy::Proxy`]): rewrites
+/// the `mqtt` list of `DATA/identity/node.json`. Takes effect at the agent's next start.
+pub fn set_mqtt_endpoint(data: &Path, addr: std::net::SocketAddr) -> Result<(), Error> {
+    let path = data.join("identity").join("node.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+    let mut v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::unexpected(format!("{}: {e}", path.display())))?;
+    v["mqtt"] = Value::Array(vec![Value::String(addr.to_string())]);
+    let text = serde_json::to_string_pretty(&v)
+        .map_err(|e| Error::unexpected(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(path.display(), e))
+}

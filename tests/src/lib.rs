@@ -36,11 +36,14 @@
 //!   [`images::DockerCleanup`], which removes what a node left on the engine.
 //! - [`mqtt`]: Debian's `mosquitto_sub` and `mosquitto_pub` as third-party MQTT clients of
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
+//! - [`proxy`]: [`proxy::Proxy`], a TCP proxy between an agent and the cloud's MQTT port
+//!   that can cut the link (drop every connection, refuse new ones) and restore it.
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
 //! - [`fault`]: what the fault tests look at: a node's containers with ids and states,
-//!   the events of an agent's journal and of the cloud's log for a node, a one-service app.
+//!   the events of an agent's journal and of the cloud's log for a node, a one-service app,
+//!   an agent pointed at another MQTT endpoint.
 //!
 //! # Tests (`tests/tests/`)
 //! - `cli_commands`: every operator command walked like a new user, exit codes, `--follow`.
@@ -63,6 +66,8 @@
 //!   `skerry node logs` from a connected agent and the refusal when it is not.
 //! - `faults_agent`: `kill -9` of the agent at random points of deploy/undeploy cycles:
 //!   the journal opens and holds every acked event, one container per replica at the end.
+//! - `faults_link`: the agent's link cut through a proxy while events are recorded: it
+//!   converges and its state and journal are the cloud's.
 //! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
 //!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
@@ -81,6 +86,7 @@ pub mod images;
 pub mod mqtt;
 pub mod node;
 pub mod procfs;
+pub mod proxy;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};
