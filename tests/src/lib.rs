@@ -68,6 +68,8 @@
 //!   the journal opens and holds every acked event, one container per replica at the end.
 //! - `faults_link`: the agent's link cut through a proxy while events are recorded: it
 //!   converges and its state and journal are the cloud's.
+//! - `faults_cloud`: the cloud killed mid-deploy to three agents, and under load with
+//!   deploys in flight: every 2xx in the log, the fleet converges.
 //! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
 //!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
