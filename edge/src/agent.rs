@@ -163,6 +163,10 @@ pub async fn run(
     let mut purges: Vec<(Name, Vec<Name>)> = Vec::new();
     let wants_docker = config.runtimes.contains(&RuntimeKind::Docker);
     let mut last_docker_try = tokio::time::Instant::now();
+    // After a failed commit (a full disk) the `Hello` that asks for the events again waits
+    // a backoff, so a disk that stays full is not hammered.
+    let mut commit_backoff = crate::backoff::Backoff::new();
+    let mut hello_at: Option<(tokio::time::Instant, Vec<u8>)> = None;
 
     // The outbox: sent while the link is up; the collector queues log batches into it.
     let mut sender = Sender::new(
@@ -207,8 +211,19 @@ pub async fn run(
                     LinkEvent::Down(bytes) => {
                         received += bytes.len() as u64;
                         let before = sync.generation();
-                        let (more_purges, other) = down(&mut sync, &journal, &link, &bytes, received).await?;
+                        let (more_purges, other, commit) = down(&mut sync, &journal, &link, &bytes, received).await?;
                         purges.extend(more_purges);
+                        match commit {
+                            Committed::Yes => {
+                                commit_backoff.succeeded();
+                            }
+                            Committed::Failed(hello) => {
+                                let delay = commit_backoff.failed();
+                                tracing::warn!(retry_in_ms = delay.as_millis() as u64, "asking the cloud for the events again after a backoff");
+                                hello_at = Some((tokio::time::Instant::now() + delay, hello));
+                            }
+                            Committed::Nothing => {}
+                        }
                         if sync.generation() != before {
                             // The desired state changed: reconcile as soon as possible.
                             next_pass = tokio::time::Instant::now();
@@ -252,6 +267,11 @@ pub async fn run(
                 if link.is_connected() {
                     send(&link, sync.heartbeat(Timestamp::now())?).await;
                     pump(&mut sender, &journal, &link, &mut outbox_wake).await;
+                }
+            }
+            () = sleep_until(hello_at.as_ref().map(|(at, _)| *at)) => {
+                if let Some((_, hello)) = hello_at.take() {
+                    send(&link, hello).await;
                 }
             }
             () = queued.notified() => {
@@ -416,6 +436,16 @@ fn purges_in(commit: &Commit, before: &NodeDesired) -> Vec<(Name, Vec<Name>)> {
 /// Storage to purge: (instance, storage names).
 type Purges = Vec<(Name, Vec<Name>)>;
 
+/// What became of the journal commit a down frame asked for.
+enum Committed {
+    /// The frame asked for none.
+    Nothing,
+    Yes,
+    /// It failed; the agent went back to what the journal holds. The `Hello` to send
+    /// (after a backoff) so that the cloud sends the rest again.
+    Failed(Vec<u8>),
+}
+
 /// One down frame: apply, commit to the journal, then ack. Returns the storage to purge
 /// for instances undeployed with `--purge`, and a frame for another part of the agent.
 async fn down(
@@ -424,13 +454,13 @@ async fn down(
     link: &LinkHandle,
     bytes: &[u8],
     received: u64,
-) -> Result<(Purges, Option<Other>), AgentError> {
+) -> Result<(Purges, Option<Other>, Committed), AgentError> {
     let step = sync.down(bytes, Timestamp::now());
     for frame in step.send {
         send(link, frame).await;
     }
     let Some(commit) = step.commit else {
-        return Ok((Vec::new(), step.other));
+        return Ok((Vec::new(), step.other, Committed::Nothing));
     };
     let purges = purges_in(&commit, sync.desired());
     // The write and its fsync run off the loop, so heartbeats and the reconciler go on.
@@ -456,13 +486,37 @@ async fn down(
                 "committed"
             );
             send(link, ack).await;
-            Ok((purges, step.other))
+            Ok((purges, step.other, Committed::Yes))
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot commit to the journal; asking the cloud again");
-            let hello = sync.resume(&journal.load()?)?;
-            send(link, hello).await;
-            Ok((Vec::new(), step.other))
+            // The journal may not even read back on a full disk: the agent stays up and
+            // tries again after the backoff.
+            let state = {
+                let j = Arc::clone(journal);
+                tokio::task::spawn_blocking(move || j.load())
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(JournalError::Storage {
+                            journal: "journal".into(),
+                            reason: e.to_string(),
+                        })
+                    })
+            };
+            let hello = match state {
+                Ok(state) => sync.resume(&state)?,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the journal back; going back to the last committed state");
+                    // What the journal last committed is what `sync` last reported.
+                    sync.resume(&JournalState {
+                        desired: Some(sync.desired().as_ref().clone()),
+                        epoch: 0,
+                        memos: crate::journal::Memos::default(),
+                        recent: std::collections::BTreeMap::new(),
+                    })?
+                }
+            };
+            Ok((Vec::new(), step.other, Committed::Failed(hello)))
         }
     }
 }

@@ -38,6 +38,8 @@
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
 //! - [`proxy`]: [`proxy::Proxy`], a TCP proxy between an agent and the cloud's MQTT port
 //!   that can cut the link (drop every connection, refuse new ones) and restore it.
+//! - [`smallfs`]: [`smallfs::SmallFs`], a small tmpfs mounted over a directory (root only)
+//!   and filled to the last byte on demand.
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
@@ -70,6 +72,8 @@
 //!   converges and its state and journal are the cloud's.
 //! - `faults_cloud`: the cloud killed mid-deploy to three agents, and under load with
 //!   deploys in flight: every 2xx in the log, the fleet converges.
+//! - `faults_disk`: the agent's data dir on a small tmpfs filled up: it stays up and
+//!   catches up once space is freed; the journal is sound (root only, else NOT RUN).
 //! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
 //!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
@@ -89,6 +93,7 @@ pub mod mqtt;
 pub mod node;
 pub mod procfs;
 pub mod proxy;
+pub mod smallfs;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};
