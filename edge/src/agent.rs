@@ -3,7 +3,9 @@
 //! fleet simulator gives each agent an in-memory journal and a simulated runtime).
 //!
 //! It enrolls on the first run, opens the journal and resumes from it (so apps keep
-//! running, and are rebuilt, with the cloud unreachable), then serves these at once on one
+//! running, and are rebuilt, with the cloud unreachable); a journal found damaged is set
+//! aside, a new one is filled from the cloud's snapshot, and nothing is reconciled until
+//! that snapshot is committed. Then it serves these at once on one
 //! current-thread loop: the link (hello on connect, events committed to the journal before
 //! each ack, heartbeats), the reconciler (on every change of the desired state and on a
 //! timer), the outbox (replica states queued in the journal at every change, and all of
@@ -29,7 +31,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::config::AgentConfig;
 use crate::identity::Identity;
 use crate::journal::redb::RedbJournal;
-use crate::journal::{Commit, FILE_NAME, Journal, JournalError, OutboxPush};
+use crate::journal::{Commit, FILE_NAME, Journal, JournalError, JournalState, OutboxPush};
 use crate::link::{LinkEvent, LinkHandle, LinkOptions, MqttLink};
 use crate::logs::collect::Collector;
 use crate::outbox::Sender;
@@ -83,9 +85,15 @@ pub async fn identity(config: &AgentConfig) -> Result<Identity, AgentError> {
     Ok(id)
 }
 
-fn open_journal(data: &Path, cache: u64) -> Result<Arc<dyn Journal>, AgentError> {
+/// Opens the journal; a damaged one is set aside and a new one started (see
+/// [`RedbJournal::open_or_set_aside`]): the bool says so.
+fn open_journal(
+    data: &Path,
+    cache: u64,
+) -> Result<(Arc<dyn Journal>, JournalState, bool), AgentError> {
     let cache = usize::try_from(cache).unwrap_or(16 << 20);
-    Ok(Arc::new(RedbJournal::open(&data.join(FILE_NAME), cache)?))
+    let (journal, state, aside) = RedbJournal::open_or_set_aside(&data.join(FILE_NAME), cache)?;
+    Ok((Arc::new(journal), state, aside.is_some()))
 }
 
 async fn runtimes(config: &AgentConfig) -> Vec<Arc<dyn Runtime>> {
@@ -117,6 +125,9 @@ pub struct Parts {
     /// then reads containers' output from it, and the agent looks for the engine again
     /// every 30 s while it is not reachable.
     pub docker: bool,
+    /// The journal is new because the old one was found damaged and set aside: the agent
+    /// asks the cloud for a snapshot and reconciles nothing until it is committed.
+    pub rebuild: bool,
 }
 
 impl std::fmt::Debug for Parts {
@@ -126,6 +137,7 @@ impl std::fmt::Debug for Parts {
             .field("identity", &self.identity)
             .field("runtimes", &kinds)
             .field("docker", &self.docker)
+            .field("rebuild", &self.rebuild)
             .finish_non_exhaustive()
     }
 }
@@ -139,12 +151,14 @@ pub async fn run(
     std::fs::create_dir_all(&config.data)
         .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
     let identity = identity(&config).await?;
-    let journal = open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
+    let (journal, _, damaged) =
+        open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
     let parts = Parts {
         identity,
         journal,
         runtimes: runtimes(&config).await,
         docker: config.runtimes.contains(&RuntimeKind::Docker),
+        rebuild: damaged,
     };
     run_with(config, parts, shutdown).await
 }
@@ -162,10 +176,17 @@ pub async fn run_with(
         journal,
         runtimes,
         docker: wants_docker,
+        rebuild: damaged,
     } = parts;
     let node = identity.node_id();
     let state = journal.load()?;
     let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
+    if damaged {
+        // Nothing of the old journal is used, and nothing is reconciled (no container
+        // touched) until the cloud's snapshot is committed to the new one.
+        sync.rebuild();
+        tracing::warn!(node = %node, epoch = state.epoch, "rebuilding the journal from the cloud; the apps are left as they run until then");
+    }
     let reconciler = Reconciler::new(
         node,
         config.data.clone(),
@@ -195,6 +216,10 @@ pub async fn run_with(
     let mut complete: Option<OutboxBody> = None;
     let mut purges: Vec<(Name, Vec<Name>)> = Vec::new();
     let mut last_docker_try = tokio::time::Instant::now();
+    // After a failed commit (a full disk) the `Hello` that asks for the events again waits
+    // a backoff, so a disk that stays full is not hammered.
+    let mut commit_backoff = crate::backoff::Backoff::new();
+    let mut hello_at: Option<(tokio::time::Instant, Vec<u8>)> = None;
 
     // The outbox: sent while the link is up; the collector queues log batches into it.
     let mut sender = Sender::new(
@@ -239,8 +264,19 @@ pub async fn run_with(
                     LinkEvent::Down(bytes) => {
                         received += bytes.len() as u64;
                         let before = sync.generation();
-                        let (more_purges, other) = down(&mut sync, &journal, &link, &bytes, received).await?;
+                        let (more_purges, other, commit) = down(&mut sync, &journal, &link, &bytes, received).await?;
                         purges.extend(more_purges);
+                        match commit {
+                            Committed::Yes => {
+                                commit_backoff.succeeded();
+                            }
+                            Committed::Failed(hello) => {
+                                let delay = commit_backoff.failed();
+                                tracing::warn!(retry_in_ms = delay.as_millis() as u64, "asking the cloud for the events again after a backoff");
+                                hello_at = Some((tokio::time::Instant::now() + delay, hello));
+                            }
+                            Committed::Nothing => {}
+                        }
                         if sync.generation() != before {
                             // The desired state changed: reconcile as soon as possible.
                             next_pass = tokio::time::Instant::now();
@@ -286,6 +322,11 @@ pub async fn run_with(
                     pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
             }
+            () = sleep_until(hello_at.as_ref().map(|(at, _)| *at)) => {
+                if let Some((_, hello)) = hello_at.take() {
+                    send(&link, hello).await;
+                }
+            }
             () = queued.notified() => {
                 pump(&mut sender, &journal, &link, &mut outbox_wake).await;
             }
@@ -293,7 +334,7 @@ pub async fn run_with(
                 outbox_wake = None;
                 pump(&mut sender, &journal, &link, &mut outbox_wake).await;
             }
-            () = tokio::time::sleep_until(next_pass), if idle.is_some() => {
+            () = tokio::time::sleep_until(next_pass), if idle.is_some() && !sync.is_rebuilding() => {
                 if let Some(mut r) = idle.take() {
                     if wants_docker && !r.has_runtime(RuntimeKind::Docker) && last_docker_try.elapsed() >= DOCKER_RETRY {
                         last_docker_try = tokio::time::Instant::now();
@@ -448,6 +489,16 @@ fn purges_in(commit: &Commit, before: &NodeDesired) -> Vec<(Name, Vec<Name>)> {
 /// Storage to purge: (instance, storage names).
 type Purges = Vec<(Name, Vec<Name>)>;
 
+/// What became of the journal commit a down frame asked for.
+enum Committed {
+    /// The frame asked for none.
+    Nothing,
+    Yes,
+    /// It failed; the agent went back to what the journal holds. The `Hello` to send
+    /// (after a backoff) so that the cloud sends the rest again.
+    Failed(Vec<u8>),
+}
+
 /// One down frame: apply, commit to the journal, then ack. Returns the storage to purge
 /// for instances undeployed with `--purge`, and a frame for another part of the agent.
 async fn down(
@@ -456,13 +507,13 @@ async fn down(
     link: &LinkHandle,
     bytes: &[u8],
     received: u64,
-) -> Result<(Purges, Option<Other>), AgentError> {
+) -> Result<(Purges, Option<Other>, Committed), AgentError> {
     let step = sync.down(bytes, Timestamp::now());
     for frame in step.send {
         send(link, frame).await;
     }
     let Some(commit) = step.commit else {
-        return Ok((Vec::new(), step.other));
+        return Ok((Vec::new(), step.other, Committed::Nothing));
     };
     let purges = purges_in(&commit, sync.desired());
     // The write and its fsync run off the loop, so heartbeats and the reconciler go on.
@@ -488,13 +539,37 @@ async fn down(
                 "committed"
             );
             send(link, ack).await;
-            Ok((purges, step.other))
+            Ok((purges, step.other, Committed::Yes))
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot commit to the journal; asking the cloud again");
-            let hello = sync.resume(&journal.load()?)?;
-            send(link, hello).await;
-            Ok((Vec::new(), step.other))
+            // The journal may not even read back on a full disk: the agent stays up and
+            // tries again after the backoff.
+            let state = {
+                let j = Arc::clone(journal);
+                tokio::task::spawn_blocking(move || j.load())
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(JournalError::Storage {
+                            journal: "journal".into(),
+                            reason: e.to_string(),
+                        })
+                    })
+            };
+            let hello = match state {
+                Ok(state) => sync.resume(&state)?,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the journal back; going back to the last committed state");
+                    // What the journal last committed is what `sync` last reported.
+                    sync.resume(&JournalState {
+                        desired: Some(sync.desired().as_ref().clone()),
+                        epoch: 0,
+                        memos: crate::journal::Memos::default(),
+                        recent: std::collections::BTreeMap::new(),
+                    })?
+                }
+            };
+            Ok((Vec::new(), step.other, Committed::Failed(hello)))
         }
     }
 }

@@ -6,6 +6,7 @@
 //! toward that state with the shared planner, whether or not the cloud is reachable.
 //!
 //! # Layout
+//! - [`backoff`]: delays of 1 s doubling to 30 s, for retrying a failed journal commit.
 //! - [`config`]: the agent's configuration (`skerry-edge run` flags).
 //! - [`identity`]: the node's identity on disk: key (0600), certificate, CA, node id.
 //! - [`enroll`]: first-run enrollment: key pair, CSR, CA check against the token
@@ -30,6 +31,7 @@
 //!   on a given identity, journal and runtimes (the fleet simulator's entry).
 
 pub mod agent;
+pub mod backoff;
 pub mod config;
 pub mod enroll;
 pub mod identity;

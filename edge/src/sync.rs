@@ -33,6 +33,12 @@
 //! equivocating event (a `node_seq` already applied, with other content) is refused,
 //! counted and logged. A frame that does not decode, or is over the limit, is dropped,
 //! counted and logged, never applied.
+//!
+//! **Rebuilding.** An agent whose journal was found damaged starts a new one and calls
+//! [`AgentSync::rebuild`]: until its first commit it says `Rebuild` where it would say
+//! `Hello`, and [`AgentSync::is_rebuilding`] tells the agent not to reconcile (the empty
+//! desired state is not the node's). The cloud answers `Rebuild` with a snapshot of the
+//! whole state, so that first commit holds all of it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -170,6 +176,8 @@ pub struct AgentSync {
     assembler: SnapshotAssembler,
     /// A `Hello` was sent to fill a gap the pending map could not hold.
     resync_requested: bool,
+    /// The journal was started again after damage; nothing committed yet.
+    rebuilding: bool,
     heartbeat_sent: Option<Timestamp>,
     round_trip_ms: Option<i64>,
     clock_offset_ms: Option<i64>,
@@ -189,6 +197,7 @@ impl AgentSync {
             outstanding: VecDeque::new(),
             assembler: SnapshotAssembler::new(config.max_snapshot_bytes),
             resync_requested: false,
+            rebuilding: false,
             heartbeat_sent: None,
             round_trip_ms: None,
             clock_offset_ms: None,
@@ -238,7 +247,24 @@ impl AgentSync {
         self.hello()
     }
 
+    /// The journal was found damaged and started again empty: say `Rebuild` instead of
+    /// `Hello` until the first commit, and tell the agent not to reconcile until then.
+    /// Only for a journal that has committed nothing.
+    pub fn rebuild(&mut self) {
+        self.rebuilding = self.last_committed() == 0;
+    }
+
+    /// A rebuild is waiting for its first commit: the desired state is not the node's yet.
+    pub fn is_rebuilding(&self) -> bool {
+        self.rebuilding
+    }
+
     fn hello(&self) -> Result<Vec<u8>, SyncError> {
+        if self.rebuilding {
+            return Ok(frame::encode_up(&UpFrame::Rebuild {
+                agent_version: self.config.agent_version.clone(),
+            })?);
+        }
         Ok(frame::encode_up(&UpFrame::Hello {
             last_node_seq: self.last_committed(),
             agent_version: self.config.agent_version.clone(),
@@ -471,6 +497,10 @@ impl AgentSync {
             .applied
             .saturating_add(commit.events.len() as u64);
         self.counters.commits = self.counters.commits.saturating_add(1);
+        if self.rebuilding {
+            self.rebuilding = false;
+            tracing::info!(node_seq = through, "the journal is rebuilt from the cloud");
+        }
         Ok(frame::encode_up(&UpFrame::Ack { node_seq: through })?)
     }
 

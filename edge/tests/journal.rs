@@ -722,3 +722,72 @@ fn after_a_full_disk_the_journal_opens_again_and_loses_nothing_committed() {
     assert_eq!(j.load().unwrap().applied(), 6);
     assert_eq!(j.load().unwrap().epoch, before.epoch);
 }
+
+#[test]
+fn a_damaged_journal_is_set_aside_and_a_new_one_started() {
+    for damage in ["truncated", "flipped"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.redb");
+        write_big_journal(&path);
+        let old_epoch = RedbJournal::open(&path, CACHE)
+            .unwrap()
+            .load()
+            .unwrap()
+            .epoch;
+        let mut bytes = std::fs::read(&path).unwrap();
+        match damage {
+            "truncated" => bytes.truncate(bytes.len() / 2),
+            _ => {
+                // Every copy of one event's marker, as in a_flipped_byte_is_corrupt_at_open.
+                let mut hits = 0;
+                for i in 0..bytes.len().saturating_sub(12) {
+                    if &bytes[i..i + 12] == b"MARKER-00200" {
+                        bytes[i + 8] ^= 0x01;
+                        hits += 1;
+                    }
+                }
+                assert!(hits >= 1);
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let (j, state, aside) = RedbJournal::open_or_set_aside(&path, CACHE).unwrap();
+        let aside = aside.unwrap_or_else(|| panic!("{damage}: not set aside"));
+        // The damaged file is kept as it was, beside the new journal.
+        assert_eq!(std::fs::read(&aside).unwrap(), bytes, "{damage}");
+        assert!(
+            aside
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("journal.redb.damaged-"),
+            "{}",
+            aside.display()
+        );
+        // Nothing of it is used: the new journal is empty, under a new epoch.
+        assert_eq!(state.desired, None, "{damage}");
+        assert_eq!(state.applied(), 0);
+        assert_ne!(state.epoch, old_epoch, "{damage}");
+        assert_eq!(j.event_span().unwrap(), None);
+        assert_eq!(state.memos, Memos::default());
+        commit_run(&j, 1, 3);
+        drop(j);
+        // The new journal is sound: opened again, nothing is set aside.
+        let (j, state, again) = RedbJournal::open_or_set_aside(&path, CACHE).unwrap();
+        assert_eq!(again, None);
+        assert_eq!(state.applied(), 3);
+        drop(j);
+    }
+}
+
+#[test]
+fn a_sound_journal_is_opened_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.redb");
+    write_big_journal(&path);
+    let before = RedbJournal::open(&path, CACHE).unwrap().load().unwrap();
+    let (_j, state, aside) = RedbJournal::open_or_set_aside(&path, CACHE).unwrap();
+    assert_eq!(aside, None);
+    assert_eq!(state, before);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

@@ -662,3 +662,37 @@ fn any_delivery_order_with_crashes_ends_in_the_same_state_and_never_acks_ahead()
         );
     }
 }
+
+#[test]
+fn a_rebuilding_agent_says_rebuild_until_its_first_commit() {
+    let j = MemoryJournal::new();
+    let mut sync = start(&j);
+    sync.rebuild();
+    assert!(sync.is_rebuilding());
+    let rebuild = UpFrame::Rebuild {
+        agent_version: "0.1.0-test".into(),
+    };
+    assert_eq!(up(&sync.connected().unwrap()), rebuild);
+    // A reconnect before the snapshot asks again.
+    assert_eq!(up(&sync.connected().unwrap()), rebuild);
+    let snap = snapshot(7);
+    let mut acks = Vec::new();
+    for f in chunk_frames(&snap) {
+        acks.extend(deliver(&mut sync, &j, &f));
+    }
+    assert_eq!(acks, vec![UpFrame::Ack { node_seq: 7 }]);
+    assert!(!sync.is_rebuilding());
+    assert_eq!(sync.desired().applied, 7);
+    // From now on it is an ordinary agent.
+    assert_eq!(up(&sync.connected().unwrap()), hello(7));
+}
+
+#[test]
+fn only_an_empty_journal_is_rebuilt() {
+    let j = MemoryJournal::new();
+    let mut sync = start(&j);
+    deliver(&mut sync, &j, &events_frame(1..=2));
+    sync.rebuild();
+    assert!(!sync.is_rebuilding());
+    assert_eq!(up(&sync.connected().unwrap()), hello(2));
+}

@@ -109,6 +109,11 @@ pub enum UpFrame {
     },
     /// The answer to [`DownFrame::NodeLogsRequest`].
     NodeLogs { request: u64, result: NodeLogs },
+    /// Sent on connect instead of `Hello` by an agent whose journal was found damaged and
+    /// started again empty (under a new epoch): it has nothing it can trust. The cloud
+    /// answers with a snapshot of the node's whole desired state (nothing, for a node
+    /// without events), then live events, as after `Hello { last_node_seq: 0 }`.
+    Rebuild { agent_version: String },
 }
 
 /// The agent's runtime log, or why it could not be read.

@@ -135,7 +135,8 @@ pub fn up_frame(data: &[u8]) -> Fuzzed {
         | UpFrame::Ack { .. }
         | UpFrame::Heartbeat { .. }
         | UpFrame::Status(_)
-        | UpFrame::NodeLogs { .. } => {}
+        | UpFrame::NodeLogs { .. }
+        | UpFrame::Rebuild { .. } => {}
     }
     out
 }

@@ -282,6 +282,18 @@ fn up_hello_frame() {
 }
 
 #[test]
+fn up_rebuild_frame() {
+    check(
+        "up_rebuild",
+        UpFrame::Rebuild {
+            agent_version: "0.1.0".into(),
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+#[test]
 fn up_ack_frame() {
     check(
         "up_ack",

@@ -36,6 +36,10 @@
 //!   [`images::DockerCleanup`], which removes what a node left on the engine.
 //! - [`mqtt`]: Debian's `mosquitto_sub` and `mosquitto_pub` as third-party MQTT clients of
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
+//! - [`proxy`]: [`proxy::Proxy`], a TCP proxy between an agent and the cloud's MQTT port
+//!   that can cut the link (drop every connection, refuse new ones) and restore it.
+//! - [`smallfs`]: [`smallfs::SmallFs`], a small tmpfs mounted over a directory (root only)
+//!   and filled to the last byte on demand.
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
 //! - [`sim`]: the fleet simulator: N real agent loops in this process
 //!   (`skerry_edge::agent::run_with`) with in-memory journals and a simulated runtime, over
@@ -43,6 +47,9 @@
 //!   open-files limit raised and reported when it stops the fleet.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
+//! - [`fault`]: what the fault tests look at: a node's containers with ids and states,
+//!   the events of an agent's journal and of the cloud's log for a node, a one-service app,
+//!   an agent pointed at another MQTT endpoint.
 //!
 //! # Tests (`tests/tests/`)
 //! - `cli_commands`: every operator command walked like a new user, exit codes, `--follow`.
@@ -66,6 +73,16 @@
 //! - `fleet_sim`: the fleet simulator end to end: 50 simulated agents over the real MQTT
 //!   endpoint; one deploy reaches every journal and runtime, the cloud reports all
 //!   `Running` at lag 0, the undeploy stops every replica.
+//! - `faults_agent`: `kill -9` of the agent at random points of deploy/undeploy cycles:
+//!   the journal opens and holds every acked event, one container per replica at the end.
+//! - `faults_link`: the agent's link cut through a proxy while events are recorded: it
+//!   converges and its state and journal are the cloud's.
+//! - `faults_cloud`: the cloud killed mid-deploy to three agents, and under load with
+//!   deploys in flight: every 2xx in the log, the fleet converges.
+//! - `faults_disk`: the agent's data dir on a small tmpfs filled up: it stays up and
+//!   catches up once space is freed; the journal is sound (root only, else NOT RUN).
+//! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
+//!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
@@ -75,13 +92,16 @@ pub mod binaries;
 pub mod cli;
 pub mod cloud;
 pub mod error;
+pub mod fault;
 pub mod fixtures;
 pub mod http;
 pub mod images;
 pub mod mqtt;
 pub mod node;
 pub mod procfs;
+pub mod proxy;
 pub mod sim;
+pub mod smallfs;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};

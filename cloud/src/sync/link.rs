@@ -136,6 +136,16 @@ impl Link {
         }
     }
 
+    /// The node's highest `node_seq` (`None`: no longer enrolled).
+    fn head(&self) -> Option<u64> {
+        self.hub
+            .engine()
+            .read()
+            .nodes
+            .get(&self.node)
+            .map(|n| n.node_seq)
+    }
+
     /// One frame from the node.
     async fn up(&mut self, bytes: &[u8]) -> Result<Vec<Output>, SyncError> {
         let frame = match frame::decode_up(bytes) {
@@ -147,6 +157,17 @@ impl Link {
             }
         };
         match frame {
+            UpFrame::Rebuild { agent_version } => {
+                self.events = Some(self.hub.engine().subscribe());
+                self.page = None;
+                let Some(head) = self.head() else {
+                    tracing::warn!(node = %self.node, "the node is no longer enrolled; ignoring its rebuild");
+                    return Ok(Vec::new());
+                };
+                tracing::warn!(node = %self.node, head, agent = %agent_version, "the agent's journal was damaged; sending it a snapshot to rebuild from");
+                self.hub.heard(self.node);
+                Ok(self.session.rebuild(head))
+            }
             UpFrame::Hello {
                 last_node_seq,
                 agent_version,
@@ -156,14 +177,7 @@ impl Link {
                 self.events = Some(self.hub.engine().subscribe());
                 // A read in flight belongs to the catch-up this Hello replaces.
                 self.page = None;
-                let head = self
-                    .hub
-                    .engine()
-                    .read()
-                    .nodes
-                    .get(&self.node)
-                    .map(|n| n.node_seq);
-                let Some(head) = head else {
+                let Some(head) = self.head() else {
                     tracing::warn!(node = %self.node, "the node is no longer enrolled; ignoring its Hello");
                     return Ok(Vec::new());
                 };

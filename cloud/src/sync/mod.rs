@@ -6,6 +6,8 @@
 //! it, or with a snapshot of the node's desired state when that is shorter; then it
 //! forwards the node's events as they become durable. The agent acknowledges what it has
 //! committed (`Ack`), says it is alive (`Heartbeat`) and reports its replicas (`Status`).
+//! An agent whose journal was damaged says `Rebuild` instead of `Hello`, and gets a
+//! snapshot of the node's whole desired state whatever its size.
 //! The [`Hub`] deals in encoded frames ([`bytes::Bytes`]) through a [`Connection`], so the
 //! embedded MQTT endpoint and a NATS link share it.
 //!

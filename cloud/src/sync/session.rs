@@ -216,6 +216,20 @@ impl NodeSession {
         vec![self.read(self.sent)]
     }
 
+    /// The agent asked for a rebuild (its journal was damaged and started again empty):
+    /// a snapshot of everything through `head`, whatever the sizes, then live. A node
+    /// without events gets nothing and goes live at once: its first event then starts
+    /// the agent's new journal.
+    pub fn rebuild(&mut self, head: u64) -> Vec<Output> {
+        self.head = head;
+        self.sent = 0;
+        if head == 0 {
+            self.phase = Phase::Live;
+            return Vec::new();
+        }
+        self.start_fold(0, head, true)
+    }
+
     /// A page the session asked for ([`Output::Read`]).
     pub fn page(&mut self, events: &[Event]) -> Result<Vec<Output>, SyncError> {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
@@ -818,6 +832,31 @@ mod tests {
         );
         let frames = drive(&mut s, &log, out);
         assert_eq!(assemble(&frames).state, log.desired());
+    }
+
+    #[test]
+    fn a_rebuild_gets_a_snapshot_of_everything_however_short_the_history() {
+        let mut log = Log::new();
+        log.label("a", "1".into());
+        log.label("b", "2".into());
+        // Two short events would go as events after a Hello at 0; a rebuild forces the
+        // snapshot, so the agent's first commit holds the whole state.
+        let mut s = NodeSession::new(node());
+        let out = s.rebuild(log.head());
+        let frames = drive(&mut s, &log, out);
+        let snap = assemble(&frames);
+        assert_eq!(snap.node_seq, 2);
+        assert_eq!(snap.state, log.desired());
+        assert_eq!(s.sent(), 2);
+        assert!(s.is_live());
+    }
+
+    #[test]
+    fn a_rebuild_of_a_node_without_events_goes_live_at_once() {
+        let mut s = NodeSession::new(node());
+        assert!(s.rebuild(0).is_empty());
+        assert!(s.is_live());
+        assert_eq!(s.sent(), 0);
     }
 
     #[test]

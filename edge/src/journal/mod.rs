@@ -361,7 +361,8 @@ pub struct EventSpan {
 /// Why a journal operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {
-    /// The file is damaged. Nothing in it was used; the agent stops rather than act on it.
+    /// The file is damaged. Nothing in it was used; the agent sets it aside and rebuilds
+    /// (see [`RedbJournal::open_or_set_aside`]), `status` and `events` refuse it.
     #[error(
         "journal {journal} is damaged ({reason}); nothing in it was used. Move it away to \
          start a new journal, which the cloud fills again"

@@ -159,6 +159,50 @@ impl RedbJournal {
         )
     }
 
+    /// Opens the agent's journal at `path` as [`RedbJournal::open`] does and loads it; a
+    /// journal found damaged (at open or while loading) is not used at all: the file is
+    /// renamed `NAME.damaged-SECS` (seconds since the epoch, now) beside it, and a new,
+    /// empty journal (with a new epoch) is created in its place. Returns the journal, what
+    /// it holds, and where the damaged file went, if one was set aside. Any other failure
+    /// is returned as it is, and nothing is moved.
+    pub fn open_or_set_aside(
+        path: &Path,
+        cache_bytes: usize,
+    ) -> Result<(Self, JournalState, Option<PathBuf>), JournalError> {
+        let opened = Self::open(path, cache_bytes).and_then(|j| {
+            let state = j.load()?;
+            Ok((j, state))
+        });
+        let reason = match opened {
+            Ok((j, state)) => return Ok((j, state, None)),
+            Err(JournalError::Corrupt { reason, .. }) => reason,
+            Err(other) => return Err(other),
+        };
+        // The failed open (or the journal it gave) is dropped by now: the file is free.
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".damaged-{secs}"));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(path, &aside).map_err(|e| JournalError::Storage {
+            journal: path.display().to_string(),
+            reason: format!(
+                "the journal is damaged ({reason}) and cannot be moved to {}: {e}",
+                aside.display()
+            ),
+        })?;
+        tracing::error!(
+            journal = %path.display(),
+            moved_to = %aside.display(),
+            %reason,
+            "the journal is damaged: nothing in it is used; it was set aside and a new one started"
+        );
+        let journal = Self::open(path, cache_bytes)?;
+        let state = journal.load()?;
+        Ok((journal, state, Some(aside)))
+    }
+
     /// Opens an existing journal to write: like [`RedbJournal::open`], but a missing file
     /// is [`JournalError::Missing`] and none is created.
     pub fn open_existing(path: &Path, cache_bytes: usize) -> Result<Self, JournalError> {

@@ -43,7 +43,9 @@
 //! `starting` or no check → Running; `created`, `restarting` → Starting; `exited`, `dead`
 //! → Exited with the exit code. `restarts` is the engine's `RestartCount`; `last_exit`
 //! reads `exited 3`, `OOM killed`. Containers with labels that do not parse are skipped
-//! and logged. Networks labelled with the node give the instances that have one.
+//! and logged. A container `created` and never started (the agent was killed between
+//! create and start) is removed, not observed, so the planner starts its replica afresh.
+//! Networks labelled with the node give the instances that have one.
 //!
 //! # Layout
 //! - [`spec`]: the container config, names and labels (pure).
@@ -192,6 +194,14 @@ impl DockerRuntime {
                     match self.docker.inspect_container(&id, None).await {
                         Ok(c) => {
                             let s = c.state.unwrap_or_default();
+                            if state::never_started(&s) {
+                                // The agent died between create and start (passes never
+                                // overlap, so no start of ours is in flight): remove it, and
+                                // the planner starts the replica afresh.
+                                tracing::warn!(container = %id, replica = %key, "removing a container that was created and never started");
+                                self.remove_container(&id).await?;
+                                return Ok(None);
+                            }
                             let restarts = state::restarts(c.restart_count);
                             let last_exit = state::last_exit(&s);
                             // The time is the engine's (`FinishedAt`); the code is the

@@ -338,6 +338,7 @@ impl Fleet {
                 journal: Arc::new(WatchedJournal::new(Arc::clone(&tally))),
                 runtimes,
                 docker: false,
+                rebuild: false,
             };
             let mut stopped = stop.subscribe();
             tasks.push(rt.spawn(run_with(config, parts, async move {

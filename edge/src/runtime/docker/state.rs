@@ -118,6 +118,17 @@ pub fn restarts(count: Option<i64>) -> u32 {
     count.map_or(0, |c| u32::try_from(c.max(0)).unwrap_or(u32::MAX))
 }
 
+/// A container that was created and never started: what a crash of the agent between
+/// create and start leaves. The engine reports `created` with no start time (its zero time,
+/// year 1). Such a container is the agent's unfinished work, not a replica to adopt.
+pub fn never_started(state: &ContainerState) -> bool {
+    state.status == Some(ContainerStateStatusEnum::CREATED)
+        && state
+            .started_at
+            .as_deref()
+            .is_none_or(|t| t.is_empty() || t.starts_with("0001-01-01"))
+}
+
 #[cfg(test)]
 mod tests {
     use bollard::models::Health;
@@ -177,6 +188,32 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn only_a_created_container_without_a_start_never_started() {
+        use ContainerStateStatusEnum as S;
+        let with = |status, started: Option<&str>| ContainerState {
+            status: Some(status),
+            started_at: started.map(str::to_owned),
+            ..Default::default()
+        };
+        assert!(never_started(&with(S::CREATED, None)));
+        assert!(never_started(&with(
+            S::CREATED,
+            Some("0001-01-01T00:00:00Z")
+        )));
+        assert!(never_started(&with(S::CREATED, Some(""))));
+        // Started once, then created again by a restart: the engine's to run.
+        assert!(!never_started(&with(
+            S::CREATED,
+            Some("2026-12-04T05:00:00.123Z")
+        )));
+        assert!(!never_started(&with(S::RUNNING, None)));
+        assert!(!never_started(&with(
+            S::EXITED,
+            Some("0001-01-01T00:00:00Z")
+        )));
     }
 
     #[test]
