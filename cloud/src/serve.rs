@@ -256,9 +256,26 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Raises the soft open-files limit to the hard one: every connected agent holds a socket,
+/// and a default soft limit of 1,024 would stop the cloud near 1,000 agents.
+fn raise_open_files() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the open-files limit: each connected agent takes one")
+            }
+        },
+        Ok((soft, _)) => tracing::info!(limit = soft, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 /// `skerry serve`.
 pub fn main(args: ServeArgs) -> ExitCode {
     init_tracing();
+    raise_open_files();
     let config = match Config::load(&args) {
         Ok(c) => c,
         Err(e) => {
