@@ -8,6 +8,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::binaries::try_bin;
+use crate::cli::cli;
+use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::http::Api;
 
@@ -136,6 +138,53 @@ pub fn sleeper_manifest(app: &str, version: &str, image: &str, replicas: u32) ->
          command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 1; done\"]\n    \
          replicas: {replicas}\n"
     )
+}
+
+/// The node's containers of `instance` (named `skerry-{node}.{instance}.…`).
+pub fn containers_of(node: &str, instance: &str) -> Result<Vec<Container>, Error> {
+    let dotted = format!(".{instance}.");
+    Ok(containers(node)?
+        .into_iter()
+        .filter(|c| c.name.contains(&dotted))
+        .collect())
+}
+
+/// Publishes [`sleeper_manifest`] as `sleeper@1.0.0` with `replicas` replicas (the
+/// manifest file is written in `dir`).
+pub fn publish_sleeper(cloud: &Cloud, dir: &Path, image: &str, replicas: u32) -> Result<(), Error> {
+    let manifest = dir.join("sleeper.yaml");
+    std::fs::write(
+        &manifest,
+        sleeper_manifest("sleeper", "1.0.0", image, replicas),
+    )
+    .map_err(|e| Error::io(manifest.display(), e))?;
+    let path = manifest.to_string_lossy();
+    let out = cli(cloud, &["app", "publish", "-f", &path]);
+    if out.code != 0 {
+        return Err(Error::unexpected(format!("app publish: {out}")));
+    }
+    Ok(())
+}
+
+/// `skerry deploy sleeper@1.0.0 --env ENV --name INSTANCE --node NODE`.
+pub fn deploy_sleeper(cloud: &Cloud, env: &str, instance: &str, node: &str) -> Result<(), Error> {
+    let out = cli(
+        cloud,
+        &[
+            "deploy",
+            "sleeper@1.0.0",
+            "--env",
+            env,
+            "--name",
+            instance,
+            "--node",
+            node,
+        ],
+    );
+    if out.code != 0 {
+        return Err(Error::unexpected(format!("deploy {instance}: {out}")));
+    }
+    Ok(())
 }
 
 /// Points an enrolled agent at other MQTT endpoints (a [`crate::proxy::Proxy`]): rewrites

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{
-    cloud_node_events, containers, journal_events, journal_status, sleeper_manifest,
+    cloud_node_events, containers, deploy_sleeper, journal_events, journal_status, publish_sleeper,
 };
 use skerry_tests::images::{busybox_image, unique};
 use skerry_tests::{Cloud, cli, wait_for};
@@ -37,17 +37,7 @@ fn kill_cycles(kills: usize) {
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
     let node = agent.node_id().unwrap();
-    let manifest = agent.dir().join("sleeper.yaml");
-    std::fs::write(
-        &manifest,
-        sleeper_manifest("sleeper", "1.0.0", &image, REPLICAS as u32),
-    )
-    .unwrap();
-    let out = cli(
-        &cloud,
-        &["app", "publish", "-f", manifest.to_str().unwrap()],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    publish_sleeper(&cloud, agent.dir(), &image, REPLICAS as u32).unwrap();
 
     let prefix = unique("kill");
     let mut rng = rand::rng();
@@ -55,20 +45,7 @@ fn kill_cycles(kills: usize) {
     let started = Instant::now();
     for i in 0..kills {
         let instance = format!("{prefix}-{i}");
-        let out = cli(
-            &cloud,
-            &[
-                "deploy",
-                "sleeper@1.0.0",
-                "--env",
-                "plant",
-                "--name",
-                &instance,
-                "--node",
-                "gw-1",
-            ],
-        );
-        assert_eq!(out.code, 0, "{out}");
+        deploy_sleeper(&cloud, "plant", &instance, "gw-1").unwrap();
         if i > 0 {
             let out = cli(&cloud, &["undeploy", &format!("{prefix}-{}", i - 1)]);
             assert_eq!(out.code, 0, "{out}");

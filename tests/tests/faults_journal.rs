@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{
-    Container, cloud_node_events, containers, journal_status, sleeper_manifest,
+    Container, cloud_node_events, containers, containers_of, deploy_sleeper, journal_status,
+    publish_sleeper,
 };
 use skerry_tests::images::{busybox_image, unique};
 use skerry_tests::{Cloud, cli, wait_for};
@@ -66,33 +67,6 @@ fn damaged_files(data: &Path) -> usize {
         .count()
 }
 
-fn deploy(cloud: &Cloud, instance: &str) {
-    let out = cli(
-        cloud,
-        &[
-            "deploy",
-            "sleeper@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
-}
-
-/// The node's containers of `instance`.
-fn ours(node: &str, instance: &str) -> Vec<Container> {
-    let dotted = format!(".{instance}.");
-    containers(node)
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.name.contains(&dotted))
-        .collect()
-}
-
 fn running(cs: &[Container]) -> bool {
     cs.len() == REPLICAS && cs.iter().all(|c| c.state == "running")
 }
@@ -105,26 +79,16 @@ fn a_damaged_journal_is_never_used_and_is_rebuilt_without_touching_the_apps() {
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
     let node = agent.node_id().unwrap();
-    let manifest = agent.dir().join("sleeper.yaml");
-    std::fs::write(
-        &manifest,
-        sleeper_manifest("sleeper", "1.0.0", &image, REPLICAS as u32),
-    )
-    .unwrap();
-    let out = cli(
-        &cloud,
-        &["app", "publish", "-f", manifest.to_str().unwrap()],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    publish_sleeper(&cloud, agent.dir(), &image, REPLICAS as u32).unwrap();
     let instance = unique("jrnl");
-    deploy(&cloud, &instance);
+    deploy_sleeper(&cloud, "plant", &instance, "gw-1").unwrap();
     for i in 0..5 {
         let out = cli(&cloud, &["node", "label", "gw-1", &format!("k{i}=v{i}")]);
         assert_eq!(out.code, 0, "{out}");
     }
     let mut head = cloud_node_events(&api, &node).unwrap().len() as u64;
     let before = wait_for(CONVERGE, || {
-        let cs = ours(&node, &instance);
+        let cs = containers_of(&node, &instance).unwrap();
         let applied = journal_status(&agent.data_dir()).ok()?["last_applied"].as_u64()?;
         (running(&cs) && applied == head).then_some(cs)
     })
@@ -182,15 +146,17 @@ fn a_damaged_journal_is_never_used_and_is_rebuilt_without_touching_the_apps() {
         // A probe instance deployed now runs only after a reconcile pass on the rebuilt
         // state, which holds the first instance too: that pass adopted, never replaced.
         let probe = format!("{instance}-p{n}");
-        deploy(&cloud, &probe);
+        deploy_sleeper(&cloud, "plant", &probe, "gw-1").unwrap();
         assert!(
-            wait_for(CONVERGE, || running(&ours(&node, &probe)).then_some(())).is_some(),
+            wait_for(CONVERGE, || running(&containers_of(&node, &probe).unwrap())
+                .then_some(()))
+            .is_some(),
             "{kind}: the probe did not run: {:?}\n{}",
             containers(&node),
             agent.logs()
         );
         head = cloud_node_events(&api, &node).unwrap().len() as u64;
-        let after = ours(&node, &instance);
+        let after = containers_of(&node, &instance).unwrap();
         assert_eq!(after, before, "{kind}: the containers changed");
         assert_eq!(
             starts(&agent),
@@ -210,7 +176,11 @@ fn a_damaged_journal_is_never_used_and_is_rebuilt_without_touching_the_apps() {
     let out = cli(&cloud, &["undeploy", &instance]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
-        wait_for(CONVERGE, || ours(&node, &instance).is_empty().then_some(())).is_some(),
+        wait_for(CONVERGE, || containers_of(&node, &instance)
+            .unwrap()
+            .is_empty()
+            .then_some(()))
+        .is_some(),
         "not undeployed after the rebuild: {:?}\n{}",
         containers(&node),
         agent.logs()

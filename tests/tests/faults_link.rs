@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{
-    Container, cloud_node_events, containers, journal_events, journal_status, set_mqtt_endpoint,
-    sleeper_manifest,
+    cloud_node_events, containers, containers_of, deploy_sleeper, journal_events, journal_status,
+    publish_sleeper, set_mqtt_endpoint,
 };
 use skerry_tests::images::{busybox_image, unique};
 use skerry_tests::proxy::Proxy;
@@ -33,32 +33,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn deploy(cloud: &Cloud, instance: &str) {
-    let out = cli(
-        cloud,
-        &[
-            "deploy",
-            "sleeper@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
-}
-
-fn ours(node: &str, instance: &str) -> Vec<Container> {
-    let dotted = format!(".{instance}.");
-    containers(node)
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.name.contains(&dotted))
-        .collect()
 }
 
 /// Records `count` label changes on `node` from [`CLIENTS`] concurrent clients, each on
@@ -119,13 +93,7 @@ fn link_cut(cut: Duration, events: usize) {
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
     let node = agent.node_id().unwrap();
-    let manifest = agent.dir().join("sleeper.yaml");
-    std::fs::write(&manifest, sleeper_manifest("sleeper", "1.0.0", &image, 1)).unwrap();
-    let out = cli(
-        &cloud,
-        &["app", "publish", "-f", manifest.to_str().unwrap()],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    publish_sleeper(&cloud, agent.dir(), &image, 1).unwrap();
 
     // The agent goes through the proxy from now on.
     let proxy = Proxy::start(cloud.mqtt_addr()).unwrap();
@@ -134,12 +102,15 @@ fn link_cut(cut: Duration, events: usize) {
     agent.restart().unwrap();
     let first = unique("link-a");
     let second = unique("link-b");
-    deploy(&cloud, &first);
+    deploy_sleeper(&cloud, "plant", &first, "gw-1").unwrap();
     let node_json = || api.get_json(&format!("/api/v1/nodes/{node}")).unwrap();
     assert!(
         wait_for(CONVERGE, || {
             let n = node_json();
-            let running = ours(&node, &first).iter().any(|c| c.state == "running");
+            let running = containers_of(&node, &first)
+                .unwrap()
+                .iter()
+                .any(|c| c.state == "running");
             (running && n["lag"] == 0 && proxy.accepted() >= 1).then_some(())
         })
         .is_some(),
@@ -151,7 +122,7 @@ fn link_cut(cut: Duration, events: usize) {
     // Cut: the cloud records a deploy, an undeploy and the label changes meanwhile.
     proxy.cut();
     let cut_at = Instant::now();
-    deploy(&cloud, &second);
+    deploy_sleeper(&cloud, "plant", &second, "gw-1").unwrap();
     let out = cli(&cloud, &["undeploy", &first]);
     assert_eq!(out.code, 0, "{out}");
     let t = Instant::now();
@@ -165,7 +136,10 @@ fn link_cut(cut: Duration, events: usize) {
     assert!(lag >= events as u64 + 2, "{during}");
     // Offline, the agent keeps running what its journal says.
     assert!(
-        ours(&node, &first).iter().any(|c| c.state == "running"),
+        containers_of(&node, &first)
+            .unwrap()
+            .iter()
+            .any(|c| c.state == "running"),
         "the running instance stopped during the cut"
     );
     let cut_len = cut_at.elapsed();
@@ -175,10 +149,10 @@ fn link_cut(cut: Duration, events: usize) {
     let converged = wait_for(CONVERGE, || {
         let n = node_json();
         let status = journal_status(&agent.data_dir()).ok()?;
-        let b = ours(&node, &second);
+        let b = containers_of(&node, &second).unwrap();
         (n["lag"] == 0
             && status["last_applied"] == n["node_seq"]
-            && ours(&node, &first).is_empty()
+            && containers_of(&node, &first).unwrap().is_empty()
             && b.len() == 1
             && b[0].state == "running")
             .then_some((n, status))
