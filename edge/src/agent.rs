@@ -85,14 +85,39 @@ pub async fn identity(config: &AgentConfig) -> Result<Identity, AgentError> {
     Ok(id)
 }
 
+/// How long the agent waits at start for a journal another process holds. `skerry-edge
+/// status` and `events` hold it for a moment (and as a writer when they recover a journal
+/// left by a crash), so an agent started beside one waits its turn; a second agent holds it
+/// for good, and this one then stops with [`JournalError::Locked`].
+const LOCKED_WAIT: Duration = Duration::from_secs(10);
+
 /// Opens the journal; a damaged one is set aside and a new one started (see
 /// [`RedbJournal::open_or_set_aside`]): the bool says so.
-fn open_journal(
+/// A journal another process holds is tried again for up to `wait`.
+async fn open_journal(
     data: &Path,
     cache: u64,
+    wait: Duration,
 ) -> Result<(Arc<dyn Journal>, JournalState, bool), AgentError> {
     let cache = usize::try_from(cache).unwrap_or(16 << 20);
-    let (journal, state, aside) = RedbJournal::open_or_set_aside(&data.join(FILE_NAME), cache)?;
+    let path = data.join(FILE_NAME);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut waiting = false;
+    let (journal, state, aside) = loop {
+        match RedbJournal::open_or_set_aside(&path, cache) {
+            Err(JournalError::Locked { journal }) if tokio::time::Instant::now() < deadline => {
+                if !waiting {
+                    tracing::warn!(%journal, ?wait, "the journal is in use by another process; waiting for it");
+                    waiting = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            opened => break opened?,
+        }
+    };
+    if waiting {
+        tracing::info!("the journal is free now");
+    }
     Ok((Arc::new(journal), state, aside.is_some()))
 }
 
@@ -151,8 +176,12 @@ pub async fn run(
     std::fs::create_dir_all(&config.data)
         .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
     let identity = identity(&config).await?;
-    let (journal, _, damaged) =
-        open_journal(&config.data, config.profile.agent.redb_cache.bytes())?;
+    let (journal, _, damaged) = open_journal(
+        &config.data,
+        config.profile.agent.redb_cache.bytes(),
+        LOCKED_WAIT,
+    )
+    .await?;
     let parts = Parts {
         identity,
         journal,
@@ -577,5 +606,41 @@ async fn down(
 async fn send(link: &LinkHandle, frame: Vec<u8>) {
     if let Err(e) = link.send_up(Bytes::from(frame)).await {
         tracing::debug!(error = %e, "not sent; the next connect says it again");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_journal_held_for_a_moment_is_waited_for_and_one_held_for_good_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        // Another open of the file holds it as `skerry-edge status` or a second agent would
+        // (redb's locks are per open file, so a second open in this process conflicts too).
+        let holder = RedbJournal::open(&path, 1 << 20).unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(holder);
+        });
+        let started = std::time::Instant::now();
+        let (_, _, aside) = open_journal(dir.path(), 1 << 20, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(!aside);
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        release.await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RedbJournal::open(&dir.path().join(FILE_NAME), 1 << 20).unwrap();
+        let Err(err) = open_journal(dir.path(), 1 << 20, Duration::from_millis(300)).await else {
+            panic!("a journal held for good is refused");
+        };
+        assert!(
+            matches!(err, AgentError::Journal(JournalError::Locked { .. })),
+            "{err}"
+        );
     }
 }

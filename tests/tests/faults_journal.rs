@@ -28,11 +28,14 @@ fn starts(agent: &Agent) -> usize {
 /// Damages the journal file; says how.
 type Damage<'a> = Box<dyn Fn(&Path) -> String + 'a>;
 
+/// Cuts the file off mid-page, as a torn write of its tail would. (Half its length is not
+/// enough: when the second half holds only free pages, that is a sound, shorter journal.)
 fn truncate(path: &Path) -> String {
     let len = std::fs::metadata(path).unwrap().len();
+    let to = len / 2 - 1000;
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.set_len(len / 2).unwrap();
-    format!("truncated from {len} to {} bytes", len / 2)
+    f.set_len(to).unwrap();
+    format!("truncated from {len} to {to} bytes")
 }
 
 /// Flips one bit in every copy of `needle` in the file (the live copy is among them).
