@@ -111,6 +111,33 @@ impl InstanceSpec {
         self.nodes.iter().any(|t| t.node == node)
     }
 
+    /// The spec with only `node`'s entries in `nodes` and `unschedulable` (see
+    /// [`EventPayload::for_node`]); the other lists are not copied.
+    pub fn for_node(&self, node: NodeId) -> InstanceSpec {
+        InstanceSpec {
+            name: self.name.clone(),
+            env: self.env.clone(),
+            app: self.app.clone(),
+            version: self.version.clone(),
+            manifest: self.manifest.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|t| t.node == node)
+                .cloned()
+                .collect(),
+            unschedulable: self
+                .unschedulable
+                .iter()
+                .filter(|u| u.node == node)
+                .cloned()
+                .collect(),
+            selector: self.selector.clone(),
+            overrides: self.overrides.clone(),
+            mode: self.mode,
+        }
+    }
+
     /// The effective environment of a component: the manifest's, then the overrides.
     pub fn env_of(&self, component: &str) -> Labels {
         let mut env: Labels = self
@@ -267,6 +294,19 @@ impl EventPayload {
         }
     }
 
+    /// The payload as `node` receives it. A deploy keeps only `node`'s own target and its own
+    /// unschedulable entry: no node learns which other nodes run an instance, and a deploy to
+    /// N nodes sends each a frame of its own size rather than N copies of the whole target
+    /// list (N^2 bytes in all). Every other payload is sent whole.
+    pub fn for_node(&self, node: NodeId) -> EventPayload {
+        match self {
+            EventPayload::InstanceDeployed { instance } => EventPayload::InstanceDeployed {
+                instance: Box::new(instance.for_node(node)),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The instance this event is about, if any.
     pub fn instance(&self) -> Option<&Name> {
         match self {
@@ -388,13 +428,14 @@ impl Event {
             .map(|n| n.node_seq)
     }
 
-    /// The event as delivered to `node`, if it concerns that node.
+    /// The event as delivered to `node`, if it concerns that node: its `node_seq`, and the
+    /// payload as [`EventPayload::for_node`] gives it.
     pub fn for_node(&self, node: NodeId) -> Option<NodeEvent> {
         Some(NodeEvent {
             node_seq: self.node_seq_for(node)?,
             seq: self.seq,
             time: self.time,
-            payload: self.payload.clone(),
+            payload: self.payload.for_node(node),
         })
     }
 }
@@ -487,6 +528,57 @@ mod tests {
             out.push(e);
         }
         out
+    }
+
+    #[test]
+    fn a_node_receives_only_its_own_part_of_a_deploy() {
+        let manifest = crate::manifest::parse_manifest(
+            "app: web\nversion: 1.0.0\ncomponents:\n  - name: api\n    image: api:1\n",
+        )
+        .unwrap();
+        let (a, b, c) = (NodeId::random(), NodeId::random(), NodeId::random());
+        let target = |node| NodeTarget { node, weight: 1 };
+        let spec = InstanceSpec {
+            name: Name::parse("web").unwrap(),
+            env: Name::parse("prod").unwrap(),
+            app: Name::parse("web").unwrap(),
+            version: manifest.version.clone(),
+            manifest,
+            nodes: vec![target(a), target(b)],
+            unschedulable: vec![Unschedulable {
+                node: c,
+                reasons: vec!["memory".into()],
+            }],
+            selector: Labels::new(),
+            overrides: vec![],
+            mode: InstanceMode::Production,
+        };
+        let payload = EventPayload::InstanceDeployed {
+            instance: Box::new(spec.clone()),
+        };
+        let EventPayload::InstanceDeployed { instance } = payload.for_node(a) else {
+            panic!("a deploy stays a deploy");
+        };
+        assert_eq!(instance.nodes, vec![target(a)]);
+        assert!(instance.unschedulable.is_empty());
+        assert!(instance.targets(a) && !instance.targets(b));
+        // Everything but the other nodes' entries is the node's to see.
+        let mut whole = (*instance).clone();
+        whole.nodes = spec.nodes.clone();
+        whole.unschedulable = spec.unschedulable.clone();
+        assert_eq!(whole, spec);
+
+        let EventPayload::InstanceDeployed { instance } = payload.for_node(c) else {
+            panic!("a deploy stays a deploy");
+        };
+        assert!(instance.nodes.is_empty());
+        assert_eq!(instance.unschedulable, spec.unschedulable);
+
+        let rename = EventPayload::NodeRenamed {
+            node: a,
+            name: Name::parse("gw").unwrap(),
+        };
+        assert_eq!(rename.for_node(a), rename);
     }
 
     #[test]

@@ -25,9 +25,7 @@
 //! back to the log from the last `node_seq` sent. An event too large for a frame of its
 //! own cannot go as an event, so the session sends a snapshot instead.
 
-use serde::Serialize;
-use skerry_shared::clock::Timestamp;
-use skerry_shared::event::{Event, EventPayload, NodeEvent};
+use skerry_shared::event::{Event, NodeEvent};
 use skerry_shared::frame::{self, DownFrame, FrameError};
 use skerry_shared::ids::NodeId;
 use skerry_shared::reducer::{self, NodeDesired, NodeSnapshot};
@@ -323,9 +321,10 @@ impl NodeSession {
     ) -> Result<Vec<Output>, SyncError> {
         let mut last = batch.last().map_or(self.sent, |e| e.node_seq);
         for e in events {
-            let Some(node_seq) = e.node_seq_for(self.node) else {
+            let Some(ev) = e.for_node(self.node) else {
                 continue;
             };
+            let node_seq = ev.node_seq;
             if node_seq > through {
                 break;
             }
@@ -339,7 +338,7 @@ impl NodeSession {
                     found: node_seq,
                 });
             }
-            bytes = bytes.saturating_add(event_size(node_seq, e)?);
+            bytes = bytes.saturating_add(event_size(&ev)?);
             if bytes > self.margin {
                 if !self.snapshots {
                     tracing::debug!(node = %self.node, from = self.sent, through, "catch-up by events (snapshots off)");
@@ -352,7 +351,7 @@ impl NodeSession {
                 return Ok(self.start_fold(self.sent, through, false));
             }
             last = node_seq;
-            batch.extend(e.for_node(self.node));
+            batch.push(ev);
         }
         if last < through {
             if events.len() < self.page {
@@ -385,9 +384,11 @@ impl NodeSession {
         events: &[Event],
     ) -> Result<Vec<Output>, SyncError> {
         for e in events {
-            let Some(node_seq) = e.node_seq_for(self.node) else {
+            // The node's view of the event: a snapshot holds what the events would have.
+            let Some(ev) = e.for_node(self.node) else {
                 continue;
             };
+            let node_seq = ev.node_seq;
             if node_seq > fold.through {
                 break;
             }
@@ -400,9 +401,9 @@ impl NodeSession {
                 });
             }
             if node_seq > fold.from && !fold.force {
-                fold.event_bytes = fold.event_bytes.saturating_add(event_size(node_seq, e)?);
+                fold.event_bytes = fold.event_bytes.saturating_add(event_size(&ev)?);
             }
-            reducer::fold(&mut fold.state, node_seq, &e.payload);
+            reducer::fold(&mut fold.state, node_seq, &ev.payload);
         }
         if fold.state.applied < fold.through {
             if events.len() < self.page {
@@ -535,30 +536,16 @@ enum Delivered {
     Snapshot(Vec<Output>),
 }
 
-/// A [`NodeEvent`] by reference: the same postcard encoding, without cloning the payload.
-#[derive(Serialize)]
-struct NodeEventRef<'a> {
-    node_seq: u64,
-    seq: u64,
-    time: Timestamp,
-    payload: &'a EventPayload,
-}
-
-/// The encoded size of `e` as the node receives it.
-fn event_size(node_seq: u64, e: &Event) -> Result<usize, FrameError> {
-    postcard::experimental::serialized_size(&NodeEventRef {
-        node_seq,
-        seq: e.seq,
-        time: e.time,
-        payload: &e.payload,
-    })
-    .map_err(|e| FrameError::Encode(e.to_string()))
+/// The encoded size of an event as the node receives it.
+fn event_size(ev: &NodeEvent) -> Result<usize, FrameError> {
+    postcard::experimental::serialized_size(ev).map_err(|e| FrameError::Encode(e.to_string()))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use skerry_shared::event::{Actor, NodeSeq};
+    use skerry_shared::clock::Timestamp;
+    use skerry_shared::event::{Actor, EventPayload, NodeSeq};
     use skerry_shared::frame::{Assembly, SnapshotAssembler};
     use skerry_shared::hash::Digest;
 
@@ -642,8 +629,8 @@ mod tests {
         fn desired(&self) -> NodeDesired {
             let mut s = NodeDesired::new(node());
             for e in &self.events {
-                if let Some(ns) = e.node_seq_for(node()) {
-                    reducer::fold(&mut s, ns, &e.payload);
+                if let Some(ev) = e.for_node(node()) {
+                    reducer::fold(&mut s, ev.node_seq, &ev.payload);
                 }
             }
             s
@@ -706,8 +693,95 @@ mod tests {
         let e = log.label("k", "v".repeat(300)).clone();
         let ne = e.for_node(node()).unwrap();
         assert_eq!(
-            event_size(1, &e).unwrap(),
+            event_size(&ne).unwrap(),
             postcard::to_stdvec(&ne).unwrap().len()
+        );
+    }
+
+    /// A deploy to `node()`, `other()` and 500 more nodes.
+    fn deploy_to_many(log: &mut Log) {
+        use skerry_shared::event::{InstanceMode, InstanceSpec, NodeTarget};
+        let manifest = skerry_shared::manifest::parse_manifest(
+            "app: web\nversion: 1.0.0\ncomponents:\n  - name: api\n    image: api:1\n",
+        )
+        .unwrap();
+        let mut nodes = vec![node(), other()];
+        nodes.extend((0..500).map(|i| NodeId(uuid::Uuid::from_u128(1000 + i))));
+        let name = skerry_shared::ids::Name::parse("web").unwrap();
+        let spec = InstanceSpec {
+            name: name.clone(),
+            env: skerry_shared::ids::Name::parse("prod").unwrap(),
+            app: name,
+            version: manifest.version.clone(),
+            manifest,
+            nodes: nodes
+                .iter()
+                .map(|&node| NodeTarget { node, weight: 1 })
+                .collect(),
+            unschedulable: vec![],
+            selector: Default::default(),
+            overrides: vec![],
+            mode: InstanceMode::Production,
+        };
+        log.push(
+            EventPayload::InstanceDeployed {
+                instance: Box::new(spec),
+            },
+            &nodes,
+        );
+    }
+
+    fn own_targets(payload: &EventPayload) -> Vec<NodeId> {
+        match payload {
+            EventPayload::InstanceDeployed { instance } => {
+                instance.nodes.iter().map(|t| t.node).collect()
+            }
+            other => panic!("not a deploy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_node_is_sent_only_its_own_target_of_a_deploy() {
+        let mut log = Log::new();
+        log.label("k", "v".into());
+        deploy_to_many(&mut log);
+        // Catch-up by events.
+        let mut s = NodeSession::new(node());
+        let out = s.hello(1, log.head());
+        let frames = drive(&mut s, &log, out);
+        let [DownFrame::Events(evs)] = frames.as_slice() else {
+            panic!("one frame of events: {frames:?}");
+        };
+        assert_eq!(own_targets(&evs[0].payload), vec![node()]);
+        // Small: the other 501 targets are not in it.
+        assert!(postcard::to_stdvec(&evs[0]).unwrap().len() < 200);
+        // Live.
+        let mut log2 = Log::new();
+        log2.label("k", "v".into());
+        let mut s = NodeSession::new(other());
+        assert!(s.hello(0, 0).is_empty());
+        deploy_to_many(&mut log2);
+        let e = log2.events.last().unwrap();
+        let out = s.events([e]).unwrap();
+        let [Output::Send(DownFrame::Events(evs))] = out.as_slice() else {
+            panic!("one frame of events: {out:?}");
+        };
+        assert_eq!(own_targets(&evs[0].payload), vec![other()]);
+        // By snapshot: the state holds the node's own view too.
+        let mut s = NodeSession::new(node());
+        let out = s.rebuild(log.head());
+        let snap = assemble(&drive(&mut s, &log, out));
+        assert_eq!(snap.state, log.desired());
+        let deployed: Vec<_> = snap.state.instances.values().collect();
+        assert_eq!(deployed.len(), 1);
+        assert_eq!(
+            deployed[0]
+                .spec
+                .nodes
+                .iter()
+                .map(|t| t.node)
+                .collect::<Vec<_>>(),
+            vec![node()]
         );
     }
 
