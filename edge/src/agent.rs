@@ -238,6 +238,9 @@ pub async fn run_with(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut received: u64 = 0;
     let mut next_pass = tokio::time::Instant::now();
+    // The desired state's generation the running pass works on: a change during the pass
+    // calls for another at once.
+    let mut pass_generation = sync.generation();
     // A pass runs beside the loop, so a slow stop never delays heartbeats or acks. The
     // reconciler is moved into the running pass and comes back with its outcome.
     let mut idle = Some(reconciler);
@@ -374,6 +377,7 @@ pub async fn run_with(
                     }
                     r.queue_purges(std::mem::take(&mut purges));
                     let desired = Arc::clone(sync.desired());
+                    pass_generation = sync.generation();
                     running = Some(Box::pin(async move {
                         let outcome = r.pass(&desired).await;
                         (r, outcome)
@@ -399,7 +403,15 @@ pub async fn run_with(
                     queue(&journal, bodies).await;
                     pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
-                next_pass = tokio::time::Instant::now() + if outcome.actions > 0 { FOLLOW_UP } else { RESYNC };
+                next_pass = tokio::time::Instant::now() + if sync.generation() != pass_generation {
+                    // The desired state changed while the pass ran: reconcile it at once,
+                    // as a change between passes is.
+                    Duration::ZERO
+                } else if outcome.actions > 0 {
+                    FOLLOW_UP
+                } else {
+                    RESYNC
+                };
             }
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! One [`Reconciler::pass`] observes every replica the runtimes hold for this node,
 //! records the results of `init` runs (so an init runs once per spec hash, also across
-//! agent restarts), plans against the desired state and performs the actions. The agent
-//! calls it when the desired state changes and on a timer, so a replica that died, a
+//! agent restarts), plans against the desired state and performs the actions; while
+//! actions work and are new in the pass, it looks again and plans the next round at once
+//! (up to 8 rounds), and it reports what it saw last. The agent calls it when the desired state changes and on a timer, so a replica that died, a
 //! container removed by hand, or a missing network is put back without the cloud.
 //!
 //! # Layout
@@ -29,6 +30,9 @@ use skerry_shared::report::ReplicaStatus;
 use crate::journal::{Journal, MemoChange, MemoChanges, Memos};
 use crate::runtime::{ObservedReplica, Runtime, RuntimeError};
 use report::ReportKey;
+
+/// The most rounds of plan and act in one pass (see [`Reconciler::pass`]).
+const MAX_ROUNDS: usize = 8;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default)]
@@ -123,6 +127,41 @@ impl Reconciler {
         Ok((replicas, networks))
     }
 
+    /// The actual state the planner compares `desired` with: what the runtimes hold, the
+    /// networks, and the memos.
+    fn actual(
+        &self,
+        desired: &NodeDesired,
+        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+        networks: BTreeSet<Name>,
+    ) -> ActualState {
+        let mut actual = ActualState {
+            networks,
+            ..ActualState::default()
+        };
+        self.memos.fill(&mut actual);
+        // Instances with no container component need no network.
+        for d in desired.instances.values() {
+            if d.spec
+                .manifest
+                .components
+                .iter()
+                .all(|c| c.runtime() != RuntimeKind::Docker)
+                || self.runtime(RuntimeKind::Docker).is_none()
+            {
+                actual.networks.insert(d.spec.name.clone());
+            }
+        }
+        for (key, (o, _)) in observed {
+            actual.insert(ActualReplica {
+                key: key.clone(),
+                spec_hash: o.spec_hash,
+                phase: o.phase,
+            });
+        }
+        actual
+    }
+
     /// Records init runs that ended, for the spec hash they ran.
     fn record_inits(
         &mut self,
@@ -203,7 +242,7 @@ impl Reconciler {
 
     /// One observe, plan and act round.
     pub async fn pass(&mut self, desired: &NodeDesired) -> PassOutcome {
-        let (observed, networks) = match self.observe().await {
+        let (mut observed, networks) = match self.observe().await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot observe the runtimes; retrying later");
@@ -211,39 +250,43 @@ impl Reconciler {
             }
         };
         self.record_inits(desired, &observed);
-
-        let mut actual = ActualState {
-            networks,
-            ..ActualState::default()
-        };
-        self.memos.fill(&mut actual);
-        // Instances with no container component need no network.
-        for d in desired.instances.values() {
-            if d.spec
-                .manifest
-                .components
-                .iter()
-                .all(|c| c.runtime() != RuntimeKind::Docker)
-                || self.runtime(RuntimeKind::Docker).is_none()
-            {
-                actual.networks.insert(d.spec.name.clone());
-            }
-        }
-        for (key, (o, _)) in &observed {
-            actual.insert(ActualReplica {
-                key: key.clone(),
-                spec_hash: o.spec_hash,
-                phase: o.phase,
-            });
-        }
-
-        let actions = planner::plan(desired, &actual);
+        let mut actual = self.actual(desired, &observed, networks);
         let fixed = resolve::fixed_ports(desired.instances.values().map(|d| &d.spec));
+
+        // Rounds of plan, act and look again, while the actions work and are new in this
+        // pass: a network created is followed at once by the replicas that wait for it, and
+        // the report says what the actions made (a replica started runs now), not what was
+        // there before them. An action that is planned again in the same pass (a replica
+        // that exits as soon as it starts) waits for the next pass, so nothing spins.
+        let mut taken: Vec<Action> = Vec::new();
         let mut count = 0;
-        for action in actions {
-            // Only what worked calls for a quick follow-up; a failing action waits for
-            // the next regular pass instead of spinning.
-            count += usize::from(self.act(desired, &observed, &fixed, action).await);
+        for _ in 0..MAX_ROUNDS {
+            let actions: Vec<Action> = planner::plan(desired, &actual)
+                .into_iter()
+                .filter(|a| !taken.contains(a))
+                .collect();
+            let mut worked = 0;
+            for action in actions {
+                // Only what worked calls for a quick follow-up; a failing action waits for
+                // the next regular pass instead of spinning.
+                worked += usize::from(self.act(desired, &observed, &fixed, action.clone()).await);
+                taken.push(action);
+            }
+            count += worked;
+            if worked == 0 {
+                break;
+            }
+            match self.observe().await {
+                Ok((again, networks)) => {
+                    self.record_inits(desired, &again);
+                    actual = self.actual(desired, &again, networks);
+                    observed = again;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot observe the runtimes after acting; the next pass goes on");
+                    break;
+                }
+            }
         }
         self.purge(desired, &observed).await;
         // Host ports of replicas that are gone are free again.
