@@ -28,6 +28,7 @@ use skerry_shared::clock::Timestamp;
 
 use super::load::{self, Until};
 use super::report::{Better, Figure, Report};
+use super::stage::log_number;
 use crate::agent::Agent;
 use crate::cli::cli;
 use crate::cloud::Cloud;
@@ -65,16 +66,6 @@ fn lag(api: &Api, node: &str) -> anyhow::Result<(u64, u64)> {
     Ok((acked + lag, lag))
 }
 
-/// The value of `key=` on `line`, as a number.
-fn field(line: &str, key: &str) -> Option<u64> {
-    let start = line.find(key)? + key.len();
-    let rest = &line[start..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
 /// The time at the start of a log line.
 fn time(line: &str) -> Option<Timestamp> {
     Timestamp::parse_rfc3339(line.split_whitespace().next()?).ok()
@@ -90,10 +81,10 @@ fn from_log(log: &str, head: u64) -> anyhow::Result<(Duration, u64, bool)> {
         .context("no \"link is up\" line in the agent's log")?;
     let done = log
         .lines()
-        .find(|l| l.contains("committed") && field(l, "through=") == Some(head))
+        .find(|l| l.contains("committed") && log_number(l, "through=") == Some(head))
         .with_context(|| format!("no \"committed through={head}\" line in the agent's log"))?;
     let at = time(done).context("a committed line without a time")?;
-    let bytes = field(done, "bytes_received=").context("no bytes_received")?;
+    let bytes = log_number(done, "bytes_received=").context("no bytes_received")?;
     let snapshot = log
         .lines()
         .take_while(|l| !std::ptr::eq(*l, done))

@@ -17,7 +17,7 @@ use skerry_shared::event::{EventPayload, NodeEvent};
 use skerry_shared::frame;
 
 use super::report::{Better, Figure, Report};
-use super::stage::Stage;
+use super::stage::{Stage, log_number};
 use crate::wait::wait_for;
 
 #[derive(Debug, clap::Args)]
@@ -100,18 +100,10 @@ fn node_event(stage: &Stage, node_id: &str, instance: &str) -> anyhow::Result<No
 /// The agent's `bytes_received` on its "committed" line for `node_seq`, minus the one
 /// before: the down bytes that carried it (and any heartbeat answer in between).
 fn agent_received(logs: &str, node_seq: u64) -> Option<u64> {
-    let field = |line: &str, key: &str| -> Option<u64> {
-        let start = line.find(key)? + key.len();
-        let rest = &line[start..];
-        let end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        rest[..end].parse().ok()
-    };
     let mut before = None;
     for line in logs.lines().filter(|l| l.contains("committed")) {
-        let received = field(line, "bytes_received=")?;
-        if field(line, "through=") == Some(node_seq) {
+        let received = log_number(line, "bytes_received=")?;
+        if log_number(line, "through=") == Some(node_seq) {
             return Some(received - before.unwrap_or(0));
         }
         before = Some(received);
