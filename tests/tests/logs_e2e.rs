@@ -372,9 +372,20 @@ components:
         agent.logs().contains("the log quota is full").then_some(())
     })
     .unwrap_or_else(|| panic!("no drop while the link was down\n{}", agent.logs()));
-    // The link comes back at once, while the agent still collects and drops: batches it
-    // drops after the reconnect may be in flight and stored by the cloud, which then
-    // counts as dropped only the lines it does not hold.
+    // The agent keeps collecting (and dropping) until it has read the whole file; the link
+    // comes back only after that, so every drop happens while the link is down (a batch
+    // evicted while in flight after the reconnect could have arrived too). The collector
+    // is done when its drops stop: no new quota line for 3 s.
+    let quota_lines = |log: &str| log.matches("the log quota is full").count();
+    let mut last = (quota_lines(&agent.logs()), Instant::now());
+    wait_for(Duration::from_secs(120), || {
+        let now = quota_lines(&agent.logs());
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        (last.1.elapsed() >= Duration::from_secs(3)).then_some(())
+    })
+    .expect("the agent kept dropping for 2 minutes");
     cloud.restart().unwrap();
     let back = Instant::now();
 

@@ -11,8 +11,7 @@
 //!   deletes one), at most [`MAX_REPLICAS_PER_NODE`] per node, for the hub to load at start;
 //! - log lines, in chunks under a global cursor that numbers every line in ingest order
 //!   (gap-free; retention takes from the oldest end), with an index by (instance, cursor);
-//! - per (node, instance), the lines the agent dropped for its log quota, less the lines
-//!   stored (a batch dropped while in flight may have arrived), and the line ranges stored.
+//! - per (node, instance), the lines the agent dropped for its log quota.
 //!
 //! One writer thread takes requests from a channel and commits everything queued (up to
 //! [`MAX_BATCH`] requests, from any nodes) in one transaction with `Durability::Immediate`

@@ -133,7 +133,6 @@ fn drops(rx: &redb::ReadTransaction, q: &LogQuery) -> Result<Vec<NodeDrops>, Rep
         let record: DropRecord = postcard::from_bytes(v.value()).map_err(corrupt)?;
         let files: Vec<FileDrops> = record
             .spans
-            .0
             .into_iter()
             .filter(|s| q.component.as_ref().is_none_or(|c| *c == s.component))
             .map(|s| FileDrops {

@@ -9,9 +9,6 @@
 //! - `instance_index`: (instance, cursor) to a [`ChunkMeta`], to read an instance's lines
 //!   and filter them without reading the text of chunks that do not match.
 //! - `drops`: (instance, node) to a [`DropRecord`].
-//! - `arrived`: (instance, node) to the [`LineRun`]s of every line stored, per file (a set:
-//!   a line both stored and reported dropped, from a batch the agent dropped while it was in
-//!   flight, is not counted as dropped).
 //!
 //! [`ReplicaStatus`]: skerry_shared::report::ReplicaStatus
 
@@ -36,7 +33,6 @@ pub(super) const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("chu
 pub(super) const INSTANCE_INDEX: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("instance_index");
 pub(super) const DROPS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("drops");
-pub(super) const ARRIVED: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("arrived");
 
 pub(super) const KEY_FORMAT: &str = "format";
 pub(super) const KEY_NEXT_CURSOR: &str = "next_cursor";
@@ -106,7 +102,6 @@ pub(super) fn open_db(path: &Path) -> Result<Database, ReportError> {
         tx.open_table(CHUNKS).map_err(storage)?;
         tx.open_table(INSTANCE_INDEX).map_err(storage)?;
         tx.open_table(DROPS).map_err(storage)?;
-        tx.open_table(ARRIVED).map_err(storage)?;
     }
     tx.commit().map_err(storage)?;
     Ok(db)
@@ -160,131 +155,14 @@ pub(super) struct ChunkMeta {
     pub lines: u64,
 }
 
-/// A run of line numbers of one file of the instance.
+/// A run of dropped lines of one file of the instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct LineRun {
+pub(super) struct DropSpan {
     pub component: Name,
     pub replica: u32,
     pub stream: LogStream,
     pub first_line: u64,
     pub lines: u64,
-}
-
-impl LineRun {
-    fn end(&self) -> u64 {
-        self.first_line.saturating_add(self.lines)
-    }
-
-    fn of(&self, source: &LogSource) -> bool {
-        self.component == source.component
-            && self.replica == source.replica
-            && self.stream == source.stream
-    }
-}
-
-/// A set of line numbers per file, as runs, oldest first, at most [`MAX_DROP_SPANS`] (the
-/// oldest run is forgotten first).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(super) struct LineRuns(pub Vec<LineRun>);
-
-impl LineRuns {
-    /// Adds the lines of `span`: runs of the same file that overlap or touch merge.
-    pub fn add(&mut self, span: &LogSpan) {
-        let runs = &mut self.0;
-        let mut first = span.first_line;
-        let mut end = span.first_line.saturating_add(span.lines);
-        let mut at = None;
-        let mut i = 0;
-        while i < runs.len() {
-            let r = &runs[i];
-            if r.of(&span.source) && r.first_line <= end && first <= r.end() {
-                first = first.min(r.first_line);
-                end = end.max(r.end());
-                runs.remove(i);
-                at.get_or_insert(i);
-                continue;
-            }
-            i += 1;
-        }
-        if at.is_none() && runs.len() >= MAX_DROP_SPANS {
-            runs.remove(0);
-        }
-        let new = LineRun {
-            component: span.source.component.clone(),
-            replica: span.source.replica,
-            stream: span.source.stream.clone(),
-            first_line: first,
-            lines: end - first,
-        };
-        match at {
-            Some(i) => runs.insert(i.min(runs.len()), new),
-            None => runs.push(new),
-        }
-    }
-
-    /// Removes the lines of `span`; returns how many were in the set.
-    pub fn remove(&mut self, span: &LogSpan) -> u64 {
-        let (first, end) = (span.first_line, span.first_line.saturating_add(span.lines));
-        let mut removed = 0;
-        let mut out = Vec::with_capacity(self.0.len() + 1);
-        for r in self.0.drain(..) {
-            if !r.of(&span.source) || r.end() <= first || end <= r.first_line {
-                out.push(r);
-                continue;
-            }
-            removed += r.end().min(end) - r.first_line.max(first);
-            if r.first_line < first {
-                out.push(LineRun {
-                    lines: first - r.first_line,
-                    ..r.clone()
-                });
-            }
-            if end < r.end() {
-                out.push(LineRun {
-                    first_line: end,
-                    lines: r.end() - end,
-                    ..r
-                });
-            }
-        }
-        self.0 = out;
-        removed
-    }
-
-    /// The parts of `span` that are not in the set, in order.
-    pub fn missing(&self, span: &LogSpan) -> Vec<LogSpan> {
-        let mut covering: Vec<&LineRun> = self.0.iter().filter(|r| r.of(&span.source)).collect();
-        covering.sort_by_key(|r| r.first_line);
-        let end = span.first_line.saturating_add(span.lines);
-        let mut at = span.first_line;
-        let mut out = Vec::new();
-        for r in covering {
-            if r.end() <= at || end <= r.first_line {
-                continue;
-            }
-            if at < r.first_line {
-                out.push(LogSpan {
-                    source: span.source.clone(),
-                    first_line: at,
-                    lines: r.first_line - at,
-                });
-            }
-            at = at.max(r.end());
-        }
-        if at < end {
-            out.push(LogSpan {
-                source: span.source.clone(),
-                first_line: at,
-                lines: end - at,
-            });
-        }
-        out
-    }
-
-    pub fn lines(&self) -> u64 {
-        self.0.iter().map(|r| r.lines).sum()
-    }
 }
 
 /// The drops of one node for one instance.
@@ -293,23 +171,55 @@ pub(super) struct DropRecord {
     pub lines: u64,
     pub batches: u64,
     /// Oldest first, at most [`MAX_DROP_SPANS`].
-    pub spans: LineRuns,
+    pub spans: Vec<DropSpan>,
 }
 
 impl DropRecord {
-    /// Adds a span as a set of line numbers, so a drop report that arrives twice (an agent
-    /// merges its queued report with newer drops under a new seq, which may follow the old
-    /// one) counts once. `lines` is the size of the union.
+    /// Adds a span as a set of line numbers: runs of the same file that overlap or touch
+    /// merge, so a drop report that arrives twice (an agent merges its queued report with
+    /// newer drops under a new seq, which may follow the old one) counts once. `lines` is
+    /// the size of the union.
     pub fn add_span(&mut self, span: &LogSpan) {
-        self.spans.add(span);
-        self.lines = self.spans.lines();
-    }
-
-    /// Takes back lines that arrived after all; returns how many were counted dropped.
-    pub fn arrived(&mut self, span: &LogSpan) -> u64 {
-        let removed = self.spans.remove(span);
-        self.lines = self.spans.lines();
-        removed
+        let LogSource {
+            component,
+            replica,
+            stream,
+            ..
+        } = &span.source;
+        let same = |s: &DropSpan| {
+            s.component == *component && s.replica == *replica && s.stream == *stream
+        };
+        let mut first = span.first_line;
+        let mut end = span.first_line.saturating_add(span.lines);
+        let mut at = None;
+        let mut i = 0;
+        while i < self.spans.len() {
+            let s = &self.spans[i];
+            let s_end = s.first_line.saturating_add(s.lines);
+            if same(s) && s.first_line <= end && first <= s_end {
+                first = first.min(s.first_line);
+                end = end.max(s_end);
+                self.spans.remove(i);
+                at.get_or_insert(i);
+                continue;
+            }
+            i += 1;
+        }
+        if at.is_none() && self.spans.len() >= MAX_DROP_SPANS {
+            self.spans.remove(0);
+        }
+        let new = DropSpan {
+            component: component.clone(),
+            replica: *replica,
+            stream: stream.clone(),
+            first_line: first,
+            lines: end - first,
+        };
+        match at {
+            Some(i) => self.spans.insert(i.min(self.spans.len()), new),
+            None => self.spans.push(new),
+        }
+        self.lines = self.spans.iter().map(|s| s.lines).sum();
     }
 }
 
@@ -339,31 +249,6 @@ mod tests {
     }
 
     #[test]
-    fn line_runs_are_a_set_per_file() {
-        let mut runs = LineRuns::default();
-        runs.add(&span("a.log", 10, 10)); // 10-19
-        runs.add(&span("a.log", 30, 10)); // 30-39
-        runs.add(&span("b.log", 1, 100));
-        let parts = |v: Vec<LogSpan>| {
-            v.iter()
-                .map(|s| (s.first_line, s.lines))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            parts(runs.missing(&span("a.log", 1, 50))),
-            vec![(1, 9), (20, 10), (40, 11)]
-        );
-        assert_eq!(parts(runs.missing(&span("a.log", 12, 5))), vec![]);
-        assert_eq!(parts(runs.missing(&span("c.log", 12, 5))), vec![(12, 5)]);
-        // Removing the middle of a run splits it; other files are untouched.
-        assert_eq!(runs.remove(&span("a.log", 15, 20)), 5 + 5);
-        assert_eq!(runs.lines(), 5 + 5 + 100);
-        assert_eq!(parts(runs.missing(&span("a.log", 10, 30))), vec![(15, 20)]);
-        assert_eq!(runs.remove(&span("a.log", 1, 100)), 10);
-        assert_eq!(runs.lines(), 100);
-    }
-
-    #[test]
     fn drops_count_each_line_once() {
         let mut r = DropRecord::default();
         r.add_span(&span("a.log", 1, 100));
@@ -377,7 +262,6 @@ mod tests {
         assert_eq!(r.lines, 314);
         assert_eq!(
             r.spans
-                .0
                 .iter()
                 .filter(|s| s.stream == LogStream::File("a.log".into()))
                 .count(),

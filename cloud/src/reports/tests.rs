@@ -596,66 +596,6 @@ async fn drops_are_summed_per_node_and_instance_and_kept() {
 }
 
 #[tokio::test]
-async fn lines_that_arrived_are_not_counted_as_dropped_whichever_comes_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("reports.redb"));
-    let node = NodeId::random();
-    let app = source("web", "app", 0, file("app.log"));
-    let other = source("web", "app", 0, file("other.log"));
-    // Lines 1-100 were stored, then their ack was lost and the agent dropped the batch for
-    // its quota with lines 101-150: only 101-150 are missing.
-    store
-        .ingest(node, 1, vec![logs(1, &[chunk(&app, 1, 100, T0)])])
-        .await
-        .unwrap();
-    store
-        .ingest(node, 1, vec![dropped(1, vec![span(&app, 1, 150)], 2)])
-        .await
-        .unwrap();
-    let d = store.query(&query("web")).unwrap().dropped;
-    assert_eq!(d.len(), 1);
-    assert_eq!(d[0].lines, 50);
-    assert_eq!(
-        d[0].files
-            .iter()
-            .map(|f| (f.file.as_str(), f.first_line, f.lines))
-            .collect::<Vec<_>>(),
-        vec![("app.log", 101, 50)]
-    );
-    // A drop report first, then lines it names after all (and lines of another file
-    // with the same numbers, which change nothing).
-    store
-        .ingest(node, 1, vec![dropped(2, vec![span(&app, 200, 30)], 1)])
-        .await
-        .unwrap();
-    store
-        .ingest(
-            node,
-            1,
-            vec![logs(
-                2,
-                &[chunk(&app, 210, 10, T0), chunk(&other, 200, 30, T0)],
-            )],
-        )
-        .await
-        .unwrap();
-    let d = store.query(&query("web")).unwrap().dropped;
-    assert_eq!(d[0].lines, 50 + 20);
-    assert_eq!(
-        d[0].files
-            .iter()
-            .map(|f| (f.file.as_str(), f.first_line, f.lines))
-            .collect::<Vec<_>>(),
-        vec![
-            ("app.log", 101, 50),
-            ("app.log", 200, 10),
-            ("app.log", 220, 10)
-        ]
-    );
-    close(store).await;
-}
-
-#[tokio::test]
 async fn retention_by_size_removes_the_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(AtomicI64::new(T0));

@@ -18,8 +18,8 @@ use skerry_shared::report::ReplicaStatus;
 use tokio::sync::{mpsc, watch};
 
 use super::tables::{
-    self, ARRIVED, CHUNKS, ChunkHead, ChunkMeta, DROPS, DropRecord, INSTANCE_INDEX, KEY_BYTES,
-    KEY_NEXT_CURSOR, LineRuns, MARKS, META, REPLICA_COUNTS, REPLICAS, begin_write, storage,
+    self, CHUNKS, ChunkHead, ChunkMeta, DROPS, DropRecord, INSTANCE_INDEX, KEY_BYTES,
+    KEY_NEXT_CURSOR, MARKS, META, REPLICA_COUNTS, REPLICAS, begin_write, storage,
 };
 use super::{
     Clock, Db, EXPIRY_INTERVAL, IngestJob, Ingested, LogRetention, MAX_BATCH,
@@ -240,7 +240,6 @@ struct Tables<'t> {
     chunks: Table<'t, u64, &'static [u8]>,
     index: Table<'t, (&'static str, u64), &'static [u8]>,
     drops: Table<'t, (&'static str, u128), &'static [u8]>,
-    arrived: Table<'t, (&'static str, u128), &'static [u8]>,
     next_cursor: u64,
     bytes: u64,
     dirty: bool,
@@ -260,7 +259,6 @@ impl<'t> Tables<'t> {
             chunks: tx.open_table(CHUNKS).map_err(storage)?,
             index: tx.open_table(INSTANCE_INDEX).map_err(storage)?,
             drops: tx.open_table(DROPS).map_err(storage)?,
-            arrived: tx.open_table(ARRIVED).map_err(storage)?,
             next_cursor,
             bytes,
             dirty: false,
@@ -428,8 +426,7 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// `LogsDropped`: adds to the node's totals, per instance, the lines not stored: a batch
-    /// the agent dropped while it was in flight may have been stored before its ack was lost.
+    /// `LogsDropped`: adds to the node's totals, per instance.
     fn add_drops(&mut self, node: NodeId, d: &LogsDropped) -> Result<(), ReportError> {
         let id = tables::node_key(node);
         let mut by_instance: BTreeMap<&Name, Vec<&LogSpan>> = BTreeMap::new();
@@ -441,56 +438,27 @@ impl<'t> Tables<'t> {
         }
         for (instance, spans) in by_instance {
             let key = (instance.as_str(), id);
-            let arrived: LineRuns = self.record(&self.arrived, key, node, "stored line runs")?;
-            let mut record: DropRecord = self.record(&self.drops, key, node, "drop counts")?;
+            let old = self
+                .drops
+                .get(key)
+                .map_err(storage)?
+                .map(|g| postcard::from_bytes::<DropRecord>(g.value()));
+            let mut record = match old {
+                None => DropRecord::default(),
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    tracing::warn!(node = %node, instance = %instance, error = %e, "stored drop counts do not decode; counting again from zero");
+                    DropRecord::default()
+                }
+            };
             record.batches = record.batches.saturating_add(d.batches);
             for span in spans {
-                for missing in arrived.missing(span) {
-                    record.add_span(&missing);
-                }
+                record.add_span(span);
             }
             let bytes = postcard::to_stdvec(&record).map_err(storage)?;
             self.drops.insert(key, bytes.as_slice()).map_err(storage)?;
         }
         Ok(())
-    }
-
-    /// Notes the lines of a stored chunk as arrived, and takes them out of the drops if a
-    /// drop report counted them.
-    fn add_arrived(&mut self, node: NodeId, span: &LogSpan) -> Result<(), ReportError> {
-        let key = (span.source.instance.as_str(), tables::node_key(node));
-        let mut arrived: LineRuns = self.record(&self.arrived, key, node, "stored line runs")?;
-        arrived.add(span);
-        let bytes = postcard::to_stdvec(&arrived).map_err(storage)?;
-        self.arrived
-            .insert(key, bytes.as_slice())
-            .map_err(storage)?;
-        if self.drops.get(key).map_err(storage)?.is_some() {
-            let mut record: DropRecord = self.record(&self.drops, key, node, "drop counts")?;
-            if record.arrived(span) > 0 {
-                let bytes = postcard::to_stdvec(&record).map_err(storage)?;
-                self.drops.insert(key, bytes.as_slice()).map_err(storage)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A postcard record of (instance, node), or its default when there is none (or it does
-    /// not decode: logged, and counted again from nothing).
-    fn record<T: serde::de::DeserializeOwned + Default>(
-        &self,
-        table: &Table<'t, (&'static str, u128), &'static [u8]>,
-        key: (&str, u128),
-        node: NodeId,
-        what: &str,
-    ) -> Result<T, ReportError> {
-        let Some(g) = table.get(key).map_err(storage)? else {
-            return Ok(T::default());
-        };
-        Ok(postcard::from_bytes(g.value()).unwrap_or_else(|e| {
-            tracing::warn!(node = %node, instance = key.0, error = %e, "stored {what} do not decode; counting again from nothing");
-            T::default()
-        }))
     }
 
     /// Stores a chunk under the next cursor.
@@ -510,14 +478,6 @@ impl<'t> Tables<'t> {
         if n == 0 {
             return Ok(());
         }
-        self.add_arrived(
-            node,
-            &LogSpan {
-                source: source.clone(),
-                first_line,
-                lines: n,
-            },
-        )?;
         let head = ChunkHead {
             node,
             instance: source.instance,
