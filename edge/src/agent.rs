@@ -378,8 +378,10 @@ pub async fn run_with(
                     r.queue_purges(std::mem::take(&mut purges));
                     let desired = Arc::clone(sync.desired());
                     pass_generation = sync.generation();
+                    // A newer desired state ends the pass's rounds early (see `pass`).
+                    let changes = desired_tx.subscribe();
                     running = Some(Box::pin(async move {
-                        let outcome = r.pass(&desired).await;
+                        let outcome = r.pass(&desired, || changes.has_changed().unwrap_or(true)).await;
                         (r, outcome)
                     }));
                 }

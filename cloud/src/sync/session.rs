@@ -321,10 +321,9 @@ impl NodeSession {
     ) -> Result<Vec<Output>, SyncError> {
         let mut last = batch.last().map_or(self.sent, |e| e.node_seq);
         for e in events {
-            let Some(ev) = e.for_node(self.node) else {
+            let Some(node_seq) = e.node_seq_for(self.node) else {
                 continue;
             };
-            let node_seq = ev.node_seq;
             if node_seq > through {
                 break;
             }
@@ -338,6 +337,9 @@ impl NodeSession {
                     found: node_seq,
                 });
             }
+            let Some(ev) = e.for_node(self.node) else {
+                continue;
+            };
             bytes = bytes.saturating_add(event_size(&ev)?);
             if bytes > self.margin {
                 if !self.snapshots {

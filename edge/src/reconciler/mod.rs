@@ -4,7 +4,8 @@
 //! records the results of `init` runs (so an init runs once per spec hash, also across
 //! agent restarts), plans against the desired state and performs the actions; while
 //! actions work and are new in the pass, it looks again and plans the next round at once
-//! (up to 8 rounds), and it reports what it saw last. The agent calls it when the desired state changes and on a timer, so a replica that died, a
+//! (up to 8 rounds, none once a newer desired state has come), and it reports what it saw
+//! last. The agent calls it when the desired state changes and on a timer, so a replica that died, a
 //! container removed by hand, or a missing network is put back without the cloud.
 //!
 //! # Layout
@@ -241,7 +242,13 @@ impl Reconciler {
     }
 
     /// One observe, plan and act round.
-    pub async fn pass(&mut self, desired: &NodeDesired) -> PassOutcome {
+    /// `superseded` says whether a newer desired state has come: no round starts after it
+    /// has (the agent runs a pass on the new state right after this one).
+    pub async fn pass(
+        &mut self,
+        desired: &NodeDesired,
+        superseded: impl Fn() -> bool,
+    ) -> PassOutcome {
         let (mut observed, networks) = match self.observe().await {
             Ok(o) => o,
             Err(e) => {
@@ -260,7 +267,10 @@ impl Reconciler {
         // that exits as soon as it starts) waits for the next pass, so nothing spins.
         let mut taken: Vec<Action> = Vec::new();
         let mut count = 0;
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 && superseded() {
+                break;
+            }
             let actions: Vec<Action> = planner::plan(desired, &actual)
                 .into_iter()
                 .filter(|a| !taken.contains(a))
