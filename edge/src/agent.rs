@@ -238,9 +238,6 @@ pub async fn run_with(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut received: u64 = 0;
     let mut next_pass = tokio::time::Instant::now();
-    // The desired state's generation the running pass works on: a change during the pass
-    // calls for another at once.
-    let mut pass_generation = sync.generation();
     // A pass runs beside the loop, so a slow stop never delays heartbeats or acks. The
     // reconciler is moved into the running pass and comes back with its outcome.
     let mut idle = Some(reconciler);
@@ -262,6 +259,9 @@ pub async fn run_with(
     let mut outbox_wake: Option<tokio::time::Instant> = None;
     let queued = Arc::new(Notify::new());
     let (desired_tx, desired_rx) = watch::channel(Arc::clone(sync.desired()));
+    // Says whether the desired state changed since the running pass began: the pass ends
+    // its rounds, and another runs at once.
+    let mut pass_changes = desired_tx.subscribe();
     let collector = Collector::new(
         node,
         config.data.clone(),
@@ -377,9 +377,8 @@ pub async fn run_with(
                     }
                     r.queue_purges(std::mem::take(&mut purges));
                     let desired = Arc::clone(sync.desired());
-                    pass_generation = sync.generation();
-                    // A newer desired state ends the pass's rounds early (see `pass`).
-                    let changes = desired_tx.subscribe();
+                    pass_changes = desired_tx.subscribe();
+                    let changes = pass_changes.clone();
                     running = Some(Box::pin(async move {
                         let outcome = r.pass(&desired, || changes.has_changed().unwrap_or(true)).await;
                         (r, outcome)
@@ -405,7 +404,7 @@ pub async fn run_with(
                     queue(&journal, bodies).await;
                     pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
-                next_pass = tokio::time::Instant::now() + if sync.generation() != pass_generation {
+                next_pass = tokio::time::Instant::now() + if pass_changes.has_changed().unwrap_or(false) {
                     // The desired state changed while the pass ran: reconcile it at once,
                     // as a change between passes is.
                     Duration::ZERO

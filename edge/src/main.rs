@@ -93,48 +93,35 @@ fn filter() -> tracing_subscriber::filter::Targets {
         })
 }
 
-fn init_tracing() {
+/// Logs to standard error and, with `file`, also to the runtime log file there (rotated by
+/// size), which `skerry node logs` reads. A file that cannot be opened is said and skipped.
+fn init_tracing(file: Option<&std::path::Path>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let _ = tracing_subscriber::registry()
-        .with(filter())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .try_init();
-}
-
-/// Logs to standard error and to the runtime log file at `file` (rotated by size), which
-/// `skerry node logs` reads. Without the file (it cannot be opened), to standard error.
-fn init_run_tracing(file: Option<&std::path::Path>) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let Some(writer) = file.and_then(|f| match skerry_edge::runlog::writer(f) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            eprintln!(
-                "warning: {}: {e}; logging to standard error only",
-                f.display()
-            );
-            None
-        }
-    }) else {
-        return init_tracing();
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .with(
+    let file_layer = file
+        .and_then(|f| match skerry_edge::runlog::writer(f) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!(
+                    "warning: {}: {e}; logging to standard error only",
+                    f.display()
+                );
+                None
+            }
+        })
+        .map(|writer| {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::sync::Mutex::new(writer))
-                .with_ansi(false),
+                .with_ansi(false)
+        });
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
+        .with(file_layer)
         .try_init();
 }
 
@@ -182,7 +169,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_run_tracing(config.runtime_log.as_deref());
+            init_tracing(config.runtime_log.as_deref());
             // The agent runs on one thread: its footprint is a feature.
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -7,11 +7,13 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::agent::Agent;
 use crate::binaries::try_bin;
 use crate::cli::cli;
 use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::http::Api;
+use crate::images::busybox_image;
 
 /// One container labelled with a node id, as `docker ps --all` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,6 +58,39 @@ pub fn containers(node: &str) -> Result<Vec<Container>, Error> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// How every fault test begins: a cloud with the environment `plant`, one agent `gw-1`
+/// enrolled in it, and the busybox image the sleeper app runs.
+#[derive(Debug)]
+pub struct Plant {
+    pub image: String,
+    pub cloud: Cloud,
+    pub api: Api,
+    pub agent: Agent,
+    /// The agent's node id.
+    pub node: String,
+}
+
+impl Plant {
+    pub fn start() -> Result<Plant, Error> {
+        let image = busybox_image("1")?;
+        let cloud = Cloud::start()?;
+        let api = cloud.api()?;
+        let out = cli(&cloud, &["env", "create", "plant"]);
+        if out.code != 0 {
+            return Err(Error::unexpected(format!("env create plant: {out}")));
+        }
+        let agent = Agent::enroll(&cloud, "plant", "gw-1")?;
+        let node = agent.node_id()?;
+        Ok(Plant {
+            image,
+            cloud,
+            api,
+            agent,
+            node,
+        })
+    }
 }
 
 /// Runs `skerry-edge ARGS -o json` and parses its output.

@@ -13,12 +13,12 @@
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use skerry_tests::agent::Agent;
 use skerry_tests::fault::{
-    cloud_node_events, containers, deploy_sleeper, journal_events, journal_status, publish_sleeper,
+    Plant, cloud_node_events, containers, deploy_sleeper, journal_events, journal_status,
+    publish_sleeper,
 };
-use skerry_tests::images::{busybox_image, unique};
-use skerry_tests::{Cloud, cli, wait_for};
+use skerry_tests::images::unique;
+use skerry_tests::{cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(120);
 const REPLICAS: usize = 2;
@@ -31,12 +31,13 @@ fn kills_from_env(default: usize) -> usize {
 }
 
 fn kill_cycles(kills: usize) {
-    let image = busybox_image("1").unwrap();
-    let cloud = Cloud::start().unwrap();
-    let api = cloud.api().unwrap();
-    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
-    let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
-    let node = agent.node_id().unwrap();
+    let Plant {
+        image,
+        cloud,
+        api,
+        mut agent,
+        node,
+    } = Plant::start().unwrap();
     publish_sleeper(&cloud, agent.dir(), &image, REPLICAS as u32).unwrap();
 
     let prefix = unique("kill");

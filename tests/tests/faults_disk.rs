@@ -10,11 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use skerry_tests::agent::Agent;
-use skerry_tests::fault::{containers, journal_status};
-use skerry_tests::images::{busybox_image, unique};
+use skerry_tests::fault::{Plant, containers, journal_status};
+use skerry_tests::images::unique;
 use skerry_tests::smallfs::SmallFs;
-use skerry_tests::{Cloud, cli, wait_for};
+use skerry_tests::{cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(120);
 const FULL_FOR: Duration = Duration::from_secs(8);
@@ -42,12 +41,13 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn a_full_disk_does_not_stop_the_agent_and_the_journal_is_sound_after() {
-    let image = busybox_image("1").unwrap();
-    let cloud = Cloud::start().unwrap();
-    let api = cloud.api().unwrap();
-    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
-    let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
-    let node = agent.node_id().unwrap();
+    let Plant {
+        image,
+        cloud,
+        api,
+        mut agent,
+        node,
+    } = Plant::start().unwrap();
     let data = agent.data_dir();
 
     // Move the data directory onto a 16 MiB tmpfs.

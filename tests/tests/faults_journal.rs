@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{
-    Container, cloud_node_events, containers, containers_of, deploy_sleeper, journal_status,
+    Container, Plant, cloud_node_events, containers, containers_of, deploy_sleeper, journal_status,
     publish_sleeper,
 };
-use skerry_tests::images::{busybox_image, unique};
-use skerry_tests::{Cloud, cli, wait_for};
+use skerry_tests::images::unique;
+use skerry_tests::{cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 const REPLICAS: usize = 2;
@@ -76,12 +76,13 @@ fn running(cs: &[Container]) -> bool {
 
 #[test]
 fn a_damaged_journal_is_never_used_and_is_rebuilt_without_touching_the_apps() {
-    let image = busybox_image("1").unwrap();
-    let cloud = Cloud::start().unwrap();
-    let api = cloud.api().unwrap();
-    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
-    let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
-    let node = agent.node_id().unwrap();
+    let Plant {
+        image,
+        cloud,
+        api,
+        mut agent,
+        node,
+    } = Plant::start().unwrap();
     publish_sleeper(&cloud, agent.dir(), &image, REPLICAS as u32).unwrap();
     let instance = unique("jrnl");
     deploy_sleeper(&cloud, "plant", &instance, "gw-1").unwrap();

@@ -16,12 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skerry_tests::agent::Agent;
 use skerry_tests::fault::{
-    cloud_node_events, containers, containers_of, deploy_sleeper, journal_events, journal_status,
-    publish_sleeper, set_mqtt_endpoint,
+    Plant, cloud_node_events, containers, containers_of, deploy_sleeper, journal_events,
+    journal_status, publish_sleeper, set_mqtt_endpoint,
 };
-use skerry_tests::images::{busybox_image, unique};
+use skerry_tests::images::unique;
 use skerry_tests::proxy::Proxy;
 use skerry_tests::{Cloud, cli, http_client, wait_for};
 
@@ -87,12 +86,13 @@ fn labels_of_journal(status: &Value) -> BTreeMap<String, String> {
 }
 
 fn link_cut(cut: Duration, events: usize) {
-    let image = busybox_image("1").unwrap();
-    let cloud = Cloud::start().unwrap();
-    let api = cloud.api().unwrap();
-    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
-    let mut agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
-    let node = agent.node_id().unwrap();
+    let Plant {
+        image,
+        cloud,
+        api,
+        mut agent,
+        node,
+    } = Plant::start().unwrap();
     publish_sleeper(&cloud, agent.dir(), &image, 1).unwrap();
 
     // The agent goes through the proxy from now on.
