@@ -14,8 +14,9 @@
 //!    replica is started again in a later round, once it is gone.
 //! 2. **RemoveNetwork** for an undesired instance's network once none of its replicas is
 //!    left.
-//! 3. **CreateNetwork** for a desired instance without one. Nothing of that instance acts
-//!    in the same round.
+//! 3. **CreateNetwork** for a desired instance that needs one ([`needs_network`]: it has a
+//!    container component) and has none. Nothing of that instance acts in the same round.
+//!    An instance of `exec` components only gets no network and starts in round 1.
 //! 4. Per desired instance, its components in topological order of `depends_on`; a
 //!    component acts only when all its dependencies are ready in the actual state (see
 //!    [`component_ready`]):
@@ -37,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::InstanceSpec;
 use crate::hash::Digest;
 use crate::ids::Name;
-use crate::manifest::{Component, ComponentKind, Manifest};
+use crate::manifest::{Component, ComponentKind, Manifest, RuntimeKind};
 use crate::reducer::{DesiredInstance, NodeDesired};
 
 /// One replica of one component of one instance on this node. Containers carry it as the
@@ -326,6 +327,17 @@ pub fn topological_order(manifest: &Manifest) -> Vec<&Component> {
     out
 }
 
+/// Whether an instance gets a network of its own: it does when it has a container
+/// component (`image`); an app of `exec` components only shares the host's network and
+/// gets none. The agent's reconciler and `deploy --dry-run` both plan through [`plan`],
+/// so this is the one place that decides.
+pub fn needs_network(spec: &InstanceSpec) -> bool {
+    spec.manifest
+        .components
+        .iter()
+        .any(|c| c.runtime() == RuntimeKind::Docker)
+}
+
 /// The desired spec hashes, by (instance, component).
 fn desired_hashes(desired: &NodeDesired) -> BTreeMap<(&Name, &Name), Digest> {
     let mut out = BTreeMap::new();
@@ -362,9 +374,9 @@ pub fn plan(desired: &NodeDesired, actual: &ActualState) -> Vec<Action> {
         }
     }
 
-    // 3. and 4. Per desired instance: its network, then its components.
+    // 3. and 4. Per desired instance: its network (when it needs one), then its components.
     for (name, inst) in &desired.instances {
-        if !actual.networks.contains(name) {
+        if needs_network(&inst.spec) && !actual.networks.contains(name) {
             actions.push(Action::CreateNetwork {
                 instance: name.clone(),
             });
@@ -782,6 +794,43 @@ mod tests {
         )));
         assert_eq!(lines(&sim)[1], "remove network weather");
         assert!(sim.end.replicas.is_empty() && sim.end.networks.is_empty());
+    }
+
+    #[test]
+    fn exec_only_instances_get_no_network_and_mixed_ones_do() {
+        let exec = |name: &str, kind, deps: &[&str]| Component {
+            image: None,
+            exec: Some(vec!["/bin/sleep".into(), "60".into()]),
+            ..comp(name, kind, deps)
+        };
+        let mut spec = weather("1.0.0");
+        spec.manifest.components = vec![
+            exec("prep", ComponentKind::Init, &[]),
+            exec("reader", ComponentKind::Service, &["prep"]),
+            exec("sweep", ComponentKind::Job, &[]),
+        ];
+        assert!(!needs_network(&spec));
+        let d = desired(spec.clone(), 1);
+        let sim = simulate(&d, &ActualState::default()).unwrap();
+        assert_eq!(
+            lines(&sim),
+            vec!["run init weather/prep", "start weather/reader#0"]
+        );
+        assert!(sim.end.networks.is_empty());
+
+        spec.manifest
+            .components
+            .push(comp("db", ComponentKind::Service, &["prep"]));
+        assert!(needs_network(&spec));
+        let sim = simulate(&desired(spec, 1), &ActualState::default()).unwrap();
+        assert_eq!(
+            lines(&sim),
+            vec![
+                "create network weather",
+                "run init weather/prep",
+                "start weather/reader#0; start weather/db#0",
+            ]
+        );
     }
 
     #[test]

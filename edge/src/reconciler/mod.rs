@@ -141,15 +141,11 @@ impl Reconciler {
             ..ActualState::default()
         };
         self.memos.fill(&mut actual);
-        // Instances with no container component need no network.
-        for d in desired.instances.values() {
-            if d.spec
-                .manifest
-                .components
-                .iter()
-                .all(|c| c.runtime() != RuntimeKind::Docker)
-                || self.runtime(RuntimeKind::Docker).is_none()
-            {
+        // Which instances need a network is the planner's (`planner::needs_network`). Without
+        // a Docker runtime there is none to create: a container component cannot start here
+        // anyway, and says so.
+        if self.runtime(RuntimeKind::Docker).is_none() {
+            for d in desired.instances.values() {
                 actual.networks.insert(d.spec.name.clone());
             }
         }
