@@ -290,3 +290,37 @@ fn the_command_definition_is_consistent() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+/// The commands of later releases (`upgrade`, `rollback`, `token`, `node remove`) still
+/// parse, so they answer "not available in this release", but `--help` does not offer them.
+#[test]
+fn help_does_not_offer_commands_of_later_releases() {
+    let help = |args: &[&str]| -> String {
+        let mut argv = vec!["skerry"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Err(e) if e.kind() == ErrorKind::DisplayHelp => e.render().to_string(),
+            other => panic!("{args:?}: not a help text: {other:?}"),
+        }
+    };
+    // The command names of a help text's "Commands:" section.
+    let commands = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    for args in [&["--help"][..], &["-h"], &["help"]] {
+        let top = commands(&help(args));
+        assert!(top.contains(&"deploy".to_owned()), "{args:?}: {top:?}");
+        for hidden in ["upgrade", "rollback", "token"] {
+            assert!(!top.contains(&hidden.to_owned()), "{args:?} offers {hidden}: {top:?}");
+        }
+    }
+    let node = commands(&help(&["node", "--help"]));
+    assert!(node.contains(&"token".to_owned()), "{node:?}");
+    assert!(node.contains(&"leave".to_owned()), "{node:?}");
+    assert!(!node.contains(&"remove".to_owned()), "node --help offers remove: {node:?}");
+}

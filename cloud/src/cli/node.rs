@@ -63,7 +63,9 @@ pub enum NodeCommand {
         #[arg(long, value_name = "NAME")]
         env: String,
     },
+    // Hidden from help until it is built (the cloud answers 405).
     /// Remove a node: its instances go, its agent stops, and it is revoked.
+    #[command(hide = true)]
     Remove {
         /// The node's name or id.
         node: String,
