@@ -180,6 +180,30 @@ impl Memos {
     pub fn host_ports(&self) -> BTreeSet<u16> {
         self.nodeports.values().copied().collect()
     }
+
+    /// The changes that make the recorded restart counts those of `counts` (every desired
+    /// replica a runtime holds, with the count the runtime reports): a count that changed
+    /// is recorded, and one of a replica no longer in `counts` is cleared. Zero is not
+    /// recorded. What `skerry-edge status` shows, since it reads only the journal.
+    pub fn restart_changes(&self, counts: &BTreeMap<ReplicaKey, u32>) -> MemoChanges {
+        let mut changes = MemoChanges::new();
+        for (replica, &count) in counts {
+            if count > 0 && self.restarts.get(replica) != Some(&count) {
+                changes.push(MemoChange::Restarts {
+                    replica: replica.clone(),
+                    count,
+                });
+            }
+        }
+        for replica in self.restarts.keys() {
+            if counts.get(replica).is_none_or(|&n| n == 0) {
+                changes.push(MemoChange::RestartsCleared {
+                    replica: replica.clone(),
+                });
+            }
+        }
+        changes
+    }
 }
 
 /// One change to the memos.
@@ -435,6 +459,14 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// when this returns `Ok`; on `Err` nothing of it is stored. Writes and fsyncs.
     fn outbox_push(&self, push: &OutboxPush, log_quota: u64) -> Result<Pushed, JournalError>;
 
+    /// Bounds the outbox's control lane (everything but log batches) to `bytes` encoded
+    /// (the profile's `agent.outbox_quota`) for the pushes that follow; see [`outbox`] for
+    /// what gives way. A journal starts without a bound. The default ignores it: only for
+    /// wrappers (the simulator's) that pass pushes on to a journal that has it set.
+    fn set_outbox_quota(&self, bytes: u64) {
+        let _ = bytes;
+    }
+
     /// Up to `max_entries` queued entries of `lane` with seq > `after`, in seq order,
     /// stopping before the entry that would take the encoded total past `max_bytes` (but at
     /// least one entry when there is one). Reads.
@@ -455,4 +487,35 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
 
     /// The log collector's cursors. Reads.
     fn log_cursors(&self) -> Result<BTreeMap<String, Vec<u8>>, JournalError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_counts_follow_the_runtime_and_clear_when_gone() {
+        let n = |s: &str| Name::parse(s).unwrap();
+        let a = ReplicaKey::new(&n("w"), &n("web"), 0);
+        let b = ReplicaKey::new(&n("w"), &n("web"), 1);
+        let mut memos = Memos::default();
+        let counts = BTreeMap::from([(a.clone(), 3), (b.clone(), 0)]);
+        let changes = memos.restart_changes(&counts);
+        assert_eq!(
+            changes.changes,
+            vec![MemoChange::Restarts {
+                replica: a.clone(),
+                count: 3
+            }]
+        );
+        memos.apply_all(&changes);
+        assert!(memos.restart_changes(&counts).is_empty());
+        let changes = memos.restart_changes(&BTreeMap::new());
+        assert_eq!(
+            changes.changes,
+            vec![MemoChange::RestartsCleared { replica: a }]
+        );
+        memos.apply_all(&changes);
+        assert!(memos.restarts.is_empty());
+    }
 }

@@ -310,6 +310,13 @@ impl Reconciler {
             .map(|k| MemoChange::NodePortReleased { port: k.clone() })
             .collect();
         self.save(released.into());
+        // Restart counts into the journal, for `skerry-edge status` (which reads only it).
+        let counts: BTreeMap<ReplicaKey, u32> = observed
+            .iter()
+            .filter(|(k, _)| desired.instances.contains_key(&k.instance))
+            .map(|(k, (o, _))| (k.clone(), o.restarts))
+            .collect();
+        self.save(self.memos.restart_changes(&counts));
 
         let observed_only: BTreeMap<ReplicaKey, ObservedReplica> =
             observed.into_iter().map(|(k, (o, _))| (k, o)).collect();

@@ -79,6 +79,7 @@ mod supervisor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use nix::sys::signal::Signal;
@@ -91,7 +92,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::launch::Launch;
-use self::policy::Exit;
+use self::policy::{Backoff, Exit};
 use self::state::{Paths, Record};
 use self::supervisor::{Begin, SharedStatus, Status, Supervisor};
 use crate::runtime::{Observed, ObservedReplica, ReplicaSpec, Runtime, RuntimeError};
@@ -284,13 +285,15 @@ impl ProcessRuntime {
             phase: recorded_exit,
             restarts: record.restarts,
             last_exit: record.last_exit.clone(),
-            exited_at: None,
+            exited_at: record.exited_at.map(skerry_shared::clock::Timestamp),
             pid: None,
             enforcement: record.enforcement.clone(),
             generation: 0,
         }));
         let (mut sup, stop) =
             self.supervisor(spec.clone(), Arc::clone(&launch), Arc::clone(&status));
+        // The crash-loop backoff goes on where the last agent left it.
+        sup.resume_backoff(Backoff::resume(record.backoff_ms));
         let begin = match record.process() {
             Some(process) if process.alive() => {
                 tracing::info!(replica = %key, pid = process.pid, "adopted a running process");
@@ -304,19 +307,22 @@ impl ProcessRuntime {
                     group::signal(&process, Signal::SIGKILL);
                 }
                 let exit = Exit::Unknown;
-                let restart = policy::restarts(&spec.component, &exit);
                 tracing::info!(
                     replica = %key,
                     pid = process.pid,
-                    restart,
                     "its process died while no agent watched it"
                 );
-                sup.exited(&exit, restart).await;
-                restart.then_some(Begin::Restart)
+                // How long it ran is not known: no reset of the backoff.
+                sup.exited(&exit, Duration::ZERO).await.map(Begin::Restart)
             }
-            None => record.restart_pending.then_some(Begin::Restart),
+            // A restart was pending: it waits what was left of its backoff.
+            None => record.restart_pending.then(|| {
+                let now = skerry_shared::clock::Timestamp::now().0;
+                let left = record.restart_at.map_or(0, |at| at.saturating_sub(now));
+                Begin::Restart(Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+            }),
         };
-        if matches!(begin, Some(Begin::Restart)) {
+        if matches!(begin, Some(Begin::Restart(_))) {
             let (paths, spec, launch) =
                 (Arc::clone(&self.paths), spec.clone(), Arc::clone(&launch));
             match blocking(move || launch.prepare(&paths, &spec, false)).await {

@@ -71,8 +71,9 @@ pub(super) fn restarts(component: &Component, exit: &Exit) -> bool {
 }
 
 /// The wait before a restart: 100 ms, doubling up to 10 s; back to 100 ms after a run of
-/// at least 10 s.
-#[derive(Debug, Clone)]
+/// at least 10 s. The next wait is saved in the replica's state file with each exit
+/// ([`Backoff::saved`], [`Backoff::resume`]), so an agent restart does not reset it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Backoff {
     next: Duration,
 }
@@ -85,6 +86,22 @@ impl Backoff {
 
     pub(super) fn new() -> Self {
         Self { next: Self::FIRST }
+    }
+
+    /// Goes on from a saved next wait (milliseconds), kept within the policy's bounds;
+    /// `None` (a state file written before waits were saved) starts afresh.
+    pub(super) fn resume(next_ms: Option<u64>) -> Self {
+        match next_ms {
+            Some(ms) => Self {
+                next: Duration::from_millis(ms).clamp(Self::FIRST, Self::MAX),
+            },
+            None => Self::new(),
+        }
+    }
+
+    /// The next wait in milliseconds, to save.
+    pub(super) fn saved(&self) -> u64 {
+        u64::try_from(self.next.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The wait before restarting a process that ran for `uptime`.
@@ -161,5 +178,19 @@ mod tests {
         );
         assert_eq!(b.delay(Duration::from_secs(10)), Backoff::FIRST);
         assert_eq!(b.delay(short), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_saved_backoff_goes_on_where_it_was() {
+        let mut b = Backoff::new();
+        for _ in 0..5 {
+            b.delay(Duration::ZERO);
+        }
+        let mut resumed = Backoff::resume(Some(b.saved()));
+        assert_eq!(resumed, b);
+        assert_eq!(resumed.delay(Duration::ZERO), Duration::from_millis(3200));
+        assert_eq!(Backoff::resume(None), Backoff::new());
+        assert_eq!(Backoff::resume(Some(u64::MAX)).saved(), 10_000);
+        assert_eq!(Backoff::resume(Some(0)).saved(), 100);
     }
 }

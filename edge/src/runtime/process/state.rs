@@ -131,6 +131,16 @@ pub(super) struct Record {
     pub restart_pending: bool,
     /// `resources not enforced: ...` when its limits could not be applied.
     pub enforcement: Option<String>,
+    /// When it last exited (ms since the epoch), so the last exit keeps its time across
+    /// agent restarts. Absent in files written before it was kept.
+    #[serde(default)]
+    pub exited_at: Option<i64>,
+    /// The crash-loop backoff's next wait (ms), so an agent restart does not reset it.
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+    /// With `restart_pending`: when the restart is due (ms since the epoch).
+    #[serde(default)]
+    pub restart_at: Option<i64>,
 }
 
 impl Record {

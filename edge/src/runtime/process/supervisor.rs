@@ -65,8 +65,9 @@ pub(super) enum Begin {
     Child(Child, ProcessId),
     /// Watch a process of an earlier agent, found alive.
     Adopted(ProcessId),
-    /// Start one now: a restart that was due when the agent died.
-    Restart,
+    /// Start one after this wait: a restart that was pending when the agent died (the
+    /// rest of its backoff), or one after an exit.
+    Restart(Duration),
 }
 
 /// How watching a process ended.
@@ -100,6 +101,8 @@ pub(super) struct Supervisor {
     stop: watch::Receiver<bool>,
     enforcement_logged: bool,
     forwards: Vec<Forward>,
+    /// The crash-loop backoff, saved with every exit.
+    backoff: Backoff,
 }
 
 impl Supervisor {
@@ -130,7 +133,13 @@ impl Supervisor {
             stop,
             enforcement_logged: false,
             forwards,
+            backoff: Backoff::new(),
         }
+    }
+
+    /// Goes on with a backoff saved by an earlier agent.
+    pub(super) fn resume_backoff(&mut self, backoff: Backoff) {
+        self.backoff = backoff;
     }
 
     /// Starts a process (counting a restart when `restart`), puts it in its cgroup and
@@ -171,7 +180,7 @@ impl Supervisor {
         next.pid = Some(process.pid);
         next.enforcement = enforcement;
         // On disk before it is reported.
-        let record = self.record(&next, Some(&process), None, false);
+        let record = self.record(&next, Some(&process), None, None);
         if let Err(e) = persist(&self.paths, record).await {
             group::signal(&process, Signal::SIGKILL);
             let _ = child.wait().await;
@@ -184,14 +193,21 @@ impl Supervisor {
 
     /// Supervises until the replica is stopped, exits for good, or the runtime goes.
     pub(super) async fn run(mut self, begin: Begin) {
-        let mut backoff = Backoff::new();
         let mut next = begin;
         loop {
+            if let Begin::Restart(delay) = next
+                && !delay.is_zero()
+            {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = stop_signal(&mut self.stop) => return,
+                }
+            }
             let started = Instant::now();
             let outcome = match next {
                 Begin::Child(child, process) => self.watch(Some(child), process).await,
                 Begin::Adopted(process) => self.watch(None, process).await,
-                Begin::Restart => match self.spawn(true).await {
+                Begin::Restart(_) => match self.spawn(true).await {
                     Ok((child, process)) => self.watch(Some(child), process).await,
                     Err(e) => Outcome::Exited(Exit::SpawnFailed(e.message().to_owned())),
                 },
@@ -200,22 +216,19 @@ impl Supervisor {
                 Outcome::Exited(exit) => exit,
                 Outcome::Stopped | Outcome::Detached => return,
             };
-            let restart = policy::restarts(&self.spec.component, &exit);
-            self.exited(&exit, restart).await;
-            if !restart {
-                return;
+            match self.exited(&exit, started.elapsed()).await {
+                Some(delay) => next = Begin::Restart(delay),
+                None => return,
             }
-            let delay = backoff.delay(started.elapsed());
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                _ = stop_signal(&mut self.stop) => return,
-            }
-            next = Begin::Restart;
         }
     }
 
-    /// Records an exit in the status and the state file.
-    pub(super) async fn exited(&mut self, exit: &Exit, restart: bool) {
+    /// Records an exit of a process that ran for `uptime` in the status and the state
+    /// file, with the restart that follows (if the policy says so) and its backoff. Returns
+    /// the wait before that restart.
+    pub(super) async fn exited(&mut self, exit: &Exit, uptime: Duration) -> Option<Duration> {
+        let restart = policy::restarts(&self.spec.component, exit);
+        let delay = restart.then(|| self.backoff.delay(uptime));
         let mut next = self.status.lock().clone();
         next.phase = Phase::Exited { code: exit.code() };
         next.pid = None;
@@ -224,11 +237,12 @@ impl Supervisor {
         next.generation = next.generation.wrapping_add(1);
         tracing::info!(replica = %self.spec.key, exit = %exit.describe(), restart, "process ended");
         // On disk before it is reported.
-        let record = self.record(&next, None, Some(exit.code()), restart);
+        let record = self.record(&next, None, Some(exit.code()), delay);
         if let Err(e) = persist(&self.paths, record).await {
             tracing::warn!(replica = %self.spec.key, error = %e, "cannot record an exit");
         }
         *self.status.lock() = next;
+        delay
     }
 
     /// Watches one process until it exits, is stopped, or the runtime goes. `child` is
@@ -287,8 +301,12 @@ impl Supervisor {
         s: &Status,
         process: Option<&ProcessId>,
         exit_code: Option<i64>,
-        restart_pending: bool,
+        restart_in: Option<Duration>,
     ) -> Record {
+        let restart_at = restart_in.map(|d| {
+            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            skerry_shared::clock::Timestamp::now().plus_millis(ms).0
+        });
         Record {
             format: FORMAT,
             node: self.node,
@@ -302,8 +320,11 @@ impl Supervisor {
             restarts: s.restarts,
             last_exit: s.last_exit.clone(),
             exit_code,
-            restart_pending,
+            restart_pending: restart_in.is_some(),
             enforcement: s.enforcement.clone(),
+            exited_at: s.exited_at.map(|t| t.0),
+            backoff_ms: Some(self.backoff.saved()),
+            restart_at,
         }
     }
 }
