@@ -4,9 +4,15 @@
 //! Sources:
 //! - a container component with a `log_dir`: the node's directory mounted there
 //!   (`DATA/logs/{instance}/{component}-{replica}`), one per replica;
-//! - an `exec` component with a `log_dir`: that host path, once per component (its
-//!   replicas write `{component}-{replica}.stdout.log` and `.stderr.log` there), counted as
-//!   replica 0's;
+//! - an `exec` component with a `log_dir`: that host path, one source per replica. The
+//!   replicas write `{component}-{replica}.stdout.log` and `.stderr.log` there, and other
+//!   `exec` components may name the same path, so each source reads only its own files
+//!   ([`NameFilter`]): those whose path there starts with `{component}-{replica}.`, and
+//!   the first source of the path (by instance, component, replica) also the files that no
+//!   replica's name claims. Every file is read once, under one replica.
+//! - an `exec` replica without a `log_dir`: its standard output and error, which the
+//!   process runtime writes to files of its own ([`crate::runtime::process::output_dir`]),
+//!   shipped as `(stdout)` and `(stderr)` as a container's are;
 //! - every container replica's own stdout and stderr, from the engine.
 //!
 //! One round reads what is new from every source (bounded per source and in all), packs it
@@ -31,6 +37,7 @@ use skerry_shared::planner::ReplicaKey;
 use skerry_shared::reducer::NodeDesired;
 use tokio::time::Instant;
 
+use super::filter::NameFilter;
 use super::output::{self, OutputCursor};
 use super::tail::DirTailer;
 use crate::journal::{Journal, JournalError, OutboxPush};
@@ -63,6 +70,19 @@ struct Source {
     reader: Reader,
     /// Set when it left the desired state.
     gone_since: Option<Instant>,
+    /// Its files are a process's own output: `….stdout.log` is `(stdout)`, `….stderr.log`
+    /// `(stderr)`.
+    process_output: bool,
+}
+
+/// A source the desired state calls for.
+#[derive(Debug)]
+struct Wanted {
+    key: ReplicaKey,
+    /// `None`: the container's output from the engine.
+    dir: Option<PathBuf>,
+    filter: Option<NameFilter>,
+    process_output: bool,
 }
 
 /// What one round did.
@@ -98,6 +118,104 @@ fn output_key(key: &ReplicaKey) -> String {
     format!("out/{}/{}/{}", key.instance, key.component, key.replica)
 }
 
+fn process_output_key(key: &ReplicaKey) -> String {
+    format!("own/{}/{}/{}", key.instance, key.component, key.replica)
+}
+
+/// The stream of a line read from a process's own output file.
+fn process_stream(file: String) -> LogStream {
+    if file.ends_with(".stdout.log") {
+        LogStream::Stdout
+    } else if file.ends_with(".stderr.log") {
+        LogStream::Stderr
+    } else {
+        LogStream::File(file)
+    }
+}
+
+/// The sources of `desired`, by id. `data` is the agent's data directory.
+fn wanted(desired: &NodeDesired, data: &std::path::Path, docker: bool) -> BTreeMap<String, Wanted> {
+    let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
+    // `exec` replicas per shared directory, and those without a `log_dir`.
+    let mut shared: BTreeMap<PathBuf, Vec<ReplicaKey>> = BTreeMap::new();
+    let mut own: Vec<ReplicaKey> = Vec::new();
+    for instance in desired.instances.values() {
+        let spec = &instance.spec;
+        for c in &spec.manifest.components {
+            let container = c.runtime() == RuntimeKind::Docker;
+            for replica in 0..c.replicas() {
+                let key = ReplicaKey::new(&spec.name, &c.name, replica);
+                match (&c.log_dir, container) {
+                    (Some(_), true) => {
+                        wanted.insert(
+                            dir_key(&key),
+                            Wanted {
+                                dir: Some(log_dir_host(data, &key)),
+                                key: key.clone(),
+                                filter: None,
+                                process_output: false,
+                            },
+                        );
+                    }
+                    (Some(dir), false) => shared
+                        .entry(PathBuf::from(dir))
+                        .or_default()
+                        .push(key.clone()),
+                    (None, false) => own.push(key.clone()),
+                    (None, true) => {}
+                }
+                if container && docker {
+                    wanted.insert(
+                        output_key(&key),
+                        Wanted {
+                            key,
+                            dir: None,
+                            filter: None,
+                            process_output: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    for (dir, mut keys) in shared {
+        keys.sort();
+        let prefixes: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{}-{}.", k.component, k.replica))
+            .collect();
+        for (i, key) in keys.into_iter().enumerate() {
+            wanted.insert(
+                dir_key(&key),
+                Wanted {
+                    key,
+                    dir: Some(dir.clone()),
+                    filter: Some(NameFilter::new(prefixes.clone(), i, true)),
+                    process_output: false,
+                },
+            );
+        }
+    }
+    own.sort();
+    let prefixes: Vec<String> = own
+        .iter()
+        .map(|k| format!("{}.{}.{}.", k.instance, k.component, k.replica))
+        .collect();
+    let out_dir = crate::runtime::process::output_dir(data);
+    for (i, key) in own.into_iter().enumerate() {
+        wanted.insert(
+            process_output_key(&key),
+            Wanted {
+                key,
+                dir: Some(out_dir.clone()),
+                filter: Some(NameFilter::new(prefixes.clone(), i, false)),
+                process_output: true,
+            },
+        );
+    }
+    wanted
+}
+
 impl Collector {
     /// A collector for `node`, resuming from the cursors in `journal`, queueing at most
     /// `quota` bytes of log batches (the profile's `agent.log_quota`). Without `docker`,
@@ -130,45 +248,39 @@ impl Collector {
     /// and those no longer desired are read for [`GRACE`] more.
     pub fn follow(&mut self, desired: &NodeDesired) {
         let now = Instant::now();
-        let mut wanted: BTreeMap<String, (ReplicaKey, Option<PathBuf>)> = BTreeMap::new();
-        for instance in desired.instances.values() {
-            let spec = &instance.spec;
-            for c in &spec.manifest.components {
-                let container = c.runtime() == RuntimeKind::Docker;
-                for replica in 0..c.replicas() {
-                    let key = ReplicaKey::new(&spec.name, &c.name, replica);
-                    if let Some(dir) = &c.log_dir {
-                        if container {
-                            wanted.insert(
-                                dir_key(&key),
-                                (key.clone(), Some(log_dir_host(&self.data, &key))),
-                            );
-                        } else if replica == 0 {
-                            wanted.insert(dir_key(&key), (key.clone(), Some(PathBuf::from(dir))));
-                        }
+        let mut wanted = wanted(desired, &self.data, self.docker.is_some());
+        for (id, source) in &mut self.sources {
+            match wanted.get(id) {
+                Some(w) => {
+                    source.gone_since = None;
+                    // Another replica came to (or left) a shared directory.
+                    if let Reader::Dir(t) = &mut source.reader
+                        && t.filter() != w.filter.as_ref()
+                        && let Some(f) = &w.filter
+                    {
+                        t.set_filter(f.clone());
                     }
-                    if container && self.docker.is_some() {
-                        wanted.insert(output_key(&key), (key, None));
+                }
+                None => {
+                    if source.gone_since.is_none() {
+                        source.gone_since = Some(now);
                     }
                 }
             }
         }
-        for (id, source) in &mut self.sources {
-            if wanted.contains_key(id) {
-                source.gone_since = None;
-            } else if source.gone_since.is_none() {
-                source.gone_since = Some(now);
-            }
-        }
-        for (id, (key, dir)) in wanted {
-            if self.sources.contains_key(&id) {
-                continue;
-            }
+        wanted.retain(|id, _| !self.sources.contains_key(id));
+        for (id, w) in wanted {
             let state = self.committed.get(&id).map(Vec::as_slice);
-            let reader = match dir {
-                Some(dir) => Reader::Dir(Box::new(DirTailer::new(dir, state))),
+            let reader = match w.dir {
+                Some(dir) => {
+                    let tailer = DirTailer::new(dir, state);
+                    Reader::Dir(Box::new(match w.filter {
+                        Some(f) => tailer.with_filter(f),
+                        None => tailer,
+                    }))
+                }
                 None => Reader::Output {
-                    container: container_name(self.node, &key),
+                    container: container_name(self.node, &w.key),
                     cursor: state
                         .and_then(|b| postcard::from_bytes(b).ok())
                         .unwrap_or_default(),
@@ -177,9 +289,10 @@ impl Collector {
             self.sources.insert(
                 id,
                 Source {
-                    key,
+                    key: w.key,
                     reader,
                     gone_since: None,
+                    process_output: w.process_output,
                 },
             );
         }
@@ -232,7 +345,7 @@ impl Collector {
         }
 
         // Then the directories, on the blocking pool (file reads).
-        let mut dirs: Vec<(String, ReplicaKey, Box<DirTailer>)> = Vec::new();
+        let mut dirs: Vec<(String, (ReplicaKey, bool), Box<DirTailer>)> = Vec::new();
         for (id, source) in &mut self.sources {
             if let Reader::Dir(_) = &source.reader {
                 let Reader::Dir(tailer) = std::mem::replace(
@@ -244,7 +357,11 @@ impl Collector {
                 ) else {
                     continue;
                 };
-                dirs.push((id.clone(), source.key.clone(), tailer));
+                dirs.push((
+                    id.clone(),
+                    (source.key.clone(), source.process_output),
+                    tailer,
+                ));
             }
         }
         let read = tokio::task::spawn_blocking(move || {
@@ -285,12 +402,17 @@ impl Collector {
         let (dirs, dirs_more) = read;
         more |= dirs_more;
         let mut polled: Vec<(String, Box<DirTailer>)> = Vec::new();
-        for (id, key, tailer, got) in dirs {
+        for (id, (key, process_output), tailer, got) in dirs {
             if let Some(r) = got {
                 if !r.files.is_empty() {
                     for f in r.files {
+                        let stream = if process_output {
+                            process_stream(f.stream)
+                        } else {
+                            LogStream::File(f.stream)
+                        };
                         chunks.push(LogChunk {
-                            source: source_of(&key, LogStream::File(f.stream)),
+                            source: source_of(&key, stream),
                             first_line: f.first_line,
                             time,
                             lines: f.lines,
@@ -391,7 +513,13 @@ impl Collector {
         for (id, source) in &mut self.sources {
             let state = self.committed.get(id).map(Vec::as_slice);
             source.reader = match &source.reader {
-                Reader::Dir(t) => Reader::Dir(Box::new(DirTailer::new(t.dir().to_owned(), state))),
+                Reader::Dir(t) => {
+                    let tailer = DirTailer::new(t.dir().to_owned(), state);
+                    Reader::Dir(Box::new(match t.filter() {
+                        Some(f) => tailer.with_filter(f.clone()),
+                        None => tailer,
+                    }))
+                }
                 Reader::Output { container, .. } => Reader::Output {
                     container: container.clone(),
                     cursor: state

@@ -5,10 +5,13 @@
 //! - [`tail`]: [`tail::DirTailer`], which follows every file of one directory through
 //!   rotation and truncation, with a position that is saved in the journal with the lines
 //!   it read.
+//! - [`filter`]: [`filter::NameFilter`], which files of a directory that several sources
+//!   share (an `exec` component's `log_dir`) each source reads.
 //! - [`output`]: a container's stdout and stderr, read from the engine by timestamp.
 //! - [`collect`]: [`collect::Collector`], which reads every source of the desired state
 //!   and queues the lines with the sources' cursors in one journal transaction.
 
 pub mod collect;
+pub mod filter;
 pub mod output;
 pub mod tail;

@@ -67,6 +67,8 @@ use serde::{Deserialize, Serialize};
 use skerry_shared::hash::Digest;
 use skerry_shared::outbox::MAX_LINE_BYTES;
 
+use super::filter::NameFilter;
+
 /// How many first bytes of a file its fingerprint covers.
 pub const HEAD_BYTES: usize = 256;
 
@@ -98,6 +100,8 @@ pub struct DirTailer {
     dir: PathBuf,
     state: State,
     warned: Warned,
+    /// Only the files this source owns in a shared directory (`None`: every file).
+    filter: Option<NameFilter>,
 }
 
 /// What one poll read.
@@ -144,7 +148,25 @@ impl DirTailer {
             dir,
             state,
             warned: Warned::default(),
+            filter: None,
         }
+    }
+
+    /// Reads only the files that `filter` gives this source (a directory that several
+    /// sources share; see [`super::filter`]).
+    pub fn with_filter(mut self, filter: NameFilter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Changes which files are this source's (the files it no longer takes are forgotten
+    /// as if they were gone).
+    pub fn set_filter(&mut self, filter: NameFilter) {
+        self.filter = Some(filter);
+    }
+
+    pub fn filter(&self) -> Option<&NameFilter> {
+        self.filter.as_ref()
     }
 
     /// Reads the complete lines that are new since the last poll, at most about
@@ -154,7 +176,7 @@ impl DirTailer {
     /// Only listing the directory can fail, and then nothing changes. A file that cannot
     /// be read is skipped (with a warning, once), and so are the later files of its stream.
     pub fn poll(&mut self, max_bytes: usize) -> io::Result<TailRead> {
-        let Some(listing) = Listing::read(&self.dir)? else {
+        let Some(listing) = Listing::read(&self.dir, self.filter.as_ref())? else {
             return Ok(TailRead {
                 files: Vec::new(),
                 state: self.state.encode()?,
@@ -355,7 +377,7 @@ struct Listing {
 
 impl Listing {
     /// The files to tail, or `None` when the directory does not exist.
-    fn read(dir: &Path) -> io::Result<Option<Listing>> {
+    fn read(dir: &Path, filter: Option<&NameFilter>) -> io::Result<Option<Listing>> {
         let read_dir = match fs::read_dir(dir) {
             Ok(read_dir) => read_dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -366,7 +388,7 @@ impl Listing {
             let entry = entry?;
             let file_name = entry.file_name();
             let name = file_name.to_string_lossy().into_owned();
-            if ignored(&name) {
+            if ignored(&name) || filter.is_some_and(|f| !f.takes(&name)) {
                 continue;
             }
             // Does not follow symbolic links: those are not tailed.

@@ -9,8 +9,10 @@
 //! own working directory (`{state_dir}/work/{instance}.{component}.{replica}`, emptied at
 //! each `start`, removed at `stop`) and its own process group, with stdin from
 //! `/dev/null`. Output is appended to `{log_dir}/{component}-{replica}.stdout.log` and
-//! `.stderr.log` when the component has a `log_dir`; otherwise to files of the agent's
-//! that are forwarded to the agent's log at debug (`forward.rs` says why not a pipe).
+//! `.stderr.log` when the component has a `log_dir`; otherwise to files of the agent's,
+//! [`output_dir`]`/{instance}.{component}.{replica}.stdout.log` and `.stderr.log`, which
+//! the log collector ships as `(stdout)` and `(stderr)` and the supervisor rotates by copy
+//! and truncate past 4 MiB (`forward.rs` says why files, not a pipe).
 //!
 //! Restarts follow Docker: `always` on any exit, `on-failure` on anything but `exit 0`,
 //! `never` not at all; an `init` or a `job` is never restarted. The wait before a restart
@@ -96,6 +98,18 @@ use self::policy::{Backoff, Exit};
 use self::state::{Paths, Record};
 use self::supervisor::{Begin, SharedStatus, Status, Supervisor};
 use crate::runtime::{Observed, ObservedReplica, ReplicaSpec, Runtime, RuntimeError};
+
+/// Where the agent keeps the process runtime's state under its data directory.
+pub fn state_dir(data: &std::path::Path) -> PathBuf {
+    data.join("process")
+}
+
+/// Where the process runtime of an agent with data directory `data` writes the output of
+/// replicas without a `log_dir`: `{instance}.{component}.{replica}.stdout.log` and
+/// `.stderr.log` (with their rotated copies, `.1`).
+pub fn output_dir(data: &std::path::Path) -> PathBuf {
+    state_dir(data).join("logs")
+}
 
 /// Supervised native processes (see the module doc).
 #[derive(Debug)]

@@ -1,93 +1,108 @@
-//! The output of replicas without a `log_dir`, forwarded to the agent's log at debug.
+//! The output files of replicas without a `log_dir`, kept to a bounded size.
 //!
 //! Such a process writes to files that the agent owns (opened `O_APPEND`), not to a pipe:
 //! a pipe would break when the agent dies and leave the process to die of `SIGPIPE` at
-//! its next line, which adoption must not cause. The supervisor reads new lines from the
-//! files once a second and logs them; once a file has grown past 1 MiB and has been read,
-//! it is truncated (the writer's next append starts again at 0; a line written between
-//! the read and the truncation is lost, which only affects debug output).
+//! its next line, which adoption must not cause. The log collector reads them and ships
+//! their lines as `(stdout)` and `(stderr)` (see `crate::logs::collect`).
+//!
+//! The supervisor looks at their size once a second: a file past [`ROTATE_AT`] is rotated
+//! by copy and truncate (logrotate's `copytruncate`, the only rotation a writer that keeps
+//! its descriptor allows): it is copied to `FILE.1` (replacing the last copy) and then
+//! truncated. The collector knows a copy by its first bytes and reads the lines of it it
+//! had not read yet before the file's new ones, so nothing is read twice. Lines written
+//! between the copy and the truncation (microseconds) are lost, and so are those of a copy
+//! the collector had not finished when the next rotation replaced it (more than
+//! [`ROTATE_AT`] of output within about a second). A file holds at most about
+//! [`ROTATE_AT`] plus a second's output; with its copy, twice that per stream.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
 
 use skerry_shared::planner::ReplicaKey;
 
-/// Read at most this much per file and poll.
-const CHUNK: u64 = 64 * 1024;
-/// Truncate a file once it is this large and fully read.
-const TRUNCATE_AT: u64 = 1024 * 1024;
-/// A line longer than this is logged in pieces.
-const MAX_LINE: usize = 8 * 1024;
+/// A file this large is rotated.
+pub(super) const ROTATE_AT: u64 = 4 * 1024 * 1024;
 
-/// One output file being forwarded.
+/// One output file kept bounded.
 #[derive(Debug)]
 pub(super) struct Forward {
     path: PathBuf,
-    stream: &'static str,
-    offset: u64,
-    partial: Vec<u8>,
 }
 
 impl Forward {
-    /// Forwards what is appended to `path` from now on.
-    pub(super) fn new(path: PathBuf, stream: &'static str) -> Self {
-        let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-        Self {
-            path,
-            stream,
-            offset,
-            partial: Vec::new(),
-        }
+    pub(super) fn new(path: PathBuf) -> Self {
+        Self { path }
     }
 
-    /// Logs the complete lines appended since the last poll.
+    /// Rotates the file if it has grown past [`ROTATE_AT`].
     pub(super) fn poll(&mut self, key: &ReplicaKey) {
-        let Ok(mut file) = File::open(&self.path) else {
-            return;
-        };
-        let Ok(len) = file.metadata().map(|m| m.len()) else {
-            return;
-        };
-        if len < self.offset {
-            // Truncated by someone else: start over.
-            self.offset = 0;
-            self.partial.clear();
-        }
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let mut buf = Vec::new();
-            let read = file
-                .seek(SeekFrom::Start(self.offset))
-                .and_then(|_| (&mut file).take(CHUNK).read_to_end(&mut buf));
-            if read.is_err() {
-                return;
-            }
-            self.offset += buf.len() as u64;
-            self.emit(key, &buf);
-        } else {
-            self.offset = len;
-            self.partial.clear();
-        }
-        if self.offset >= len
-            && len >= TRUNCATE_AT
-            && let Ok(f) = OpenOptions::new().write(true).open(&self.path)
-            && f.set_len(0).is_ok()
-        {
-            self.offset = 0;
+        if let Err(e) = rotate_if_large(&self.path, ROTATE_AT) {
+            tracing::warn!(replica = %key, file = %self.path.display(), error = %e, "cannot rotate an output file");
         }
     }
+}
 
-    fn emit(&mut self, key: &ReplicaKey, bytes: &[u8]) {
-        for &b in bytes {
-            if b == b'\n' || self.partial.len() >= MAX_LINE {
-                let line = String::from_utf8_lossy(&self.partial);
-                tracing::debug!(replica = %key, stream = self.stream, "{line}");
-                self.partial.clear();
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            self.partial.push(b);
-        }
+/// Copies `path` to `path.1` and truncates it, when it is at least `limit` bytes.
+fn rotate_if_large(path: &Path, limit: u64) -> io::Result<bool> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if len < limit {
+        return Ok(false);
+    }
+    let mut copy = path.as_os_str().to_owned();
+    copy.push(".1");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".1.tmp");
+    // Hidden from the collector until it is whole: it skips nothing but dot files and
+    // compressed ones, so the temporary name must not look like a log file's copy yet.
+    let tmp = hidden(Path::new(&tmp));
+    fs::copy(path, &tmp)?;
+    fs::rename(&tmp, &copy)?;
+    OpenOptions::new().write(true).open(path)?.set_len(0)?;
+    Ok(true)
+}
+
+/// `dir/.name`.
+fn hidden(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| format!(".{}", n.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_file_is_copied_and_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.c.0.stdout.log");
+        fs::write(&file, "0123456789\n").unwrap();
+        assert!(!rotate_if_large(&file, 100).unwrap());
+        assert!(rotate_if_large(&file, 5).unwrap());
+        assert_eq!(fs::read(&file).unwrap(), b"");
+        assert_eq!(
+            fs::read(dir.path().join("w.c.0.stdout.log.1")).unwrap(),
+            b"0123456789\n"
+        );
+        fs::write(&file, "again\n").unwrap();
+        assert!(rotate_if_large(&file, 5).unwrap());
+        assert_eq!(
+            fs::read(dir.path().join("w.c.0.stdout.log.1")).unwrap(),
+            b"again\n"
+        );
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(!rotate_if_large(&dir.path().join("missing"), 5).unwrap());
     }
 }

@@ -27,7 +27,8 @@ pub(super) struct Launch {
     pub work_dir: PathBuf,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
-    /// The output files are the agent's own (no `log_dir`): forward them to its log.
+    /// The output files are the agent's own (no `log_dir`): the log collector ships them
+    /// and the supervisor rotates them.
     pub forward_output: bool,
 }
 
@@ -73,8 +74,8 @@ impl Launch {
     }
 
     /// Creates the working directory (empty when `fresh`), the output files' directory,
-    /// and the named storage directories; truncates the agent's own output files when
-    /// `fresh`.
+    /// and the named storage directories. The output files are kept: what a new process
+    /// writes is appended, and the collector goes on reading where it was.
     pub(super) fn prepare(&self, paths: &Paths, spec: &ReplicaSpec, fresh: bool) -> io::Result<()> {
         if fresh {
             state::remove_any(&self.work_dir)?;
@@ -86,9 +87,6 @@ impl Launch {
         for file in [&self.stdout, &self.stderr] {
             if let Some(dir) = file.parent() {
                 fs::create_dir_all(dir)?;
-            }
-            if fresh && self.forward_output {
-                state::remove_any(file)?;
             }
         }
         Ok(())

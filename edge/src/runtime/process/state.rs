@@ -7,7 +7,8 @@
 //! - `storage/{instance}/{storage}`: named storage (0700), kept until purged;
 //! - `work/{instance}.{component}.{replica}`: the replica's working directory;
 //! - `logs/{instance}.{component}.{replica}.{stdout,stderr}.log`: the output of replicas
-//!   without a `log_dir`, which the supervisor forwards to the agent's log.
+//!   without a `log_dir`, which the log collector ships (`(stdout)`, `(stderr)`) and the
+//!   supervisor rotates (`forward.rs`).
 //!
 //! Names match `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, so the dots in these file names cannot be
 //! confused with a name's own characters, and no name can climb out of the directory.

@@ -1,8 +1,8 @@
 //! The supervisor: one task per replica that keeps its process running.
 //!
 //! It watches the process (waits for a child; polls `/proc` every 500 ms for an adopted
-//! process, which it cannot wait for), runs the health checks, forwards the output of a
-//! replica without a `log_dir`, and on an exit applies the restart policy with its
+//! process, which it cannot wait for), runs the health checks, keeps the output files of
+//! a replica without a `log_dir` bounded (`forward.rs`), and on an exit applies the restart policy with its
 //! backoff. Every start and exit is written to the replica's state file. A stop request
 //! terminates the process group; a dropped runtime (the sender gone, or the task
 //! aborted) leaves the process running, to be adopted by the next agent.
@@ -35,7 +35,7 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// How often an adopted process is looked for in `/proc`.
 const ADOPTED_POLL: Duration = Duration::from_millis(500);
-/// How often the output of a replica without a `log_dir` is forwarded.
+/// How often the output files of a replica without a `log_dir` are checked for rotation.
 const FORWARD_EVERY: Duration = Duration::from_secs(1);
 
 /// What the runtime reports about a replica; the supervisor and its health checker write
@@ -116,8 +116,8 @@ impl Supervisor {
     ) -> Self {
         let forwards = if launch.forward_output {
             vec![
-                Forward::new(launch.stdout.clone(), "stdout"),
-                Forward::new(launch.stderr.clone(), "stderr"),
+                Forward::new(launch.stdout.clone()),
+                Forward::new(launch.stderr.clone()),
             ]
         } else {
             Vec::new()

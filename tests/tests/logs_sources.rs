@@ -1,0 +1,154 @@
+//! Where log lines come from, end to end: a real `skerry serve`, a real `skerry-edge run`
+//! and real processes. `exec` components that share a `log_dir` (one of them with two
+//! replicas) ship each file once, under the replica that wrote it; the output of an `exec`
+//! component without a `log_dir` is shipped as `(stdout)` and `(stderr)`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use skerry_tests::agent::Agent;
+use skerry_tests::images::unique;
+use skerry_tests::{Cloud, cli, wait_for};
+
+const CONVERGE: Duration = Duration::from_secs(90);
+
+fn logs(cloud: &Cloud, instance: &str) -> Value {
+    let out = cli(cloud, &["logs", instance, "-o", "json"]);
+    assert_eq!(out.code, 0, "{out}");
+    out.json().unwrap()
+}
+
+/// Each line's text with (component, replica, file), in the order given.
+fn origins(answer: &Value) -> Vec<(String, (String, u64, String))> {
+    answer["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["text"].as_str().unwrap().to_owned(),
+                (
+                    l["component"].as_str().unwrap().to_owned(),
+                    l["replica"].as_u64().unwrap(),
+                    l["file"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn deploy(cloud: &Cloud, agent: &Agent, manifest: &str, app: &str) -> String {
+    let file = agent.dir().join(format!("{app}.yaml"));
+    std::fs::write(&file, manifest).unwrap();
+    let out = cli(cloud, &["app", "publish", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out}");
+    let instance = unique(app);
+    let out = cli(
+        cloud,
+        &[
+            "deploy",
+            &format!("{app}@1.0.0"),
+            "--env",
+            "plant",
+            "--name",
+            &instance,
+            "--node",
+            agent.name(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    instance
+}
+
+#[test]
+fn exec_replicas_ship_their_own_files_once_and_their_output_without_a_log_dir() {
+    const N: u32 = 20;
+    let cloud = Cloud::start().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    let agent = Agent::enroll_with(&cloud, "plant", "gw-s", &["--runtime", "process"]).unwrap();
+    let shared = agent.dir().join("shared-logs");
+    let d = shared.display();
+    let writer = |name: &str, extra: &str| {
+        format!(
+            r#"["/bin/sh", "-c", "i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"{name} $SKERRY_REPLICA $i\"; done; {extra} exec sleep 100000"]"#
+        )
+    };
+    let manifest = format!(
+        r#"app: sharing
+version: 1.0.0
+components:
+  - name: alpha
+    exec: {alpha}
+    replicas: 2
+    log_dir: {d}
+  - name: beta
+    exec: {beta}
+    log_dir: {d}
+  - name: gamma
+    exec: ["/bin/sh", "-c", "echo gamma out; echo gamma err >&2; exec sleep 100000"]
+"#,
+        alpha = writer(
+            "alpha",
+            &format!("echo \\\"mine $SKERRY_REPLICA\\\" >> {d}/alpha-$SKERRY_REPLICA.app.log;")
+        ),
+        beta = writer("beta", &format!("echo common >> {d}/common.log;")),
+    );
+    let instance = deploy(&cloud, &agent, &manifest, "sharing");
+    let expected = 3 * N as usize + 2 + 1 + 2;
+    let lines = wait_for(CONVERGE, || {
+        let o = origins(&logs(&cloud, &instance));
+        (o.len() >= expected).then_some(o)
+    })
+    .unwrap_or_else(|| panic!("{:?}\n{}", origins(&logs(&cloud, &instance)), agent.logs()));
+    let mut by_text: BTreeMap<String, Vec<(String, u64, String)>> = BTreeMap::new();
+    for (text, origin) in &lines {
+        by_text
+            .entry(text.clone())
+            .or_default()
+            .push(origin.clone());
+    }
+    let once = |text: &str| -> (String, u64, String) {
+        let o = by_text
+            .get(text)
+            .unwrap_or_else(|| panic!("{text:?} never arrived: {by_text:?}"));
+        assert_eq!(o.len(), 1, "{text:?} shipped {} times: {o:?}", o.len());
+        o[0].clone()
+    };
+    for i in 1..=N {
+        for r in 0..2u64 {
+            assert_eq!(
+                once(&format!("alpha {r} {i}")),
+                ("alpha".into(), r, format!("alpha-{r}.stdout.log"))
+            );
+        }
+        assert_eq!(
+            once(&format!("beta 0 {i}")),
+            ("beta".into(), 0, "beta-0.stdout.log".into())
+        );
+    }
+    for r in 0..2u64 {
+        assert_eq!(
+            once(&format!("mine {r}")),
+            ("alpha".into(), r, format!("alpha-{r}.app.log"))
+        );
+    }
+    // A file no replica's name claims: shipped once, by the first replica of the directory.
+    assert_eq!(once("common"), ("alpha".into(), 0, "common.log".into()));
+    // Without a log_dir: the process's own output, as a container's.
+    assert_eq!(once("gamma out"), ("gamma".into(), 0, "(stdout)".into()));
+    assert_eq!(once("gamma err"), ("gamma".into(), 0, "(stderr)".into()));
+    assert_eq!(lines.len(), expected, "{by_text:?}");
+    println!(
+        "{} lines from 4 exec replicas (3 sharing one log_dir), each once under its own replica",
+        lines.len()
+    );
+    let table = cli(&cloud, &["logs", &instance, "--component", "gamma"]);
+    println!("{}", table.stdout);
+    assert!(
+        table.stdout.contains("gamma-0  (stderr)  gamma err"),
+        "{table}"
+    );
+    assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}
