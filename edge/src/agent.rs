@@ -47,8 +47,6 @@ const RESYNC: Duration = Duration::from_secs(2);
 const DOCKER_RETRY: Duration = Duration::from_secs(30);
 /// How soon it looks again after acting, to follow up quickly (a started dependency).
 const FOLLOW_UP: Duration = Duration::from_millis(300);
-/// How often the log collector reads its sources.
-const COLLECT_EVERY: Duration = Duration::from_secs(1);
 /// How soon it reads again when a source had more than one round takes.
 const COLLECT_MORE: Duration = Duration::from_millis(50);
 
@@ -233,6 +231,7 @@ pub async fn run_with(
     let (tx, mut rx) = mpsc::channel(256);
     let link = MqttLink::spawn(&identity, LinkOptions::from_profile(&config.profile), tx)?;
     let tuning = &config.profile.agent;
+    journal.set_outbox_quota(tuning.outbox_quota.bytes());
     let mut heartbeat =
         tokio::time::interval(tuning.heartbeat.as_std().max(Duration::from_secs(1)));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -251,11 +250,14 @@ pub async fn run_with(
     let mut hello_at: Option<(tokio::time::Instant, Vec<u8>)> = None;
 
     // The outbox: sent while the link is up; the collector queues log batches into it.
+    // How hard the agent batches is the link type's choice, in one place (`Link::tuning`).
+    let link_tuning = config.profile.link.tuning();
     let mut sender = Sender::new(
         state.epoch,
         tuning.log_rate.bytes(),
         usize::try_from(tuning.event_batch).unwrap_or(256),
-    );
+    )
+    .with_linger(link_tuning.report_linger, link_tuning.log_linger);
     let mut outbox_wake: Option<tokio::time::Instant> = None;
     let queued = Arc::new(Notify::new());
     let (desired_tx, desired_rx) = watch::channel(Arc::clone(sync.desired()));
@@ -271,7 +273,12 @@ pub async fn run_with(
             .flatten(),
         tuning.log_quota.bytes(),
     )?;
-    let collecting = tokio::spawn(collect(collector, desired_rx, Arc::clone(&queued)));
+    let collecting = tokio::spawn(collect(
+        collector,
+        desired_rx,
+        Arc::clone(&queued),
+        link_tuning.collect_every,
+    ));
     tokio::pin!(shutdown);
 
     loop {
@@ -401,7 +408,13 @@ pub async fn run_with(
                     _ => outcome.report,
                 };
                 if !bodies.is_empty() {
-                    queue(&journal, bodies).await;
+                    if queue(&journal, bodies).await > 0
+                        && let Some(all) = complete.clone()
+                    {
+                        // Replica reports gave way to the outbox quota: the complete
+                        // report carries the newest state of each replica instead.
+                        queue(&journal, vec![all]).await;
+                    }
                     pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
                 next_pass = tokio::time::Instant::now() + if pass_changes.has_changed().unwrap_or(false) {
@@ -434,19 +447,32 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Queues replica reports in the outbox (durable before anything is sent).
-async fn queue(journal: &Arc<dyn Journal>, bodies: Vec<OutboxBody>) {
+/// Queues replica reports in the outbox (durable before anything is sent). Gives how many
+/// queued reports the outbox quota dropped (the caller then queues a complete report).
+async fn queue(journal: &Arc<dyn Journal>, bodies: Vec<OutboxBody>) -> u64 {
     let j = Arc::clone(journal);
     let push = OutboxPush {
         bodies,
         cursors: Vec::new(),
     };
     match tokio::task::spawn_blocking(move || j.outbox_push(&push, u64::MAX)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot queue replica reports; the next change or connect reports again")
+        Ok(Ok(pushed)) => {
+            if pushed.dropped_reports > 0 {
+                tracing::warn!(
+                    dropped = pushed.dropped_reports,
+                    "the outbox is over its quota (agent.outbox_quota): the oldest replica reports gave way to a complete report"
+                );
+            }
+            pushed.dropped_reports
         }
-        Err(e) => tracing::error!(error = %e, "queueing replica reports failed"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot queue replica reports; the next change or connect reports again");
+            0
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "queueing replica reports failed");
+            0
+        }
     }
 }
 
@@ -471,12 +497,14 @@ async fn pump(
     }
 }
 
-/// The log collector's task: reads the sources of the latest desired state about once a
-/// second and wakes the loop when it queued lines.
+/// The log collector's task: reads the sources of the latest desired state every
+/// `every` (the link's `collect_every`; sooner while it has more to read) and wakes the
+/// loop when it queued lines.
 async fn collect(
     mut collector: Collector,
     mut desired: watch::Receiver<Arc<NodeDesired>>,
     queued: Arc<Notify>,
+    every: Duration,
 ) {
     loop {
         let current = Arc::clone(&desired.borrow_and_update());
@@ -486,11 +514,11 @@ async fn collect(
                 if c.lines > 0 || c.dropped.lines() > 0 {
                     queued.notify_one();
                 }
-                if c.more { COLLECT_MORE } else { COLLECT_EVERY }
+                if c.more { COLLECT_MORE } else { every }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot queue collected log lines; reading them again");
-                COLLECT_EVERY
+                every
             }
         };
         tokio::select! {

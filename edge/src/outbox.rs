@@ -12,6 +12,11 @@
 //! - Log frames go only when no control entry waits, and within a token bucket of
 //!   `agent.log_rate` bytes per second (the profile's), so log shipping never starves the
 //!   sync and status traffic on a thin link.
+//! - On a link that chose to linger ([`Sender::with_linger`], from the profile's
+//!   `link`: `skerry_shared::profile::Link::tuning`), a lane whose queued entries do not
+//!   fill a frame (half of [`FRAME_BUDGET`], or `agent.event_batch` entries) waits up to
+//!   its linger from when it was first seen waiting, so entries go in fewer, fuller
+//!   frames; a full frame goes at once.
 //! - After a reconnect, or when an acknowledgement is overdue ([`RESEND_AFTER`]),
 //!   everything not acknowledged is sent again; the cloud drops what it already stored
 //!   (by epoch and seq) and acknowledges it again.
@@ -113,6 +118,10 @@ pub struct Sender {
     bucket: Bucket,
     /// Entries per frame at most (the profile's `agent.event_batch`).
     max_entries: usize,
+    /// Per lane, how long entries that do not fill a frame wait (zero: not at all).
+    linger: [Duration; 2],
+    /// Per lane, since when entries have waited for their linger.
+    waiting: [Option<Instant>; 2],
 }
 
 impl Sender {
@@ -125,7 +134,36 @@ impl Sender {
             in_flight: [VecDeque::new(), VecDeque::new()],
             bucket: Bucket::new(log_rate, Instant::now()),
             max_entries: max_entries.max(1),
+            linger: [Duration::ZERO; 2],
+            waiting: [None; 2],
         }
+    }
+
+    /// Lets replica reports (`control`) and log batches (`logs`) that do not fill a
+    /// frame wait that long for more (the link type's [`LinkTuning`]).
+    ///
+    /// [`LinkTuning`]: skerry_shared::profile::LinkTuning
+    pub fn with_linger(mut self, control: Duration, logs: Duration) -> Self {
+        self.linger = [control, logs];
+        self
+    }
+
+    /// When a frame of `entries` entries and `bytes` bytes of `lane` may go: `None` now,
+    /// or the time its linger ends.
+    fn held_until(
+        &mut self,
+        lane: Lane,
+        entries: usize,
+        bytes: usize,
+        now: Instant,
+    ) -> Option<Instant> {
+        let i = lane_index(lane);
+        let linger = self.linger[i];
+        if linger.is_zero() || entries >= self.max_entries || bytes >= FRAME_BUDGET / 2 {
+            return None;
+        }
+        let due = *self.waiting[i].get_or_insert(now) + linger;
+        (now < due).then_some(due)
     }
 
     pub fn epoch(&self) -> u64 {
@@ -163,10 +201,15 @@ impl Sender {
             let Some(bytes) = self.encode(&entries) else {
                 break;
             };
+            if let Some(due) = self.held_until(Lane::Control, entries.len(), bytes.len(), now) {
+                out.wake_at = Some(due);
+                control_waits = true;
+                break;
+            }
             self.hand_out(Lane::Control, &entries, now);
             out.frames.push(bytes);
         }
-        if self.in_flight[0].len() >= CONTROL_WINDOW {
+        if !control_waits && self.in_flight[0].len() >= CONTROL_WINDOW {
             control_waits = !journal
                 .outbox_read(Lane::Control, self.sent[0], 1, FRAME_BUDGET)?
                 .is_empty();
@@ -178,6 +221,10 @@ impl Sender {
             let Some(bytes) = self.encode(&entries) else {
                 break;
             };
+            if let Some(due) = self.held_until(Lane::Logs, entries.len(), bytes.len(), now) {
+                out.wake_at = Some(out.wake_at.map_or(due, |w| w.min(due)));
+                break;
+            }
             if !self.bucket.take(bytes.len(), now) {
                 out.wake_at = Some(self.bucket.ready_at(bytes.len()));
                 break;
@@ -214,6 +261,7 @@ impl Sender {
 
     fn hand_out(&mut self, lane: Lane, entries: &[OutboxEntry], now: Instant) {
         let i = lane_index(lane);
+        self.waiting[i] = None;
         if let Some(last) = entries.last() {
             self.sent[i] = self.sent[i].max(last.seq);
         }
@@ -387,6 +435,58 @@ mod tests {
         assert!(wake > now);
         let later = s.frames(j.as_ref(), wake).unwrap();
         assert_eq!(later.frames.len(), 1);
+    }
+
+    #[test]
+    fn a_lingering_link_sends_fewer_fuller_frames() {
+        let j = Arc::new(MemoryJournal::new());
+        let (report_linger, log_linger) = (Duration::from_secs(2), Duration::from_secs(30));
+        let mut s =
+            Sender::new(j.load().unwrap().epoch, 1 << 30, 8).with_linger(report_linger, log_linger);
+        let t0 = Instant::now();
+        push(&j, vec![logs(1, 10, 16)]);
+        let out = s.frames(j.as_ref(), t0).unwrap();
+        assert!(out.frames.is_empty());
+        assert_eq!(out.wake_at, Some(t0 + log_linger));
+        // More lines later wait for the same deadline, counted from the first.
+        push(&j, vec![logs(11, 10, 16)]);
+        let t1 = t0 + Duration::from_secs(10);
+        let out = s.frames(j.as_ref(), t1).unwrap();
+        assert!(out.frames.is_empty());
+        assert_eq!(out.wake_at, Some(t0 + log_linger));
+        // Then one frame carries both batches.
+        let out = s.frames(j.as_ref(), t0 + log_linger).unwrap();
+        assert_eq!(out.frames.len(), 1);
+        assert_eq!(decode(&out.frames[0]).len(), 2);
+
+        // Reports wait their own (shorter) linger, and logs wait behind them.
+        push(&j, vec![status(1)]);
+        push(&j, vec![logs(21, 10, 16)]);
+        let t2 = t0 + Duration::from_secs(40);
+        let out = s.frames(j.as_ref(), t2).unwrap();
+        assert!(out.frames.is_empty());
+        assert_eq!(out.wake_at, Some(t2 + report_linger));
+        push(&j, vec![status(2)]);
+        let out = s.frames(j.as_ref(), t2 + report_linger).unwrap();
+        assert_eq!(
+            out.frames.len(),
+            1,
+            "both reports in one frame; the log batch lingers"
+        );
+        assert_eq!(decode(&out.frames[0]).len(), 2);
+        assert_eq!(out.wake_at, Some(t2 + report_linger + log_linger));
+
+        // A full frame goes at once.
+        push(&j, (10..18).map(status).collect());
+        let out = s.frames(j.as_ref(), t2 + report_linger).unwrap();
+        assert_eq!(out.frames.len(), 1);
+        assert_eq!(decode(&out.frames[0]).len(), 8);
+
+        // Without a linger (ethernet, wifi) nothing waits.
+        let j = Arc::new(MemoryJournal::new());
+        push(&j, vec![status(1), logs(1, 10, 16)]);
+        let mut s = Sender::new(j.load().unwrap().epoch, 1 << 30, 8);
+        assert_eq!(s.frames(j.as_ref(), t0).unwrap().frames.len(), 2);
     }
 
     #[test]

@@ -98,8 +98,45 @@ impl fmt::Display for Arch {
 pub enum Link {
     Ethernet,
     Wifi,
-    /// Every byte costs: the agent should batch and compress more and ship less.
+    /// Every byte costs: the agent batches harder (see [`Link::tuning`]).
     CellularMetered,
+}
+
+/// How the agent batches what it sends over a link: the one place where the link type
+/// chooses the agent's parameters ([`Link::tuning`]); the sender and the log collector
+/// read them from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTuning {
+    /// How often the log collector reads its sources once it has caught up (more lines
+    /// per batch, fewer batches, when longer).
+    pub collect_every: std::time::Duration,
+    /// How long queued log batches wait to fill a frame before they are sent anyway (a
+    /// frame that is full goes at once): fewer, fuller frames when longer.
+    pub log_linger: std::time::Duration,
+    /// How long replica reports wait before they are sent, so that a burst of changes
+    /// coalesces (one state per replica) into one frame.
+    pub report_linger: std::time::Duration,
+}
+
+impl Link {
+    /// The agent's batching for this link type: `ethernet` and `wifi` send at once and
+    /// read logs every second; `cellular-metered` reads logs every 10 s, holds log
+    /// batches up to 30 s to fill a frame, and holds replica reports 2 s.
+    pub fn tuning(self) -> LinkTuning {
+        use std::time::Duration as D;
+        match self {
+            Link::Ethernet | Link::Wifi => LinkTuning {
+                collect_every: D::from_secs(1),
+                log_linger: D::ZERO,
+                report_linger: D::ZERO,
+            },
+            Link::CellularMetered => LinkTuning {
+                collect_every: D::from_secs(10),
+                log_linger: D::from_secs(30),
+                report_linger: D::from_secs(2),
+            },
+        }
+    }
 }
 
 impl fmt::Display for Link {

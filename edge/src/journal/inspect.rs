@@ -248,6 +248,13 @@ impl fmt::Display for JournalStatus {
                 o.dropped_lines, o.dropped_batches
             )?;
         }
+        if o.dropped_reports > 0 {
+            writeln!(
+                f,
+                "reports dropped: {} (for the outbox quota, each followed by a complete report)",
+                o.dropped_reports
+            )?;
+        }
         let envs = if self.envs.is_empty() {
             none.to_owned()
         } else {

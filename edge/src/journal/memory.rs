@@ -9,7 +9,7 @@
 //! that fails halfway is undone, as a redb transaction that is not committed would be.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use skerry_shared::event::NodeEvent;
@@ -30,6 +30,8 @@ pub struct MemoryJournal {
     inner: Mutex<Inner>,
     retention: usize,
     failing: AtomicBool,
+    /// Bytes of control entries the outbox keeps (none by default).
+    outbox_quota: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -245,6 +247,7 @@ impl MemoryJournal {
             }),
             retention: DEFAULT_RETENTION,
             failing: AtomicBool::new(false),
+            outbox_quota: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -354,7 +357,8 @@ impl Journal for MemoryJournal {
         self.check_writable()?;
         let mut inner = self.inner.lock();
         let mut tx = Tx::new(&mut inner.outbox);
-        let pushed = outbox::push(&mut tx, push, log_quota);
+        let control_quota = self.outbox_quota.load(Ordering::Relaxed);
+        let pushed = outbox::push(&mut tx, push, log_quota, control_quota);
         if pushed.is_err() {
             tx.rollback();
         }
@@ -398,6 +402,10 @@ impl Journal for MemoryJournal {
             tx.rollback();
         }
         acked
+    }
+
+    fn set_outbox_quota(&self, bytes: u64) {
+        self.outbox_quota.store(bytes, Ordering::Relaxed);
     }
 
     fn outbox_stats(&self) -> Result<OutboxStats, JournalError> {

@@ -461,11 +461,8 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
 
     /// Bounds the outbox's control lane (everything but log batches) to `bytes` encoded
     /// (the profile's `agent.outbox_quota`) for the pushes that follow; see [`outbox`] for
-    /// what gives way. A journal starts without a bound. The default ignores it: only for
-    /// wrappers (the simulator's) that pass pushes on to a journal that has it set.
-    fn set_outbox_quota(&self, bytes: u64) {
-        let _ = bytes;
-    }
+    /// what gives way. A journal starts without a bound.
+    fn set_outbox_quota(&self, bytes: u64);
 
     /// Up to `max_entries` queued entries of `lane` with seq > `after`, in seq order,
     /// stopping before the entry that would take the encoded total past `max_bytes` (but at

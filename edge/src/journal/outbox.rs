@@ -18,6 +18,16 @@
 //!   the quota (their encoded size), the oldest are dropped (the new one too, when it alone
 //!   is over) and counted in the queued `LogsDropped`, and in the lifetime totals.
 //!
+//! - then, while the control entries (everything but log batches) take more than the
+//!   outbox quota (`agent.outbox_quota`, [`Journal::set_outbox_quota`]), what can grow
+//!   gives way: first the queued `LogsDropped` is compacted to one span per source (every
+//!   count is kept, the line ranges are merged), then, on a push of `Replica` entries,
+//!   the oldest `Replica` entries are dropped and counted (`dropped_reports`;
+//!   [`Pushed::dropped_reports`] tells the caller,
+//!   which then queues a `Complete`: that is the newest state of every replica, so no
+//!   replica's latest state is lost). A `Complete` and one `LogsDropped` always stay: the
+//!   quota is the larger of `outbox_quota` and those two.
+//!
 //! The encoded size of an entry is the postcard size of its [`OutboxBody`]: what is stored.
 //!
 //! Each journal gives the rules its storage as an `OutboxStore` (primitive lookups,
@@ -28,8 +38,11 @@
 //! [`Journal::outbox_push`]: super::Journal::outbox_push
 //! [`Journal::outbox_read`]: super::Journal::outbox_read
 //! [`Journal::outbox_ack`]: super::Journal::outbox_ack
+//! [`Journal::set_outbox_quota`]: super::Journal::set_outbox_quota
 
-use skerry_shared::outbox::{Lane, LogBatch, LogsDropped, OutboxBody};
+use std::collections::BTreeMap;
+
+use skerry_shared::outbox::{Lane, LogBatch, LogSource, LogSpan, LogsDropped, OutboxBody};
 use skerry_shared::planner::ReplicaKey;
 
 use super::JournalError;
@@ -50,6 +63,9 @@ pub struct Pushed {
     pub seqs: Vec<u64>,
     /// Log batches this push dropped for the quota (empty when none).
     pub dropped: LogsDropped,
+    /// Replica reports this push dropped for the outbox quota (0 when none): the caller
+    /// queues a `Complete` after it, so the newest state of each replica still goes.
+    pub dropped_reports: u64,
 }
 
 /// What the outbox holds, and what it dropped.
@@ -64,6 +80,11 @@ pub struct OutboxStats {
     /// Since the journal was created: lines and batches dropped for the quota.
     pub dropped_lines: u64,
     pub dropped_batches: u64,
+    /// Encoded bytes of the queued control entries (what the outbox quota counts).
+    pub control_bytes: u64,
+    /// Since the journal was created: replica reports dropped for the outbox quota (each
+    /// followed by a complete report).
+    pub dropped_reports: u64,
 }
 
 /// The counters an outbox keeps beside its entries.
@@ -80,6 +101,10 @@ pub(crate) struct Counters {
     /// Lifetime totals.
     pub dropped_lines: u64,
     pub dropped_batches: u64,
+    /// Encoded bytes of the queued control entries.
+    pub control_bytes: u64,
+    /// Lifetime total of replica reports dropped for the outbox quota.
+    pub dropped_reports: u64,
 }
 
 impl Default for Counters {
@@ -91,6 +116,8 @@ impl Default for Counters {
             dropped: None,
             dropped_lines: 0,
             dropped_batches: 0,
+            control_bytes: 0,
+            dropped_reports: 0,
         }
     }
 }
@@ -105,6 +132,8 @@ impl Counters {
             next_seq: self.next_seq,
             dropped_lines: self.dropped_lines,
             dropped_batches: self.dropped_batches,
+            control_bytes: self.control_bytes,
+            dropped_reports: self.dropped_reports,
         }
     }
 }
@@ -141,11 +170,13 @@ pub(crate) fn encode(body: &OutboxBody) -> Result<Vec<u8>, JournalError> {
         .map_err(|e| JournalError::InvalidEntry(format!("an outbox entry does not encode: {e}")))
 }
 
-/// Queues `push.bodies` by the rules, stores `push.cursors`, and applies the log quota.
+/// Queues `push.bodies` by the rules, stores `push.cursors`, and applies the log quota
+/// and the outbox quota (`control_quota`, bytes of control entries).
 pub(crate) fn push(
     store: &mut impl OutboxStore,
     push: &OutboxPush,
     log_quota: u64,
+    control_quota: u64,
 ) -> Result<Pushed, JournalError> {
     // Encoded first: a body that does not encode refuses the push before anything changes.
     let encoded = push
@@ -162,7 +193,7 @@ pub(crate) fn push(
         let seq = match body {
             OutboxBody::Replica { key, .. } => {
                 if let Some(old) = store.replica(key)? {
-                    store.take_control(old)?;
+                    take_control(store, &mut c, old)?;
                 }
                 let seq = insert(store, &mut c, body, bytes)?;
                 store.set_replica(key, Some(seq))?;
@@ -170,10 +201,10 @@ pub(crate) fn push(
             }
             OutboxBody::Complete(_) => {
                 for old in store.take_replicas()? {
-                    store.take_control(old)?;
+                    take_control(store, &mut c, old)?;
                 }
                 if let Some(old) = c.complete.take() {
-                    store.take_control(old)?;
+                    take_control(store, &mut c, old)?;
                 }
                 let seq = insert(store, &mut c, body, bytes)?;
                 c.complete = Some(seq);
@@ -205,8 +236,115 @@ pub(crate) fn push(
         c.dropped_batches = c.dropped_batches.saturating_add(dropped.batches);
         queue_dropped(store, &mut c, dropped.clone())?;
     }
+    // Replica reports give way only to a push of reports: its caller (the agent's
+    // reporter) queues a complete report after a drop. A push of log batches only
+    // compacts the drop count.
+    let reports_may_go = push
+        .bodies
+        .iter()
+        .any(|b| matches!(b, OutboxBody::Replica { .. }));
+    let dropped_reports = if c.control_bytes > control_quota {
+        bound_control(store, &mut c, control_quota, reports_may_go)?
+    } else {
+        0
+    };
     store.set_counters(&c)?;
-    Ok(Pushed { seqs, dropped })
+    Ok(Pushed {
+        seqs,
+        dropped,
+        dropped_reports,
+    })
+}
+
+/// Makes room in the control lane for the outbox quota (see the module doc): compacts the
+/// queued drop count, then drops the oldest `Replica` entries. Gives how many it dropped.
+fn bound_control(
+    store: &mut impl OutboxStore,
+    c: &mut Counters,
+    quota: u64,
+    reports_may_go: bool,
+) -> Result<u64, JournalError> {
+    if let Some(old) = c.dropped {
+        match take_control(store, c, old)? {
+            Some(OutboxBody::LogsDropped(d)) => {
+                c.dropped = None;
+                queue_dropped(store, c, compact(d))?;
+            }
+            _ => {
+                return Err(store.corrupt(format!("outbox entry {old} should be the drop count")));
+            }
+        }
+    }
+    if c.control_bytes <= quota || !reports_may_go {
+        return Ok(0);
+    }
+    let mut queued = store.take_replicas()?;
+    queued.sort_unstable();
+    let mut dropped = 0;
+    for seq in queued {
+        if c.control_bytes > quota {
+            if take_control(store, c, seq)?.is_some() {
+                dropped += 1;
+            }
+            continue;
+        }
+        // Kept: back into the index (the entry stays as it is, under its seq).
+        match store.take_control(seq)? {
+            Some(OutboxBody::Replica { key, status }) => {
+                let body = OutboxBody::Replica {
+                    key: key.clone(),
+                    status,
+                };
+                let bytes = encode(&body)?;
+                store.insert(seq, &body, bytes)?;
+                store.set_replica(&key, Some(seq))?;
+            }
+            _ => {
+                return Err(store.corrupt(format!(
+                    "the replica index names outbox entry {seq}, which is not a replica report"
+                )));
+            }
+        }
+    }
+    c.dropped_reports = c.dropped_reports.saturating_add(dropped);
+    Ok(dropped)
+}
+
+/// The same drops with one span per source: every count kept, the line ranges merged
+/// (from the first dropped line of the source, as many lines as were dropped).
+fn compact(d: LogsDropped) -> LogsDropped {
+    let mut by_source: BTreeMap<LogSource, (u64, u64)> = BTreeMap::new();
+    for span in d.spans {
+        let e = by_source.entry(span.source).or_insert((span.first_line, 0));
+        e.0 = e.0.min(span.first_line);
+        e.1 = e.1.saturating_add(span.lines);
+    }
+    LogsDropped {
+        spans: by_source
+            .into_iter()
+            .map(|(source, (first_line, lines))| LogSpan {
+                source,
+                first_line,
+                lines,
+            })
+            .collect(),
+        bytes: d.bytes,
+        batches: d.batches,
+    }
+}
+
+/// Deletes a control entry and takes its size off the counted bytes.
+fn take_control(
+    store: &mut impl OutboxStore,
+    c: &mut Counters,
+    seq: u64,
+) -> Result<Option<OutboxBody>, JournalError> {
+    let body = store.take_control(seq)?;
+    if let Some(b) = &body {
+        let size = encode(b).map_or(0, |v| v.len() as u64);
+        c.control_bytes = c.control_bytes.saturating_sub(size);
+    }
+    Ok(body)
 }
 
 /// Deletes the entries with these seqs; unknown ones are ignored.
@@ -218,7 +356,7 @@ pub(crate) fn ack(store: &mut impl OutboxStore, seqs: &[u64]) -> Result<(), Jour
             c.log_bytes = c.log_bytes.saturating_sub(size);
             continue;
         }
-        match store.take_control(seq)? {
+        match take_control(store, &mut c, seq)? {
             Some(OutboxBody::Replica { key, .. }) => {
                 if store.replica(&key)? == Some(seq) {
                     store.set_replica(&key, None)?;
@@ -285,6 +423,9 @@ fn insert(
     c.next_seq = seq
         .checked_add(1)
         .ok_or_else(|| store.corrupt("the outbox has used every seq".into()))?;
+    if body.lane() == Lane::Control {
+        c.control_bytes = c.control_bytes.saturating_add(encoded.len() as u64);
+    }
     store.insert(seq, body, encoded)?;
     Ok(seq)
 }
@@ -297,7 +438,7 @@ fn queue_dropped(
 ) -> Result<u64, JournalError> {
     let merged = match c.dropped.take() {
         None => d,
-        Some(old) => match store.take_control(old)? {
+        Some(old) => match take_control(store, c, old)? {
             Some(OutboxBody::LogsDropped(mut queued)) => {
                 queued.merge(d);
                 queued

@@ -15,7 +15,9 @@
 //!   ((instance, component, replica) to `seq`): the queued `Replica` entry of each replica,
 //!   for coalescing; its counters in `meta` (`outbox_next_seq`, `outbox_log_bytes`,
 //!   `outbox_complete` and `outbox_dropped` (the `seq` of the one queued `Complete` and
-//!   `LogsDropped`, 0: none), `outbox_dropped_lines`, `outbox_dropped_batches`);
+//!   `LogsDropped`, 0: none), `outbox_dropped_lines`, `outbox_dropped_batches`,
+//!   `outbox_control_bytes`, `outbox_dropped_reports`; a journal written before the last
+//!   two existed counts its control bytes from 0);
 //! - `log_cursors` (`&str` to bytes): the log collector's cursors.
 //!
 //! The format is a promise: a journal written by an earlier build must open. A change that
@@ -97,6 +99,8 @@ const KEY_OUTBOX_COMPLETE: &str = "outbox_complete";
 const KEY_OUTBOX_DROPPED: &str = "outbox_dropped";
 const KEY_OUTBOX_DROPPED_LINES: &str = "outbox_dropped_lines";
 const KEY_OUTBOX_DROPPED_BATCHES: &str = "outbox_dropped_batches";
+const KEY_OUTBOX_CONTROL_BYTES: &str = "outbox_control_bytes";
+const KEY_OUTBOX_DROPPED_REPORTS: &str = "outbox_dropped_reports";
 
 /// An open database: the agent's (writable) or an inspector's.
 enum Handle {
@@ -127,6 +131,8 @@ pub struct RedbJournal {
     opener: Opener,
     /// `None` after a storage error: the next operation opens the database again.
     db: Mutex<Option<Handle>>,
+    /// Bytes of control entries the outbox keeps (`agent.outbox_quota`; none by default).
+    outbox_quota: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedbJournal {
@@ -301,6 +307,7 @@ impl RedbJournal {
             retention: DEFAULT_RETENTION,
             opener,
             db: Mutex::new(None),
+            outbox_quota: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         let db = journal.open_db()?;
         *journal.db.lock() = Some(db);
@@ -690,6 +697,8 @@ impl RedbJournal {
             dropped: get(KEY_OUTBOX_DROPPED)?.filter(|seq| *seq != 0),
             dropped_lines: get(KEY_OUTBOX_DROPPED_LINES)?.unwrap_or(fresh.dropped_lines),
             dropped_batches: get(KEY_OUTBOX_DROPPED_BATCHES)?.unwrap_or(fresh.dropped_batches),
+            control_bytes: get(KEY_OUTBOX_CONTROL_BYTES)?.unwrap_or(fresh.control_bytes),
+            dropped_reports: get(KEY_OUTBOX_DROPPED_REPORTS)?.unwrap_or(fresh.dropped_reports),
         })
     }
 
@@ -744,6 +753,8 @@ impl OutboxStore for RedbOutbox<'_, '_> {
             (KEY_OUTBOX_DROPPED, c.dropped.unwrap_or(0)),
             (KEY_OUTBOX_DROPPED_LINES, c.dropped_lines),
             (KEY_OUTBOX_DROPPED_BATCHES, c.dropped_batches),
+            (KEY_OUTBOX_CONTROL_BYTES, c.control_bytes),
+            (KEY_OUTBOX_DROPPED_REPORTS, c.dropped_reports),
         ] {
             self.meta.insert(key, value).map_err(s)?;
         }
@@ -983,8 +994,14 @@ impl Journal for RedbJournal {
     fn outbox_push(&self, push: &OutboxPush, log_quota: u64) -> Result<Pushed, JournalError> {
         self.write(|tx| {
             let mut store = RedbOutbox::open(self, tx)?;
-            outbox::push(&mut store, push, log_quota)
+            let control_quota = self.outbox_quota.load(std::sync::atomic::Ordering::Relaxed);
+            outbox::push(&mut store, push, log_quota, control_quota)
         })
+    }
+
+    fn set_outbox_quota(&self, bytes: u64) {
+        self.outbox_quota
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn outbox_read(

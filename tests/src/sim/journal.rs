@@ -73,6 +73,10 @@ impl Journal for WatchedJournal {
         self.inner.outbox_push(push, log_quota)
     }
 
+    fn set_outbox_quota(&self, bytes: u64) {
+        self.inner.set_outbox_quota(bytes);
+    }
+
     fn outbox_read(
         &self,
         lane: Lane,
