@@ -8,7 +8,9 @@
 //! gw-2  db-0   (stderr)  checkpoint complete
 //! ```
 //! (node, component-replica, file, then the line as it was written; the first columns are
-//! padded to the widest value seen so far). Then, on standard error, one line per node whose
+//! padded to the widest value seen so far). Every control character but tab is escaped
+//! ([`output::escape`]: `\r`, `\x1b`, ...), so an app cannot forge a line of another node
+//! or component, or drive the operator's terminal; `-o json` keeps the exact text. Then, on standard error, one line per node whose
 //! agent dropped lines for its log quota:
 //! `gw-1: 120 lines dropped by the agent (log quota): web-0 app.log lines 1-120`.
 //! With `-o json` the API's answer is printed (all pages in one), or, when following, one
@@ -106,7 +108,7 @@ pub async fn run(args: LogsArgs, client: &Client, format: OutputFormat) -> Resul
                 OutputFormat::Table => {
                     let mut err = std::io::stderr().lock();
                     for d in &page.dropped {
-                        let _ = writeln!(err, "{}", drop_line(d));
+                        let _ = writeln!(err, "{}", output::escape(&drop_line(d)));
                     }
                 }
             }
@@ -124,9 +126,9 @@ struct Prefix {
 impl Prefix {
     fn cells(l: &LogLineDto) -> [String; 3] {
         [
-            l.node_name.clone(),
-            format!("{}-{}", l.component, l.replica),
-            l.file.clone(),
+            output::escape(&l.node_name).into_owned(),
+            output::escape(&format!("{}-{}", l.component, l.replica)).into_owned(),
+            output::escape(&l.file).into_owned(),
         ]
     }
 
@@ -151,7 +153,7 @@ impl Prefix {
         let [node, origin, file] = cells;
         let text = format!(
             "{node:<w0$}{GAP}{origin:<w1$}{GAP}{file:<w2$}{GAP}{}",
-            l.text
+            output::escape(&l.text)
         );
         if l.text.is_empty() {
             text.trim_end().to_owned()
@@ -249,6 +251,30 @@ mod tests {
         assert_eq!(
             p.render(&lines[0]),
             "gw-1        web-0  app.log   GET /healthz 200"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_lines_and_origins_are_escaped() {
+        let mut p = Prefix::default();
+        // A line that would return the cursor, clear it and print a forged origin.
+        let forged = line(
+            "gw-1",
+            "web",
+            0,
+            "app.log",
+            "x\r\u{1b}[2Kgw-2  db-0   (stdout)  ok",
+        );
+        assert_eq!(
+            p.render(&forged),
+            "gw-1  web-0  app.log  x\\r\\x1b[2Kgw-2  db-0   (stdout)  ok"
+        );
+        // A file name in the log_dir is the app's text too; tabs in a line are kept.
+        let mut p = Prefix::default();
+        let named = line("gw-1", "web", 0, "a\u{1b}]0;t\u{7}.log", "col1\tcol2\u{9b}");
+        assert_eq!(
+            p.render(&named),
+            "gw-1  web-0  a\\x1b]0;t\\x07.log  col1\tcol2\\x9b"
         );
     }
 

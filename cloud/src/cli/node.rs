@@ -194,7 +194,8 @@ pub async fn run(cmd: NodeCommand, client: &Client, format: OutputFormat) -> Res
                         .get("text")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    print!("{text}");
+                    // The agent's log may quote what apps wrote: escaped like any table.
+                    print!("{}", output::escape_lines(text));
                     if answer.get("truncated").and_then(Value::as_bool) == Some(true) {
                         eprintln!("(older lines left out)");
                     }

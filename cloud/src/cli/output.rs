@@ -4,7 +4,13 @@
 //! as JSON with `-o json`).
 //!
 //! Results go to standard output only; nothing else is ever written there.
+//!
+//! Text in table mode never carries a control character to the terminal: every cell, detail,
+//! streamed column and error message goes through [`escape`], so a node or an app cannot
+//! forge lines (`\r`, `ESC[2K`) or retitle the operator's terminal. JSON keeps the exact
+//! text (JSON strings escape control characters themselves).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -16,6 +22,49 @@ use super::client::CliError;
 
 /// The gap between two columns.
 const GAP: usize = 3;
+
+/// Whether `c` is printed escaped in table mode: C0 controls but tab, DEL, and C1 controls
+/// (U+0080 to U+009F).
+fn is_escaped(c: char) -> bool {
+    (c.is_control() && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c)
+}
+
+/// `text` with every control character but tab escaped, for table output: `\n` and `\r`
+/// for newline and carriage return, `\xHH` (the code point in two lowercase hex digits)
+/// for the others (`\x1b` for ESC, `\x7f` for DEL, `\x9b` for the C1 CSI). Anything
+/// else, backslashes included, is kept as it is.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if is_escaped(c) => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Like [`escape`] for text of many lines: each line is escaped, the newlines between them
+/// are kept (a `\r\n` ending stays a line end).
+pub fn escape_lines(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let (body, end) = match line.strip_suffix("\r\n") {
+                Some(body) => (body, "\n"),
+                None => match line.strip_suffix('\n') {
+                    Some(body) => (body, "\n"),
+                    None => (line, ""),
+                },
+            };
+            format!("{}{end}", escape(body))
+        })
+        .collect()
+}
 
 /// Writes one line to standard output.
 pub fn line(text: &str) -> Result<(), CliError> {
@@ -49,8 +98,12 @@ pub fn error(err: &CliError, format: OutputFormat) {
         OutputFormat::Json => serde_json::to_string_pretty(&body)
             .unwrap_or_else(|_| format!("error: {}", body.error.message)),
         OutputFormat::Table => match &body.error.field {
-            Some(field) => format!("error: {} (field: {field})", body.error.message),
-            None => format!("error: {}", body.error.message),
+            Some(field) => format!(
+                "error: {} (field: {})",
+                escape(&body.error.message),
+                escape(field)
+            ),
+            None => format!("error: {}", escape(&body.error.message)),
         },
     };
     let _ = writeln!(std::io::stderr().lock(), "{text}");
@@ -72,8 +125,14 @@ impl Table {
         Self { inner }
     }
 
+    /// Adds a row; each cell is [`escape`]d.
     pub fn row(&mut self, cells: Vec<String>) -> &mut Self {
-        self.inner.add_row(cells);
+        self.inner.add_row(
+            cells
+                .iter()
+                .map(|c| escape(c).into_owned())
+                .collect::<Vec<_>>(),
+        );
         self
     }
 
@@ -98,8 +157,11 @@ impl Details {
         Self::default()
     }
 
+    /// Adds a field; the value is [`escape`]d.
     pub fn field(&mut self, key: &str, value: impl Into<String>) -> &mut Self {
-        self.rows.push((format!("{key}:"), value.into()));
+        let value: String = value.into();
+        self.rows
+            .push((format!("{key}:"), escape(&value).into_owned()));
         self
     }
 
@@ -136,10 +198,12 @@ impl StreamColumns {
         }
     }
 
+    /// One row; each cell is [`escape`]d.
     pub fn render(&self, cells: &[String]) -> String {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            text.push_str(cell);
+            let cell = escape(cell);
+            text.push_str(&cell);
             if i + 1 < cells.len() {
                 let width = self.widths.get(i).copied().unwrap_or(0);
                 let pad = width.saturating_sub(cell.chars().count()) + GAP;
@@ -258,6 +322,69 @@ mod tests {
         let mut d = Details::new();
         d.field("name", "prod").field("entries", "-");
         assert_eq!(d.render(), "name:     prod\nentries:  -");
+    }
+
+    #[test]
+    fn control_characters_but_tab_are_escaped() {
+        assert!(matches!(
+            escape("plain \\x1b text\tand tab"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(escape("a\rb\nc"), "a\\rb\\nc");
+        assert_eq!(escape("\u{1b}[2Kforged"), "\\x1b[2Kforged");
+        assert_eq!(escape("\u{1b}]0;title\u{7}"), "\\x1b]0;title\\x07");
+        assert_eq!(
+            escape("\0 \u{7f} \u{80} \u{9b}1m \u{9f}"),
+            "\\x00 \\x7f \\x80 \\x9b1m \\x9f"
+        );
+        // Printable text beyond the C1 block is kept: é, ü, the euro sign, CJK.
+        assert_eq!(escape("\u{a0}é ü € 日本"), "\u{a0}é ü € 日本");
+        assert_eq!(escape("tab\tkept"), "tab\tkept");
+        // Every C0 and C1 control but tab, and DEL, is escaped; nothing else is.
+        for code in 0u32..0x2000 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let escaped = escape(&c.to_string()).into_owned();
+            let expect = code != 0x09 && (code < 0x20 || (0x7f..=0x9f).contains(&code));
+            assert_eq!(
+                escaped != c.to_string(),
+                expect,
+                "U+{code:04X} -> {escaped:?}"
+            );
+            assert!(
+                !escaped.chars().any(is_escaped),
+                "U+{code:04X} -> {escaped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_line_text_keeps_its_line_ends() {
+        assert_eq!(
+            escape_lines("one\r\ntwo \u{1b}[A\nthree\rfour\n"),
+            "one\ntwo \\x1b[A\nthree\\rfour\n"
+        );
+        assert_eq!(escape_lines("no end"), "no end");
+        assert_eq!(escape_lines(""), "");
+    }
+
+    #[test]
+    fn tables_details_and_streams_escape_their_cells() {
+        let mut t = Table::new(&["NODE", "REASON"]);
+        t.row(vec!["gw-1".into(), "exited\r\u{1b}[2Kgw-2 Healthy".into()]);
+        assert_eq!(
+            t.render(),
+            "NODE   REASON\ngw-1   exited\\r\\x1b[2Kgw-2 Healthy"
+        );
+        let mut d = Details::new();
+        d.field("profile", "pi\u{1b}]0;x\u{7}");
+        assert_eq!(d.render(), "profile:  pi\\x1b]0;x\\x07");
+        let c = StreamColumns::new(&[2, 2]);
+        assert_eq!(
+            c.render(&["a\nb".into(), "c".into(), "\u{9b}d".into()]),
+            "a\\nb   c    \\x9bd"
+        );
     }
 
     #[test]
