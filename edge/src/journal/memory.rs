@@ -477,7 +477,7 @@ mod tests {
                 ("c".into(), Some(vec![])),
             ],
         };
-        let pushed = outbox::push(&mut tx, &everything, 10).unwrap();
+        let pushed = outbox::push(&mut tx, &everything, 10, u64::MAX).unwrap();
         assert_eq!(pushed.dropped.batches, 3);
         outbox::ack(&mut tx, &[6, 7, 9]).unwrap();
         tx.rollback();
