@@ -1,4 +1,4 @@
-//! The manifest contract of PRODUCT.md ("App manifest"): the example parses and round-trips,
+//! The manifest contract (docs/manifest.md): the example parses and round-trips,
 //! and each refusal names its field (`components[2].depends_on`) and says why.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,7 +9,8 @@ use skerry_shared::manifest::{
 };
 use skerry_shared::quantity::{Cpu, Duration, Memory};
 
-/// The example manifest of PRODUCT.md, verbatim.
+/// The example manifest of the product's contract, verbatim: the app of docs/manifest.md's
+/// "A complete example", with a comment on each field.
 const PRODUCT_EXAMPLE: &str = r#"
 app: weather                 # required
 version: 1.0.0               # required, semver
@@ -142,7 +143,7 @@ fn an_exec_component_parses() {
     assert_eq!(c.memory_request(), Some(Memory::from_bytes(1024)));
 }
 
-// One test per refusal rule of PRODUCT.md.
+// One test per refusal rule of docs/manifest.md ("The rules of a manifest").
 
 #[test]
 fn unknown_field() {

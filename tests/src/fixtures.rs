@@ -1,5 +1,5 @@
 //! App manifests (YAML) for tests: a valid app, and one refused manifest per refusal rule of
-//! PRODUCT.md ("App manifest"), each with the exact field the refusal must name.
+//! docs/manifest.md ("Validation"), each with the exact field the refusal must name.
 
 use std::path::{Path, PathBuf};
 

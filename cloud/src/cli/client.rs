@@ -102,7 +102,7 @@ fn quote(text: &str) -> String {
 }
 
 impl CliError {
-    /// The process's exit status for this error (PRODUCT.md, "Exit status").
+    /// The process's exit status for this error (docs/cli.md, "Exit status").
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage { .. } => 2,

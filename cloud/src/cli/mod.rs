@@ -3,7 +3,7 @@
 //!
 //! Client commands print their results on standard output (a table, or JSON with `-o json`)
 //! and nothing else; errors go to standard error. The exit status says what happened
-//! (PRODUCT.md): 0 done, 1 anything else, 2 refused (400, 409, or a usage error), 3 a
+//! (docs/cli.md, "Exit status"): 0 done, 1 anything else, 2 refused (400, 409, or a usage error), 3 a
 //! verification found a fault, 4 not found, 5 not allowed.
 //!
 //! # Layout

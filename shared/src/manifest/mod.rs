@@ -1,6 +1,6 @@
 //! The app manifest: its model, its YAML parser and its validation rules.
 //!
-//! - `model`: the types, one per part of the manifest that PRODUCT.md documents.
+//! - `model`: the types, one per part of the manifest that docs/manifest.md documents.
 //! - `parse`: YAML to [`Manifest`] within fixed budgets, errors with the field's path.
 //! - `validate`: the semantic rules, every broken one reported with its field.
 //!

@@ -1,4 +1,4 @@
-//! The app manifest model: every field of the manifest that PRODUCT.md documents.
+//! The app manifest model: every field of the manifest that docs/manifest.md documents.
 //!
 //! Fields that a runtime or kind may refuse are `Option`s, so validation can tell "left
 //! out" from "set to the default". Accessors give the effective value. The same types are

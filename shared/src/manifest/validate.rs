@@ -1,7 +1,7 @@
 //! The manifest's semantic rules, beyond what its types already enforce.
 //!
 //! [`validate`] reports every broken rule, each with the field it concerns, in the order
-//! of the components and of their fields. The rules (PRODUCT.md, "App manifest"):
+//! of the components and of their fields. The rules (docs/manifest.md, "Validation"):
 //! - at least one component, component names unique;
 //! - `depends_on` names other components of the app that are not jobs, without cycles;
 //! - exactly one of `image` and `exec`; an `exec` component takes none of `pull`,
