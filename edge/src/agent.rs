@@ -273,11 +273,17 @@ pub async fn run_with(
             .flatten(),
         tuning.log_quota.bytes(),
     )?;
+    let disk = crate::disk::DiskWatch::new(
+        config.profile.disk.bytes(),
+        config.data.clone(),
+        Arc::clone(&journal),
+    );
     let collecting = tokio::spawn(collect(
         collector,
         desired_rx,
         Arc::clone(&queued),
         link_tuning.collect_every,
+        disk,
     ));
     tokio::pin!(shutdown);
 
@@ -499,16 +505,18 @@ async fn pump(
 
 /// The log collector's task: reads the sources of the latest desired state every
 /// `every` (the link's `collect_every`; sooner while it has more to read) and wakes the
-/// loop when it queued lines.
+/// loop when it queued lines. Before each round it applies the disk budget (`disk`).
 async fn collect(
     mut collector: Collector,
     mut desired: watch::Receiver<Arc<NodeDesired>>,
     queued: Arc<Notify>,
     every: Duration,
+    mut disk: crate::disk::DiskWatch,
 ) {
     loop {
         let current = Arc::clone(&desired.borrow_and_update());
         collector.follow(&current);
+        disk.look();
         let wait = match collector.collect().await {
             Ok(c) => {
                 if c.lines > 0 || c.dropped.lines() > 0 {

@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`backoff`]: delays of 1 s doubling to 30 s, for retrying a failed journal commit.
 //! - [`config`]: the agent's configuration (`skerry-edge run` flags).
+//! - [`disk`]: the disk budget (the profile's `disk`): what the agent stores, and log
+//!   batches giving way first when it passes the budget.
 //! - [`identity`]: the node's identity on disk: key (0600), certificate, CA, node id.
 //! - [`enroll`]: first-run enrollment: key pair, CSR, CA check against the token
 //!   (`enroll::request` without saving, for the simulator).
@@ -33,6 +35,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod config;
+pub mod disk;
 pub mod enroll;
 pub mod identity;
 pub mod journal;

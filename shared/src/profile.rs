@@ -3,8 +3,11 @@
 //! A profile is a TOML file in `firmware-profiles/` (see the files there for commented
 //! examples). It says what the device is (architecture, CPU, memory, disk), what it can
 //! run (docker, process), how it is linked (ethernet, wifi, cellular-metered), and the
-//! fixed budgets the agent keeps on it (`[agent]`). The cloud uses it for fit (arch,
-//! runtimes, capacity); the agent sizes its caches, queues and batches from it.
+//! fixed budgets the agent keeps on it (`[agent]`). The cloud uses it for fit (runtimes,
+//! capacity; `arch` is recorded, and fit checks it once manifests name architectures);
+//! the agent sizes its caches, queues and batches from it, keeps what it stores within
+//! `disk`, and batches by `link` ([`Link::tuning`]). `docs/profiles.md` describes every
+//! field and what reads it (a test checks that each one is there).
 //!
 //! The same struct travels in events and enrollment (postcard and JSON), so it uses no
 //! self-describing serde features. [`builtin`] gives the profiles shipped in
@@ -28,16 +31,18 @@ pub struct FirmwareProfile {
     /// What the device is, for people.
     #[serde(default)]
     pub description: String,
-    /// The CPU architecture: `x86_64`, `aarch64` or `armv7`.
+    /// The CPU architecture: `x86_64`, `aarch64` or `armv7`. Recorded for the node; not
+    /// part of fit yet (manifests name no architecture).
     pub arch: Arch,
     pub cpu: CpuSpec,
     /// Memory that apps and the agent share.
     pub memory: Memory,
-    /// Disk space for images, storage, logs and the agent's database.
+    /// Disk space for images, storage, logs and the agent's database. The agent keeps
+    /// what it stores in its data directory within it (`skerry_edge::disk`).
     pub disk: Memory,
     /// The runtimes the device has: `docker`, `process` or both (at least one).
     pub runtimes: Vec<RuntimeKind>,
-    /// How the device reaches the cloud.
+    /// How the device reaches the cloud; chooses the agent's batching ([`Link::tuning`]).
     pub link: Link,
     /// The agent's tuning; every field has a default.
     #[serde(default)]
@@ -50,7 +55,8 @@ pub struct FirmwareProfile {
 pub struct CpuSpec {
     /// Cores available to apps (the scheduling capacity is 1000 millicores per core).
     pub cores: u32,
-    /// The CPU model, for people (`Cortex-A72`).
+    /// The CPU model, for people only (`Cortex-A72`): nothing decides anything by it;
+    /// `skerry node show -o json` shows it.
     #[serde(default)]
     pub model: Option<String>,
 }
@@ -167,7 +173,9 @@ pub struct AgentTuning {
     pub event_batch: u32,
     /// The cache of the agent's redb journal (default `16Mi`; redb's own default is 1 GiB).
     pub redb_cache: Memory,
-    /// Bytes of reports kept in the outbox while the link is down (default `32Mi`).
+    /// Bytes of the outbox's control lane (replica reports, the drop count: everything
+    /// but log batches) kept while the link is down (default `32Mi`); beyond it the drop
+    /// count is compacted, then the oldest replica reports give way to a complete report.
     pub outbox_quota: Memory,
 }
 

@@ -61,3 +61,70 @@ fn builtin_lists_every_profile_file() {
         );
     }
 }
+
+/// Every field of the schema, dotted (`cpu.model`, `agent.outbox_quota`), from a builtin
+/// profile that sets them all, serialized.
+fn schema_fields() -> Vec<String> {
+    let mut profile = builtin("x86-64-host").unwrap();
+    profile.cpu.model = Some("any".into());
+    let value: toml::Value = toml::Value::try_from(&profile).unwrap();
+    let mut out = Vec::new();
+    let toml::Value::Table(top) = value else {
+        panic!("a profile serializes as a table")
+    };
+    for (key, v) in top {
+        match v {
+            toml::Value::Table(inner) => {
+                out.extend(inner.keys().map(|k| format!("{key}.{k}")));
+            }
+            _ => out.push(key),
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_field_is_documented_on_the_profiles_page() {
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/profiles.md"),
+    )
+    .unwrap();
+    let fields = schema_fields();
+    for must in ["arch", "disk", "link", "cpu.model", "agent.outbox_quota"] {
+        assert!(fields.iter().any(|f| f == must), "{must} in {fields:?}");
+    }
+    let table_rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| `")).collect();
+    for field in &fields {
+        let row = format!("| `{field}` |");
+        assert!(
+            table_rows.iter().any(|r| r.starts_with(&row)),
+            "docs/profiles.md has no row for `{field}`"
+        );
+    }
+    // And every file of firmware-profiles/ is in the page's list of built-in profiles.
+    for name in builtin_names() {
+        assert!(page.contains(&format!("| `{name}` |")), "{name}");
+    }
+}
+
+#[test]
+fn a_metered_link_batches_harder_than_the_others() {
+    use skerry_shared::profile::Link;
+    let ethernet = Link::Ethernet.tuning();
+    assert_eq!(Link::Wifi.tuning(), ethernet);
+    assert!(ethernet.log_linger.is_zero() && ethernet.report_linger.is_zero());
+    let metered = Link::CellularMetered.tuning();
+    assert!(
+        metered.collect_every > ethernet.collect_every,
+        "{metered:?}"
+    );
+    assert!(metered.log_linger > ethernet.log_linger, "{metered:?}");
+    assert!(
+        metered.report_linger > ethernet.report_linger,
+        "{metered:?}"
+    );
+    // Reports never wait as long as logs, nor past a heartbeat of the smallest allowed.
+    assert!(metered.report_linger < metered.log_linger);
+    assert!(metered.report_linger <= std::time::Duration::from_secs(5));
+}

@@ -32,6 +32,8 @@ pub struct MemoryJournal {
     failing: AtomicBool,
     /// Bytes of control entries the outbox keeps (none by default).
     outbox_quota: AtomicU64,
+    /// The cap on the log quota (none by default).
+    log_ceiling: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -248,6 +250,7 @@ impl MemoryJournal {
             retention: DEFAULT_RETENTION,
             failing: AtomicBool::new(false),
             outbox_quota: AtomicU64::new(u64::MAX),
+            log_ceiling: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -358,6 +361,7 @@ impl Journal for MemoryJournal {
         let mut inner = self.inner.lock();
         let mut tx = Tx::new(&mut inner.outbox);
         let control_quota = self.outbox_quota.load(Ordering::Relaxed);
+        let log_quota = log_quota.min(self.log_ceiling.load(Ordering::Relaxed));
         let pushed = outbox::push(&mut tx, push, log_quota, control_quota);
         if pushed.is_err() {
             tx.rollback();
@@ -406,6 +410,10 @@ impl Journal for MemoryJournal {
 
     fn set_outbox_quota(&self, bytes: u64) {
         self.outbox_quota.store(bytes, Ordering::Relaxed);
+    }
+
+    fn set_log_ceiling(&self, bytes: u64) {
+        self.log_ceiling.store(bytes, Ordering::Relaxed);
     }
 
     fn outbox_stats(&self) -> Result<OutboxStats, JournalError> {

@@ -464,6 +464,11 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// what gives way. A journal starts without a bound.
     fn set_outbox_quota(&self, bytes: u64);
 
+    /// Caps the log quota of the pushes that follow at `bytes` (the agent's disk budget,
+    /// `crate::disk`): queued log batches beyond it are dropped and counted as for the
+    /// quota. `u64::MAX` (the start) caps nothing.
+    fn set_log_ceiling(&self, bytes: u64);
+
     /// Up to `max_entries` queued entries of `lane` with seq > `after`, in seq order,
     /// stopping before the entry that would take the encoded total past `max_bytes` (but at
     /// least one entry when there is one). Reads.

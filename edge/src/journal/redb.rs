@@ -133,6 +133,8 @@ pub struct RedbJournal {
     db: Mutex<Option<Handle>>,
     /// Bytes of control entries the outbox keeps (`agent.outbox_quota`; none by default).
     outbox_quota: std::sync::atomic::AtomicU64,
+    /// The cap on the log quota (the disk budget's; none by default).
+    log_ceiling: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedbJournal {
@@ -308,6 +310,7 @@ impl RedbJournal {
             opener,
             db: Mutex::new(None),
             outbox_quota: std::sync::atomic::AtomicU64::new(u64::MAX),
+            log_ceiling: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         let db = journal.open_db()?;
         *journal.db.lock() = Some(db);
@@ -995,8 +998,15 @@ impl Journal for RedbJournal {
         self.write(|tx| {
             let mut store = RedbOutbox::open(self, tx)?;
             let control_quota = self.outbox_quota.load(std::sync::atomic::Ordering::Relaxed);
+            let log_quota =
+                log_quota.min(self.log_ceiling.load(std::sync::atomic::Ordering::Relaxed));
             outbox::push(&mut store, push, log_quota, control_quota)
         })
+    }
+
+    fn set_log_ceiling(&self, bytes: u64) {
+        self.log_ceiling
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn set_outbox_quota(&self, bytes: u64) {

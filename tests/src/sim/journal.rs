@@ -77,6 +77,10 @@ impl Journal for WatchedJournal {
         self.inner.set_outbox_quota(bytes);
     }
 
+    fn set_log_ceiling(&self, bytes: u64) {
+        self.inner.set_log_ceiling(bytes);
+    }
+
     fn outbox_read(
         &self,
         lane: Lane,
