@@ -81,7 +81,21 @@ pub enum OutboxBody {
     LogsDropped(LogsDropped),
     /// Collected log lines.
     Logs(LogBatch),
+    /// The files of log directories that are not read for want of a slot (a tailer
+    /// tracks at most 1,024 files), per replica: replaces what the last such entry said
+    /// (empty: no file waits any more). Queued when it changes.
+    LogsWaiting(Vec<LogsWaiting>),
 }
+
+/// Files of one replica's log directory that wait for a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsWaiting {
+    pub replica: ReplicaKey,
+    pub files: u64,
+}
+
+/// The most [`LogsWaiting`] one entry holds (the cloud keeps no more per node).
+pub const MAX_WAITING_REPLICAS: usize = 1024;
 
 impl OutboxBody {
     pub fn lane(&self) -> Lane {

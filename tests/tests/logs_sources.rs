@@ -152,3 +152,97 @@ components:
     );
     assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
 }
+
+#[test]
+fn subdirectories_are_collected_and_files_past_the_limit_are_reported_waiting() {
+    const FILES: usize = 1100;
+    const TRACKED: usize = 1024;
+    let cloud = Cloud::start().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    let agent = Agent::enroll_with(&cloud, "plant", "gw-w", &["--runtime", "process"]).unwrap();
+    let dir = agent.dir().join("many-logs");
+    // A file two levels down, then more files than a log_dir is read at once.
+    std::fs::create_dir_all(dir.join("sub/deep")).unwrap();
+    std::fs::write(dir.join("sub/deep/a.log"), "from a subdirectory\n").unwrap();
+    std::fs::create_dir_all(dir.join("many")).unwrap();
+    for i in 0..FILES {
+        std::fs::write(dir.join(format!("many/f{i:05}.log")), format!("file {i}\n")).unwrap();
+    }
+    let manifest = format!(
+        r#"app: crowded
+version: 1.0.0
+components:
+  - name: app
+    exec: ["/bin/sh", "-c", "exec sleep 100000"]
+    log_dir: {}
+"#,
+        dir.display()
+    );
+    let instance = deploy(&cloud, &agent, &manifest, "crowded");
+    let waiting = (FILES + 1 - TRACKED) as u64;
+    let answer = wait_for(CONVERGE, || {
+        let a = logs(&cloud, &instance);
+        let n = a["waiting"]
+            .as_array()
+            .and_then(|w| w.first())
+            .and_then(|w| w["files"].as_u64());
+        (n == Some(waiting)).then_some(a)
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", logs(&cloud, &instance)["waiting"], agent.logs()));
+    let w = &answer["waiting"][0];
+    assert_eq!(w["node_name"], "gw-w", "{w}");
+    assert_eq!(w["replicas"][0]["component"], "app", "{w}");
+    assert_eq!(w["replicas"][0]["files"], waiting, "{w}");
+    let lines = wait_for(CONVERGE, || {
+        let o = origins(&logs(&cloud, &instance));
+        (o.len() >= TRACKED).then_some(o)
+    })
+    .unwrap();
+    assert_eq!(lines.len(), TRACKED, "one line of each file read");
+    assert!(
+        lines
+            .iter()
+            .any(|(text, (_, _, file))| text == "from a subdirectory" && file == "sub/deep/a.log"),
+        "the subdirectory's file"
+    );
+    // The table says so on standard error; so does the agent's own status.
+    let table = cli(&cloud, &["logs", &instance]);
+    assert_eq!(table.code, 0, "{table}");
+    let said = format!("gw-w: {waiting} log files wait for a slot");
+    assert!(table.stderr.contains(&said), "{}", table.stderr);
+    println!("{}", table.stderr.trim());
+    let out = std::process::Command::new(skerry_tests::bin("skerry-edge"))
+        .args(["status", "-o", "json", "--data"])
+        .arg(agent.data_dir())
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["logs_waiting"][0]["files"], waiting, "{status}");
+    let out = std::process::Command::new(skerry_tests::bin("skerry-edge"))
+        .args(["status", "--data"])
+        .arg(agent.data_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("logs waiting:"))
+        .unwrap();
+    println!("{line}");
+    assert!(line.contains(&format!("{waiting} files")), "{text}");
+
+    // Files go: the waiting ones are read, and none waits any more.
+    for i in 0..FILES / 10 {
+        std::fs::remove_file(dir.join(format!("many/f{i:05}.log"))).unwrap();
+    }
+    wait_for(CONVERGE, || {
+        let a = logs(&cloud, &instance);
+        (a["waiting"].as_array().is_some_and(Vec::is_empty) && origins(&a).len() == FILES + 1)
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        let a = logs(&cloud, &instance);
+        panic!("{} lines; waiting {}", origins(&a).len(), a["waiting"])
+    });
+    assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}

@@ -316,6 +316,29 @@ pub struct LogsDto {
     pub next: u64,
     /// Per node, the lines its agent dropped for its log quota.
     pub dropped: Vec<NodeDropsDto>,
+    /// Per node, the files of log directories its agent does not read for want of a slot
+    /// (more files than it reads at once in one `log_dir`).
+    #[serde(default)]
+    pub waiting: Vec<NodeWaitingDto>,
+}
+
+/// Files of log directories one node's agent does not read for want of a slot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeWaitingDto {
+    /// The node's id.
+    pub node: String,
+    pub node_name: String,
+    /// Files waiting in all.
+    pub files: u64,
+    pub replicas: Vec<ReplicaWaitingDto>,
+}
+
+/// Files of one replica's log directory that wait for a slot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaWaitingDto {
+    pub component: String,
+    pub replica: u32,
+    pub files: u64,
 }
 
 /// One log line (also one line of `GET /api/v1/logs?follow=true`).

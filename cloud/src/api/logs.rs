@@ -20,11 +20,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
-use super::dto::{FileDropsDto, LogLineDto, LogsDto, NodeDropsDto};
+use super::dto::{
+    FileDropsDto, LogLineDto, LogsDto, NodeDropsDto, NodeWaitingDto, ReplicaWaitingDto,
+};
 use super::error::{ApiError, Params};
 use super::views::node_name;
 use crate::projections::Projections;
-use crate::reports::{LogLine, LogPage, LogQuery, NodeDrops};
+use crate::reports::{LogLine, LogPage, LogQuery, NodeDrops, NodeWaiting};
 
 /// Lines per read while following.
 const PAGE: usize = 1000;
@@ -128,6 +130,23 @@ fn drops_dto(p: &Projections, d: &NodeDrops) -> NodeDropsDto {
     }
 }
 
+fn waiting_dto(p: &Projections, w: &NodeWaiting) -> NodeWaitingDto {
+    NodeWaitingDto {
+        node: w.node.to_string(),
+        node_name: node_name(p, &w.node),
+        files: w.replicas.iter().map(|r| r.2).sum(),
+        replicas: w
+            .replicas
+            .iter()
+            .map(|(component, replica, files)| ReplicaWaitingDto {
+                component: component.to_string(),
+                replica: *replica,
+                files: *files,
+            })
+            .collect(),
+    }
+}
+
 pub async fn list(
     State(s): State<AppState>,
     Params(q): Params<LogsQuery>,
@@ -156,6 +175,7 @@ pub async fn list(
             lines: page.lines.iter().map(|l| line_dto(&p, l)).collect(),
             next: page.next,
             dropped: page.dropped.iter().map(|d| drops_dto(&p, d)).collect(),
+            waiting: page.waiting.iter().map(|w| waiting_dto(&p, w)).collect(),
         };
         return Ok(Json(body).into_response());
     }

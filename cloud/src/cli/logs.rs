@@ -24,7 +24,7 @@ use super::OutputFormat;
 use super::client::{CliError, Client};
 use super::output;
 use super::values;
-use crate::api::dto::{LogLineDto, LogsDto, NodeDropsDto};
+use crate::api::dto::{LogLineDto, LogsDto, NodeDropsDto, NodeWaitingDto};
 
 /// Lines per request when reading.
 const PAGE: usize = 1000;
@@ -104,11 +104,15 @@ pub async fn run(args: LogsArgs, client: &Client, format: OutputFormat) -> Resul
                     lines: all,
                     next: after,
                     dropped: page.dropped,
+                    waiting: page.waiting,
                 })?,
                 OutputFormat::Table => {
                     let mut err = std::io::stderr().lock();
                     for d in &page.dropped {
                         let _ = writeln!(err, "{}", output::escape(&drop_line(d)));
+                    }
+                    for w in &page.waiting {
+                        let _ = writeln!(err, "{}", output::escape(&waiting_line(w)));
                     }
                 }
             }
@@ -202,6 +206,22 @@ fn drop_line(d: &NodeDropsDto) -> String {
         text.push_str(&format!(", and {more} more {runs}"));
     }
     text
+}
+
+/// `gw-1: 5 log files wait for a slot (the agent reads at most 1,024 files of a log_dir
+/// at once): web-0 5`
+fn waiting_line(w: &NodeWaitingDto) -> String {
+    let each: Vec<String> = w
+        .replicas
+        .iter()
+        .map(|r| format!("{}-{} {}", r.component, r.replica, r.files))
+        .collect();
+    format!(
+        "{}: {} wait for a slot (the agent reads at most 1,024 files of a log_dir at once): {}",
+        w.node_name,
+        plural(w.files, "log file", "log files"),
+        each.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -105,7 +105,13 @@ pub struct Ingested {
     pub new: Vec<OutboxEntry>,
     /// Log batches that did not unpack: acknowledged, counted, not stored.
     pub malformed: u64,
+    /// The time the store stored them with: what a replica status records as the time of
+    /// its report.
+    pub at: Timestamp,
 }
+
+/// A stored replica status and when the cloud stored it (`None`: an older build did).
+pub type StoredStatus = (ReplicaStatus, Option<Timestamp>);
 
 /// Which log lines to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +137,17 @@ pub struct LogPage {
     pub next: u64,
     /// Lines the agents dropped for the instance (filtered by node and component).
     pub dropped: Vec<NodeDrops>,
+    /// Files of the instance's log directories that the agents do not read for want of a
+    /// slot (filtered by node and component).
+    pub waiting: Vec<NodeWaiting>,
+}
+
+/// What one node's agent said of files that wait for a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeWaiting {
+    pub node: NodeId,
+    /// (component, replica, files waiting).
+    pub replicas: Vec<(Name, u32, u64)>,
 }
 
 /// One stored log line.
@@ -342,6 +359,12 @@ impl ReportStore {
     /// Wakes followers when lines are stored: the value is the last cursor stored.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.stored.subscribe()
+    }
+
+    /// Like [`ReportStore::replica_statuses`], with the time each was stored (`None` for
+    /// records an older build wrote). Blocking (a read transaction).
+    pub fn replica_reports(&self) -> Result<BTreeMap<NodeId, Vec<StoredStatus>>, ReportError> {
+        read::replica_reports(&*self.db.get()?)
     }
 
     /// Applies the retention now, by age and by size.

@@ -10,9 +10,10 @@ use skerry_shared::report::ReplicaStatus;
 
 use super::tables::{
     self, CHUNKS, ChunkMeta, DROPS, DropRecord, INSTANCE_INDEX, KEY_NEXT_CURSOR, META, REPLICAS,
-    corrupt, storage,
+    WAITING, corrupt, storage,
 };
-use super::{FileDrops, LogLine, LogPage, LogQuery, NodeDrops, ReportError};
+use super::{FileDrops, LogLine, LogPage, LogQuery, NodeDrops, NodeWaiting, ReportError};
+use skerry_shared::outbox::LogsWaiting;
 
 /// The last cursor stored, and when the newest chunk was stored.
 pub(super) fn tip(db: &Database) -> Result<(u64, Timestamp), ReportError> {
@@ -109,11 +110,46 @@ pub(super) fn query(db: &Database, q: &LogQuery) -> Result<LogPage, ReportError>
         next = next.max(tip);
     }
     let dropped = drops(&rx, q)?;
+    let waiting = waiting(&rx, q)?;
     Ok(LogPage {
         lines,
         next,
         dropped,
+        waiting,
     })
+}
+
+/// The files of the instance's log directories that wait for a slot, per node (as each
+/// agent last said), filtered by node and component.
+fn waiting(rx: &redb::ReadTransaction, q: &LogQuery) -> Result<Vec<NodeWaiting>, ReportError> {
+    let table = match rx.open_table(WAITING) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(storage(e)),
+    };
+    let mut out = Vec::new();
+    for item in table.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        let node = tables::node_of(k.value());
+        if q.node.is_some_and(|n| n != node) {
+            continue;
+        }
+        let list: Vec<LogsWaiting> = postcard::from_bytes(v.value()).map_err(corrupt)?;
+        let replicas: Vec<(Name, u32, u64)> = list
+            .into_iter()
+            .filter(|w| w.replica.instance == q.instance)
+            .filter(|w| {
+                q.component
+                    .as_ref()
+                    .is_none_or(|c| *c == w.replica.component)
+            })
+            .map(|w| (w.replica.component, w.replica.replica, w.files))
+            .collect();
+        if !replicas.is_empty() {
+            out.push(NodeWaiting { node, replicas });
+        }
+    }
+    Ok(out)
 }
 
 /// The drop totals of the instance, per node, filtered by node and component.
@@ -186,15 +222,25 @@ pub(super) fn has_instance(db: &Database, instance: &Name) -> Result<bool, Repor
 pub(super) fn replica_statuses(
     db: &Database,
 ) -> Result<BTreeMap<NodeId, Vec<ReplicaStatus>>, ReportError> {
+    Ok(replica_reports(db)?
+        .into_iter()
+        .map(|(node, all)| (node, all.into_iter().map(|(s, _)| s).collect()))
+        .collect())
+}
+
+/// Every node's replica statuses with the time each was stored.
+pub(super) fn replica_reports(
+    db: &Database,
+) -> Result<BTreeMap<NodeId, Vec<super::StoredStatus>>, ReportError> {
     let rx = db.begin_read().map_err(storage)?;
     let table = rx.open_table(REPLICAS).map_err(storage)?;
-    let mut out: BTreeMap<NodeId, Vec<ReplicaStatus>> = BTreeMap::new();
+    let mut out: BTreeMap<NodeId, Vec<super::StoredStatus>> = BTreeMap::new();
     for item in table.iter().map_err(storage)? {
         let (k, v) = item.map_err(storage)?;
-        let status: ReplicaStatus = postcard::from_bytes(v.value()).map_err(corrupt)?;
+        let stored = tables::decode_status(v.value())?;
         out.entry(tables::node_of(k.value().0))
             .or_default()
-            .push(status);
+            .push(stored);
     }
     Ok(out)
 }

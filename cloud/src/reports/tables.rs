@@ -3,12 +3,15 @@
 //! - `meta`: `format`, `next_cursor` (the cursor the next stored line gets, from 1) and
 //!   `bytes` (the size of the stored chunk records, for the retention).
 //! - `watermarks`: (node, lane) to (epoch, highest `seq` stored).
-//! - `replicas`: (node, instance, component, replica) to a [`ReplicaStatus`];
-//!   `replica_counts`: node to how many it has.
+//! - `replicas`: (node, instance, component, replica) to a [`ReplicaStatus`] followed by
+//!   the time the cloud stored it (a [`Timestamp`]; records of older builds end without
+//!   one, and older builds ignore it); `replica_counts`: node to how many it has.
 //! - `chunks`: the cursor of a chunk's first line to its [`ChunkHead`] and lines.
 //! - `instance_index`: (instance, cursor) to a [`ChunkMeta`], to read an instance's lines
 //!   and filter them without reading the text of chunks that do not match.
 //! - `drops`: (instance, node) to a [`DropRecord`].
+//! - `logs_waiting`: node to the files of log directories its agent last said wait for a
+//!   slot (`OutboxBody::LogsWaiting`).
 //!
 //! [`ReplicaStatus`]: skerry_shared::report::ReplicaStatus
 
@@ -33,6 +36,9 @@ pub(super) const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("chu
 pub(super) const INSTANCE_INDEX: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("instance_index");
 pub(super) const DROPS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("drops");
+/// Node to the postcard `Vec<LogsWaiting>` its agent last reported (files of log
+/// directories not read for want of a slot). Created on first use: older stores lack it.
+pub(super) const WAITING: TableDefinition<u128, &[u8]> = TableDefinition::new("logs_waiting");
 
 pub(super) const KEY_FORMAT: &str = "format";
 pub(super) const KEY_NEXT_CURSOR: &str = "next_cursor";
@@ -102,6 +108,7 @@ pub(super) fn open_db(path: &Path) -> Result<Database, ReportError> {
         tx.open_table(CHUNKS).map_err(storage)?;
         tx.open_table(INSTANCE_INDEX).map_err(storage)?;
         tx.open_table(DROPS).map_err(storage)?;
+        tx.open_table(WAITING).map_err(storage)?;
     }
     tx.commit().map_err(storage)?;
     Ok(db)
@@ -221,6 +228,29 @@ impl DropRecord {
         }
         self.lines = self.spans.iter().map(|s| s.lines).sum();
     }
+}
+
+/// A `replicas` record: the status, then the time the cloud stored it.
+pub(super) fn encode_status(
+    status: &skerry_shared::report::ReplicaStatus,
+    reported: Timestamp,
+) -> Result<Vec<u8>, ReportError> {
+    let mut bytes = postcard::to_stdvec(status).map_err(storage)?;
+    bytes.extend(postcard::to_stdvec(&reported).map_err(storage)?);
+    Ok(bytes)
+}
+
+/// A `replicas` record's status and, unless an older build wrote it, when it was stored.
+pub(super) fn decode_status(
+    bytes: &[u8],
+) -> Result<(skerry_shared::report::ReplicaStatus, Option<Timestamp>), ReportError> {
+    let (status, rest) = postcard::take_from_bytes(bytes).map_err(corrupt)?;
+    let reported = if rest.is_empty() {
+        None
+    } else {
+        Some(postcard::from_bytes(rest).map_err(corrupt)?)
+    };
+    Ok((status, reported))
 }
 
 /// Reads a `meta` counter (0 when missing).

@@ -12,14 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::{Name, NodeId};
-use skerry_shared::outbox::{LogChunk, LogSpan, LogsDropped, OutboxBody, OutboxEntry};
+use skerry_shared::outbox::{
+    LogChunk, LogSpan, LogsDropped, MAX_WAITING_REPLICAS, OutboxBody, OutboxEntry,
+};
 use skerry_shared::planner::ReplicaKey;
 use skerry_shared::report::ReplicaStatus;
 use tokio::sync::{mpsc, watch};
 
 use super::tables::{
     self, CHUNKS, ChunkHead, ChunkMeta, DROPS, DropRecord, INSTANCE_INDEX, KEY_BYTES,
-    KEY_NEXT_CURSOR, MARKS, META, REPLICA_COUNTS, REPLICAS, begin_write, storage,
+    KEY_NEXT_CURSOR, MARKS, META, REPLICA_COUNTS, REPLICAS, WAITING, begin_write, storage,
 };
 use super::{
     Clock, Db, EXPIRY_INTERVAL, IngestJob, Ingested, LogRetention, MAX_BATCH,
@@ -240,6 +242,7 @@ struct Tables<'t> {
     chunks: Table<'t, u64, &'static [u8]>,
     index: Table<'t, (&'static str, u64), &'static [u8]>,
     drops: Table<'t, (&'static str, u128), &'static [u8]>,
+    waiting: Table<'t, u128, &'static [u8]>,
     next_cursor: u64,
     bytes: u64,
     dirty: bool,
@@ -259,6 +262,7 @@ impl<'t> Tables<'t> {
             chunks: tx.open_table(CHUNKS).map_err(storage)?,
             index: tx.open_table(INSTANCE_INDEX).map_err(storage)?,
             drops: tx.open_table(DROPS).map_err(storage)?,
+            waiting: tx.open_table(WAITING).map_err(storage)?,
             next_cursor,
             bytes,
             dirty: false,
@@ -283,7 +287,10 @@ impl<'t> Tables<'t> {
         now: Timestamp,
     ) -> Result<Ingested, ReportError> {
         let id = tables::node_key(node);
-        let mut out = Ingested::default();
+        let mut out = Ingested {
+            at: now,
+            ..Ingested::default()
+        };
         for entry in entries {
             out.acked.push(entry.seq);
             let lane = tables::lane_key(entry.body.lane());
@@ -300,11 +307,21 @@ impl<'t> Tables<'t> {
                 .map_err(storage)?;
             self.dirty = true;
             match &entry.body {
-                OutboxBody::Complete(list) => self.replace_replicas(node, list)?,
+                OutboxBody::Complete(list) => self.replace_replicas(node, list, now)?,
                 OutboxBody::Replica { key, status } => {
-                    self.set_replica(node, key, status.as_deref())?;
+                    self.set_replica(node, key, status.as_deref(), now)?;
                 }
                 OutboxBody::LogsDropped(d) => self.add_drops(node, d)?,
+                OutboxBody::LogsWaiting(list) => {
+                    let id = tables::node_key(node);
+                    if list.is_empty() {
+                        self.waiting.remove(id).map_err(storage)?;
+                    } else {
+                        let list = &list[..list.len().min(MAX_WAITING_REPLICAS)];
+                        let bytes = postcard::to_stdvec(list).map_err(storage)?;
+                        self.waiting.insert(id, bytes.as_slice()).map_err(storage)?;
+                    }
+                }
                 OutboxBody::Logs(batch) => match batch.unpack() {
                     Ok(chunks) => {
                         for chunk in chunks {
@@ -352,6 +369,7 @@ impl<'t> Tables<'t> {
         &mut self,
         node: NodeId,
         list: &[ReplicaStatus],
+        now: Timestamp,
     ) -> Result<(), ReportError> {
         let id = tables::node_key(node);
         let start = (id, "", "", 0u32);
@@ -372,7 +390,7 @@ impl<'t> Tables<'t> {
                 refused += 1;
                 continue;
             }
-            let bytes = postcard::to_stdvec(status).map_err(storage)?;
+            let bytes = tables::encode_status(status, now)?;
             if self
                 .replicas
                 .insert(key, bytes.as_slice())
@@ -395,6 +413,7 @@ impl<'t> Tables<'t> {
         node: NodeId,
         key: &ReplicaKey,
         status: Option<&ReplicaStatus>,
+        now: Timestamp,
     ) -> Result<(), ReportError> {
         let id = tables::node_key(node);
         let k = (
@@ -411,7 +430,7 @@ impl<'t> Tables<'t> {
                     tracing::warn!(node = %node, replica = %key, limit = MAX_REPLICAS_PER_NODE, "a node reported more replicas than the cloud keeps; this one was not stored");
                     return Ok(());
                 }
-                let bytes = postcard::to_stdvec(status).map_err(storage)?;
+                let bytes = tables::encode_status(status, now)?;
                 self.replicas.insert(k, bytes.as_slice()).map_err(storage)?;
                 if !exists {
                     self.set_count(id, count + 1)?;

@@ -52,7 +52,7 @@ impl Replicas {
                 [],
                 vec![(key.instance.clone(), key.component.clone(), key.replica)],
             ),
-            OutboxBody::LogsDropped(_) | OutboxBody::Logs(_) => 0,
+            OutboxBody::LogsDropped(_) | OutboxBody::Logs(_) | OutboxBody::LogsWaiting(_) => 0,
         }
     }
 

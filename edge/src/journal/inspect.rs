@@ -35,6 +35,18 @@ pub struct JournalStatus {
     pub other_memos: usize,
     /// What the outbox holds for the cloud, and the log lines it dropped.
     pub outbox: OutboxStats,
+    /// Log files not read for want of a slot (a log directory with more files than the
+    /// collector reads at once), per replica, as the collector last saved its positions.
+    pub logs_waiting: Vec<WaitingFiles>,
+}
+
+/// Files of one replica's log directory that wait for a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitingFiles {
+    pub instance: String,
+    pub component: String,
+    pub replica: u32,
+    pub files: u64,
 }
 
 /// A desired instance.
@@ -89,6 +101,15 @@ pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalErro
     let state = journal.load()?;
     let events = journal.event_span()?;
     let outbox = journal.outbox_stats()?;
+    let logs_waiting = crate::logs::collect::waiting_of(&journal.log_cursors()?)
+        .into_iter()
+        .map(|(k, files)| WaitingFiles {
+            instance: k.instance.to_string(),
+            component: k.component.to_string(),
+            replica: k.replica,
+            files,
+        })
+        .collect();
     let memos = &state.memos;
     let mut status = JournalStatus {
         epoch: format!("{:016x}", state.epoch),
@@ -101,6 +122,7 @@ pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalErro
         events,
         other_memos: 0,
         outbox,
+        logs_waiting,
     };
     let Some(desired) = &state.desired else {
         status.other_memos = memo_count(memos, |_| true);
@@ -253,6 +275,20 @@ impl fmt::Display for JournalStatus {
                 f,
                 "reports dropped: {} (for the outbox quota, each followed by a complete report)",
                 o.dropped_reports
+            )?;
+        }
+        if self.logs_waiting.is_empty() {
+            writeln!(f, "logs waiting:  none")?;
+        } else {
+            let total: u64 = self.logs_waiting.iter().map(|w| w.files).sum();
+            let each: Vec<String> = (self.logs_waiting.iter())
+                .map(|w| format!("{}/{}-{} {}", w.instance, w.component, w.replica, w.files))
+                .collect();
+            writeln!(
+                f,
+                "logs waiting:  {total} files not read for want of a slot (at most {} per log_dir): {}",
+                crate::logs::tail::MAX_TRACKED,
+                each.join(", ")
             )?;
         }
         let envs = if self.envs.is_empty() {

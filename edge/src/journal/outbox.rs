@@ -211,6 +211,7 @@ pub(crate) fn push(
                 seq
             }
             OutboxBody::LogsDropped(d) => queue_dropped(store, &mut c, d.clone())?,
+            OutboxBody::LogsWaiting(_) => insert(store, &mut c, body, bytes)?,
             OutboxBody::Logs(_) => {
                 let size = bytes.len() as u64;
                 let seq = insert(store, &mut c, body, bytes)?;

@@ -32,7 +32,10 @@ use bollard::Docker;
 use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::NodeId;
 use skerry_shared::manifest::RuntimeKind;
-use skerry_shared::outbox::{LogBatch, LogChunk, LogSource, LogStream, LogsDropped, OutboxBody};
+use skerry_shared::outbox::{
+    LogBatch, LogChunk, LogSource, LogStream, LogsDropped, LogsWaiting, MAX_WAITING_REPLICAS,
+    OutboxBody,
+};
 use skerry_shared::planner::ReplicaKey;
 use skerry_shared::reducer::NodeDesired;
 use tokio::time::Instant;
@@ -73,6 +76,8 @@ struct Source {
     /// Its files are a process's own output: `….stdout.log` is `(stdout)`, `….stderr.log`
     /// `(stderr)`.
     process_output: bool,
+    /// Files of its directory not read for want of a slot, at its last poll.
+    waiting: u64,
 }
 
 /// A source the desired state calls for.
@@ -108,6 +113,8 @@ pub struct Collector {
     /// The cursors as the journal has them.
     committed: BTreeMap<String, Vec<u8>>,
     sources: BTreeMap<String, Source>,
+    /// The files waiting for a slot, per replica, as last queued for the cloud.
+    reported_waiting: BTreeMap<ReplicaKey, u64>,
 }
 
 fn dir_key(key: &ReplicaKey) -> String {
@@ -116,6 +123,34 @@ fn dir_key(key: &ReplicaKey) -> String {
 
 fn output_key(key: &ReplicaKey) -> String {
     format!("out/{}/{}/{}", key.instance, key.component, key.replica)
+}
+
+/// The replica of a directory source's id (`dir/…` or `own/…`).
+fn source_replica(id: &str) -> Option<ReplicaKey> {
+    let rest = id
+        .strip_prefix("dir/")
+        .or_else(|| id.strip_prefix("own/"))?;
+    let mut parts = rest.split('/');
+    let instance = skerry_shared::ids::Name::parse(parts.next()?).ok()?;
+    let component = skerry_shared::ids::Name::parse(parts.next()?).ok()?;
+    let replica = parts.next()?.parse().ok()?;
+    Some(ReplicaKey::new(&instance, &component, replica))
+}
+
+/// Files waiting for a slot per replica, as the saved positions in `cursors` say (for
+/// `skerry-edge status`, which reads only the journal).
+pub fn waiting_of(cursors: &BTreeMap<String, Vec<u8>>) -> BTreeMap<ReplicaKey, u64> {
+    let mut out = BTreeMap::new();
+    for (id, state) in cursors {
+        let Some(key) = source_replica(id) else {
+            continue;
+        };
+        let files = super::tail::waiting_in(state);
+        if files > 0 {
+            *out.entry(key).or_insert(0) += files;
+        }
+    }
+    out
 }
 
 fn process_output_key(key: &ReplicaKey) -> String {
@@ -228,7 +263,10 @@ impl Collector {
         quota: u64,
     ) -> Result<Self, JournalError> {
         let committed = journal.log_cursors()?;
+        // What the last agent said, as its saved positions have it.
+        let reported_waiting = waiting_of(&committed);
         Ok(Self {
+            reported_waiting,
             node,
             data,
             journal,
@@ -293,6 +331,7 @@ impl Collector {
                     reader,
                     gone_since: None,
                     process_output: w.process_output,
+                    waiting: 0,
                 },
             );
         }
@@ -401,8 +440,9 @@ impl Collector {
         })?;
         let (dirs, dirs_more) = read;
         more |= dirs_more;
-        let mut polled: Vec<(String, Box<DirTailer>)> = Vec::new();
+        let mut polled: Vec<(String, Box<DirTailer>, Option<u64>)> = Vec::new();
         for (id, (key, process_output), tailer, got) in dirs {
+            let waiting = got.as_ref().map(|r| r.waiting);
             if let Some(r) = got {
                 if !r.files.is_empty() {
                     for f in r.files {
@@ -423,11 +463,14 @@ impl Collector {
                     cursors.push((id.clone(), Some(r.state)));
                 }
             }
-            polled.push((id, tailer));
+            polled.push((id, tailer, waiting));
         }
-        for (id, tailer) in polled {
+        for (id, tailer, waiting) in polled {
             if let Some(source) = self.sources.get_mut(&id) {
                 source.reader = Reader::Dir(tailer);
+                if let Some(w) = waiting {
+                    source.waiting = w;
+                }
             }
         }
 
@@ -450,7 +493,32 @@ impl Collector {
             return Ok(Collected::default());
         }
         let lines: u64 = chunks.iter().map(|c| c.lines.len() as u64).sum();
-        let bodies = pack(chunks)?;
+        let mut bodies = pack(chunks)?;
+        // Files waiting for a slot: said to the cloud when that changes.
+        let mut waiting: BTreeMap<ReplicaKey, u64> = BTreeMap::new();
+        for s in self.sources.values().filter(|s| s.waiting > 0) {
+            *waiting.entry(s.key.clone()).or_insert(0) += s.waiting;
+        }
+        let waiting_changed = waiting != self.reported_waiting;
+        if waiting_changed {
+            let list: Vec<LogsWaiting> = waiting
+                .iter()
+                .take(MAX_WAITING_REPLICAS)
+                .map(|(replica, &files)| LogsWaiting {
+                    replica: replica.clone(),
+                    files,
+                })
+                .collect();
+            let total: u64 = waiting.values().sum();
+            if total > 0 {
+                tracing::warn!(
+                    files = total,
+                    limit = super::tail::MAX_TRACKED,
+                    "log files wait for a slot: a log_dir holds more files than are read at once (reported)"
+                );
+            }
+            bodies.push(OutboxBody::LogsWaiting(list));
+        }
         let batches = bodies.len();
         let push = OutboxPush { bodies, cursors };
         let (journal, quota) = (Arc::clone(&self.journal), self.quota);
@@ -465,6 +533,9 @@ impl Collector {
         })?;
         match pushed {
             (Ok(p), push) => {
+                if waiting_changed {
+                    self.reported_waiting = waiting;
+                }
                 for (id, cursor) in push.cursors {
                     match cursor {
                         Some(c) => {

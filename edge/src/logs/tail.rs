@@ -72,8 +72,15 @@ use super::filter::NameFilter;
 /// How many first bytes of a file its fingerprint covers.
 pub const HEAD_BYTES: usize = 256;
 
-/// The most files one tailer tracks (its state stays small).
+/// The most files one tailer tracks (its state stays small). Files beyond it wait for a
+/// slot (one that is gone frees one), and are counted ([`TailRead::waiting`]).
 pub const MAX_TRACKED: usize = 1024;
+
+/// How deep subdirectories are read: files of `log_dir/a/b/c/d/` are, deeper ones are not.
+pub const MAX_DEPTH: usize = 4;
+
+/// The most files one listing takes in (the rest wait, counted).
+pub const MAX_LISTED: usize = 4 * MAX_TRACKED;
 
 /// A tracked file missing from this many listings in a row is forgotten.
 pub const FORGET_AFTER_MISSES: u8 = 3;
@@ -114,6 +121,9 @@ pub struct TailRead {
     pub state: Vec<u8>,
     /// Stopped at max_bytes: poll again soon.
     pub more: bool,
+    /// Files there that are not read, for want of a slot ([`MAX_TRACKED`],
+    /// [`MAX_LISTED`]); also in `state` ([`waiting_in`]).
+    pub waiting: u64,
 }
 
 /// Consecutive lines of one stream.
@@ -177,10 +187,12 @@ impl DirTailer {
     /// be read is skipped (with a warning, once), and so are the later files of its stream.
     pub fn poll(&mut self, max_bytes: usize) -> io::Result<TailRead> {
         let Some(listing) = Listing::read(&self.dir, self.filter.as_ref())? else {
+            self.state.waiting = 0;
             return Ok(TailRead {
                 files: Vec::new(),
                 state: self.state.encode()?,
                 more: false,
+                waiting: 0,
             });
         };
         let mut work = self.state.clone();
@@ -192,12 +204,20 @@ impl DirTailer {
             out: Vec::new(),
             blocked: HashSet::new(),
             warned: &mut self.warned,
+            waiting: listing.unlisted,
         };
         pass.run(&mut work);
         let (files, more) = (pass.out, pass.budget.stopped);
+        work.waiting = pass.waiting;
         let state = work.encode()?;
+        let waiting = work.waiting;
         self.state = work;
-        Ok(TailRead { files, state, more })
+        Ok(TailRead {
+            files,
+            state,
+            more,
+            waiting,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -265,6 +285,9 @@ struct State {
     streams: Vec<Stream>,
     /// The tracked files, in the order they were first seen.
     files: Vec<Tracked>,
+    /// Files waiting for a slot at the last poll (not saved in [`Saved::V1`]).
+    #[serde(skip)]
+    waiting: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,17 +350,32 @@ struct CopyOf {
 #[derive(Deserialize)]
 enum Saved {
     V1(State),
+    /// With the files waiting for a slot, for `skerry-edge status`.
+    V2(State, u64),
 }
 
 /// [`Saved`] by reference, for encoding without a copy.
 #[derive(Serialize)]
 enum SavedRef<'a> {
+    #[allow(dead_code)]
     V1(&'a State),
+    V2(&'a State, u64),
+}
+
+/// The files waiting for a slot that a saved position says (0 when it does not decode).
+pub fn waiting_in(saved: &[u8]) -> u64 {
+    State::decode(saved).map_or(0, |s| s.waiting)
 }
 
 impl State {
     fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        let Saved::V1(mut state) = postcard::from_bytes(bytes)?;
+        let mut state = match postcard::from_bytes(bytes)? {
+            Saved::V1(state) => state,
+            Saved::V2(mut state, waiting) => {
+                state.waiting = waiting;
+                state
+            }
+        };
         // Bytes from elsewhere could hold more than this tailer would ever track.
         state.files.truncate(MAX_TRACKED);
         state.streams.truncate(MAX_STREAMS + MAX_TRACKED);
@@ -345,7 +383,7 @@ impl State {
     }
 
     fn encode(&self) -> io::Result<Vec<u8>> {
-        postcard::to_stdvec(&SavedRef::V1(self)).map_err(io::Error::other)
+        postcard::to_stdvec(&SavedRef::V2(self, self.waiting)).map_err(io::Error::other)
     }
 }
 
@@ -373,10 +411,15 @@ struct Listing {
     entries: Vec<Entry>,
     by_id: HashMap<FileId, usize>,
     by_name: HashMap<String, FileId>,
+    /// Files past [`MAX_LISTED`], not listed.
+    unlisted: u64,
 }
 
 impl Listing {
-    /// The files to tail, or `None` when the directory does not exist.
+    /// The files to tail, or `None` when the directory does not exist: those of `dir`
+    /// and of its subdirectories down to [`MAX_DEPTH`] levels, at most [`MAX_LISTED`]
+    /// (the rest is left for a later poll, when some are gone; see [`TailRead::waiting`]).
+    /// A file in a subdirectory is named by its path from `dir` (`sub/app.log`).
     fn read(dir: &Path, filter: Option<&NameFilter>) -> io::Result<Option<Listing>> {
         let read_dir = match fs::read_dir(dir) {
             Ok(read_dir) => read_dir,
@@ -384,29 +427,64 @@ impl Listing {
             Err(e) => return Err(e),
         };
         let mut entries = Vec::new();
-        for entry in read_dir {
-            let entry = entry?;
-            let file_name = entry.file_name();
-            let name = file_name.to_string_lossy().into_owned();
-            if ignored(&name) || filter.is_some_and(|f| !f.takes(&name)) {
-                continue;
+        let mut unlisted = 0u64;
+        // Directories still to list: (path from `dir`, depth, its entries).
+        let mut pending = vec![(PathBuf::new(), 0usize, read_dir)];
+        while let Some((rel, depth, read_dir)) = pending.pop() {
+            for entry in read_dir {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    // A subdirectory that went away while it was listed.
+                    Err(e) if depth > 0 => {
+                        tracing::debug!(dir = %dir.join(&rel).display(), error = %e, "cannot list a log subdirectory");
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let rel_path = rel.join(entry.file_name());
+                let file_name = rel_path.clone().into_os_string();
+                let name = file_name.to_string_lossy().into_owned();
+                let base = entry.file_name().to_string_lossy().into_owned();
+                // Does not follow symbolic links: those are not tailed.
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) if depth > 0 => {
+                        tracing::debug!(file = %dir.join(&rel_path).display(), error = %e, "cannot look at a log file");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if meta.file_type().is_dir() {
+                    if base.starts_with('.') || depth + 1 > MAX_DEPTH {
+                        continue;
+                    }
+                    match fs::read_dir(entry.path()) {
+                        Ok(sub) => pending.push((rel_path, depth + 1, sub)),
+                        Err(e) => {
+                            tracing::debug!(dir = %entry.path().display(), error = %e, "cannot list a log subdirectory")
+                        }
+                    }
+                    continue;
+                }
+                if ignored(&base) || filter.is_some_and(|f| !f.takes(&name)) {
+                    continue;
+                }
+                if !meta.file_type().is_file() {
+                    continue;
+                }
+                if entries.len() >= MAX_LISTED {
+                    unlisted += 1;
+                    continue;
+                }
+                entries.push(Entry {
+                    file_name,
+                    name,
+                    id: FileId::of(&meta),
+                    size: meta.len(),
+                    mtime_ns: mtime_ns(&meta),
+                });
             }
-            // Does not follow symbolic links: those are not tailed.
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            if !meta.file_type().is_file() {
-                continue;
-            }
-            entries.push(Entry {
-                file_name,
-                name,
-                id: FileId::of(&meta),
-                size: meta.len(),
-                mtime_ns: mtime_ns(&meta),
-            });
         }
         let by_id = entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
         let by_name = entries.iter().map(|e| (e.name.clone(), e.id)).collect();
@@ -414,6 +492,7 @@ impl Listing {
             entries,
             by_id,
             by_name,
+            unlisted,
         }))
     }
 
@@ -489,6 +568,8 @@ struct Pass<'a> {
     /// reading a later one would break their order).
     blocked: HashSet<String>,
     warned: &'a mut Warned,
+    /// Files not read for want of a slot.
+    waiting: u64,
 }
 
 impl Pass<'_> {
@@ -596,6 +677,7 @@ impl Pass<'_> {
                 }),
             };
             if !make_room(&mut state.files) {
+                self.waiting += 1;
                 if !self.warned.full {
                     self.warned.full = true;
                     tracing::warn!(
@@ -696,7 +778,7 @@ impl Pass<'_> {
     /// Reads the originals in order, each after its pending copies, until the budget is
     /// spent.
     fn read(&mut self, state: &mut State, probes: &HashMap<FileId, Probe>) {
-        let State { streams, files } = state;
+        let State { streams, files, .. } = state;
         for file in files.iter_mut() {
             if self.budget.stopped {
                 return;
@@ -1566,16 +1648,82 @@ mod tests {
         ] {
             append(d, name, "no\n");
         }
-        fs::create_dir(d.join("sub")).unwrap();
-        append(&d.join("sub"), "inner.log", "no\n");
+        fs::create_dir(d.join(".hidden-dir")).unwrap();
+        append(&d.join(".hidden-dir"), "inner.log", "no\n");
         append(d, "app.log", "yes\n");
         std::os::unix::fs::symlink(d.join("app.log"), d.join("link.log")).unwrap();
+        std::os::unix::fs::symlink(d.join(".hidden-dir"), d.join("linked-dir")).unwrap();
         // An empty file waits for its first byte.
         append(d, "empty.log", "");
         let mut t = tailer(d);
         assert_eq!(step(&mut t), vec![line("app.log", 1, "yes")]);
         append(d, "empty.log", "now\n");
         assert_eq!(step(&mut t), vec![line("empty.log", 1, "now")]);
+    }
+
+    #[test]
+    fn subdirectories_are_read_to_a_bounded_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut deep = d.to_path_buf();
+        let mut names = Vec::new();
+        for level in 1..=MAX_DEPTH + 1 {
+            deep = deep.join(format!("l{level}"));
+            fs::create_dir(&deep).unwrap();
+            append(&deep, "x.log", format!("{level}\n"));
+            let rel = deep.strip_prefix(d).unwrap().join("x.log");
+            names.push(rel.to_string_lossy().into_owned());
+        }
+        let mut t = tailer(d);
+        let mut got = step(&mut t);
+        got.sort();
+        let mut expected: Vec<Line> = (1..=MAX_DEPTH)
+            .map(|level| line(&names[level - 1], 1, &level.to_string()))
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected, "files down to {MAX_DEPTH} levels, no deeper");
+        // Rotation inside a subdirectory keeps the stream, named by its path.
+        let sub = d.join("l1");
+        append(&sub, "x.log", "more\n");
+        rename(&sub, "x.log", "x.log.1");
+        append(&sub, "x.log", "new\n");
+        assert_eq!(
+            step(&mut t),
+            vec![line("l1/x.log", 2, "more"), line("l1/x.log", 3, "new")]
+        );
+    }
+
+    #[test]
+    fn files_beyond_the_limit_wait_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for i in 0..MAX_TRACKED + 5 {
+            // Each its own first bytes: a file that starts as a tracked one would be its copy.
+            append(d, &format!("f{i:05}.log"), format!("x {i}\n"));
+        }
+        let mut t = tailer(d);
+        let read = t.poll(usize::MAX).unwrap();
+        assert_eq!(read.files.len(), MAX_TRACKED);
+        assert_eq!(read.waiting, 5);
+        assert_eq!(waiting_in(&read.state), 5, "saved with the position");
+        // Five go: the five that waited are read.
+        for i in 0..5 {
+            fs::remove_file(d.join(format!("f{i:05}.log"))).unwrap();
+        }
+        let mut read = t.poll(usize::MAX).unwrap();
+        for _ in 0..FORGET_AFTER_MISSES {
+            if read.waiting == 0 {
+                break;
+            }
+            read = t.poll(usize::MAX).unwrap();
+        }
+        assert_eq!(read.waiting, 0);
+        assert_eq!(read.files.len(), 5);
+        assert_eq!(waiting_in(&read.state), 0);
+        // A position saved before the count was kept reads as none waiting.
+        let v1 = postcard::to_stdvec(&SavedRef::V1(&t.state)).unwrap();
+        assert_eq!(waiting_in(&v1), 0);
+        assert!(DirTailer::new(d.to_path_buf(), Some(&v1)).poll(1).is_ok());
     }
 
     #[test]
