@@ -185,6 +185,7 @@ const SUITE: &[(&str, Case)] = &[
     ("replica_reports_are_bounded", replica_reports_are_bounded),
     ("the_drop_count_is_compacted", the_drop_count_is_compacted),
     ("no_quota_drops_nothing", no_quota_drops_nothing),
+    ("files_waiting_coalesce", files_waiting_coalesce),
 ];
 
 #[test]
@@ -218,4 +219,29 @@ fn the_counts_survive_a_reopen() {
     drop(j);
     let j = RedbJournal::open(&path, 1 << 20).unwrap();
     assert_eq!(j.outbox_stats().unwrap(), before);
+}
+
+/// What waits for a slot is said whole by each entry: one is queued at most, so it cannot
+/// grow while the link is down.
+fn files_waiting_coalesce(j: &dyn Journal) {
+    use skerry_shared::outbox::LogsWaiting;
+    let waiting = |files: u64| {
+        OutboxBody::LogsWaiting(vec![LogsWaiting {
+            replica: ReplicaKey::new(&name("a"), &name("web"), 0),
+            files,
+        }])
+    };
+    let mut last = 0;
+    for files in 1..=20 {
+        last = push(j, vec![waiting(files)], u64::MAX).seqs[0];
+    }
+    let queued = control(j);
+    assert_eq!(queued, vec![(last, waiting(20))]);
+    assert_eq!(j.outbox_stats().unwrap().control_bytes, size(&waiting(20)));
+    j.outbox_ack(&[last]).unwrap();
+    assert!(control(j).is_empty());
+    assert_eq!(j.outbox_stats().unwrap().control_bytes, 0);
+    // After the ack, the next one is queued as the only one again.
+    push(j, vec![waiting(0)], u64::MAX);
+    assert_eq!(control(j).len(), 1);
 }

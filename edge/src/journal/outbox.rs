@@ -14,6 +14,8 @@
 //! - a [`OutboxBody::Complete`] deletes every queued `Replica` and `Complete`;
 //! - a [`OutboxBody::LogsDropped`] merges into the queued one (which is deleted): at most one
 //!   is queued at any time;
+//! - a [`OutboxBody::LogsWaiting`] deletes the queued one (it says all that waits now): at
+//!   most one is queued;
 //! - a [`OutboxBody::Logs`] is appended; then, while the queued log entries take more than
 //!   the quota (their encoded size), the oldest are dropped (the new one too, when it alone
 //!   is over) and counted in the queued `LogsDropped`, and in the lifetime totals.
@@ -98,6 +100,8 @@ pub(crate) struct Counters {
     pub complete: Option<u64>,
     /// The seq of the queued `LogsDropped`, if one is.
     pub dropped: Option<u64>,
+    /// The seq of the queued `LogsWaiting`, if one is.
+    pub waiting: Option<u64>,
     /// Lifetime totals.
     pub dropped_lines: u64,
     pub dropped_batches: u64,
@@ -114,6 +118,7 @@ impl Default for Counters {
             log_bytes: 0,
             complete: None,
             dropped: None,
+            waiting: None,
             dropped_lines: 0,
             dropped_batches: 0,
             control_bytes: 0,
@@ -211,7 +216,15 @@ pub(crate) fn push(
                 seq
             }
             OutboxBody::LogsDropped(d) => queue_dropped(store, &mut c, d.clone())?,
-            OutboxBody::LogsWaiting(_) => insert(store, &mut c, body, bytes)?,
+            OutboxBody::LogsWaiting(_) => {
+                // Each says all that waits now: the queued one is superseded.
+                if let Some(old) = c.waiting.take() {
+                    take_control(store, &mut c, old)?;
+                }
+                let seq = insert(store, &mut c, body, bytes)?;
+                c.waiting = Some(seq);
+                seq
+            }
             OutboxBody::Logs(_) => {
                 let size = bytes.len() as u64;
                 let seq = insert(store, &mut c, body, bytes)?;
@@ -365,6 +378,7 @@ pub(crate) fn ack(store: &mut impl OutboxStore, seqs: &[u64]) -> Result<(), Jour
             }
             Some(OutboxBody::Complete(_)) if c.complete == Some(seq) => c.complete = None,
             Some(OutboxBody::LogsDropped(_)) if c.dropped == Some(seq) => c.dropped = None,
+            Some(OutboxBody::LogsWaiting(_)) if c.waiting == Some(seq) => c.waiting = None,
             Some(OutboxBody::Logs(_)) => {
                 return Err(store.corrupt(format!(
                     "outbox entry {seq} is a log batch in the control lane"

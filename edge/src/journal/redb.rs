@@ -14,10 +14,10 @@
 //!   two lanes, one table each so that a lane is read by a range; `outbox_replicas`
 //!   ((instance, component, replica) to `seq`): the queued `Replica` entry of each replica,
 //!   for coalescing; its counters in `meta` (`outbox_next_seq`, `outbox_log_bytes`,
-//!   `outbox_complete` and `outbox_dropped` (the `seq` of the one queued `Complete` and
-//!   `LogsDropped`, 0: none), `outbox_dropped_lines`, `outbox_dropped_batches`,
-//!   `outbox_control_bytes`, `outbox_dropped_reports`; a journal written before the last
-//!   two existed counts its control bytes from 0);
+//!   `outbox_complete`, `outbox_dropped` and `outbox_waiting` (the `seq` of the one queued
+//!   `Complete`, `LogsDropped` and `LogsWaiting`, 0: none), `outbox_dropped_lines`,
+//!   `outbox_dropped_batches`, `outbox_control_bytes`, `outbox_dropped_reports`; a journal
+//!   written before the last two existed counts its control bytes from 0);
 //! - `log_cursors` (`&str` to bytes): the log collector's cursors.
 //!
 //! The format is a promise: a journal written by an earlier build must open. A change that
@@ -100,6 +100,8 @@ const KEY_OUTBOX_DROPPED: &str = "outbox_dropped";
 const KEY_OUTBOX_DROPPED_LINES: &str = "outbox_dropped_lines";
 const KEY_OUTBOX_DROPPED_BATCHES: &str = "outbox_dropped_batches";
 const KEY_OUTBOX_CONTROL_BYTES: &str = "outbox_control_bytes";
+/// The `seq` of the one queued `LogsWaiting` (0: none).
+const KEY_OUTBOX_WAITING: &str = "outbox_waiting";
 const KEY_OUTBOX_DROPPED_REPORTS: &str = "outbox_dropped_reports";
 
 /// An open database: the agent's (writable) or an inspector's.
@@ -698,6 +700,7 @@ impl RedbJournal {
             log_bytes: get(KEY_OUTBOX_LOG_BYTES)?.unwrap_or(fresh.log_bytes),
             complete: get(KEY_OUTBOX_COMPLETE)?.filter(|seq| *seq != 0),
             dropped: get(KEY_OUTBOX_DROPPED)?.filter(|seq| *seq != 0),
+            waiting: get(KEY_OUTBOX_WAITING)?.filter(|seq| *seq != 0),
             dropped_lines: get(KEY_OUTBOX_DROPPED_LINES)?.unwrap_or(fresh.dropped_lines),
             dropped_batches: get(KEY_OUTBOX_DROPPED_BATCHES)?.unwrap_or(fresh.dropped_batches),
             control_bytes: get(KEY_OUTBOX_CONTROL_BYTES)?.unwrap_or(fresh.control_bytes),
@@ -754,6 +757,7 @@ impl OutboxStore for RedbOutbox<'_, '_> {
             (KEY_OUTBOX_LOG_BYTES, c.log_bytes),
             (KEY_OUTBOX_COMPLETE, c.complete.unwrap_or(0)),
             (KEY_OUTBOX_DROPPED, c.dropped.unwrap_or(0)),
+            (KEY_OUTBOX_WAITING, c.waiting.unwrap_or(0)),
             (KEY_OUTBOX_DROPPED_LINES, c.dropped_lines),
             (KEY_OUTBOX_DROPPED_BATCHES, c.dropped_batches),
             (KEY_OUTBOX_CONTROL_BYTES, c.control_bytes),
