@@ -119,7 +119,7 @@ pub async fn run(
         .map_err(|e| ReportError::Storage(e.to_string()))??;
     let statuses = {
         let r = reports.clone();
-        tokio::task::spawn_blocking(move || r.replica_statuses())
+        tokio::task::spawn_blocking(move || r.replica_reports())
             .await
             .map_err(|e| ReportError::Storage(e.to_string()))??
     };

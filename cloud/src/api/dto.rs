@@ -208,6 +208,17 @@ pub struct ReplicaStatusDto {
     pub last_exit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The node has stopped reporting (it is `Abnormal`): `state`, `restarts`, `last_exit`
+    /// and `reason` are what it last reported, at `reported`, not what is true now.
+    #[serde(default)]
+    pub stale: bool,
+    /// When the cloud stored the report that `state` comes from (RFC 3339); `null` until
+    /// the node reports on the replica.
+    #[serde(default)]
+    pub reported: Option<String>,
+    /// Host ports published for it, as `CONTAINER:HOST` (`8080:30001`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -352,8 +363,15 @@ pub struct LogLineDto {
     pub replica: u32,
     /// The file's name in the component's `log_dir`, `(stdout)` or `(stderr)`.
     pub file: String,
-    /// The line's number in its file, from 1.
+    /// The line's number in its file, from 1 (the pieces of a long line share it).
     pub line: u64,
+    /// A line longer than 16 KiB comes in pieces: which one this is (0: the first, or
+    /// the whole line).
+    #[serde(default)]
+    pub part: u32,
+    /// More of the line follows, in the next piece.
+    #[serde(default)]
+    pub continued: bool,
     /// When the agent read it (RFC 3339).
     pub time: String,
     pub text: String,

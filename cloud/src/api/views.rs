@@ -1,7 +1,7 @@
 //! Projections to response bodies.
 
+use skerry_shared::event::NodeStatus;
 use skerry_shared::manifest::{ComponentKind, Manifest};
-use skerry_shared::report::ReplicaStatus;
 
 use super::dto::{
     AppVersionDto, ComponentSummary, EnvironmentDto, InstanceDto, NodeDto, ReplicaStatusDto,
@@ -9,6 +9,7 @@ use super::dto::{
 };
 use crate::projections::{AppVersion, Environment, Instance, Node, Projections};
 use crate::sync::Hub;
+use crate::sync::replicas::Reported;
 
 pub fn environment(p: &Projections, e: &Environment) -> EnvironmentDto {
     EnvironmentDto {
@@ -106,11 +107,12 @@ pub(super) fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> Str
 }
 
 /// An instance, with each replica's latest report from the hub ("Pending" until its node
-/// reports on it).
+/// reports on it) and the time of that report. The replicas of a node that is `Abnormal`
+/// (it stopped reporting) are marked stale: what they show is that old report.
 pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     let spec = &i.spec;
     let mut status = Vec::new();
-    let reports: Vec<Vec<ReplicaStatus>> = spec
+    let reports: Vec<Vec<Reported>> = spec
         .nodes
         .iter()
         .map(|t| hub.instance_replicas(t.node, spec.name.as_str()))
@@ -118,10 +120,15 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     // Per component, per node, per replica.
     for c in &spec.manifest.components {
         for (t, reported) in spec.nodes.iter().zip(&reports) {
+            let stale = p
+                .nodes
+                .get(&t.node)
+                .is_some_and(|n| n.status == NodeStatus::Abnormal);
             for replica in 0..c.replicas() {
-                let seen = reported
-                    .iter()
-                    .find(|r| r.report.component == c.name && r.report.replica == replica);
+                let found = reported.iter().find(|r| {
+                    r.status.report.component == c.name && r.status.report.replica == replica
+                });
+                let seen = found.map(|r| &r.status);
                 let report = seen.map(|s| &s.report);
                 status.push(ReplicaStatusDto {
                     node: node_name(p, &t.node),
@@ -135,6 +142,11 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                         .and_then(|s| s.last_exit.as_ref())
                         .map(|e| format!("{} at {}", e.reason, e.at)),
                     reason: report.and_then(|r| r.reason.clone()),
+                    stale,
+                    reported: found.and_then(|r| r.at).map(|t| t.to_rfc3339()),
+                    ports: report.map_or_else(Vec::new, |r| {
+                        r.ports.iter().map(|(c, h)| format!("{c}:{h}")).collect()
+                    }),
                 });
             }
         }
@@ -150,6 +162,9 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
             restarts: 0,
             last_exit: None,
             reason: Some(u.reasons.join("; ")),
+            stale: false,
+            reported: None,
+            ports: Vec::new(),
         });
     }
     InstanceDto {

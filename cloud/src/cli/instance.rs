@@ -7,7 +7,9 @@ use super::OutputFormat;
 use super::client::{CliError, Client};
 use super::output::{self, Table};
 use super::values::{self, AppVersion};
-use crate::api::dto::{DeployRequest, DryRunDto, InstanceDto, NodeChoice, UndeployDto};
+use crate::api::dto::{
+    DeployRequest, DryRunDto, InstanceDto, NodeChoice, ReplicaStatusDto, UndeployDto,
+};
 
 /// `skerry deploy APP@VERSION --env ENV --name INSTANCE ...`
 #[derive(Debug, Clone, Args)]
@@ -245,6 +247,17 @@ pub async fn status(
     }
 }
 
+/// The `STATE` cell: the state, and for a replica of a node that stopped reporting,
+/// `(stale: reported TIME)` (or `(stale: never reported)`), so an old report is never read
+/// as the current state.
+pub fn state_cell(r: &ReplicaStatusDto) -> String {
+    match (r.stale, &r.reported) {
+        (false, _) => r.state.clone(),
+        (true, Some(at)) => format!("{} (stale: reported {at})", r.state),
+        (true, None) => format!("{} (stale: never reported)", r.state),
+    }
+}
+
 /// One row per replica, then a row for each unschedulable node the
 /// status does not already cover, then a bare row for an instance with nothing to show yet.
 pub fn status_table(instances: &[InstanceDto]) -> Table {
@@ -269,7 +282,7 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
                 r.kind.clone(),
                 r.node.clone(),
                 r.replica.to_string(),
-                r.state.clone(),
+                state_cell(r),
                 r.restarts.to_string(),
                 output::or_dash(r.last_exit.as_deref().unwrap_or_default()),
                 output::or_dash(r.reason.as_deref().unwrap_or_default()),
@@ -305,7 +318,7 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::dto::{NodePlanDto, ReplicaStatusDto, UnschedulableDto};
+    use crate::api::dto::{NodePlanDto, UnschedulableDto};
 
     fn unschedulable() -> UnschedulableDto {
         UnschedulableDto {
@@ -357,6 +370,9 @@ mod tests {
             restarts: 0,
             last_exit: None,
             reason: None,
+            stale: false,
+            reported: None,
+            ports: Vec::new(),
         };
         let instance = InstanceDto {
             name: "web".into(),
@@ -383,6 +399,59 @@ mod tests {
         assert!(
             lines[3].contains("Unschedulable") && lines[3].contains("no docker"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn replicas_of_a_silent_node_are_marked_stale_and_text_is_escaped() {
+        let row = |stale, reported: Option<&str>| ReplicaStatusDto {
+            node: "gw-1".into(),
+            node_id: "n-1".into(),
+            component: "db".into(),
+            kind: "service".into(),
+            replica: 0,
+            state: "Healthy".into(),
+            restarts: 2,
+            last_exit: Some("exited 1\r\u{1b}[2K at t".into()),
+            reason: Some("pull failed: \u{1b}]0;owned\u{7}".into()),
+            stale,
+            reported: reported.map(str::to_owned),
+            ports: Vec::new(),
+        };
+        assert_eq!(state_cell(&row(false, Some("t1"))), "Healthy");
+        assert_eq!(
+            state_cell(&row(true, Some("2026-12-06T19:00:00.000Z"))),
+            "Healthy (stale: reported 2026-12-06T19:00:00.000Z)"
+        );
+        assert_eq!(
+            state_cell(&row(true, None)),
+            "Healthy (stale: never reported)"
+        );
+        let instance = InstanceDto {
+            name: "web".into(),
+            app: "weather".into(),
+            version: "1.0.0".into(),
+            env: "prod".into(),
+            mode: "production".into(),
+            nodes: vec![],
+            unschedulable: vec![],
+            selector: Default::default(),
+            set: vec![],
+            deployed: "t".into(),
+            seq: 1,
+            status: vec![row(true, Some("2026-12-06T19:00:00.000Z"))],
+        };
+        let text = status_table(&[instance]).render();
+        assert!(
+            text.contains("Healthy (stale: reported 2026-12-06T19:00:00.000Z)"),
+            "{text}"
+        );
+        // What the node sent is escaped: no control character reaches the terminal.
+        assert!(text.contains("exited 1\\r\\x1b[2K at t"), "{text}");
+        assert!(text.contains("pull failed: \\x1b]0;owned\\x07"), "{text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
         );
     }
 }

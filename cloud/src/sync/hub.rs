@@ -9,7 +9,8 @@
 //! The live state of a node (connected or not, last seen, acked `node_seq`, replica
 //! reports, dropped frames) is kept here in memory, not in the log: acks and heartbeats
 //! would flood it. After a cloud restart it fills again from the agents' next `Hello`,
-//! heartbeats and complete status reports.
+//! heartbeats and complete status reports; the replica reports, each with the time the
+//! cloud stored it, are loaded from the report store at start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use skerry_shared::report::{ReplicaStatus, StatusReport};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::replicas::Replicas;
+use super::replicas::{Replicas, Reported};
 use crate::engine::Engine;
 use crate::reports::ReportStore;
 
@@ -162,11 +163,12 @@ impl Hub {
     }
 
     /// Stores the nodes' outbox entries in `store` from now on, starting from the replica
-    /// statuses it kept (`store.replica_statuses()`). Once only; a second store is ignored.
+    /// statuses it kept, with their times (`store.replica_reports()`). Once only; a second
+    /// store is ignored.
     pub fn attach_reports(
         &self,
         store: ReportStore,
-        statuses: std::collections::BTreeMap<NodeId, Vec<ReplicaStatus>>,
+        statuses: std::collections::BTreeMap<NodeId, Vec<crate::reports::StoredStatus>>,
     ) {
         if self.inner.reports.set(store).is_err() {
             tracing::warn!("the hub has a report store already");
@@ -174,11 +176,7 @@ impl Hub {
         }
         let mut nodes = self.inner.nodes.lock();
         for (node, all) in statuses {
-            nodes
-                .entry(node)
-                .or_default()
-                .replicas
-                .apply_entry(&skerry_shared::outbox::OutboxBody::Complete(all));
+            nodes.entry(node).or_default().replicas.load(all);
         }
     }
 
@@ -254,8 +252,8 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// The latest report of each of `node`'s replicas of `instance`.
-    pub fn instance_replicas(&self, node: NodeId, instance: &str) -> Vec<ReplicaStatus> {
+    /// The latest report of each of `node`'s replicas of `instance`, with its time.
+    pub fn instance_replicas(&self, node: NodeId, instance: &str) -> Vec<Reported> {
         self.inner
             .nodes
             .lock()
@@ -314,7 +312,7 @@ impl Hub {
 
     pub(super) fn report(&self, node: NodeId, report: StatusReport) {
         let refused = match self.inner.nodes.lock().get_mut(&node) {
-            Some(e) => e.replicas.apply(report),
+            Some(e) => e.replicas.apply(report, Timestamp::now()),
             None => 0,
         };
         if refused > 0 {
@@ -415,14 +413,18 @@ impl Hub {
         }
     }
 
-    /// Applies a node's new status entries (from its outbox) to its live view.
+    /// Applies a node's new status entries (from its outbox, stored `at`) to its live view.
     pub(super) fn report_entries<'a>(
         &self,
         node: NodeId,
         bodies: impl IntoIterator<Item = &'a skerry_shared::outbox::OutboxBody>,
+        at: Timestamp,
     ) {
         let refused: usize = match self.inner.nodes.lock().get_mut(&node) {
-            Some(e) => bodies.into_iter().map(|b| e.replicas.apply_entry(b)).sum(),
+            Some(e) => bodies
+                .into_iter()
+                .map(|b| e.replicas.apply_entry(b, at))
+                .sum(),
             None => 0,
         };
         if refused > 0 {

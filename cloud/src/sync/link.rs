@@ -224,7 +224,7 @@ impl Link {
         match store.ingest(self.node, epoch, entries).await {
             Ok(done) => {
                 self.hub
-                    .report_entries(self.node, done.new.iter().map(|e| &e.body));
+                    .report_entries(self.node, done.new.iter().map(|e| &e.body), done.at);
                 if done.acked.is_empty() {
                     Vec::new()
                 } else {
