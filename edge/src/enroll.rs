@@ -109,17 +109,22 @@ pub enum EnrollError {
 }
 
 impl EnrollError {
-    /// The exit status of `skerry-edge run` for this error (PRODUCT.md, "Exit status"):
-    /// 2 for input that is wrong (a malformed token or URL, a refused request, a token
-    /// that belongs to another cloud), 5 for a token the cloud does not accept, and 1 for
-    /// the rest.
+    /// The exit status of `skerry-edge run` for this error, with the meanings `skerry`
+    /// gives them (docs/cli.md, "Exit status"): 2 for input that is wrong (a malformed
+    /// token or URL, a request the cloud refused with 400 or 409); 3 when checking the
+    /// cloud against the token found a fault (its CA is not the token's, its TLS
+    /// certificate does not chain to it, or the certificate it issued is not for this
+    /// node); 4 when `--cloud` has no enrollment route (404); 5 for a token the cloud does
+    /// not accept (401, 403); 1 for the rest (unreachable, a failing cloud, a local
+    /// failure).
     pub fn exit_code(&self) -> u8 {
         match self {
             EnrollError::Token(_)
             | EnrollError::BadUrl { .. }
-            | EnrollError::AlreadyEnrolled { .. }
-            | EnrollError::CaMismatch { .. }
-            | EnrollError::ServerNotTrusted { .. } => 2,
+            | EnrollError::AlreadyEnrolled { .. } => 2,
+            EnrollError::CaMismatch { .. }
+            | EnrollError::ServerNotTrusted { .. }
+            | EnrollError::BadCertificate(_) => 3,
             EnrollError::Refused { status, .. } => match status {
                 401 | 403 => 5,
                 404 => 4,
@@ -129,7 +134,6 @@ impl EnrollError {
             EnrollError::Unreachable { .. }
             | EnrollError::CloudFailed { .. }
             | EnrollError::Unexpected { .. }
-            | EnrollError::BadCertificate(_)
             | EnrollError::Key(_)
             | EnrollError::Identity(_)
             | EnrollError::Internal(_) => 1,
@@ -687,6 +691,20 @@ mod tests {
         let e = refusal(&base, StatusCode::SERVICE_UNAVAILABLE, "down");
         assert!(e.is_retryable());
         assert_eq!(e.exit_code(), 1);
+        let e = refusal(&base, StatusCode::CONFLICT, body);
+        assert_eq!(e.exit_code(), 2);
+        let e = refusal(&base, StatusCode::NOT_FOUND, "no route");
+        assert_eq!(e.exit_code(), 4);
+        let e = EnrollError::CaMismatch {
+            expected: Digest::ZERO,
+            got: Digest::ZERO,
+        };
+        assert_eq!(e.exit_code(), 3);
+        let e = EnrollError::ServerNotTrusted {
+            url: "u".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(e.exit_code(), 3);
     }
 
     #[test]

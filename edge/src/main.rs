@@ -1,11 +1,19 @@
 //! `skerry-edge`: the agent's binary. It parses flags, sets up logging and calls the
 //! library; see the crate docs.
+//!
+//! Exit status, the same as `skerry`'s where the meaning is the same (docs/cli.md, "Exit
+//! status"): 0 done (stopped by a signal, or printed); 1 anything else (the cloud
+//! unreachable, an internal failure); 2 refused input (a usage error, a refused flag, a
+//! malformed token, a first run without a token, an enrollment the cloud refused with 400
+//! or 409); 3 a verification found a fault (the cloud's CA or certificates do not check
+//! out against the token); 4 not found (no journal in `--data`, or no enrollment route at
+//! `--cloud`); 5 not allowed (the cloud refused the token).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use skerry_edge::config::AgentConfig;
+use skerry_edge::config::{AgentConfig, TOKEN_ENV, TokenFlags, enrollment};
 use skerry_edge::journal::redb::RedbJournal;
 use skerry_edge::journal::{FILE_NAME, inspect};
 use skerry_shared::manifest::RuntimeKind;
@@ -33,23 +41,28 @@ enum Output {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Enroll (first run, with --cloud and --token) and run the node's apps.
+    /// Enroll (first run, with --cloud and a token) and run the node's apps.
     Run {
         /// The agent's data directory: identity, journal, storage, logs.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
-        /// The cloud's HTTP address (first run only).
-        #[arg(long, value_name = "URL", requires = "token")]
+        /// The cloud's HTTP address (first run only; with --token-file, SKERRY_TOKEN or
+        /// --token).
+        #[arg(long, value_name = "URL")]
         cloud: Option<String>,
         /// The one-time enrollment token from `skerry node token` (first run only).
+        /// Every user of the host sees it in `ps`: prefer --token-file or SKERRY_TOKEN.
+        #[arg(long, value_name = "TOKEN", requires = "cloud")]
+        token: Option<String>,
+        /// A file that holds the enrollment token (first run only; not read once the
+        /// node is enrolled). Without it or --token, the token is taken from SKERRY_TOKEN.
         #[arg(
             long,
-            value_name = "TOKEN",
+            value_name = "FILE",
             requires = "cloud",
-            env = "SKERRY_ENROLL_TOKEN",
-            hide_env_values = true
+            conflicts_with = "token"
         )]
-        token: Option<String>,
+        token_file: Option<PathBuf>,
         /// The node's name at enrollment [default: the host name].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
@@ -139,10 +152,16 @@ fn print<T: serde::Serialize + std::fmt::Display>(value: &T, output: Output) -> 
     ExitCode::SUCCESS
 }
 
+/// Exit status 4: not found.
+const NOT_FOUND: u8 = 4;
+
 fn inspect_journal(data: &std::path::Path) -> Result<RedbJournal, ExitCode> {
     RedbJournal::open_read_only(&data.join(FILE_NAME), 4 << 20).map_err(|e| {
         eprintln!("error: {}: {e}", data.join(FILE_NAME).display());
-        ExitCode::from(1)
+        match e {
+            skerry_edge::journal::JournalError::Missing { .. } => ExitCode::from(NOT_FOUND),
+            _ => ExitCode::from(1),
+        }
     })
 }
 
@@ -154,6 +173,7 @@ fn main() -> ExitCode {
             data,
             cloud,
             token,
+            token_file,
             name,
             profile,
             runtime,
@@ -162,6 +182,18 @@ fn main() -> ExitCode {
                 RuntimeArg::Docker => RuntimeKind::Docker,
                 RuntimeArg::Process => RuntimeKind::Process,
             });
+            let flags = TokenFlags {
+                token,
+                token_file,
+                env: std::env::var(TOKEN_ENV).ok(),
+            };
+            let (cloud, token) = match enrollment(&data, cloud, flags) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let config = match AgentConfig::new(data, cloud, token, name, profile, runtime) {
                 Ok(c) => c,
                 Err(e) => {
