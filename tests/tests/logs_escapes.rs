@@ -97,7 +97,7 @@ fn logs_escape_control_characters_in_tables_and_keep_them_in_json() {
     assert!(
         !out.stdout
             .chars()
-            .any(|c| (c.is_control() && c != '\t' && c != '\n')),
+            .any(|c| c.is_control() && c != '\t' && c != '\n'),
         "a control character reached the terminal: {:?}",
         out.stdout
     );
