@@ -239,6 +239,9 @@ pub async fn run_with(
     let mut next_pass = tokio::time::Instant::now();
     // A pass runs beside the loop, so a slow stop never delays heartbeats or acks. The
     // reconciler is moved into the running pass and comes back with its outcome.
+    // A runtime that saw a replica change by itself (a container ended) asks for a pass.
+    let engine_changed = reconciler.wake();
+    let mut changed_during_pass = false;
     let mut idle = Some(reconciler);
     let mut running: Option<Pass> = None;
     let mut complete: Option<OutboxBody> = None;
@@ -379,6 +382,13 @@ pub async fn run_with(
                 outbox_wake = None;
                 pump(&mut sender, &journal, &link, &mut outbox_wake).await;
             }
+            () = engine_changed.notified() => {
+                if idle.is_some() {
+                    next_pass = next_pass.min(tokio::time::Instant::now());
+                } else {
+                    changed_during_pass = true;
+                }
+            }
             () = tokio::time::sleep_until(next_pass), if idle.is_some() && !sync.is_rebuilding() => {
                 if let Some(mut r) = idle.take() {
                     if wants_docker && !r.has_runtime(RuntimeKind::Docker) && last_docker_try.elapsed() >= DOCKER_RETRY {
@@ -423,14 +433,16 @@ pub async fn run_with(
                     }
                     pump(&mut sender, &journal, &link, &mut outbox_wake).await;
                 }
-                next_pass = tokio::time::Instant::now() + if pass_changes.has_changed().unwrap_or(false) {
+                let engine_changed_meanwhile = std::mem::take(&mut changed_during_pass);
+                next_pass = tokio::time::Instant::now() + if pass_changes.has_changed().unwrap_or(false) || engine_changed_meanwhile {
                     // The desired state changed while the pass ran: reconcile it at once,
                     // as a change between passes is.
                     Duration::ZERO
                 } else if outcome.actions > 0 {
                     FOLLOW_UP
                 } else {
-                    RESYNC
+                    // Sooner when a replica's backoff ends before the next regular pass.
+                    outcome.wake_in.map_or(RESYNC, |due| due.clamp(FOLLOW_UP, RESYNC))
                 };
             }
         }

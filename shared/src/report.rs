@@ -30,6 +30,12 @@ pub enum ReplicaState {
     Failed { code: i64 },
     /// Cannot run here: the reason says why.
     Unschedulable,
+    /// An image pull failed; the agent tries again at `next_try` (the reason has the
+    /// registry's message).
+    ImagePullBackOff { next_try: crate::clock::Timestamp },
+    /// Exited (it keeps exiting, or was stopped from outside) and waits for its restart at
+    /// `next_try`, under the restart backoff (the reason has the exit).
+    CrashLoopBackOff { next_try: crate::clock::Timestamp },
 }
 
 impl fmt::Display for ReplicaState {
@@ -43,6 +49,8 @@ impl fmt::Display for ReplicaState {
             ReplicaState::Succeeded => f.write_str("Succeeded"),
             ReplicaState::Failed { code } => write!(f, "Failed ({code})"),
             ReplicaState::Unschedulable => f.write_str("Unschedulable"),
+            ReplicaState::ImagePullBackOff { .. } => f.write_str("ImagePullBackOff"),
+            ReplicaState::CrashLoopBackOff { .. } => f.write_str("CrashLoopBackOff"),
         }
     }
 }

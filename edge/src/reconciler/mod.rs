@@ -8,16 +8,30 @@
 //! last. The agent calls it when the desired state changes and on a timer, so a replica that died, a
 //! container removed by hand, or a missing network is put back without the cloud.
 //!
+//! A start that fails waits its backoff ([`retries`]); a container that exited and whose
+//! restart policy restarts it (stopped from outside, or exiting again and again) is started
+//! again under the same backoff ([`supervise`]); stops run at once, in reverse dependency
+//! order per instance, within one grace period ([`stops`]).
+//!
 //! # Layout
 //! - [`resolve`]: desired state to [`ReplicaSpec`]s (environment, host ports, storage).
+//! - [`ports`]: whether a host port is free on the host.
+//! - [`retries`]: when a replica may be tried again, and why it waits.
+//! - [`supervise`]: restarts of exited containers, and the engine's restart policy.
+//! - [`stops`]: many stops within one grace period.
 //! - [`report`]: replica states for the cloud.
 
+pub mod ports;
 pub mod report;
 pub mod resolve;
+pub mod retries;
+pub mod stops;
+mod supervise;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::manifest::{ComponentKind, RuntimeKind};
@@ -42,6 +56,8 @@ pub struct PassOutcome {
     pub actions: usize,
     /// Replica states that changed since the last pass (outbox entries, one per replica).
     pub report: Vec<OutboxBody>,
+    /// When a replica's backoff ends, if one waits: the next pass should run by then.
+    pub wake_in: Option<Duration>,
 }
 
 /// The reconciler of one node.
@@ -56,6 +72,13 @@ pub struct Reconciler {
     reports: BTreeMap<ReportKey, ReplicaStatus>,
     /// Instances undeployed with `--purge`: their named storage goes once their replicas do.
     purges: BTreeMap<Name, Vec<Name>>,
+    /// When each replica may be tried again, and why it waits.
+    retries: retries::Retries,
+    /// What each component depends on, per instance as last desired: the order of stops
+    /// once an instance is no longer desired.
+    dependencies: BTreeMap<Name, stops::Dependencies>,
+    /// Notified when a runtime sees a replica change by itself.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -78,6 +101,10 @@ impl Reconciler {
         journal: Arc<dyn Journal>,
         memos: Memos,
     ) -> Self {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        for rt in &runtimes {
+            forward_changes(rt.as_ref(), &wake);
+        }
         Reconciler {
             node,
             data,
@@ -87,7 +114,16 @@ impl Reconciler {
             problems: BTreeMap::new(),
             reports: BTreeMap::new(),
             purges: BTreeMap::new(),
+            retries: retries::Retries::default(),
+            dependencies: BTreeMap::new(),
+            wake,
         }
+    }
+
+    /// Notified when a runtime sees a replica change by itself (a container that ended):
+    /// a pass soon after sees it.
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
     }
 
     /// Whether a runtime of this kind is in use.
@@ -98,6 +134,7 @@ impl Reconciler {
     /// Adds a runtime that became available (the Docker engine started after the agent).
     pub fn add_runtime(&mut self, runtime: Arc<dyn Runtime>) {
         if !self.has_runtime(runtime.kind()) {
+            forward_changes(runtime.as_ref(), &self.wake);
             self.runtimes.push(runtime);
         }
     }
@@ -107,8 +144,9 @@ impl Reconciler {
     }
 
     /// Every replica the runtimes hold, with the runtime that holds it, and the networks.
+    /// A container's restart count is the engine's plus the agent's own restarts.
     async fn observe(
-        &self,
+        &mut self,
     ) -> Result<
         (
             BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
@@ -121,7 +159,16 @@ impl Reconciler {
         for rt in &self.runtimes {
             let seen = rt.observe(self.node).await?;
             networks.extend(seen.networks);
-            for r in seen.replicas {
+            for mut r in seen.replicas {
+                if rt.kind() == RuntimeKind::Docker {
+                    let recorded = self.memos.restarts.get(&r.key).copied();
+                    r.restarts = self
+                        .retries
+                        .count(&r.key, r.spec_hash, r.restarts, recorded);
+                    if r.exited.is_none() {
+                        r.exited = self.retries.last_exit(&r.key, r.spec_hash);
+                    }
+                }
                 replicas.insert(r.key.clone(), (r, rt.kind()));
             }
         }
@@ -253,8 +300,23 @@ impl Reconciler {
             }
         };
         self.record_inits(desired, &observed);
-        let mut actual = self.actual(desired, &observed, networks);
         let fixed = resolve::fixed_ports(desired.instances.values().map(|d| &d.spec));
+        self.remember_dependencies(desired, &observed);
+        // Containers that exited and are to run again: restarted once their backoff ends.
+        let mut networks = networks;
+        if self.supervise(desired, &observed, &fixed).await > 0 {
+            match self.observe().await {
+                Ok((again, nets)) => {
+                    observed = again;
+                    networks = nets;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot observe the runtimes after restarts; retrying later");
+                    return PassOutcome::default();
+                }
+            }
+        }
+        let mut actual = self.actual(desired, &observed, networks);
 
         // Rounds of plan, act and look again, while the actions work and are new in this
         // pass: a network created is followed at once by the replicas that wait for it, and
@@ -272,6 +334,14 @@ impl Reconciler {
                 .filter(|a| !taken.contains(a))
                 .collect();
             let mut worked = 0;
+            // The stops first (the plan puts them first), all at once.
+            let (stop_actions, actions): (Vec<Action>, Vec<Action>) = actions
+                .into_iter()
+                .partition(|a| matches!(a, Action::Stop { .. }));
+            if !stop_actions.is_empty() {
+                worked += self.stop_all(&observed, &stop_actions).await;
+                taken.extend(stop_actions);
+            }
             for action in actions {
                 // Only what worked calls for a quick follow-up; a failing action waits for
                 // the next regular pass instead of spinning.
@@ -322,19 +392,94 @@ impl Reconciler {
             observed.into_iter().map(|(k, (o, _))| (k, o)).collect();
         self.problems
             .retain(|k, _| desired.instances.contains_key(&k.instance));
-        let now = report::replica_reports(
+        self.retries.retain(|k| {
+            desired
+                .instances
+                .get(&k.instance)
+                .and_then(|d| d.spec.manifest.component(k.component.as_str()))
+                .is_some_and(|c| k.replica < c.replicas())
+        });
+        let mut now = report::replica_reports(
             desired,
             &actual,
             &observed_only,
             &self.problems,
             &self.memos,
         );
+        // A replica that waits for its next try says so, and until when.
+        for ((instance, component, replica), status) in &mut now {
+            let key = ReplicaKey::new(instance, component, *replica);
+            if let Some((state, reason)) = self.retries.report(&key, status.report.spec_hash) {
+                status.report.state = state;
+                status.report.reason = Some(reason);
+            }
+        }
         let delta = report::diff(&self.reports, &now);
         self.reports = now;
         PassOutcome {
             actions: count,
             report: delta,
+            wake_in: self.retries.next_due(tokio::time::Instant::now()),
         }
+    }
+
+    /// Keeps what each desired instance's components depend on, for the order of stops
+    /// once it is undeployed; forgets instances that are neither desired nor running.
+    fn remember_dependencies(
+        &mut self,
+        desired: &NodeDesired,
+        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+    ) {
+        for (name, d) in &desired.instances {
+            let deps = d
+                .spec
+                .manifest
+                .components
+                .iter()
+                .map(|c| (c.name.clone(), c.depends_on.clone()))
+                .collect();
+            self.dependencies.insert(name.clone(), deps);
+        }
+        self.dependencies.retain(|name, _| {
+            desired.instances.contains_key(name) || observed.keys().any(|k| &k.instance == name)
+        });
+    }
+
+    /// Performs stop actions at once (see [`stops`]). Returns how many worked.
+    async fn stop_all(
+        &mut self,
+        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
+        actions: &[Action],
+    ) -> usize {
+        let mut list = Vec::new();
+        for action in actions {
+            let Action::Stop { key, .. } = action else {
+                continue;
+            };
+            tracing::debug!(%action, "acting");
+            let kind = observed.get(key).map(|(_, k)| *k);
+            if let Some(rt) = kind.and_then(|k| self.runtime(k)) {
+                list.push(stops::Stop {
+                    key: key.clone(),
+                    runtime: Arc::clone(rt),
+                });
+            }
+        }
+        let unknown = actions.len() - list.len();
+        let mut worked = unknown;
+        for (key, result) in stops::stop_all(self.node, list, &self.dependencies).await {
+            match result {
+                Ok(()) => {
+                    self.problems.remove(&key);
+                    worked += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(replica = %key, error = %e, "stop failed");
+                    self.problems.insert(key, e.to_string());
+                }
+            }
+        }
+        worked
     }
 
     /// Named storage to delete once the instance's replicas are gone (`undeploy --purge`).
@@ -403,7 +548,14 @@ impl Reconciler {
                 Some(rt) => rt.remove_network(self.node, instance).await,
                 None => Ok(()),
             },
-            Action::RunInit { key, .. } | Action::Start { key, .. } => {
+            Action::RunInit { key, spec_hash, .. } | Action::Start { key, spec_hash } => {
+                if !self
+                    .retries
+                    .may_try(key, *spec_hash, tokio::time::Instant::now())
+                {
+                    // It waits its backoff; the pass that follows it tries again.
+                    return false;
+                }
                 self.start(desired, key, fixed).await
             }
             Action::Stop { key, .. } => {
@@ -415,15 +567,22 @@ impl Reconciler {
             }
         };
         match (result, &action) {
-            (Ok(()), Action::RunInit { key, .. } | Action::Start { key, .. }) => {
+            (Ok(()), Action::RunInit { key, spec_hash, .. } | Action::Start { key, spec_hash }) => {
                 self.problems.remove(key);
+                self.retries
+                    .started(key, *spec_hash, tokio::time::Instant::now());
                 true
             }
+            (Err(e), Action::RunInit { key, spec_hash, .. } | Action::Start { key, spec_hash }) => {
+                let delay =
+                    self.retries
+                        .start_failed(key, *spec_hash, &e, tokio::time::Instant::now());
+                tracing::warn!(%action, error = %e, retry_in_ms = delay.as_millis() as u64, "start failed; trying again after the backoff");
+                self.problems.insert(key.clone(), e.to_string());
+                false
+            }
             (Ok(()), _) => true,
-            (
-                Err(e),
-                Action::RunInit { key, .. } | Action::Start { key, .. } | Action::Stop { key, .. },
-            ) => {
+            (Err(e), Action::Stop { key, .. }) => {
                 tracing::warn!(%action, error = %e, "action failed");
                 self.problems.insert(key.clone(), e.to_string());
                 false
@@ -441,6 +600,19 @@ impl Reconciler {
         key: &ReplicaKey,
         fixed: &BTreeSet<u16>,
     ) -> Result<(), RuntimeError> {
+        let (spec, rt) = self.resolve(desired, key, fixed).await?;
+        rt.start(&spec).await
+    }
+
+    /// The spec of one desired replica and the runtime that runs it, with host ports free
+    /// on the host: a fixed one in use is refused ("host port N in use"), a chosen one in use
+    /// is chosen again.
+    async fn resolve(
+        &mut self,
+        desired: &NodeDesired,
+        key: &ReplicaKey,
+        fixed: &BTreeSet<u16>,
+    ) -> Result<(crate::runtime::ReplicaSpec, Arc<dyn Runtime>), RuntimeError> {
         let d = desired
             .instances
             .get(&key.instance)
@@ -450,10 +622,29 @@ impl Reconciler {
             .manifest
             .component(key.component.as_str())
             .ok_or_else(|| RuntimeError::Engine(format!("{key}: component is not desired")))?;
+        let rt = Arc::clone(self.runtime(c.runtime()).ok_or_else(|| {
+            RuntimeError::Unrunnable(format!("this node has no {} runtime", c.runtime()))
+        })?);
+        let mut in_use = ports::InUse::default();
+        if c.ports
+            .iter()
+            .any(|p| p.host.is_some() || p.expose.published())
+        {
+            for r in &self.runtimes {
+                in_use.published.extend(r.host_ports_in_use().await?);
+            }
+            for p in c.ports.iter().filter_map(|p| p.host) {
+                if in_use.taken(p) {
+                    return Err(RuntimeError::Unrunnable(format!("host port {p} in use")));
+                }
+            }
+        }
+        let taken = |p: u16| in_use.taken(p);
         let mut changes = MemoChanges::new();
         let ctx = resolve::Context {
             node: self.node,
             fixed,
+            taken: &taken,
             data: &self.data,
         };
         let spec =
@@ -465,9 +656,25 @@ impl Reconciler {
             std::fs::create_dir_all(dir)
                 .map_err(|e| RuntimeError::Engine(format!("{}: {e}", dir.display())))?;
         }
-        let rt = self.runtime(c.runtime()).ok_or_else(|| {
-            RuntimeError::Unrunnable(format!("this node has no {} runtime", c.runtime()))
-        })?;
-        rt.start(&spec).await
+        Ok((spec, rt))
     }
+}
+
+/// Lets `runtime`'s own changes wake the reconciler's `wake` (a task that lives as long
+/// as the runtime's notifier is notified; none without a tokio runtime).
+fn forward_changes(runtime: &dyn Runtime, wake: &Arc<tokio::sync::Notify>) {
+    let (Some(changes), Ok(handle)) = (runtime.changes(), tokio::runtime::Handle::try_current())
+    else {
+        return;
+    };
+    let wake = Arc::downgrade(wake);
+    handle.spawn(async move {
+        loop {
+            changes.notified().await;
+            match wake.upgrade() {
+                Some(w) => w.notify_one(),
+                None => break,
+            }
+        }
+    });
 }

@@ -16,22 +16,28 @@ use crate::runtime::{PortBinding, ReplicaSpec, StorageMount};
 /// The range `nodeport` and `loadbalancer` host ports are taken from when left out.
 pub const NODEPORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
 
-/// The host port for a published container port without a fixed one: the one it had,
-/// or the lowest free one in the range (recorded in `memos` and `changes`). `None` when
-/// the range is exhausted.
+/// The host port for a published container port without a fixed one: the one it had
+/// while that is still free on the host, or else the lowest port in the range that no
+/// replica of this agent holds, no desired instance fixes and `taken` does not say is in
+/// use on the host (recorded in `memos` and `changes`). `None` when the range is
+/// exhausted.
 pub fn host_port(
     key: NodePortKey,
     fixed: &BTreeSet<u16>,
+    taken: &dyn Fn(u16) -> bool,
     memos: &mut Memos,
     changes: &mut MemoChanges,
 ) -> Option<u16> {
     if let Some(p) = memos.nodeports.get(&key) {
-        return Some(*p);
+        if !taken(*p) {
+            return Some(*p);
+        }
+        tracing::info!(replica = %key.replica, port = *p, "its host port is in use on the host now; choosing another");
     }
     let used = memos.host_ports();
     let port = NODEPORT_RANGE
         .clone()
-        .find(|p| !used.contains(p) && !fixed.contains(p))?;
+        .find(|p| !used.contains(p) && !fixed.contains(p) && !taken(*p))?;
     let change = MemoChange::NodePort {
         port: key,
         host_port: port,
@@ -57,13 +63,25 @@ pub fn log_dir_host(data: &Path, key: &ReplicaKey) -> std::path::PathBuf {
 }
 
 /// What resolving a replica depends on beyond the instance.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub node: NodeId,
     /// Fixed host ports of every desired instance (never handed out as node ports).
     pub fixed: &'a BTreeSet<u16>,
+    /// Whether a host port is in use on the host now (see [`super::ports`]).
+    pub taken: &'a dyn Fn(u16) -> bool,
     /// The agent's data directory.
     pub data: &'a Path,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("node", &self.node)
+            .field("fixed", &self.fixed)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Resolves one replica of `component` in `instance`.
@@ -75,7 +93,12 @@ pub fn replica_spec(
     memos: &mut Memos,
     changes: &mut MemoChanges,
 ) -> Result<ReplicaSpec, String> {
-    let Context { node, fixed, data } = ctx;
+    let Context {
+        node,
+        fixed,
+        taken,
+        data,
+    } = ctx;
     let key = ReplicaKey::new(&instance.name, &component.name, replica);
     let mut env: BTreeMap<String, String> = instance
         .env_of(component.name.as_str())
@@ -95,7 +118,7 @@ pub fn replica_spec(
                     replica: key.clone(),
                     container_port: p.container,
                 };
-                Some(host_port(pk, fixed, memos, changes).ok_or_else(|| {
+                Some(host_port(pk, fixed, taken, memos, changes).ok_or_else(|| {
                     format!(
                         "no free host port left in {}-{}",
                         NODEPORT_RANGE.start(),
@@ -155,13 +178,34 @@ mod tests {
     fn nodeports_are_stable_and_skip_fixed_ones() {
         let (mut memos, mut changes) = (Memos::default(), MemoChanges::new());
         let fixed = BTreeSet::from([30000]);
-        let a = host_port(key("i", 0), &fixed, &mut memos, &mut changes);
-        let b = host_port(key("i", 1), &fixed, &mut memos, &mut changes);
+        let free = |_: u16| false;
+        let a = host_port(key("i", 0), &fixed, &free, &mut memos, &mut changes);
+        let b = host_port(key("i", 1), &fixed, &free, &mut memos, &mut changes);
         assert_eq!((a, b), (Some(30001), Some(30002)));
         assert_eq!(
-            host_port(key("i", 0), &fixed, &mut memos, &mut changes),
+            host_port(key("i", 0), &fixed, &free, &mut memos, &mut changes),
             Some(30001)
         );
         assert_eq!(changes.changes.len(), 2);
+    }
+
+    #[test]
+    fn ports_in_use_on_the_host_are_skipped_and_a_taken_one_is_chosen_again() {
+        let (mut memos, mut changes) = (Memos::default(), MemoChanges::new());
+        let fixed = BTreeSet::new();
+        // Another agent on the same engine holds 30000 and 30001.
+        let other = |p: u16| p == 30000 || p == 30001;
+        let a = host_port(key("i", 0), &fixed, &other, &mut memos, &mut changes);
+        assert_eq!(a, Some(30002));
+        // Later 30002 is taken too (the other agent came first after a restart).
+        let more = |p: u16| p <= 30002;
+        let again = host_port(key("i", 0), &fixed, &more, &mut memos, &mut changes);
+        assert_eq!(again, Some(30003));
+        assert_eq!(memos.nodeports.get(&key("i", 0)), Some(&30003));
+        let none = |_: u16| true;
+        assert_eq!(
+            host_port(key("i", 1), &fixed, &none, &mut memos, &mut changes),
+            None
+        );
     }
 }

@@ -55,6 +55,7 @@
 
 pub mod error;
 mod exits;
+mod restart;
 pub mod spec;
 pub mod state;
 pub mod subnet;
@@ -438,7 +439,7 @@ impl DockerRuntime {
                     return Ok(());
                 }
                 self.pull(image).await.map_err(|why| {
-                    RuntimeError::Unrunnable(format!(
+                    RuntimeError::Pull(format!(
                         "image {image} is not on this node and could not be pulled: {why}"
                     ))
                 })
@@ -450,7 +451,7 @@ impl DockerRuntime {
                         tracing::warn!(%image, "pull failed, running the node's copy: {why}");
                         Ok(())
                     } else {
-                        Err(RuntimeError::Unrunnable(format!(
+                        Err(RuntimeError::Pull(format!(
                             "image {image} could not be pulled and is not on this node: {why}"
                         )))
                     }
@@ -528,9 +529,14 @@ impl DockerRuntime {
         }
     }
 
-    async fn stop_replica(&self, node: NodeId, key: &ReplicaKey) -> Result<(), RuntimeError> {
+    async fn stop_replica(
+        &self,
+        node: NodeId,
+        key: &ReplicaKey,
+        grace: Duration,
+    ) -> Result<(), RuntimeError> {
         let name = spec::container_name(node, key);
-        let timeout = i32::try_from(self.options.stop_timeout.as_secs()).unwrap_or(i32::MAX);
+        let timeout = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         match self
             .docker
             .stop_container(
@@ -639,7 +645,42 @@ impl Runtime for DockerRuntime {
         node: NodeId,
         key: &'a ReplicaKey,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
-        Box::pin(self.stop_replica(node, key))
+        Box::pin(self.stop_replica(node, key, self.options.stop_timeout))
+    }
+
+    fn restart<'a>(&'a self, spec: &'a ReplicaSpec) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.restart_replica(spec))
+    }
+
+    fn hold_restarts<'a>(
+        &'a self,
+        node: NodeId,
+        key: &'a ReplicaKey,
+        component: &'a skerry_shared::manifest::Component,
+        held: bool,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.hold(node, key, component, held))
+    }
+
+    fn host_ports_in_use(&self) -> BoxFuture<'_, Result<BTreeSet<u16>, RuntimeError>> {
+        Box::pin(self.published_ports())
+    }
+
+    fn stop_within<'a>(
+        &'a self,
+        node: NodeId,
+        key: &'a ReplicaKey,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.stop_replica(node, key, grace))
+    }
+
+    fn stop_grace(&self) -> Duration {
+        self.options.stop_timeout
+    }
+
+    fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.exits.ended())
     }
 
     fn purge_storage<'a>(

@@ -13,7 +13,7 @@
 pub mod docker;
 pub mod process;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use futures_util::future::BoxFuture;
@@ -99,6 +99,10 @@ pub enum RuntimeError {
     /// in use, a binary not found); retrying the same spec will not help.
     #[error("{0}")]
     Unrunnable(String),
+    /// The image could not be pulled (the registry's or the engine's message); tried again
+    /// under the restart backoff.
+    #[error("{0}")]
+    Pull(String),
 }
 
 /// Where replicas run.
@@ -140,4 +144,52 @@ pub trait Runtime: Send + Sync + 'static {
         instance: &'a Name,
         storage: &'a Name,
     ) -> BoxFuture<'a, Result<(), RuntimeError>>;
+
+    /// Starts a replica that exited again, keeping what the runtime holds for it (a
+    /// container's id and output). The caller counts the restart. By default: [`Runtime::start`].
+    fn restart<'a>(&'a self, spec: &'a ReplicaSpec) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        self.start(spec)
+    }
+
+    /// Suspends (`held`) or restores the runtime's own restarts of a replica, so that the
+    /// agent's backoff, not the runtime's, paces a replica that keeps exiting. By default
+    /// nothing to do (a runtime that restarts only when told).
+    fn hold_restarts<'a>(
+        &'a self,
+        _node: NodeId,
+        _key: &'a ReplicaKey,
+        _component: &'a Component,
+        _held: bool,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Host ports this runtime has published (for every node it serves, and for other
+    /// users of the same engine), so a port chosen for a node port is not one of them. By
+    /// default none.
+    fn host_ports_in_use(&self) -> BoxFuture<'_, Result<BTreeSet<u16>, RuntimeError>> {
+        Box::pin(async { Ok(BTreeSet::new()) })
+    }
+
+    /// Like [`Runtime::stop`], but a replica that has not ended within `grace` after it was
+    /// asked to is killed. By default: [`Runtime::stop`] with the runtime's own grace.
+    fn stop_within<'a>(
+        &'a self,
+        node: NodeId,
+        key: &'a ReplicaKey,
+        _grace: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        self.stop(node, key)
+    }
+
+    /// The runtime's own grace period for a stop.
+    fn stop_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(10)
+    }
+
+    /// Notified when the runtime sees a replica change by itself (a container that ended):
+    /// the agent looks again at once instead of at its next periodic pass.
+    fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }

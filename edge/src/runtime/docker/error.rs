@@ -50,6 +50,12 @@ const UNRUNNABLE: [&str; 9] = [
     "permission denied",
 ];
 
+/// The engine could not publish a host port: something else holds it.
+pub fn port_clash(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    m.contains("port is already allocated") || m.contains("address already in use")
+}
+
 fn unrunnable_message(m: &str) -> bool {
     let m = m.to_ascii_lowercase();
     UNRUNNABLE.iter().any(|p| m.contains(p))

@@ -33,6 +33,8 @@ struct Seen {
 #[derive(Debug)]
 pub(super) struct Exits {
     seen: Arc<Mutex<Seen>>,
+    /// Notified on every exit, so the agent looks again at once.
+    ended: Arc<tokio::sync::Notify>,
     task: Option<tokio::task::AbortHandle>,
 }
 
@@ -49,10 +51,17 @@ impl Exits {
     /// come from `FinishedAt` only).
     pub(super) fn watch(docker: Docker) -> Self {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let task = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|rt| rt.spawn(follow(docker, Arc::clone(&seen))).abort_handle());
-        Self { seen, task }
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            rt.spawn(follow(docker, Arc::clone(&seen), Arc::clone(&ended)))
+                .abort_handle()
+        });
+        Self { seen, ended, task }
+    }
+
+    /// Notified whenever a container ends.
+    pub(super) fn ended(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.ended)
     }
 
     /// The last exit the events showed for container `id`.
@@ -68,7 +77,7 @@ impl Exits {
     }
 }
 
-async fn follow(docker: Docker, seen: Arc<Mutex<Seen>>) {
+async fn follow(docker: Docker, seen: Arc<Mutex<Seen>>, ended: Arc<tokio::sync::Notify>) {
     let filters = HashMap::from([
         ("type", vec!["container"]),
         ("event", vec!["die", "oom"]),
@@ -106,6 +115,7 @@ async fn follow(docker: Docker, seen: Arc<Mutex<Seen>>) {
                     };
                     tracing::info!(container = attributes.get("name").map_or("", String::as_str), %reason, "a container ended");
                     seen.exits.insert(id, LastExit { at, reason });
+                    ended.notify_one();
                 }
                 _ => {}
             }
