@@ -316,11 +316,17 @@ fn help_does_not_offer_commands_of_later_releases() {
         let top = commands(&help(args));
         assert!(top.contains(&"deploy".to_owned()), "{args:?}: {top:?}");
         for hidden in ["upgrade", "rollback", "token"] {
-            assert!(!top.contains(&hidden.to_owned()), "{args:?} offers {hidden}: {top:?}");
+            assert!(
+                !top.contains(&hidden.to_owned()),
+                "{args:?} offers {hidden}: {top:?}"
+            );
         }
     }
     let node = commands(&help(&["node", "--help"]));
     assert!(node.contains(&"token".to_owned()), "{node:?}");
     assert!(node.contains(&"leave".to_owned()), "{node:?}");
-    assert!(!node.contains(&"remove".to_owned()), "node --help offers remove: {node:?}");
+    assert!(
+        !node.contains(&"remove".to_owned()),
+        "node --help offers remove: {node:?}"
+    );
 }

@@ -53,7 +53,9 @@ const COLLECT_MORE: Duration = Duration::from_millis(50);
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("not enrolled yet: the first run needs --cloud URL and --token TOKEN")]
+    #[error(
+        "not enrolled yet: the first run needs --cloud URL and a token (--token-file FILE, SKERRY_TOKEN or --token TOKEN)"
+    )]
     NotEnrolled,
     #[error(transparent)]
     Enroll(#[from] crate::enroll::EnrollError),
@@ -174,6 +176,11 @@ pub async fn run(
     std::fs::create_dir_all(&config.data)
         .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
     let identity = identity(&config).await?;
+    // The token is spent (or was not needed): it is not kept beyond enrollment.
+    let config = AgentConfig {
+        token: None,
+        ..config
+    };
     let (journal, _, damaged) = open_journal(
         &config.data,
         config.profile.agent.redb_cache.bytes(),
