@@ -150,6 +150,7 @@ impl Server {
             lines: (0..n)
                 .map(|i| format!("{component} {file} {}", first + i as u64))
                 .collect(),
+            pieces: Default::default(),
         };
         let entry = OutboxEntry {
             seq,

@@ -336,6 +336,7 @@ mod tests {
                         )
                     })
                     .collect(),
+                pieces: Default::default(),
             }])
             .unwrap(),
         )

@@ -95,6 +95,7 @@ fn chunk(file: &str, first: u64, n: usize) -> LogChunk {
                 )
             })
             .collect(),
+        pieces: Default::default(),
     }
 }
 

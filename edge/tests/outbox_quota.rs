@@ -78,6 +78,7 @@ fn one_line(file: &str, line: u64) -> OutboxBody {
         first_line: line,
         time: Timestamp(1_700_000_000_000),
         lines: vec![format!("{file} line {line}")],
+        pieces: Default::default(),
     };
     OutboxBody::Logs(LogBatch::pack(&[chunk]).unwrap())
 }

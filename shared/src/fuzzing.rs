@@ -150,7 +150,7 @@ pub fn log_batch(data: &[u8]) -> Fuzzed {
         unpack_batch(&batch, &mut out);
     }
     if data.len() <= MAX_BATCH_RAW_BYTES {
-        let chunks = postcard::from_bytes::<Vec<LogChunk>>(data).ok();
+        let chunks = outbox::decode_chunks(data).ok();
         let Ok(compressed) = outbox::compress_text(data) else {
             return out;
         };

@@ -141,23 +141,178 @@ impl std::fmt::Display for LogStream {
 }
 
 /// Consecutive lines of one source.
+///
+/// Each entry of `lines` is a whole line or a piece of one: a line longer than
+/// [`MAX_LINE_BYTES`] is cut into pieces, which keep the line's number and are told apart
+/// by their part (from 0) and a continuation flag ([`Pieces`]). So `first_line` and the
+/// line numbers that follow are always the lines' numbers in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogChunk {
     pub source: LogSource,
-    /// The number of the first line (from 1 within the source); the others follow.
+    /// The number of the first entry's line (from 1 within the source); the others
+    /// follow, an entry that continues a line keeping its number.
     pub first_line: u64,
     /// When the agent read them.
     pub time: Timestamp,
-    /// Without their line ends.
+    /// Without their line ends: whole lines, or pieces of long ones.
     pub lines: Vec<String>,
+    /// Which entries are pieces of a line (empty for whole lines).
+    pub pieces: Pieces,
+}
+
+/// The pieces of long lines in a [`LogChunk`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pieces {
+    /// The part of its line the first entry is (0: it starts its line; more when it goes
+    /// on with a line whose first pieces came in an earlier chunk).
+    pub first_part: u32,
+    /// The indexes, ascending, of the entries after which their line goes on: in the next
+    /// entry, or in the next chunk of the source when the entry is the last.
+    pub continued: Vec<u32>,
+}
+
+impl Pieces {
+    /// Whole lines only.
+    pub fn is_whole(&self) -> bool {
+        self.first_part == 0 && self.continued.is_empty()
+    }
+
+    /// Whether well formed for `entries` entries: indexes ascending and in range.
+    pub fn valid_for(&self, entries: usize) -> bool {
+        self.continued.windows(2).all(|w| w[0] < w[1])
+            && self
+                .continued
+                .last()
+                .is_none_or(|&i| (i as usize) < entries)
+    }
+
+    /// Where each of `entries` entries stands, the first being of line `first_line`.
+    pub fn positions(&self, first_line: u64, entries: usize) -> impl Iterator<Item = LinePos> + '_ {
+        let mut line = first_line;
+        let mut part = self.first_part;
+        (0..entries).map(move |i| {
+            let continued = self.continues(i);
+            let pos = LinePos {
+                line,
+                part,
+                continued,
+            };
+            if continued {
+                part = part.saturating_add(1);
+            } else {
+                line = line.saturating_add(1);
+                part = 0;
+            }
+            pos
+        })
+    }
+
+    fn continues(&self, index: usize) -> bool {
+        u32::try_from(index).is_ok_and(|i| self.continued.binary_search(&i).is_ok())
+    }
+}
+
+/// Where an entry of a chunk stands in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinePos {
+    /// The line's number in the file.
+    pub line: u64,
+    /// Which piece of the line (0: the first, or the whole line).
+    pub part: u32,
+    /// More of the line follows.
+    pub continued: bool,
 }
 
 impl LogChunk {
+    /// A chunk of whole lines.
+    pub fn whole(source: LogSource, first_line: u64, time: Timestamp, lines: Vec<String>) -> Self {
+        Self {
+            source,
+            first_line,
+            time,
+            lines,
+            pieces: Pieces::default(),
+        }
+    }
+
+    /// The runs of line numbers it covers (a line cut across chunks counts in each).
     pub fn span(&self) -> LogSpan {
+        let lines = match self.lines.len() {
+            0 => 0,
+            n => self.position(n - 1).line - self.first_line + 1,
+        };
         LogSpan {
             source: self.source.clone(),
             first_line: self.first_line,
-            lines: self.lines.len() as u64,
+            lines,
+        }
+    }
+
+    /// Where each entry stands: its line's number, its part and whether more follows.
+    pub fn positions(&self) -> impl Iterator<Item = LinePos> + '_ {
+        self.pieces.positions(self.first_line, self.lines.len())
+    }
+
+    /// Where entry `index` stands (see [`LogChunk::positions`]).
+    pub fn position(&self, index: usize) -> LinePos {
+        self.positions().nth(index).unwrap_or(LinePos {
+            line: self.first_line,
+            part: self.pieces.first_part,
+            continued: false,
+        })
+    }
+
+    /// The line and part an entry appended after the last would have.
+    pub fn end(&self) -> (u64, u32) {
+        match self.lines.len() {
+            0 => (self.first_line, self.pieces.first_part),
+            n => {
+                let last = self.position(n - 1);
+                if last.continued {
+                    (last.line, last.part.saturating_add(1))
+                } else {
+                    (last.line.saturating_add(1), 0)
+                }
+            }
+        }
+    }
+
+    /// Appends an entry (`continues`: more of its line follows).
+    pub fn push(&mut self, text: String, continues: bool) {
+        if continues {
+            self.pieces
+                .continued
+                .push(u32::try_from(self.lines.len()).unwrap_or(u32::MAX));
+        }
+        self.lines.push(text);
+    }
+
+    /// Splits off the entries from `at` on, as a chunk of their own that goes on where
+    /// this one stops.
+    pub fn split_off(&mut self, at: usize) -> LogChunk {
+        let at = at.min(self.lines.len());
+        let start = if at == 0 {
+            (self.first_line, self.pieces.first_part)
+        } else {
+            let prev = self.position(at - 1);
+            if prev.continued {
+                (prev.line, prev.part.saturating_add(1))
+            } else {
+                (prev.line.saturating_add(1), 0)
+            }
+        };
+        let cut = u32::try_from(at).unwrap_or(u32::MAX);
+        let split = self.pieces.continued.partition_point(|&i| i < cut);
+        let tail_continued = self.pieces.continued.split_off(split);
+        LogChunk {
+            source: self.source.clone(),
+            first_line: start.0,
+            time: self.time,
+            lines: self.lines.split_off(at),
+            pieces: Pieces {
+                first_part: start.1,
+                continued: tail_continued.into_iter().map(|i| i - cut).collect(),
+            },
         }
     }
 
@@ -165,6 +320,39 @@ impl LogChunk {
     pub fn text_bytes(&self) -> usize {
         self.lines.iter().map(|l| l.len() + 1).sum()
     }
+}
+
+/// A chunk as agents before the continuation flag packed it (chunk format 1).
+#[derive(Deserialize)]
+struct LogChunkV1 {
+    source: LogSource,
+    first_line: u64,
+    time: Timestamp,
+    lines: Vec<String>,
+}
+
+/// What a batch's raw payload starts with in chunk format 2 (with [`Pieces`]). A format 1
+/// payload starts with the number of its chunks, never 0 in a batch that holds lines.
+pub const CHUNKS_V2: [u8; 2] = [0x00, 0x02];
+
+/// The chunks of a batch's raw payload (after zstd), in either chunk format, with their
+/// pieces checked against their lines. Allocation is bounded by the payload's length.
+pub fn decode_chunks(raw: &[u8]) -> Result<Vec<LogChunk>, BatchError> {
+    let decode = |e: postcard::Error| BatchError::Decode(e.to_string());
+    let chunks: Vec<LogChunk> = match raw.strip_prefix(&CHUNKS_V2) {
+        Some(v2) => postcard::from_bytes(v2).map_err(decode)?,
+        None => postcard::from_bytes::<Vec<LogChunkV1>>(raw)
+            .map_err(decode)?
+            .into_iter()
+            .map(|c| LogChunk::whole(c.source, c.first_line, c.time, c.lines))
+            .collect(),
+    };
+    if chunks.iter().any(|c| !c.pieces.valid_for(c.lines.len())) {
+        return Err(BatchError::Decode(
+            "a chunk's pieces do not match its lines".into(),
+        ));
+    }
+    Ok(chunks)
 }
 
 /// A run of line numbers of one source.
@@ -210,14 +398,18 @@ impl LogsDropped {
     }
 
     fn add_span(&mut self, span: LogSpan) {
+        // Runs that touch merge; so do runs that share a line (a long line cut across
+        // two chunks is in both).
         if let Some(last) = self
             .spans
             .iter_mut()
             .rev()
             .find(|s| s.source == span.source)
-            && last.first_line + last.lines == span.first_line
+            && last.first_line <= span.first_line
+            && span.first_line <= last.first_line + last.lines
         {
-            last.lines += span.lines;
+            let end = (last.first_line + last.lines).max(span.first_line + span.lines);
+            last.lines = end - last.first_line;
             return;
         }
         self.spans.push(span);
@@ -251,8 +443,10 @@ pub enum BatchError {
 
 impl LogBatch {
     /// Packs chunks into a batch. At most [`MAX_BATCH_RAW_BYTES`] before compression.
+    /// The payload is chunk format 2: [`CHUNKS_V2`], then the postcard `Vec<LogChunk>`.
     pub fn pack(chunks: &[LogChunk]) -> Result<LogBatch, BatchError> {
-        let raw = postcard::to_stdvec(chunks).map_err(|e| BatchError::Encode(e.to_string()))?;
+        let raw = postcard::to_extend(chunks, CHUNKS_V2.to_vec())
+            .map_err(|e| BatchError::Encode(e.to_string()))?;
         if raw.len() > MAX_BATCH_RAW_BYTES {
             return Err(BatchError::TooLarge(raw.len()));
         }
@@ -267,15 +461,16 @@ impl LogBatch {
 
     /// The chunks, checked against the summary. Allocation is bounded by
     /// [`MAX_BATCH_RAW_BYTES`] whatever the batch claims, and `data` must be exactly one
-    /// zstd frame that says it holds `raw_len` bytes (see [`decompress_exact`]).
+    /// zstd frame that says it holds `raw_len` bytes (see [`decompress_exact`]). Both chunk
+    /// formats are read: 2 (with [`Pieces`], what [`LogBatch::pack`] makes) and 1 (whole
+    /// lines only, what older agents queued).
     pub fn unpack(&self) -> Result<Vec<LogChunk>, BatchError> {
         let raw_len = self.raw_len as usize;
         if raw_len > MAX_BATCH_RAW_BYTES {
             return Err(BatchError::TooLarge(raw_len));
         }
         let raw = decompress_exact(&self.data, raw_len)?;
-        let chunks: Vec<LogChunk> =
-            postcard::from_bytes(&raw).map_err(|e| BatchError::Decode(e.to_string()))?;
+        let chunks = decode_chunks(&raw)?;
         if chunks.len() != self.spans.len()
             || chunks.iter().zip(&self.spans).any(|(c, s)| c.span() != *s)
         {
@@ -284,7 +479,7 @@ impl LogBatch {
         Ok(chunks)
     }
 
-    /// Lines in the batch.
+    /// Line numbers in the batch (a line cut across two of its chunks counts twice).
     pub fn lines(&self) -> u64 {
         self.spans.iter().map(|s| s.lines).sum()
     }
@@ -368,14 +563,94 @@ mod tests {
     }
 
     fn chunk(file: &str, first: u64, n: usize) -> LogChunk {
-        LogChunk {
-            source: source(file),
-            first_line: first,
-            time: Timestamp(1_700_000_000_000),
-            lines: (0..n)
+        LogChunk::whole(
+            source(file),
+            first,
+            Timestamp(1_700_000_000_000),
+            (0..n)
                 .map(|i| format!("line {} of {file}", first + i as u64))
                 .collect(),
+        )
+    }
+
+    #[test]
+    fn pieces_keep_their_line_s_number_across_chunks_and_splits() {
+        // Line 7 whole, line 8 in three pieces, line 9 whole, line 10 begun.
+        let mut c = chunk("a.log", 7, 0);
+        for (text, more) in [("7", false), ("8a", true), ("8b", true), ("8c", false)] {
+            c.push(text.into(), more);
         }
+        c.push("9".into(), false);
+        c.push("10a".into(), true);
+        let pos: Vec<(u64, u32, bool)> = c
+            .positions()
+            .map(|p| (p.line, p.part, p.continued))
+            .collect();
+        assert_eq!(
+            pos,
+            [
+                (7, 0, false),
+                (8, 0, true),
+                (8, 1, true),
+                (8, 2, false),
+                (9, 0, false),
+                (10, 0, true)
+            ]
+        );
+        assert_eq!(c.span().lines, 4, "lines 7 to 10");
+        assert_eq!(c.end(), (10, 1));
+        let mut head = c.clone();
+        let tail = head.split_off(2);
+        assert_eq!((tail.first_line, tail.pieces.first_part), (8, 1));
+        let again: Vec<(u64, u32, bool)> = head
+            .positions()
+            .chain(tail.positions())
+            .map(|p| (p.line, p.part, p.continued))
+            .collect();
+        assert_eq!(again, pos);
+        assert_eq!((head.span().lines, tail.span().lines), (2, 3));
+        // Through a batch, and dropped: line 8 counts once.
+        let batch = LogBatch::pack(&[head.clone(), tail.clone()]).unwrap();
+        assert_eq!(batch.unpack().unwrap(), vec![head, tail]);
+        let mut d = LogsDropped::default();
+        d.add_batch(&batch);
+        assert_eq!((d.lines(), d.spans.len()), (4, 1));
+    }
+
+    #[test]
+    fn batches_of_chunk_format_1_are_still_read() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            source: &'a LogSource,
+            first_line: u64,
+            time: Timestamp,
+            lines: &'a [String],
+        }
+        let c = chunk("a.log", 3, 4);
+        let raw = postcard::to_stdvec(&vec![V1 {
+            source: &c.source,
+            first_line: c.first_line,
+            time: c.time,
+            lines: &c.lines,
+        }])
+        .unwrap();
+        let old = LogBatch {
+            spans: vec![c.span()],
+            raw_len: raw.len() as u32,
+            data: zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap(),
+        };
+        assert_eq!(old.unpack().unwrap(), vec![c]);
+    }
+
+    #[test]
+    fn pieces_that_do_not_match_their_lines_are_refused() {
+        let mut c = chunk("a.log", 1, 2);
+        c.pieces.continued = vec![5];
+        let batch = LogBatch::pack(std::slice::from_ref(&c)).unwrap();
+        assert!(matches!(batch.unpack(), Err(BatchError::Decode(_))));
+        c.pieces.continued = vec![1, 0];
+        let batch = LogBatch::pack(std::slice::from_ref(&c)).unwrap();
+        assert!(matches!(batch.unpack(), Err(BatchError::Decode(_))));
     }
 
     #[test]

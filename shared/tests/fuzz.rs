@@ -28,7 +28,8 @@ use skerry_shared::fuzzing::{self, Fuzzed};
 use skerry_shared::ids::Name;
 use skerry_shared::manifest::{self, MAX_CYCLES_REPORTED};
 use skerry_shared::outbox::{
-    LogBatch, LogChunk, LogSource, LogStream, OutboxBody, OutboxEntry, ZSTD_LEVEL,
+    CHUNKS_V2, LogBatch, LogChunk, LogSource, LogStream, OutboxBody, OutboxEntry, Pieces,
+    ZSTD_LEVEL,
 };
 
 /// Bytes a decoder may hold at one time: 128 per byte of input, or of what it decompressed
@@ -271,18 +272,29 @@ fn chunks() -> impl Strategy<Value = Vec<LogChunk>> {
         stream,
         1u64..1_000_000,
         prop::collection::vec(".{0,40}", 0..20),
+        (0u32..3, any::<u32>()),
     )
         .prop_map(
-            |(instance, component, replica, stream, first_line, lines)| LogChunk {
-                source: LogSource {
-                    instance,
-                    component,
-                    replica,
-                    stream,
-                },
-                first_line,
-                time: Timestamp(1_700_000_000_000),
-                lines,
+            |(instance, component, replica, stream, first_line, lines, (first_part, cut))| {
+                // Pieces of long lines: entries whose bit is set go on in the next one.
+                let continued = (0..lines.len() as u32)
+                    .filter(|i| cut & (1 << i) != 0)
+                    .collect();
+                LogChunk {
+                    source: LogSource {
+                        instance,
+                        component,
+                        replica,
+                        stream,
+                    },
+                    first_line,
+                    time: Timestamp(1_700_000_000_000),
+                    lines,
+                    pieces: Pieces {
+                        first_part,
+                        continued,
+                    },
+                }
             },
         );
     prop::collection::vec(chunk, 0..6)
@@ -292,8 +304,8 @@ fn chunks() -> impl Strategy<Value = Vec<LogChunk>> {
 fn log_batches() {
     runner()
         .run(&(chunks(), mutations()), |(chunks, m)| {
-            // The lines as a batch carries them (compressed by the target).
-            let raw = postcard::to_stdvec(&chunks).unwrap();
+            // The lines as a batch carries them (chunk format 2; compressed by the target).
+            let raw = postcard::to_extend(&chunks, CHUNKS_V2.to_vec()).unwrap();
             seed("log_batch", &raw);
             assert!(run("log lines", fuzzing::log_batch, &raw).inflated > 0);
             run("log lines", fuzzing::log_batch, &mutate(raw, &m));
@@ -544,6 +556,7 @@ fn bytes_after_a_batch_frame_are_refused() {
         first_line: 1,
         time: Timestamp(0),
         lines: vec!["hello".into(); 10],
+        pieces: Default::default(),
     };
     let mut batch = LogBatch::pack(&[chunk]).unwrap();
     let bytes = postcard::to_stdvec(&batch).unwrap();

@@ -474,3 +474,32 @@ fn golden_snapshot_chunk_reassembles() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The raw payload of a log batch (before zstd), chunk format 2: `CHUNKS_V2`, then the
+/// chunks, with a long line in pieces. Batches of format 1 (no prefix, no pieces) are still
+/// read (`outbox::tests::batches_of_chunk_format_1_are_still_read`).
+#[test]
+fn log_chunks_v2_payload() {
+    use skerry_shared::outbox::{CHUNKS_V2, LogChunk, Pieces, decode_chunks};
+    let chunks = vec![LogChunk {
+        source: LogSource {
+            instance: n("weather"),
+            component: n("db"),
+            replica: 1,
+            stream: LogStream::File("app.log".into()),
+        },
+        first_line: 41,
+        time: Timestamp(T0),
+        lines: vec!["tail of 41".into(), "42a".into(), "42b".into(), "43".into()],
+        pieces: Pieces {
+            first_part: 2,
+            continued: vec![1],
+        },
+    }];
+    check(
+        "log_chunks_v2",
+        chunks,
+        |c| Ok(postcard::to_extend(c, CHUNKS_V2.to_vec()).unwrap()),
+        |b| Ok(decode_chunks(b).unwrap()),
+    );
+}

@@ -246,3 +246,70 @@ components:
     });
     assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
 }
+
+#[test]
+fn a_long_line_comes_in_pieces_that_keep_its_number() {
+    const LONG: usize = 5_000_000;
+    const PIECE: usize = 16 * 1024;
+    let cloud = Cloud::start().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    let agent = Agent::enroll_with(&cloud, "plant", "gw-l", &["--runtime", "process"]).unwrap();
+    let dir = agent.dir().join("long-logs");
+    let manifest = format!(
+        r#"app: longline
+version: 1.0.0
+components:
+  - name: app
+    exec: ["/bin/sh", "-c", "echo first >> {d}/app.log; head -c {LONG} /dev/zero | tr '\\0' x >> {d}/app.log; echo >> {d}/app.log; echo after >> {d}/app.log; exec sleep 100000"]
+    log_dir: {d}
+"#,
+        d = dir.display()
+    );
+    let instance = deploy(&cloud, &agent, &manifest, "longline");
+    let answer = wait_for(CONVERGE, || {
+        let a = logs(&cloud, &instance);
+        a["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"] == "after")
+            .then_some(a)
+    })
+    .unwrap_or_else(|| panic!("{}", agent.logs()));
+    let lines: Vec<&Value> = answer["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["file"] == "app.log")
+        .collect();
+    let pieces = LONG.div_ceil(PIECE);
+    assert_eq!(lines.len(), 1 + pieces + 1, "first, the pieces, after");
+    let pos = |l: &Value| {
+        (
+            l["line"].as_u64().unwrap(),
+            l["part"].as_u64().unwrap(),
+            l["continued"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(pos(lines[0]), (1, 0, false));
+    for (i, l) in lines[1..=pieces].iter().enumerate() {
+        assert_eq!(pos(l), (2, i as u64, i + 1 < pieces), "piece {i}");
+    }
+    let text: usize = lines[1..=pieces]
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().len())
+        .sum();
+    assert_eq!(text, LONG, "the whole line, in its pieces");
+    let after = lines.last().unwrap();
+    assert_eq!(after["text"], "after");
+    assert_eq!(
+        pos(after),
+        (3, 0, false),
+        "the next line keeps its number in the file"
+    );
+    println!(
+        "a {LONG}-byte line in {pieces} pieces, all line 2; the next line is line {}",
+        after["line"]
+    );
+    assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}

@@ -105,6 +105,8 @@ fn line_dto(p: &Projections, l: &LogLine) -> LogLineDto {
         replica: l.replica,
         file: l.file.clone(),
         line: l.line,
+        part: l.part,
+        continued: l.continued,
         time: l.time.to_rfc3339(),
         text: l.text.clone(),
     }

@@ -238,6 +238,8 @@ mod tests {
             replica,
             file: file.into(),
             line: 1,
+            part: 0,
+            continued: false,
             time: "2026-11-21T10:00:00.000Z".into(),
             text: text.into(),
         }

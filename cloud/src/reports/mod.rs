@@ -161,6 +161,10 @@ pub struct LogLine {
     pub file: String,
     /// The line's number in its file (from 1).
     pub line: u64,
+    /// Which piece of a long line this is (0: the first, or the whole line).
+    pub part: u32,
+    /// More of the line follows (in the next piece).
+    pub continued: bool,
     /// When the agent read it.
     pub time: Timestamp,
     pub text: String,

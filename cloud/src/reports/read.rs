@@ -77,9 +77,10 @@ pub(super) fn query(db: &Database, q: &LogQuery) -> Result<LogPage, ReportError>
             let Some(raw) = chunks.get(cursor).map_err(storage)? else {
                 continue;
             };
-            let (head, texts) = tables::decode_chunk(raw.value())?;
+            let (head, texts, pieces) = tables::decode_chunk(raw.value())?;
             let file = head.stream.to_string();
-            for (i, text) in texts.into_iter().enumerate() {
+            let positions = pieces.positions(head.first_line, texts.len());
+            for (i, (text, pos)) in texts.into_iter().zip(positions).enumerate() {
                 let c = cursor.saturating_add(i as u64);
                 if c <= after {
                     continue;
@@ -94,7 +95,9 @@ pub(super) fn query(db: &Database, q: &LogQuery) -> Result<LogPage, ReportError>
                     component: head.component.clone(),
                     replica: head.replica,
                     file: file.clone(),
-                    line: head.first_line.saturating_add(i as u64),
+                    line: pos.line,
+                    part: pos.part,
+                    continued: pos.continued,
                     time: head.time,
                     text,
                 });

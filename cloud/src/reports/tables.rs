@@ -21,7 +21,7 @@ use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransactio
 use serde::{Deserialize, Serialize};
 use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::{Name, NodeId};
-use skerry_shared::outbox::{Lane, LogSource, LogSpan, LogStream};
+use skerry_shared::outbox::{Lane, LogSource, LogSpan, LogStream, Pieces};
 
 use super::{CACHE_BYTES, MAX_DROP_SPANS, ReportError};
 
@@ -138,18 +138,34 @@ struct ChunkOut<'a> {
     lines: &'a [String],
 }
 
-pub(super) fn encode_chunk(head: &ChunkHead, lines: &[String]) -> Result<Vec<u8>, ReportError> {
-    postcard::to_stdvec(&ChunkOut { head, lines }).map_err(storage)
+/// The record: the head, the lines, then, when some entries are pieces of long lines,
+/// the [`Pieces`] (records of whole lines end after the lines, as this store's records
+/// always did, so older records read as whole lines).
+pub(super) fn encode_chunk(
+    head: &ChunkHead,
+    lines: &[String],
+    pieces: &Pieces,
+) -> Result<Vec<u8>, ReportError> {
+    let bytes = postcard::to_stdvec(&ChunkOut { head, lines }).map_err(storage)?;
+    if pieces.is_whole() {
+        return Ok(bytes);
+    }
+    postcard::to_extend(pieces, bytes).map_err(storage)
 }
 
 pub(super) fn decode_head(bytes: &[u8]) -> Result<(ChunkHead, &[u8]), ReportError> {
     postcard::take_from_bytes::<ChunkHead>(bytes).map_err(corrupt)
 }
 
-pub(super) fn decode_chunk(bytes: &[u8]) -> Result<(ChunkHead, Vec<String>), ReportError> {
+pub(super) fn decode_chunk(bytes: &[u8]) -> Result<(ChunkHead, Vec<String>, Pieces), ReportError> {
     let (head, rest) = decode_head(bytes)?;
-    let lines: Vec<String> = postcard::from_bytes(rest).map_err(corrupt)?;
-    Ok((head, lines))
+    let (lines, rest): (Vec<String>, &[u8]) = postcard::take_from_bytes(rest).map_err(corrupt)?;
+    let pieces = if rest.is_empty() {
+        Pieces::default()
+    } else {
+        postcard::from_bytes(rest).map_err(corrupt)?
+    };
+    Ok((head, lines, pieces))
 }
 
 /// What the instance index says of a chunk: enough to filter it.

@@ -48,6 +48,7 @@ fn chunk(src: &LogSource, first: u64, n: usize, time: i64) -> LogChunk {
                 )
             })
             .collect(),
+        pieces: Default::default(),
     }
 }
 

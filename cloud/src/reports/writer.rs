@@ -492,6 +492,7 @@ impl<'t> Tables<'t> {
             first_line,
             time,
             lines,
+            pieces,
         } = chunk;
         let n = lines.len() as u64;
         if n == 0 {
@@ -508,7 +509,7 @@ impl<'t> Tables<'t> {
             time,
             stored: now,
         };
-        let bytes = tables::encode_chunk(&head, &lines)?;
+        let bytes = tables::encode_chunk(&head, &lines, &pieces)?;
         let meta = postcard::to_stdvec(&ChunkMeta {
             node,
             component: head.component.clone(),

@@ -448,6 +448,7 @@ mod tests {
             first_line: first,
             time: Timestamp(0),
             lines: (0..20).map(|i| format!("line {}", first + i)).collect(),
+            pieces: Default::default(),
         };
         OutboxBody::Logs(LogBatch::pack(&[chunk]).unwrap())
     }

@@ -372,6 +372,7 @@ impl Collector {
                                 first_line: l.first_line,
                                 time,
                                 lines: l.lines,
+                                pieces: l.pieces,
                             });
                         }
                         cursors.push((id.clone(), postcard::to_stdvec(&next).ok()));
@@ -456,6 +457,7 @@ impl Collector {
                             first_line: f.first_line,
                             time,
                             lines: f.lines,
+                            pieces: f.pieces,
                         });
                     }
                 }
@@ -648,16 +650,10 @@ fn pack(chunks: Vec<LogChunk>) -> Result<Vec<OutboxBody>, JournalError> {
                 bytes = 0;
                 continue;
             }
-            let tail = rest.lines.split_off(take);
-            let next_first = rest.first_line + take as u64;
+            // The rest goes on where these stop (a long line's pieces keep its number).
+            let tail = rest.split_off(take);
             bytes += size;
-            batch.push(LogChunk {
-                source: rest.source.clone(),
-                first_line: rest.first_line,
-                time: rest.time,
-                lines: std::mem::replace(&mut rest.lines, tail),
-            });
-            rest.first_line = next_first;
+            batch.push(std::mem::replace(&mut rest, tail));
             if bytes >= BATCH_RAW_BYTES {
                 flush(&mut batch, &mut bodies)?;
                 bytes = 0;
@@ -687,6 +683,7 @@ mod tests {
             lines: (0..n)
                 .map(|i| format!("{:>width$}", first + i as u64))
                 .collect(),
+            pieces: Default::default(),
         }
     }
 

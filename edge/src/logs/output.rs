@@ -12,7 +12,7 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use skerry_shared::outbox::{LogStream, MAX_LINE_BYTES};
+use skerry_shared::outbox::{LogStream, MAX_LINE_BYTES, Pieces};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -56,12 +56,21 @@ impl OutputCursor {
     }
 }
 
-/// Consecutive lines of one stream, numbered from `first_line`.
+/// Consecutive lines of one stream, numbered from `first_line`; a line longer than
+/// [`MAX_LINE_BYTES`] comes in pieces that keep its number (`pieces`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputLines {
     pub stream: LogStream,
     pub first_line: u64,
     pub lines: Vec<String>,
+    pub pieces: Pieces,
+}
+
+impl OutputLines {
+    /// The number of the line after the last (a run always ends with a whole line).
+    fn next_line(&self) -> u64 {
+        self.first_line + (self.lines.len() - self.pieces.continued.len()) as u64
+    }
 }
 
 /// Splits an engine line (`<RFC 3339 nanos> <text>`) into its time and text.
@@ -104,6 +113,22 @@ fn take(
     }
     let mut bytes = 0;
     let mut rest = text;
+    let number = next.next(&stream);
+    if !out
+        .last()
+        .is_some_and(|l| l.stream == stream && l.next_line() == number)
+    {
+        out.push(OutputLines {
+            stream: stream.clone(),
+            first_line: number,
+            lines: Vec::new(),
+            pieces: Pieces::default(),
+        });
+    }
+    // Never empty here: a run was just pushed if none could go on.
+    let Some(run) = out.last_mut() else {
+        return 0;
+    };
     loop {
         let cut = if rest.len() > MAX_LINE_BYTES {
             (1..=MAX_LINE_BYTES)
@@ -114,19 +139,11 @@ fn take(
             rest.len()
         };
         let (piece, tail) = rest.split_at(cut);
-        let number = next.next(&stream);
-        match out.last_mut() {
-            Some(last)
-                if last.stream == stream && last.first_line + last.lines.len() as u64 == number =>
-            {
-                last.lines.push(piece.to_owned());
-            }
-            _ => out.push(OutputLines {
-                stream: stream.clone(),
-                first_line: number,
-                lines: vec![piece.to_owned()],
-            }),
+        if !tail.is_empty() {
+            let index = u32::try_from(run.lines.len()).unwrap_or(u32::MAX);
+            run.pieces.continued.push(index);
         }
+        run.lines.push(piece.to_owned());
         bytes += piece.len() + 1;
         if tail.is_empty() {
             break;
@@ -245,6 +262,10 @@ mod tests {
         let (out, cur) = run(&OutputCursor::new(), &[(&long, LogStream::Stdout)]);
         assert_eq!(out[0].lines.len(), 3);
         assert_eq!(out[0].lines[2].len(), 5);
-        assert_eq!(cur.next_stdout, 4);
+        assert_eq!(out[0].pieces.continued, [0, 1], "three pieces of one line");
+        assert_eq!(cur.next_stdout, 2, "the next line is line 2");
+        let next = "2026-11-22T04:27:01Z next";
+        let (out, _) = run(&cur, &[(next, LogStream::Stdout)]);
+        assert_eq!((out[0].first_line, out[0].lines.len()), (2, 1));
     }
 }

@@ -55,7 +55,7 @@
 //!
 //! **State.** postcard, versioned; some 40 bytes plus the stream name per tracked file.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -65,7 +65,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use skerry_shared::hash::Digest;
-use skerry_shared::outbox::MAX_LINE_BYTES;
+use skerry_shared::outbox::{MAX_LINE_BYTES, Pieces};
 
 use super::filter::NameFilter;
 
@@ -133,8 +133,11 @@ pub struct FileLines {
     pub stream: String,
     /// The number of the first line (from 1 within the stream); the others follow.
     pub first_line: u64,
-    /// Without their line ends.
+    /// Without their line ends: whole lines, or pieces of a long one.
     pub lines: Vec<String>,
+    /// Which entries are pieces of a line: they keep its number (see
+    /// [`skerry_shared::outbox::LogChunk`]).
+    pub pieces: Pieces,
 }
 
 impl DirTailer {
@@ -205,6 +208,7 @@ impl DirTailer {
             blocked: HashSet::new(),
             warned: &mut self.warned,
             waiting: listing.unlisted,
+            last_end: None,
         };
         pass.run(&mut work);
         let (files, more) = (pass.out, pass.budget.stopped);
@@ -288,6 +292,11 @@ struct State {
     /// Files waiting for a slot at the last poll (not saved in [`Saved::V1`]).
     #[serde(skip)]
     waiting: u64,
+    /// Streams whose last line was read in part (a long line cut into pieces, the rest
+    /// not written or not read yet): how many pieces of line `next_line` were given. Not
+    /// saved before [`Saved::V3`].
+    #[serde(skip)]
+    open: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,6 +361,8 @@ enum Saved {
     V1(State),
     /// With the files waiting for a slot, for `skerry-edge status`.
     V2(State, u64),
+    /// With the streams in the middle of a long line (`State::open`).
+    V3(State, u64, Vec<(String, u32)>),
 }
 
 /// [`Saved`] by reference, for encoding without a copy.
@@ -359,7 +370,9 @@ enum Saved {
 enum SavedRef<'a> {
     #[allow(dead_code)]
     V1(&'a State),
+    #[allow(dead_code)]
     V2(&'a State, u64),
+    V3(&'a State, u64, Vec<(&'a str, u32)>),
 }
 
 /// The files waiting for a slot that a saved position says (0 when it does not decode).
@@ -375,6 +388,11 @@ impl State {
                 state.waiting = waiting;
                 state
             }
+            Saved::V3(mut state, waiting, open) => {
+                state.waiting = waiting;
+                state.open = open.into_iter().take(MAX_STREAMS).collect();
+                state
+            }
         };
         // Bytes from elsewhere could hold more than this tailer would ever track.
         state.files.truncate(MAX_TRACKED);
@@ -383,7 +401,8 @@ impl State {
     }
 
     fn encode(&self) -> io::Result<Vec<u8>> {
-        postcard::to_stdvec(&SavedRef::V2(self, self.waiting)).map_err(io::Error::other)
+        let open = self.open.iter().map(|(s, p)| (s.as_str(), *p)).collect();
+        postcard::to_stdvec(&SavedRef::V3(self, self.waiting, open)).map_err(io::Error::other)
     }
 }
 
@@ -570,6 +589,8 @@ struct Pass<'a> {
     warned: &'a mut Warned,
     /// Files not read for want of a slot.
     waiting: u64,
+    /// Where the last run in `out` ends: the line and part an entry after it would have.
+    last_end: Option<(u64, u32)>,
 }
 
 impl Pass<'_> {
@@ -704,6 +725,7 @@ impl Pass<'_> {
     /// file itself is read again from its start. Also extends the fingerprints of files
     /// that were shorter than [`HEAD_BYTES`].
     fn apply_truncations(&mut self, state: &mut State, probes: &HashMap<FileId, Probe>) {
+        let mut ended: Vec<String> = Vec::new();
         for i in 0..state.files.len() {
             let id = state.files[i].id;
             let Some(probe) = probes.get(&id) else {
@@ -753,12 +775,19 @@ impl Pass<'_> {
                         stream = %original.stream,
                         "truncated: reading again from the start"
                     );
+                    // A long line it was in the middle of ends where it was cut off.
+                    ended.push(original.stream.clone());
                 }
             }
             original.prev_head = Some(original.head);
             original.head = Head::of(&probe.head);
             original.generation = original.generation.wrapping_add(1);
             original.offset = 0;
+        }
+        for stream in ended {
+            if state.open.remove(&stream).is_some() {
+                take_numbers(&mut state.streams, &stream, 1);
+            }
         }
     }
 
@@ -778,7 +807,12 @@ impl Pass<'_> {
     /// Reads the originals in order, each after its pending copies, until the budget is
     /// spent.
     fn read(&mut self, state: &mut State, probes: &HashMap<FileId, Probe>) {
-        let State { streams, files, .. } = state;
+        let State {
+            streams,
+            files,
+            open,
+            ..
+        } = state;
         for file in files.iter_mut() {
             if self.budget.stopped {
                 return;
@@ -789,7 +823,7 @@ impl Pass<'_> {
             if file.missed > 0 || self.blocked.contains(&original.stream) {
                 continue;
             }
-            if !self.drain(streams, original) {
+            if !self.drain(streams, open, original) {
                 continue;
             }
             let Some(probe) = probes.get(&file.id) else {
@@ -805,14 +839,19 @@ impl Pass<'_> {
                     continue;
                 };
                 original.offset = lines.offset;
-                self.emit(streams, &original.stream, lines.lines);
+                self.emit(streams, open, &original.stream, lines.lines);
             }
             original.mtime_ns = probe.mtime_ns;
         }
     }
 
     /// Reads the copies queued for `original`. Returns whether the original itself is next.
-    fn drain(&mut self, streams: &mut Vec<Stream>, original: &mut Original) -> bool {
+    fn drain(
+        &mut self,
+        streams: &mut Vec<Stream>,
+        open: &mut BTreeMap<String, u32>,
+        original: &mut Original,
+    ) -> bool {
         while let Some(drain) = original.drains.first_mut() {
             let copy = drain.copy;
             let Some(entry) = self.listing.get(copy) else {
@@ -829,7 +868,7 @@ impl Pass<'_> {
                 return false;
             };
             drain.offset = lines.offset;
-            self.emit(streams, &original.stream, lines.lines);
+            self.emit(streams, open, &original.stream, lines.lines);
             if lines.stopped {
                 return false;
             }
@@ -891,23 +930,57 @@ impl Pass<'_> {
     }
 
     /// Numbers lines in their stream and adds them to the output.
-    fn emit(&mut self, streams: &mut Vec<Stream>, stream: &str, lines: Vec<String>) {
+    /// `lines`: each text with whether more of its line follows (a piece). A piece keeps
+    /// its line's number; the stream's next number is taken when the line ends.
+    fn emit(
+        &mut self,
+        streams: &mut Vec<Stream>,
+        open: &mut BTreeMap<String, u32>,
+        stream: &str,
+        lines: Vec<(String, bool)>,
+    ) {
         if lines.is_empty() {
             return;
         }
-        let first_line = take_numbers(streams, stream, lines.len() as u64);
-        if let Some(last) = self.out.last_mut()
-            && last.stream == stream
-            && last.first_line + last.lines.len() as u64 == first_line
-        {
-            last.lines.extend(lines);
-            return;
+        let start = (
+            next_number(streams, stream),
+            open.get(stream).copied().unwrap_or(0),
+        );
+        let contiguous = matches!(&self.last_end, Some(end) if *end == start)
+            && self.out.last().is_some_and(|l| l.stream == stream);
+        if !contiguous {
+            self.out.push(FileLines {
+                stream: stream.to_owned(),
+                first_line: start.0,
+                lines: Vec::new(),
+                pieces: Pieces {
+                    first_part: start.1,
+                    continued: Vec::new(),
+                },
+            });
         }
-        self.out.push(FileLines {
-            stream: stream.to_owned(),
-            first_line,
-            lines,
-        });
+        let (mut ended, mut part) = (0u64, start.1);
+        if let Some(run) = self.out.last_mut() {
+            for (text, continues) in lines {
+                if continues {
+                    let index = u32::try_from(run.lines.len()).unwrap_or(u32::MAX);
+                    run.pieces.continued.push(index);
+                    part = part.saturating_add(1);
+                } else {
+                    ended += 1;
+                    part = 0;
+                }
+                run.lines.push(text);
+            }
+        }
+        let next_line = take_numbers(streams, stream, ended);
+        let next_line = next_line + ended;
+        if part == 0 {
+            open.remove(stream);
+        } else {
+            open.insert(stream.to_owned(), part);
+        }
+        self.last_end = Some((next_line, part));
     }
 }
 
@@ -978,6 +1051,14 @@ fn add_stream(state: &mut State, name: &str) {
         name: name.to_owned(),
         next_line: 1,
     });
+}
+
+/// The next line number of a stream (1 for one not seen).
+fn next_number(streams: &[Stream], name: &str) -> u64 {
+    streams
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(1, |s| s.next_line)
 }
 
 /// Takes `n` line numbers of a stream; returns the first.
@@ -1062,7 +1143,8 @@ fn read_head(file: &File) -> io::Result<Vec<u8>> {
 /// What one read of a file gave.
 #[derive(Debug)]
 struct Lines {
-    lines: Vec<String>,
+    /// Each with whether more of its line follows (a piece of a long line).
+    lines: Vec<(String, bool)>,
     /// Where the next read starts: after the last line taken.
     offset: u64,
     /// Stopped at the budget with a line left.
@@ -1084,7 +1166,8 @@ fn read_lines(
     let mut at_end = false;
     loop {
         let mut used = 0;
-        while let Some((text, taken)) = next_line(&buf[used..], at_end && partial_at_end) {
+        while let Some((text, taken, continues)) = next_line(&buf[used..], at_end && partial_at_end)
+        {
             if !budget.admit(&text) {
                 return Ok(Lines {
                     lines,
@@ -1092,7 +1175,7 @@ fn read_lines(
                     stopped: true,
                 });
             }
-            lines.push(text);
+            lines.push((text, continues));
             used += taken;
         }
         buf.drain(..used);
@@ -1120,9 +1203,10 @@ fn read_lines(
     }
 }
 
-/// The line (or piece of a line) at the start of `buf`, and the bytes it takes; `None`
-/// when `buf` holds only the start of a line. `rest` takes a partial line too.
-fn next_line(buf: &[u8], rest: bool) -> Option<(String, usize)> {
+/// The line (or piece of a line) at the start of `buf`, the bytes it takes, and whether
+/// more of the line follows (a piece); `None` when `buf` holds only the start of a line.
+/// `rest` takes a partial line too (as the end of its line, when it fits).
+fn next_line(buf: &[u8], rest: bool) -> Option<(String, usize, bool)> {
     if buf.is_empty() {
         return None;
     }
@@ -1135,13 +1219,14 @@ fn next_line(buf: &[u8], rest: bool) -> Option<(String, usize)> {
             let content = content.strip_suffix(b"\r").unwrap_or(content);
             let (text, taken) = take_text(content, MAX_LINE_BYTES);
             Some(if taken == content.len() {
-                (text, end + 1)
+                (text, end + 1, false)
             } else {
-                (text, taken)
+                (text, taken, true)
             })
         }
         None if window.len() == MAX_LINE_BYTES + 2 || rest => {
-            Some(take_text(window, MAX_LINE_BYTES))
+            let (text, taken) = take_text(window, MAX_LINE_BYTES);
+            Some((text, taken, taken < window.len()))
         }
         None => None,
     }
@@ -1224,11 +1309,50 @@ mod tests {
         let mut lines = Vec::new();
         for run in &read.files {
             assert!(!run.lines.is_empty(), "an empty run: {run:?}");
-            for (i, text) in run.lines.iter().enumerate() {
-                lines.push((run.stream.clone(), run.first_line + i as u64, text.clone()));
+            for (pos, text) in positions(run).into_iter().zip(&run.lines) {
+                lines.push((run.stream.clone(), pos.0, text.clone()));
             }
         }
         lines
+    }
+
+    /// (line, part, continued) of each entry of a run.
+    fn positions(run: &FileLines) -> Vec<(u64, u32, bool)> {
+        let chunk = skerry_shared::outbox::LogChunk {
+            source: skerry_shared::outbox::LogSource {
+                instance: skerry_shared::ids::Name::parse("i").unwrap(),
+                component: skerry_shared::ids::Name::parse("c").unwrap(),
+                replica: 0,
+                stream: skerry_shared::outbox::LogStream::File(run.stream.clone()),
+            },
+            first_line: run.first_line,
+            time: skerry_shared::clock::Timestamp(0),
+            lines: run.lines.clone(),
+            pieces: run.pieces.clone(),
+        };
+        assert!(run.pieces.valid_for(run.lines.len()), "{run:?}");
+        chunk
+            .positions()
+            .map(|p| (p.line, p.part, p.continued))
+            .collect()
+    }
+
+    /// Polls all there is, as [`step`], with each entry's (line, part, continued).
+    fn step_pieces(tailer: &mut DirTailer) -> Vec<(u64, u32, bool, usize)> {
+        let read = tailer.poll(usize::MAX).unwrap();
+        let mut resumed = DirTailer::new(tailer.dir().to_path_buf(), Some(&read.state));
+        assert!(resumed.poll(usize::MAX).unwrap().files.is_empty());
+        *tailer = resumed;
+        read.files
+            .iter()
+            .flat_map(|run| {
+                positions(run)
+                    .into_iter()
+                    .zip(run.lines.iter().map(String::len))
+                    .map(|((l, p, c), n)| (l, p, c, n))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     fn tailer(dir: &Path) -> DirTailer {
@@ -1585,36 +1709,51 @@ mod tests {
     }
 
     #[test]
-    fn a_long_line_is_cut_into_pieces() {
+    fn a_long_line_is_cut_into_pieces_that_keep_its_number() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mut t = tailer(d);
         let long = "a".repeat(2 * MAX_LINE_BYTES + 10);
-        append(d, "a.log", format!("{long}\n"));
-        let lines = step(&mut t);
-        let lengths: Vec<usize> = lines.iter().map(|l| l.2.len()).collect();
-        assert_eq!(lengths, vec![MAX_LINE_BYTES, MAX_LINE_BYTES, 10]);
-        assert_eq!(lines[2].1, 3);
+        append(d, "a.log", format!("{long}\nnext\n"));
+        let m = MAX_LINE_BYTES;
+        assert_eq!(
+            step_pieces(&mut t),
+            vec![
+                (1, 0, true, m),
+                (1, 1, true, m),
+                (1, 2, false, 10),
+                (2, 0, false, 4)
+            ],
+            "pieces of line 1, then line 2"
+        );
         // Cut at a character boundary; a line of exactly MAX_LINE_BYTES (with \r\n) is one.
         let euros = "€".repeat(MAX_LINE_BYTES / 3 + 1);
         let exact = "b".repeat(MAX_LINE_BYTES);
         append(d, "a.log", format!("{euros}\n{exact}\r\n"));
-        let lines = step(&mut t);
         let per_piece = MAX_LINE_BYTES / 3;
         assert_eq!(
-            lines,
+            step(&mut t),
             vec![
-                line("a.log", 4, &"€".repeat(per_piece)),
-                line("a.log", 5, &"€".repeat(MAX_LINE_BYTES / 3 + 1 - per_piece)),
-                line("a.log", 6, &exact),
+                line("a.log", 3, &"€".repeat(per_piece)),
+                line("a.log", 3, &"€".repeat(MAX_LINE_BYTES / 3 + 1 - per_piece)),
+                line("a.log", 4, &exact),
             ]
         );
-        // A long line still being written: its full pieces come, the rest waits.
+        // A long line still being written: its full pieces come, the rest waits, and the
+        // rest keeps the line's number, also after a restart (`step` resumes).
         append(d, "a.log", "c".repeat(MAX_LINE_BYTES + 100));
-        let lines = step(&mut t);
-        assert_eq!(lines, vec![line("a.log", 7, &"c".repeat(MAX_LINE_BYTES))]);
-        append(d, "a.log", "c\n");
-        assert_eq!(step(&mut t), vec![line("a.log", 8, &"c".repeat(101))]);
+        assert_eq!(step_pieces(&mut t), vec![(5, 0, true, m)]);
+        append(d, "a.log", "c\nd\n");
+        assert_eq!(
+            step_pieces(&mut t),
+            vec![(5, 1, false, 101), (6, 0, false, 1)]
+        );
+        // Truncated in the middle of a long line: that line ends there.
+        append(d, "a.log", "e".repeat(MAX_LINE_BYTES + 2));
+        assert_eq!(step_pieces(&mut t), vec![(7, 0, true, m)]);
+        truncate(d, "a.log");
+        append(d, "a.log", "after the truncation, a long one\n");
+        assert_eq!(step_pieces(&mut t), vec![(8, 0, false, 32)]);
     }
 
     #[test]
@@ -1805,8 +1944,11 @@ mod tests {
         assert_eq!(take_text(b"\xff", 1), ("\u{FFFD}".to_owned(), 1));
         assert_eq!(take_text(b"", 10), (String::new(), 0));
         assert_eq!(next_line(b"abc", false), None);
-        assert_eq!(next_line(b"abc", true), Some(("abc".to_owned(), 3)));
-        assert_eq!(next_line(b"ab\r\ncd", false), Some(("ab".to_owned(), 4)));
+        assert_eq!(next_line(b"abc", true), Some(("abc".to_owned(), 3, false)));
+        assert_eq!(
+            next_line(b"ab\r\ncd", false),
+            Some(("ab".to_owned(), 4, false))
+        );
     }
 
     const BASES: [&str; 2] = ["app.log", "other.log"];
