@@ -56,6 +56,8 @@ pub struct Cloud {
     child: Option<Child>,
     /// Extra environment for the next start ([`Cloud::set_env`]).
     env: Vec<(String, String)>,
+    /// Whether `serve` runs its local node ([`Cloud::start_with_local_node`]).
+    local_node: bool,
 }
 
 /// Why one start attempt failed.
@@ -69,6 +71,17 @@ enum StartFailure {
 impl Cloud {
     /// Starts a cloud in a new temporary directory and waits until it is ready.
     pub fn start() -> Result<Cloud, Error> {
+        Self::start_inner(false)
+    }
+
+    /// Like [`Cloud::start`], without `--no-local-node`: `serve` also runs the host's own
+    /// node (named after the host, in `local`, with its data in `DATA/local-node`). Its
+    /// containers are the caller's to remove ([`crate::images::DockerCleanup`]).
+    pub fn start_with_local_node() -> Result<Cloud, Error> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(local_node: bool) -> Result<Cloud, Error> {
         let dir = tempfile::Builder::new()
             .prefix("skerry-cloud-")
             .tempdir()
@@ -81,6 +94,7 @@ impl Cloud {
             mqtt: loopback(0),
             child: None,
             env: Vec::new(),
+            local_node,
         };
         let mut attempts = 0;
         loop {
@@ -212,7 +226,7 @@ impl Cloud {
             .arg(self.listen.to_string())
             .arg("--mqtt")
             .arg(self.mqtt.to_string())
-            .arg("--no-local-node")
+            .args((!self.local_node).then_some("--no-local-node"))
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(stdout)

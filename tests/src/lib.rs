@@ -45,6 +45,9 @@
 //!   (`skerry_edge::agent::run_with`) with in-memory journals and a simulated runtime, over
 //!   the real MQTT endpoint with TLS; enrollment and connection timed apart, the
 //!   open-files limit raised and reported when it stops the fleet.
+//! - [`doctest`]: the docs' shell examples: blocks and their markers (`<!-- doc-test -->`,
+//!   `<!-- not-run: REASON -->`), commands and the output shown, masks for ids, times,
+//!   hashes and ports, values carried from one command to the next.
 //! - [`wait`]: waiting for a condition with a deadline (never a fixed sleep).
 //! - [`error`]: the harness's [`Error`].
 //! - [`fault`]: what the fault tests look at: a node's containers with ids and states,
@@ -62,6 +65,10 @@
 //! - `agent_e2e`: a real cloud, agent and containers: deploy, `kill -9` of the agent (one
 //!   container per replica), rebuild from the journal with the cloud stopped, undeploy
 //!   keeping named storage, catch-up of 1,000 events, `exec` components restarted.
+//! - `runtime_recovery`: real agents on the real engine: two agents on one engine get
+//!   different node ports and a taken fixed port is named; a missing image is pulled under
+//!   the backoff (at most 8 pulls in 60 s); a container stopped with `docker stop` (also
+//!   while the agent was down) runs again; an undeploy takes one grace period.
 //! - `docker_runtime`: the Docker runtime against the real engine: networks from the subnet
 //!   pool, containers mapped from specs, adoption, named storage, errors.
 //! - `process_runtime`: the process runtime on real processes: environment and storage,
@@ -83,6 +90,8 @@
 //!   catches up once space is freed; the journal is sound (root only, else NOT RUN).
 //! - `faults_journal`: a truncated, then a bit-flipped journal: refused at open, set aside,
 //!   rebuilt from the cloud's snapshot under a new epoch; the containers keep their ids.
+//! - `docs_examples`: every example block of README.md and docs/cli.md run against a real
+//!   cloud with its local node and agents, its output compared with the page's.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
 
@@ -91,6 +100,7 @@ pub mod bench;
 pub mod binaries;
 pub mod cli;
 pub mod cloud;
+pub mod doctest;
 pub mod error;
 pub mod fault;
 pub mod fixtures;
