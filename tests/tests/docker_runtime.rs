@@ -698,12 +698,13 @@ async fn stop_is_idempotent_and_a_missing_image_is_unrunnable() {
         }
         other => panic!("expected Unrunnable, got {other:?}"),
     }
-    // if-missing tries a pull, which no registry answers here.
+    // if-missing tries a pull, which no registry answers here: a pull failure, which the
+    // reconciler tries again under its backoff.
     ghost.pull = Some(PullPolicy::IfMissing);
     let spec = node.spec(&inst, ghost, 0);
     match node.rt.start(&spec).await {
-        Err(RuntimeError::Unrunnable(why)) => assert!(why.contains(&missing), "{why}"),
-        other => panic!("expected Unrunnable, got {other:?}"),
+        Err(RuntimeError::Pull(why)) => assert!(why.contains(&missing), "{why}"),
+        other => panic!("expected a pull failure, got {other:?}"),
     }
     let observed = node.rt.observe(node.id).await.unwrap();
     assert!(observed.replicas.is_empty(), "{observed:?}");
