@@ -208,8 +208,9 @@ pub struct ReplicaStatusDto {
     pub last_exit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The node has stopped reporting (it is `Abnormal`): `state`, `restarts`, `last_exit`
-    /// and `reason` are what it last reported, at `reported`, not what is true now.
+    /// The node has stopped reporting (it is `Abnormal`) and had reported on this replica:
+    /// `state`, `restarts`, `last_exit` and `reason` are what it last reported, at
+    /// `reported`, not what is true now. (A replica never reported on is `Pending`.)
     #[serde(default)]
     pub stale: bool,
     /// When the cloud stored the report that `state` comes from (RFC 3339); `null` until

@@ -120,7 +120,7 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     // Per component, per node, per replica.
     for c in &spec.manifest.components {
         for (t, reported) in spec.nodes.iter().zip(&reports) {
-            let stale = p
+            let abnormal = p
                 .nodes
                 .get(&t.node)
                 .is_some_and(|n| n.status == NodeStatus::Abnormal);
@@ -142,7 +142,8 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                         .and_then(|s| s.last_exit.as_ref())
                         .map(|e| format!("{} at {}", e.reason, e.at)),
                     reason: report.and_then(|r| r.reason.clone()),
-                    stale,
+                    // A replica never reported on is `Pending`, which says so already.
+                    stale: abnormal && found.is_some(),
                     reported: found.and_then(|r| r.at).map(|t| t.to_rfc3339()),
                     ports: report.map_or_else(Vec::new, |r| {
                         r.ports.iter().map(|(c, h)| format!("{c}:{h}")).collect()

@@ -248,13 +248,13 @@ pub async fn status(
 }
 
 /// The `STATE` cell: the state, and for a replica of a node that stopped reporting,
-/// `(stale: reported TIME)` (or `(stale: never reported)`), so an old report is never read
-/// as the current state.
+/// `(stale: reported TIME)` (`(stale: reported at an unknown time)` for a report an older
+/// cloud stored without its time), so an old report is never read as the current state.
 pub fn state_cell(r: &ReplicaStatusDto) -> String {
     match (r.stale, &r.reported) {
         (false, _) => r.state.clone(),
         (true, Some(at)) => format!("{} (stale: reported {at})", r.state),
-        (true, None) => format!("{} (stale: never reported)", r.state),
+        (true, None) => format!("{} (stale: reported at an unknown time)", r.state),
     }
 }
 
@@ -425,7 +425,7 @@ mod tests {
         );
         assert_eq!(
             state_cell(&row(true, None)),
-            "Healthy (stale: never reported)"
+            "Healthy (stale: reported at an unknown time)"
         );
         let instance = InstanceDto {
             name: "web".into(),
