@@ -295,6 +295,32 @@ mod tests {
     }
 
     #[test]
+    fn replica_records_carry_their_time_and_older_ones_read_without() {
+        use skerry_shared::report::{ReplicaReport, ReplicaState, ReplicaStatus};
+        let status = ReplicaStatus::from(ReplicaReport {
+            instance: Name::parse("w").unwrap(),
+            component: Name::parse("web").unwrap(),
+            replica: 0,
+            state: ReplicaState::Running,
+            restarts: 1,
+            reason: Some("exited 1".into()),
+            spec_hash: skerry_shared::hash::Digest::ZERO,
+            ports: vec![(8080, 30000)],
+        });
+        let bytes = encode_status(&status, Timestamp(42)).unwrap();
+        assert_eq!(
+            decode_status(&bytes).unwrap(),
+            (status.clone(), Some(Timestamp(42)))
+        );
+        // A record an older build wrote: the status alone.
+        let old = postcard::to_stdvec(&status).unwrap();
+        assert_eq!(decode_status(&old).unwrap(), (status.clone(), None));
+        // An older build reads a new record's status and ignores the time after it.
+        let read: ReplicaStatus = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read, status);
+    }
+
+    #[test]
     fn drops_count_each_line_once() {
         let mut r = DropRecord::default();
         r.add_span(&span("a.log", 1, 100));

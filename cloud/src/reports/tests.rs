@@ -809,3 +809,45 @@ async fn concurrent_ingests_share_commits_and_are_all_stored() {
         Err(ReportError::Stopped)
     ));
 }
+
+#[tokio::test]
+async fn replica_statuses_keep_the_time_they_were_stored_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reports.redb");
+    let node = NodeId::random();
+    let store = open(&path);
+    let first = store
+        .ingest(
+            node,
+            1,
+            vec![complete(
+                1,
+                vec![
+                    status("web", "db", 0, ReplicaState::Running),
+                    status("web", "db", 1, ReplicaState::Running),
+                ],
+            )],
+        )
+        .await
+        .unwrap();
+    let second = store
+        .ingest(
+            node,
+            1,
+            vec![replica(2, status("web", "db", 1, ReplicaState::Healthy))],
+        )
+        .await
+        .unwrap();
+    assert!(second.at >= first.at);
+    close(store).await;
+    let store = open(&path);
+    let all = store.replica_reports().unwrap();
+    let times: Vec<(u32, Option<Timestamp>)> = all[&node]
+        .iter()
+        .map(|(s, at)| (s.report.replica, *at))
+        .collect();
+    assert_eq!(times, vec![(0, Some(first.at)), (1, Some(second.at))]);
+    // The statuses alone read as before.
+    assert_eq!(store.replica_statuses().unwrap()[&node].len(), 2);
+    close(store).await;
+}
