@@ -553,7 +553,7 @@ fn the_systemd_unit_documents_pages_it_installs() {
 }
 
 /// What the README's commands write into the repository is ignored by git: the agent's
-/// `--data` and the cloud's default data directory.
+/// `--data`, the cloud's default data directory, files its commands write with `>`.
 #[test]
 fn the_readme_data_directories_are_ignored_by_git() {
     let (text, _) = read_page("README.md");
@@ -565,21 +565,31 @@ fn the_readme_data_directories_are_ignored_by_git() {
         .map(|w| w[1].to_owned())
         .collect();
     dirs.push("./skerry-data".to_owned());
-    let relative: Vec<&String> = dirs.iter().filter(|d| d.starts_with("./")).collect();
+    let mut paths: Vec<String> = dirs
+        .iter()
+        .filter(|d| d.starts_with("./"))
+        .map(|d| format!("{}/journal.redb", d.trim_end_matches('/')))
+        .collect();
     assert!(
-        relative.len() >= 2,
+        paths.len() >= 2,
         "expected the README's ./ data directories, found {dirs:?}"
     );
-    for dir in relative {
+    // Files its commands write (`> gw-1.token`).
+    paths.extend(
+        text.lines()
+            .filter(|l| l.starts_with("$ "))
+            .filter_map(|l| l.rsplit_once(" > ").map(|(_, f)| f.trim().to_owned())),
+    );
+    for path in paths {
         let out = Command::new("git")
             .args(["check-ignore", "-q", "--no-index"])
-            .arg(format!("{}/journal.redb", dir.trim_end_matches('/')))
+            .arg(&path)
             .current_dir(repo_root())
             .status()
             .unwrap_or_else(|e| panic!("git check-ignore: {e}"));
         assert!(
             out.success(),
-            "{dir} (from the README) is not in .gitignore"
+            "{path} (from the README) is not in .gitignore"
         );
     }
 }
