@@ -8,7 +8,8 @@
 //!   (`SKERRY_TEST_PULL_WINDOW_SECS`, 60 by default), and `status` shows the backoff with the
 //!   registry's message.
 //! - A `restart: always` container stopped with `docker stop` runs again (restart counted),
-//!   with the agent running and when the agent was down at the time.
+//!   with the agent running and when the agent was down at the time; one that keeps
+//!   exiting waits the agent's backoff (`CrashLoopBackOff`), its engine policy off.
 //! - An undeploy of containers that ignore SIGTERM takes about one grace period, not one
 //!   per container.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -271,6 +272,44 @@ fn a_container_stopped_from_outside_runs_again_also_after_the_agent_was_down() {
     let table = cli(&cloud, &["status", &instance]);
     println!("{}", table.stdout);
     assert_eq!(cli(&cloud, &["undeploy", &instance]).code, 0);
+}
+
+#[test]
+fn a_container_that_keeps_exiting_waits_the_agents_backoff() {
+    let (image, cloud) = plant();
+    let agent = Agent::enroll(&cloud, "plant", "gw-c").unwrap();
+    let node = agent.node_id().unwrap();
+    let manifest = format!(
+        "app: crashy\nversion: 1.0.0\ncomponents:\n  - name: app\n    image: {image}\n    \
+         command: [\"sh\", \"-c\", \"sleep 0.5; exit 3\"]\n    restart: always\n"
+    );
+    let instance = deploy(&cloud, agent.dir(), "crashy", &manifest, &[agent.name()]);
+    // Once the loop is seen, the agent paces it: the state says so, with the exit and the
+    // time of the next start, and the engine's own policy is off meanwhile.
+    let row = wait_for(CONVERGE, || {
+        status(&cloud, &instance)
+            .into_iter()
+            .find(|r| r["state"] == "CrashLoopBackOff" && r["restarts"].as_u64() >= Some(2))
+    })
+    .unwrap_or_else(|| panic!("no backoff: {:?}", status(&cloud, &instance)));
+    println!("{row}");
+    let reason = row["reason"].as_str().unwrap();
+    assert!(reason.starts_with("exited 3; restarts at 20"), "{reason}");
+    let name = containers_of(&node, &instance).unwrap()[0].name.clone();
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", &name]),
+        "no"
+    );
+    // And it is started again, counted.
+    let before = row["restarts"].as_u64().unwrap();
+    assert!(
+        wait_for(CONVERGE, || status(&cloud, &instance)
+            .into_iter()
+            .find(|r| r["restarts"].as_u64() > Some(before)))
+        .is_some(),
+        "not restarted after {before}: {:?}",
+        status(&cloud, &instance)
+    );
 }
 
 #[test]
