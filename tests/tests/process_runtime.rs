@@ -204,7 +204,7 @@ async fn restart_policies_are_dockers_with_backoff() {
     let rt = ProcessRuntime::new(dir.path().join("state")).unwrap();
     let node = NodeId::random();
 
-    // always (a service's default): restarted, 100 ms then 200 ms apart at least.
+    // always (a service's default): restarted, 1 s then 2 s apart at least.
     let always = key("crash", "always");
     let started = Instant::now();
     rt.start(&spec(

@@ -199,7 +199,23 @@ async fn a_new_runtime_keeps_the_last_exit_and_the_backoff() {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let seen = rt.observe(node).await.unwrap().replicas[0].clone();
+    // Dropped while it waits for its next restart (the process has exited).
+    let seen = loop {
+        let r = rt.observe(node).await.unwrap().replicas[0].clone();
+        // Exited, and not in the middle of starting the next process (whose attempt is
+        // counted before its state file is written).
+        let recorded = std::fs::read(state.join("replicas/crashy.looper.0.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .filter(|v| v["pid"].is_null() && v["restart_pending"] == true);
+        if r.phase.exited()
+            && recorded.is_some_and(|v| v["restarts"].as_u64() == Some(u64::from(r.restarts)))
+        {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     let last_gap = *gaps(&starts(&marker)).last().unwrap();
     drop(rt);
     let at_drop = starts(&marker).len();

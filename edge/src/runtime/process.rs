@@ -16,7 +16,9 @@
 //!
 //! Restarts follow Docker: `always` on any exit, `on-failure` on anything but `exit 0`,
 //! `never` not at all; an `init` or a `job` is never restarted. The wait before a restart
-//! is 100 ms, doubling up to 10 s, and back to 100 ms after a run of 10 s. Restarts
+//! is the agent's restart backoff ([`crate::backoff::RESTART`]: 1 s, doubling up to
+//! 5 min, back to 1 s after a run of 60 s); it is kept in the state file with each exit, so
+//! an agent restart goes on with it. Restarts
 //! (attempts included) are counted, and the last exit is kept in words (`exited 3`,
 //! `killed by signal 9`). While it waits to restart, a replica is `Exited`.
 //!

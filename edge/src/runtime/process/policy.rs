@@ -70,8 +70,9 @@ pub(super) fn restarts(component: &Component, exit: &Exit) -> bool {
     }
 }
 
-/// The wait before a restart: 100 ms, doubling up to 10 s; back to 100 ms after a run of
-/// at least 10 s. The next wait is saved in the replica's state file with each exit
+/// The wait before a restart: the agent's restart policy for every runtime
+/// ([`crate::backoff::RESTART`]): 1 s, doubling up to 5 min; back to 1 s after a run of
+/// at least 60 s. The next wait is saved in the replica's state file with each exit
 /// ([`Backoff::saved`], [`Backoff::resume`]), so an agent restart does not reset it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Backoff {
@@ -79,10 +80,10 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    pub(super) const FIRST: Duration = Duration::from_millis(100);
-    pub(super) const MAX: Duration = Duration::from_secs(10);
+    pub(super) const FIRST: Duration = crate::backoff::RESTART.first;
+    pub(super) const MAX: Duration = crate::backoff::RESTART.max;
     /// A run at least this long resets the backoff.
-    pub(super) const RESET_AFTER: Duration = Duration::from_secs(10);
+    pub(super) const RESET_AFTER: Duration = crate::backoff::RESTART.stable;
 
     pub(super) fn new() -> Self {
         Self { next: Self::FIRST }
@@ -168,16 +169,13 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_ten_seconds_and_resets() {
+    fn backoff_doubles_to_five_minutes_and_resets() {
         let mut b = Backoff::new();
         let short = Duration::from_millis(5);
-        let delays: Vec<u128> = (0..9).map(|_| b.delay(short).as_millis()).collect();
-        assert_eq!(
-            delays,
-            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
-        );
-        assert_eq!(b.delay(Duration::from_secs(10)), Backoff::FIRST);
-        assert_eq!(b.delay(short), Duration::from_millis(200));
+        let delays: Vec<u64> = (0..11).map(|_| b.delay(short).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(b.delay(Duration::from_secs(60)), Backoff::FIRST);
+        assert_eq!(b.delay(short), Duration::from_secs(2));
     }
 
     #[test]
@@ -188,9 +186,9 @@ mod tests {
         }
         let mut resumed = Backoff::resume(Some(b.saved()));
         assert_eq!(resumed, b);
-        assert_eq!(resumed.delay(Duration::ZERO), Duration::from_millis(3200));
+        assert_eq!(resumed.delay(Duration::ZERO), Duration::from_secs(32));
         assert_eq!(Backoff::resume(None), Backoff::new());
-        assert_eq!(Backoff::resume(Some(u64::MAX)).saved(), 10_000);
-        assert_eq!(Backoff::resume(Some(0)).saved(), 100);
+        assert_eq!(Backoff::resume(Some(u64::MAX)).saved(), 300_000);
+        assert_eq!(Backoff::resume(Some(0)).saved(), 1000);
     }
 }
