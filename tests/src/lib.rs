@@ -94,6 +94,14 @@
 //!   cloud with its local node and agents, its output compared with the page's.
 //! - `mqtt_endpoint`: the cloud's MQTT endpoint against mosquitto clients: certificates
 //!   required, each node to its own topics, refusal by the sync layer, shutdown.
+//! - `cli_exit_codes`: every exit status of `skerry` and `skerry-edge` that can occur,
+//!   driven for real (bad flags, a closed port, a cloud's TLS port, refused tokens).
+//! - `enroll_token_sources`: agents enrolled with `SKERRY_TOKEN` and `--token-file`; the
+//!   token is not in `/proc/PID/cmdline`, the data directory or the log.
+//! - `status_stale`: an agent stopped until its node is `Abnormal`: its replicas are shown
+//!   stale with the time of their last report, across a cloud restart.
+//! - `logs_escapes`: an app's control characters reach `skerry logs` escaped in tables and
+//!   exact in `-o json`.
 
 pub mod agent;
 pub mod bench;
