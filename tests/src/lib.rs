@@ -74,6 +74,13 @@
 //! - `process_runtime`: the process runtime on real processes: environment and storage,
 //!   restart policies with backoff, health checks, adoption after the old runtime is gone,
 //!   output files, limits.
+//! - `logs_sources`: where log lines come from, with real processes: `exec` replicas that
+//!   share a `log_dir` ship each file once under the replica that wrote it, an `exec`
+//!   component without one ships `(stdout)` and `(stderr)`, subdirectories are read and
+//!   files past the 1,024-file limit are reported waiting (`skerry logs`, `skerry-edge
+//!   status`), and a 5 MB line comes in pieces that keep its number.
+//! - `restarts_kept`: a crash-looping `exec` component: its restarts in `skerry-edge
+//!   status`, and its backoff and last exit kept across a `kill -9` of the agent.
 //! - `logs_e2e`: logs and status through an outage (two files, one rotated, every line
 //!   once), `kill -9` of the agent while it ships, drops for a small quota reported exactly,
 //!   `skerry node logs` from a connected agent and the refusal when it is not.
