@@ -266,6 +266,60 @@ impl Drop for CliStream {
     }
 }
 
+/// Writes `yaml` to `DIR/APP.yaml` and runs `skerry app publish -f` on that file.
+pub fn publish(cloud: &Cloud, dir: &std::path::Path, app: &str, yaml: &str) -> Result<(), Error> {
+    let file = dir.join(format!("{app}.yaml"));
+    std::fs::write(&file, yaml).map_err(|e| Error::io(file.display(), e))?;
+    let out = cli(cloud, &["app", "publish", "-f", &file.to_string_lossy()]);
+    if out.code != 0 {
+        return Err(Error::unexpected(format!("app publish {app}: {out}")));
+    }
+    Ok(())
+}
+
+/// `skerry deploy APP@VERSION --env ENV --name INSTANCE --node NODE`.
+pub fn deploy(
+    cloud: &Cloud,
+    app_at_version: &str,
+    env: &str,
+    instance: &str,
+    node: &str,
+) -> Result<(), Error> {
+    let out = cli(
+        cloud,
+        &[
+            "deploy",
+            app_at_version,
+            "--env",
+            env,
+            "--name",
+            instance,
+            "--node",
+            node,
+        ],
+    );
+    if out.code != 0 {
+        return Err(Error::unexpected(format!("deploy {instance}: {out}")));
+    }
+    Ok(())
+}
+
+/// [`publish`]es `yaml` (app `app`, version 1.0.0) from the agent's directory and
+/// [`deploy`]s it in `env` on that agent's node under a fresh instance name
+/// ([`crate::images::unique`]`(app)`), which it returns.
+pub fn publish_and_deploy(
+    cloud: &Cloud,
+    agent: &crate::agent::Agent,
+    env: &str,
+    app: &str,
+    yaml: &str,
+) -> Result<String, Error> {
+    publish(cloud, agent.dir(), app, yaml)?;
+    let instance = crate::images::unique(app);
+    deploy(cloud, &format!("{app}@1.0.0"), env, &instance, agent.name())?;
+    Ok(instance)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

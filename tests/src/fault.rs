@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::agent::Agent;
 use crate::binaries::try_bin;
-use crate::cli::cli;
+use crate::cli::{cli, deploy, publish};
 use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::http::Api;
@@ -187,39 +187,17 @@ pub fn containers_of(node: &str, instance: &str) -> Result<Vec<Container>, Error
 /// Publishes [`sleeper_manifest`] as `sleeper@1.0.0` with `replicas` replicas (the
 /// manifest file is written in `dir`).
 pub fn publish_sleeper(cloud: &Cloud, dir: &Path, image: &str, replicas: u32) -> Result<(), Error> {
-    let manifest = dir.join("sleeper.yaml");
-    std::fs::write(
-        &manifest,
-        sleeper_manifest("sleeper", "1.0.0", image, replicas),
+    publish(
+        cloud,
+        dir,
+        "sleeper",
+        &sleeper_manifest("sleeper", "1.0.0", image, replicas),
     )
-    .map_err(|e| Error::io(manifest.display(), e))?;
-    let path = manifest.to_string_lossy();
-    let out = cli(cloud, &["app", "publish", "-f", &path]);
-    if out.code != 0 {
-        return Err(Error::unexpected(format!("app publish: {out}")));
-    }
-    Ok(())
 }
 
 /// `skerry deploy sleeper@1.0.0 --env ENV --name INSTANCE --node NODE`.
 pub fn deploy_sleeper(cloud: &Cloud, env: &str, instance: &str, node: &str) -> Result<(), Error> {
-    let out = cli(
-        cloud,
-        &[
-            "deploy",
-            "sleeper@1.0.0",
-            "--env",
-            env,
-            "--name",
-            instance,
-            "--node",
-            node,
-        ],
-    );
-    if out.code != 0 {
-        return Err(Error::unexpected(format!("deploy {instance}: {out}")));
-    }
-    Ok(())
+    deploy(cloud, "sleeper@1.0.0", env, instance, node)
 }
 
 /// Points an enrolled agent at other MQTT endpoints (a [`crate::proxy::Proxy`]): rewrites

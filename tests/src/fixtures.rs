@@ -161,3 +161,18 @@ pub fn write(dir: &Path, name: &str, yaml: &str) -> Result<PathBuf, Error> {
     std::fs::write(&path, yaml).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
     Ok(path)
 }
+
+/// Writes the host profile (`firmware-profiles/x86-64-host.toml`) with its line `from`
+/// replaced by `to` to `dir/name` and returns the path; `Err` when the profile has no
+/// `from` (so a test cannot run on an unchanged profile).
+pub fn host_profile_with(dir: &Path, name: &str, from: &str, to: &str) -> Result<PathBuf, Error> {
+    let host = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-profiles/x86-64-host.toml");
+    let text = std::fs::read_to_string(&host).map_err(|e| Error::io(host.display(), e))?;
+    if !text.contains(from) {
+        return Err(Error::unexpected(format!(
+            "{} has no `{from}`",
+            host.display()
+        )));
+    }
+    write(dir, name, &text.replace(from, to))
+}

@@ -24,13 +24,15 @@
 //!   fails.
 //! - [`cli`](mod@cli): [`cli()`], one `skerry --cloud URL ...` command to its end (exit
 //!   code, stdout, stderr); [`CliStream`], a long-lived one (`events --follow`) read line by
-//!   line.
+//!   line; [`cli::publish`], [`cli::deploy`] and [`cli::publish_and_deploy`], an app
+//!   published from a manifest and deployed on a node.
 //! - [`http`]: [`Api`], a blocking REST client for plain `#[test]`s, and the `/healthz`
 //!   probe.
 //! - [`node`]: [`TestNode`], an enrollment client with a real key pair and PKCS#10 CSR that
 //!   checks the answer as an agent must (CA hash from the token, CN, signature).
 //! - [`fixtures`]: app manifests, a valid one and one refused per rule, with the field each
-//!   refusal must name.
+//!   refusal must name; [`fixtures::host_profile_with`], the host profile with one line
+//!   changed.
 //! - [`images`]: [`images::busybox_image`], a container image built `FROM scratch` with
 //!   the host's static busybox (no registry needed); [`images::unique`] names;
 //!   [`images::DockerCleanup`], which removes what a node left on the engine.
@@ -39,7 +41,8 @@
 //! - [`proxy`]: [`proxy::Proxy`], a TCP proxy between an agent and the cloud's MQTT port
 //!   that can cut the link (drop every connection, refuse new ones) and restore it.
 //! - [`smallfs`]: [`smallfs::SmallFs`], a small tmpfs mounted over a directory (root only)
-//!   and filled to the last byte on demand.
+//!   and filled to the last byte on demand; [`smallfs::copy_dir`], to move a data
+//!   directory onto it.
 //! - [`procfs`]: a process's resident memory (now and peak) from `/proc`.
 //! - [`sim`]: the fleet simulator: N real agent loops in this process
 //!   (`skerry_edge::agent::run_with`) with in-memory journals and a simulated runtime, over

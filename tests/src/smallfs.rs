@@ -91,3 +91,23 @@ impl Drop for SmallFs {
         let _ = Command::new("umount").arg("-l").arg(&self.at).status();
     }
 }
+
+/// Copies the contents of directory `from` into directory `to` with `cp -a`, keeping
+/// modes and times: how a test moves an agent's data directory onto a [`SmallFs`] (copy
+/// it aside, mount over it, copy it back).
+pub fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .map_err(|e| Error::io("cp -a", e))?;
+    if !status.success() {
+        return Err(Error::unexpected(format!(
+            "cp -a {} {}: {status}",
+            from.display(),
+            to.display()
+        )));
+    }
+    Ok(())
+}

@@ -370,26 +370,8 @@ components:
 "#,
         marker = marker.display()
     );
-    let file = agent.dir().join("native.yaml");
-    std::fs::write(&file, manifest).unwrap();
-    assert_eq!(
-        cli(&cloud, &["app", "publish", "-f", file.to_str().unwrap()]).code,
-        0
-    );
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "native@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            "native",
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    skerry_tests::cli::publish(&cloud, agent.dir(), "native", &manifest).unwrap();
+    skerry_tests::cli::deploy(&cloud, "native@1.0.0", "plant", "native", "gw-1").unwrap();
     let starts = wait_for(CONVERGE, || {
         let n = std::fs::read_to_string(&marker).ok()?.lines().count();
         (n >= 3).then_some(n)

@@ -71,6 +71,14 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `token` with its dot-separated part `i` (2: the secret, 3: the CA hash) replaced by
+/// `value`.
+fn with_part(token: &str, i: usize, value: &str) -> String {
+    let mut parts: Vec<&str> = token.split('.').collect();
+    parts[i] = value;
+    parts.join(".")
+}
+
 #[test]
 fn skerry_edge_exit_codes_follow_the_documented_table() {
     let cloud = Cloud::start().unwrap();
@@ -162,10 +170,7 @@ fn skerry_edge_exit_codes_follow_the_documented_table() {
 
     // 3: the cloud's TLS certificate is not from the CA the token names (a token whose CA
     // hash is another's, sent to the cloud's TLS port).
-    let mut parts: Vec<&str> = good.split('.').collect();
-    let other_ca = "ab".repeat(32);
-    parts[3] = other_ca.as_str();
-    let forged = parts.join(".");
+    let forged = with_part(&good, 3, &"ab".repeat(32));
     let tls = format!("https://{}", cloud.mqtt_addr());
     expect(
         &["run", "--data", d, "--cloud", &tls, "--token", &forged],
@@ -175,10 +180,7 @@ fn skerry_edge_exit_codes_follow_the_documented_table() {
     );
 
     // 5: the cloud refuses a token it does not know (the same CA, another secret).
-    let mut parts: Vec<&str> = good.split('.').collect();
-    let other_secret = "cd".repeat(32);
-    parts[2] = other_secret.as_str();
-    let unknown = parts.join(".");
+    let unknown = with_part(&good, 2, &"cd".repeat(32));
     expect(
         &["run", "--data", d, "--cloud", &url, "--token", &unknown],
         &[],

@@ -9,9 +9,10 @@
 use std::time::{Duration, Instant};
 
 use skerry_tests::agent::Agent;
+use skerry_tests::cli::{deploy, publish};
 use skerry_tests::fault::journal_status;
 use skerry_tests::images::busybox_image;
-use skerry_tests::smallfs::SmallFs;
+use skerry_tests::smallfs::{SmallFs, copy_dir};
 use skerry_tests::{Cloud, cli, wait_for};
 
 const MIB: u64 = 1024 * 1024;
@@ -53,17 +54,6 @@ fn chatter_manifest(image: &str) -> String {
     )
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cp -a {} {}", from.display(), to.display());
-}
-
 #[test]
 fn the_agent_keeps_what_it_stores_within_the_profiles_disk() {
     let image = busybox_image("1").unwrap();
@@ -80,7 +70,7 @@ fn the_agent_keeps_what_it_stores_within_the_profiles_disk() {
     // The data directory onto a tmpfs of 128 MiB: the file system is not what stops it.
     agent.kill9().unwrap();
     let saved = tempfile::tempdir().unwrap();
-    copy_dir(&data, saved.path());
+    copy_dir(&data, saved.path()).unwrap();
     let fs = match SmallFs::mount(&data, 128 * MIB) {
         Ok(fs) => fs,
         Err(why) => {
@@ -89,31 +79,12 @@ fn the_agent_keeps_what_it_stores_within_the_profiles_disk() {
         }
     };
     let size = fs.available().unwrap();
-    copy_dir(saved.path(), &data);
+    copy_dir(saved.path(), &data).unwrap();
     agent.restart().unwrap();
     let used = || size - fs.available().unwrap();
 
-    let manifest = dir.path().join("chatter.yaml");
-    std::fs::write(&manifest, chatter_manifest(&image)).unwrap();
-    let out = cli(
-        &cloud,
-        &["app", "publish", "-f", manifest.to_str().unwrap()],
-    );
-    assert_eq!(out.code, 0, "{out}");
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "chatter@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            "chatter",
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    publish(&cloud, dir.path(), "chatter", &chatter_manifest(&image)).unwrap();
+    deploy(&cloud, "chatter@1.0.0", "plant", "chatter", "gw-1").unwrap();
 
     // Until many batches were dropped: what is stored never passes `disk`.
     let start = Instant::now();

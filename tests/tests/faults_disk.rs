@@ -10,9 +10,10 @@
 
 use std::time::{Duration, Instant};
 
+use skerry_tests::cli::{deploy, publish};
 use skerry_tests::fault::{Plant, containers, journal_status};
 use skerry_tests::images::unique;
-use skerry_tests::smallfs::SmallFs;
+use skerry_tests::smallfs::{SmallFs, copy_dir};
 use skerry_tests::{cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -26,17 +27,6 @@ fn talker_manifest(image: &str) -> String {
          line $i of the talker, padded to be a little longer than short; usleep 2000; \
          done\"]\n"
     )
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cp -a {} {}", from.display(), to.display());
 }
 
 #[test]
@@ -53,7 +43,7 @@ fn a_full_disk_does_not_stop_the_agent_and_the_journal_is_sound_after() {
     // Move the data directory onto a 16 MiB tmpfs.
     agent.kill9().unwrap();
     let saved = tempfile::tempdir().unwrap();
-    copy_dir(&data, saved.path());
+    copy_dir(&data, saved.path()).unwrap();
     let mut fs = match SmallFs::mount(&data, 16 << 20) {
         Ok(fs) => fs,
         Err(why) => {
@@ -61,31 +51,12 @@ fn a_full_disk_does_not_stop_the_agent_and_the_journal_is_sound_after() {
             return;
         }
     };
-    copy_dir(saved.path(), &data);
+    copy_dir(saved.path(), &data).unwrap();
     agent.restart().unwrap();
 
-    let manifest = agent.dir().join("talker.yaml");
-    std::fs::write(&manifest, talker_manifest(&image)).unwrap();
-    let out = cli(
-        &cloud,
-        &["app", "publish", "-f", manifest.to_str().unwrap()],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    publish(&cloud, agent.dir(), "talker", &talker_manifest(&image)).unwrap();
     let instance = unique("disk");
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "talker@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    deploy(&cloud, "talker@1.0.0", "plant", &instance, "gw-1").unwrap();
     let node_json = || api.get_json(&format!("/api/v1/nodes/{node}")).unwrap();
     assert!(
         wait_for(CONVERGE, || {

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 use skerry_tests::agent::Agent;
-use skerry_tests::images::{busybox_image, unique};
+use skerry_tests::cli::publish_and_deploy;
+use skerry_tests::fixtures::host_profile_with;
+use skerry_tests::images::busybox_image;
 use skerry_tests::{Cloud, cli, wait_for};
 
 const LINES: u32 = 400;
@@ -76,27 +78,8 @@ fn lines_and_a_restart_reach_the_cloud_exactly_once_after_an_outage() {
     let agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
     let node = agent.node_id().unwrap();
     let tag: String = node.chars().take(8).collect();
-    let file = agent.dir().join("chatty.yaml");
-    std::fs::write(&file, manifest(&image)).unwrap();
-    assert_eq!(
-        cli(&cloud, &["app", "publish", "-f", file.to_str().unwrap()]).code,
-        0
-    );
-    let instance = unique("chatty");
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "chatty@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    let instance =
+        publish_and_deploy(&cloud, &agent, "plant", "chatty", &manifest(&image)).unwrap();
     // Wait for the first lines in the cloud.
     assert!(
         wait_for(Duration::from_secs(60), || {
@@ -210,29 +193,6 @@ fn dropped(answer: &Value, file: &str) -> Vec<u64> {
     out
 }
 
-fn deploy(cloud: &Cloud, agent: &Agent, manifest: &str, app: &str) -> String {
-    let file = agent.dir().join(format!("{app}.yaml"));
-    std::fs::write(&file, manifest).unwrap();
-    let out = cli(cloud, &["app", "publish", "-f", file.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{out}");
-    let instance = unique(app);
-    let out = cli(
-        cloud,
-        &[
-            "deploy",
-            &format!("{app}@1.0.0"),
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            agent.name(),
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
-    instance
-}
-
 #[test]
 fn an_agent_killed_while_shipping_loses_and_repeats_no_line() {
     const N: u64 = 3000;
@@ -252,7 +212,7 @@ components:
     command: ["sh", "-c", "i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"k $i\" >> /logs/k.log; usleep 2000; done; exec sleep 100000"]
 "#
     );
-    let instance = deploy(&cloud, &agent, &manifest, "steady");
+    let instance = publish_and_deploy(&cloud, &agent, "plant", "steady", &manifest).unwrap();
     assert!(
         wait_for(Duration::from_secs(60), || {
             (!numbers(&logs(&cloud, &instance), "k.log").is_empty()).then_some(())
@@ -316,15 +276,13 @@ fn drops_for_a_small_quota_are_reported_exactly_and_memory_stays_bounded() {
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     // The host profile with a 256 KiB log quota (the quota counts compressed batches).
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("small-quota.toml");
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../firmware-profiles/x86-64-host.toml"),
+    let profile = host_profile_with(
+        dir.path(),
+        "small-quota.toml",
+        "log_quota = \"256Mi\"",
+        "log_quota = \"256Ki\"",
     )
-    .unwrap()
-    .replace("log_quota = \"256Mi\"", "log_quota = \"256Ki\"");
-    assert!(text.contains("log_quota = \"256Ki\""));
-    std::fs::write(&profile, text).unwrap();
+    .unwrap();
     let agent =
         Agent::enroll_profile(&cloud, "plant", "gw-q", profile.to_str().unwrap(), &[]).unwrap();
     // Ten lines, then nothing until `go` appears; then N lines of random digits (they
@@ -339,7 +297,7 @@ components:
     command: ["sh", "-c", "i=0; while [ $i -lt 10 ]; do i=$((i+1)); echo \"q $i\" >> /logs/q.log; done; while [ ! -e /logs/go ]; do usleep 100000; done; while [ $i -lt {N} ]; do i=$((i+1)); echo \"q $i $RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM$RANDOM\" >> /logs/q.log; done; echo end >> /logs/q.log; exec sleep 100000"]
 "#
     );
-    let instance = deploy(&cloud, &agent, &manifest, "flood");
+    let instance = publish_and_deploy(&cloud, &agent, "plant", "flood", &manifest).unwrap();
     assert!(
         wait_for(Duration::from_secs(60), || {
             (numbers(&logs(&cloud, &instance), "q.log").len() >= 10).then_some(())

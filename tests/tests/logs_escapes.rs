@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use skerry_tests::agent::Agent;
-use skerry_tests::images::{busybox_image, unique};
+use skerry_tests::cli::publish_and_deploy;
+use skerry_tests::images::busybox_image;
 use skerry_tests::{Cloud, cli, wait_for};
 
 /// The lines the app writes, as they must come back in `-o json`.
@@ -44,25 +45,7 @@ fn logs_escape_control_characters_in_tables_and_keep_them_in_json() {
     let cloud = Cloud::start().unwrap();
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
-    let file = agent.dir().join("noisy.yaml");
-    std::fs::write(&file, manifest(&image)).unwrap();
-    let out = cli(&cloud, &["app", "publish", "-f", file.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{out}");
-    let instance = unique("noisy");
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "noisy@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            "gw-1",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    let instance = publish_and_deploy(&cloud, &agent, "plant", "noisy", &manifest(&image)).unwrap();
 
     // -o json: the exact text, control characters and all.
     let texts = |answer: &Value| -> Vec<(String, String)> {

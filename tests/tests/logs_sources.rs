@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use skerry_tests::agent::Agent;
-use skerry_tests::images::unique;
+use skerry_tests::cli::publish_and_deploy;
 use skerry_tests::{Cloud, cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
@@ -37,29 +37,6 @@ fn origins(answer: &Value) -> Vec<(String, (String, u64, String))> {
             )
         })
         .collect()
-}
-
-fn deploy(cloud: &Cloud, agent: &Agent, manifest: &str, app: &str) -> String {
-    let file = agent.dir().join(format!("{app}.yaml"));
-    std::fs::write(&file, manifest).unwrap();
-    let out = cli(cloud, &["app", "publish", "-f", file.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{out}");
-    let instance = unique(app);
-    let out = cli(
-        cloud,
-        &[
-            "deploy",
-            &format!("{app}@1.0.0"),
-            "--env",
-            "plant",
-            "--name",
-            &instance,
-            "--node",
-            agent.name(),
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
-    instance
 }
 
 #[test]
@@ -95,7 +72,7 @@ components:
         ),
         beta = writer("beta", &format!("echo common >> {d}/common.log;")),
     );
-    let instance = deploy(&cloud, &agent, &manifest, "sharing");
+    let instance = publish_and_deploy(&cloud, &agent, "plant", "sharing", &manifest).unwrap();
     let expected = 3 * N as usize + 2 + 1 + 2;
     let lines = wait_for(CONVERGE, || {
         let o = origins(&logs(&cloud, &instance));
@@ -178,7 +155,7 @@ components:
 "#,
         dir.display()
     );
-    let instance = deploy(&cloud, &agent, &manifest, "crowded");
+    let instance = publish_and_deploy(&cloud, &agent, "plant", "crowded", &manifest).unwrap();
     let waiting = (FILES + 1 - TRACKED) as u64;
     let answer = wait_for(CONVERGE, || {
         let a = logs(&cloud, &instance);
@@ -265,7 +242,7 @@ components:
 "#,
         d = dir.display()
     );
-    let instance = deploy(&cloud, &agent, &manifest, "longline");
+    let instance = publish_and_deploy(&cloud, &agent, "plant", "longline", &manifest).unwrap();
     let answer = wait_for(CONVERGE, || {
         let a = logs(&cloud, &instance);
         a["lines"]

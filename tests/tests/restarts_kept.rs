@@ -13,6 +13,7 @@ use serde_json::Value;
 use skerry_edge::runtime::Runtime;
 use skerry_edge::runtime::process::ProcessRuntime;
 use skerry_tests::agent::Agent;
+use skerry_tests::cli::{deploy, publish};
 use skerry_tests::{Cloud, cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
@@ -76,26 +77,8 @@ components:
 "#,
         marker = marker.display()
     );
-    let file = agent.dir().join("crashy.yaml");
-    std::fs::write(&file, manifest).unwrap();
-    assert_eq!(
-        cli(&cloud, &["app", "publish", "-f", file.to_str().unwrap()]).code,
-        0
-    );
-    let out = cli(
-        &cloud,
-        &[
-            "deploy",
-            "crashy@1.0.0",
-            "--env",
-            "plant",
-            "--name",
-            "crashy",
-            "--node",
-            "gw-r",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out}");
+    publish(&cloud, agent.dir(), "crashy", &manifest).unwrap();
+    deploy(&cloud, "crashy@1.0.0", "plant", "crashy", "gw-r").unwrap();
 
     // The backoff grows until one wait is at least 1.5 s.
     let before = wait_for(CONVERGE, || {

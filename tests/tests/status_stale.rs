@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{deploy_sleeper, publish_sleeper};
+use skerry_tests::fixtures::host_profile_with;
 use skerry_tests::images::{busybox_image, unique};
 use skerry_tests::{Cloud, cli, wait_for};
 
@@ -32,15 +33,13 @@ fn replicas_of_an_abnormal_node_are_marked_stale_with_the_time_of_their_report()
     let mut cloud = Cloud::start().unwrap();
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("fast-heartbeat.toml");
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../firmware-profiles/x86-64-host.toml"),
+    let profile = host_profile_with(
+        dir.path(),
+        "fast-heartbeat.toml",
+        "heartbeat = \"5s\"",
+        "heartbeat = \"1s\"",
     )
-    .unwrap()
-    .replace("heartbeat = \"5s\"", "heartbeat = \"1s\"");
-    assert!(text.contains("heartbeat = \"1s\""));
-    std::fs::write(&profile, text).unwrap();
+    .unwrap();
     let mut agent =
         Agent::enroll_profile(&cloud, "plant", "gw-1", profile.to_str().unwrap(), &[]).unwrap();
     publish_sleeper(&cloud, dir.path(), &image, 1).unwrap();
