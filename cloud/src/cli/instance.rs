@@ -358,6 +358,25 @@ mod tests {
         );
     }
 
+    /// Instance `web` of weather@1.0.0 in prod with these replica rows and unschedulable
+    /// nodes.
+    fn web(status: Vec<ReplicaStatusDto>, unschedulable: Vec<UnschedulableDto>) -> InstanceDto {
+        InstanceDto {
+            name: "web".into(),
+            app: "weather".into(),
+            version: "1.0.0".into(),
+            env: "prod".into(),
+            mode: "production".into(),
+            nodes: vec![],
+            unschedulable,
+            selector: Default::default(),
+            set: vec![],
+            deployed: "t".into(),
+            seq: 1,
+            status,
+        }
+    }
+
     #[test]
     fn status_has_a_row_per_replica_and_per_unschedulable_node() {
         let replica = |replica, state: &str| ReplicaStatusDto {
@@ -374,20 +393,10 @@ mod tests {
             reported: None,
             ports: Vec::new(),
         };
-        let instance = InstanceDto {
-            name: "web".into(),
-            app: "weather".into(),
-            version: "1.0.0".into(),
-            env: "prod".into(),
-            mode: "production".into(),
-            nodes: vec![],
-            unschedulable: vec![unschedulable()],
-            selector: Default::default(),
-            set: vec![],
-            deployed: "t".into(),
-            seq: 1,
-            status: vec![replica(0, "Running"), replica(1, "Pending")],
-        };
+        let instance = web(
+            vec![replica(0, "Running"), replica(1, "Pending")],
+            vec![unschedulable()],
+        );
         let text = status_table(&[instance]).render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -427,20 +436,7 @@ mod tests {
             state_cell(&row(true, None)),
             "Healthy (stale: reported at an unknown time)"
         );
-        let instance = InstanceDto {
-            name: "web".into(),
-            app: "weather".into(),
-            version: "1.0.0".into(),
-            env: "prod".into(),
-            mode: "production".into(),
-            nodes: vec![],
-            unschedulable: vec![],
-            selector: Default::default(),
-            set: vec![],
-            deployed: "t".into(),
-            seq: 1,
-            status: vec![row(true, Some("2026-12-06T19:00:00.000Z"))],
-        };
+        let instance = web(vec![row(true, Some("2026-12-06T19:00:00.000Z"))], vec![]);
         let text = status_table(&[instance]).render();
         assert!(
             text.contains("Healthy (stale: reported 2026-12-06T19:00:00.000Z)"),
