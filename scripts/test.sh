@@ -95,4 +95,4 @@ log "building the binaries the tests run"
 cargo build --locked --bins
 
 log "running the test suite"
-cargo test --locked --workspace "$@"
+cargo test --locked --workspace --no-fail-fast "$@"

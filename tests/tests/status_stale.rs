@@ -99,7 +99,11 @@ fn replicas_of_an_abnormal_node_are_marked_stale_with_the_time_of_their_report()
     let fresh = wait_for(Duration::from_secs(60), || {
         let rows = replicas(&cloud, &instance);
         let row = rows.first()?.clone();
-        (row["stale"] == false && row["state"] == "Running").then_some(row)
+        // The node is Normal from its hello; its complete report follows a moment later.
+        let newer = row["reported"]
+            .as_str()
+            .is_some_and(|t| t > reported.as_str());
+        (row["stale"] == false && row["state"] == "Running" && newer).then_some(row)
     })
     .unwrap_or_else(|| panic!("never fresh again\n{}", agent.logs()));
     assert_eq!(node_status(&cloud, "gw-1"), "Normal");
