@@ -7,8 +7,8 @@
 //! # What the engine holds
 //! | Skerry                          | Docker                                                        |
 //! |---------------------------------|---------------------------------------------------------------|
-//! | instance network                | bridge network `skerry-{instance}`, labels `io.skerry.instance`, `io.skerry.node`; an explicit subnet from the pool (see [`subnet`]) |
-//! | replica                         | container `skerry-{instance}.{component}.{replica}` (dots: names never hold one, so `a-b`/`c` and `a`/`b-c` differ) |
+//! | instance network                | bridge network `skerry-{node}.{instance}` (`{node}`: the node id's first 8 hex digits), labels `io.skerry.instance`, `io.skerry.node`; an explicit subnet from the pool (see [`subnet`]) |
+//! | replica                         | container `skerry-{node}.{instance}.{component}.{replica}` (dots: names never hold one, so `a-b`/`c` and `a`/`b-c` differ) |
 //! | replica key, node, spec hash    | labels `io.skerry.instance`, `.component`, `.replica`, `.node`, `.spec-hash` (64 hex digits), and `io.skerry.kind` (`service`, `init`, `job`) |
 //! | named storage                   | volume `{storage_prefix}-{node8}.{instance}.{storage}`, labels `io.skerry.instance`, `.node`, `.storage`; kept by `stop` and undeploy, removed by `purge_storage` |
 //!
@@ -24,7 +24,7 @@
 //! | `resources.memory.request`         | `MemoryReservation` (bytes)                               |
 //! | `ports[]`                          | `ExposedPorts` `{port}/tcp`; with a host port also `PortBindings` → `0.0.0.0:{host}` |
 //! | `host_network: true`               | `NetworkMode: host`, no instance network, no port bindings |
-//! | otherwise                          | `NetworkMode: skerry-{instance}`, alias = component name (components reach each other by name) |
+//! | otherwise                          | `NetworkMode: skerry-{node}.{instance}`, alias = component name (components reach each other by name) |
 //! | `mounts` file, directory, socket   | bind mounts                                               |
 //! | `mounts` char-device, block-device | `Devices` (`rwm`)                                         |
 //! | `storage[]`                        | volume mounts of the named volumes                        |
@@ -96,7 +96,7 @@ pub struct DockerOptions {
     /// the default pool).
     pub block: u8,
     /// The first part of named-storage volume names (default `skerry`:
-    /// `skerry-{instance}.{storage}`).
+    /// `skerry-{node}.{instance}.{storage}`).
     pub storage_prefix: String,
     /// How long `stop` waits after SIGTERM before the engine kills (default 10 s).
     pub stop_timeout: Duration,
