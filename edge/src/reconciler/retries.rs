@@ -265,17 +265,6 @@ impl Retries {
         }
     }
 
-    /// A restart failed: it waits its backoff again.
-    pub fn restart_failed(
-        &mut self,
-        key: &ReplicaKey,
-        spec_hash: Digest,
-        error: &RuntimeError,
-        now: Instant,
-    ) -> Duration {
-        self.start_failed(key, spec_hash, error, now)
-    }
-
     /// The state and reason to report for a replica that waits, if it does.
     pub fn report(&self, key: &ReplicaKey, spec_hash: Digest) -> Option<(ReplicaState, String)> {
         let e = self.by.get(key).filter(|e| e.spec_hash == spec_hash)?;

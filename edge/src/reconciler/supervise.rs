@@ -99,7 +99,7 @@ impl Reconciler {
                     restarted += 1;
                 }
                 Err(e) => {
-                    let delay = self.retries.restart_failed(key, hash, &e, Instant::now());
+                    let delay = self.retries.start_failed(key, hash, &e, Instant::now());
                     tracing::warn!(replica = %key, error = %e, retry_in_ms = delay.as_millis() as u64, "restart failed; trying again after the backoff");
                 }
             }
