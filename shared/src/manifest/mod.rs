@@ -11,5 +11,13 @@ mod parse;
 mod validate;
 
 pub use model::*;
-pub use parse::{MAX_MANIFEST_BYTES, parse_manifest, parse_yaml};
-pub use validate::{FieldError, MAX_CYCLES_REPORTED, ManifestError, validate};
+pub use parse::{
+    MAX_MANIFEST_BYTES, MAX_YAML_ALIASES, MAX_YAML_ANCHORS, parse_manifest, parse_yaml,
+};
+pub use validate::{
+    FieldError, MAX_ARG_BYTES, MAX_ARGS, MAX_COMPONENTS, MAX_CYCLES_REPORTED, MAX_DEPENDS_ON,
+    MAX_DESCRIPTION_BYTES, MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ERRORS_REPORTED,
+    MAX_HEALTH_DURATION_MS, MAX_HEALTH_RETRIES, MAX_IMAGE_BYTES, MAX_MOUNTS, MAX_PATH_BYTES,
+    MAX_PORTS, MAX_REPLICAS, MAX_SCHEDULE_BYTES, MAX_STORAGE, MAX_VERSION_BYTES, ManifestError,
+    validate,
+};

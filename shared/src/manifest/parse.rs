@@ -2,8 +2,9 @@
 //!
 //! The YAML crate is serde-saphyr: pure Rust, panic-free, maintained, and it enforces
 //! parsing budgets. Here the input is capped at [`MAX_MANIFEST_BYTES`], nesting at 32
-//! levels, and aliases, anchors, nodes and scalar bytes at small fixed numbers, so a
-//! hostile document (an alias bomb, deep nesting) is refused before it costs much.
+//! levels, aliases at [`MAX_YAML_ALIASES`], anchors at [`MAX_YAML_ANCHORS`], and nodes,
+//! events replayed through aliases and scalar bytes at small fixed numbers, so a hostile
+//! document (an alias bomb, deep nesting) is refused before it costs much.
 //! `serde_path_to_error` records where deserialization stopped, which becomes the
 //! [`FieldError::field`] (`components[0].resources.memory.limit`). The message is the
 //! reason alone, followed by the line and column.
@@ -16,6 +17,10 @@ use super::validate::{FieldError, ManifestError, validate};
 
 /// The largest manifest accepted, in bytes (1 MiB).
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// The most aliases (`*name`) in a manifest.
+pub const MAX_YAML_ALIASES: usize = 1_000;
+/// The most anchors (`&name`) in a manifest.
+pub const MAX_YAML_ANCHORS: usize = 1_000;
 
 /// Parses and validates a manifest: the manifest, or every reason it is refused.
 pub fn parse_manifest(yaml: &str) -> Result<Manifest, ManifestError> {
@@ -52,8 +57,8 @@ fn options() -> serde_saphyr::Options {
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: Some(MAX_MANIFEST_BYTES),
             max_events: 200_000,
-            max_aliases: 1_000,
-            max_anchors: 1_000,
+            max_aliases: MAX_YAML_ALIASES,
+            max_anchors: MAX_YAML_ANCHORS,
             max_recorded_anchor_events: 100_000,
             max_recorded_anchor_bytes: MAX_MANIFEST_BYTES,
             max_depth: 32,
@@ -62,6 +67,11 @@ fn options() -> serde_saphyr::Options {
             max_nodes: 100_000,
             max_total_scalar_bytes: MAX_MANIFEST_BYTES,
             max_merge_keys: 1_000,
+            // The crate's default also refuses more than 10 aliases per anchor once there
+            // are 100, which made the effective alias limit 99 for a manifest with one
+            // anchor, not the documented 1,000. The alias count and the replay budget
+            // below bound what aliases cost; the ratio adds nothing but surprise.
+            enforce_alias_anchor_ratio: false,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
@@ -281,5 +291,40 @@ mod tests {
             "]".repeat(200)
         );
         assert!(parse_yaml(&deep).is_err());
+    }
+
+    /// A manifest whose `env` holds `aliases` aliases of one anchor and `anchors` anchors.
+    fn with_aliases(aliases: usize, anchors: usize) -> String {
+        let mut s =
+            format!("{HEAD}description: &d x\ncomponents:\n  - name: c\n    exec: [a]\n    env:\n");
+        for i in 1..anchors {
+            s.push_str(&format!("      A{i}: &a{i} y\n"));
+        }
+        for i in 0..aliases {
+            s.push_str(&format!("      V{i}: *d\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn the_alias_and_anchor_limits_are_the_documented_ones() {
+        // MAX_YAML_ALIASES aliases, all of one anchor: accepted; one more is refused.
+        let m = parse_yaml(&with_aliases(MAX_YAML_ALIASES, 1)).unwrap();
+        assert_eq!(m.components[0].env.len(), MAX_YAML_ALIASES);
+        let e = refusal(&with_aliases(MAX_YAML_ALIASES + 1, 1));
+        assert!(
+            e.message.contains("Aliases { aliases: 1001 }"),
+            "{}",
+            e.message
+        );
+        // The same for anchors.
+        let m = parse_yaml(&with_aliases(0, MAX_YAML_ANCHORS)).unwrap();
+        assert_eq!(m.components[0].env.len(), MAX_YAML_ANCHORS - 1);
+        let e = refusal(&with_aliases(0, MAX_YAML_ANCHORS + 1));
+        assert!(
+            e.message.contains("Anchors { anchors: 1001 }"),
+            "{}",
+            e.message
+        );
     }
 }
