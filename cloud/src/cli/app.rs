@@ -1,8 +1,10 @@
 //! `skerry app publish | list | show`: apps and their published versions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use skerry_shared::manifest::MAX_MANIFEST_BYTES;
+use tokio::io::AsyncReadExt;
 
 use super::OutputFormat;
 use super::client::{CliError, Client};
@@ -82,10 +84,7 @@ pub async fn run(cmd: AppCommand, client: &Client, format: OutputFormat) -> Resu
 }
 
 async fn publish(client: &Client, format: OutputFormat, file: PathBuf) -> Result<(), CliError> {
-    let bytes = tokio::fs::read(&file).await.map_err(|e| CliError::Usage {
-        message: format!("cannot read {}: {e}", file.display()),
-        field: Some("-f".to_owned()),
-    })?;
+    let bytes = read_manifest(&file).await?;
     // 201 with `created`, or 200 when the same content was already published.
     let v: AppVersionDto = client
         .post(&["apps"])
@@ -105,6 +104,39 @@ async fn publish(client: &Client, format: OutputFormat, file: PathBuf) -> Result
             v.app, v.version
         )),
     }
+}
+
+/// Reads a manifest file of at most [`MAX_MANIFEST_BYTES`]; a larger one is refused before
+/// anything is sent, naming the file, its size and the limit. The read itself is bounded,
+/// so a pipe or a device (`-f /dev/zero`) is refused as soon as it passes the limit.
+async fn read_manifest(file: &Path) -> Result<Vec<u8>, CliError> {
+    let unreadable = |e: std::io::Error| CliError::Usage {
+        message: format!("cannot read {}: {e}", file.display()),
+        field: Some("-f".to_owned()),
+    };
+    let too_large = |size: String| CliError::Usage {
+        message: format!(
+            "{} is {size} bytes; a manifest may be at most {MAX_MANIFEST_BYTES} bytes ({} MiB)",
+            file.display(),
+            MAX_MANIFEST_BYTES >> 20
+        ),
+        field: Some("-f".to_owned()),
+    };
+    let f = tokio::fs::File::open(file).await.map_err(unreadable)?;
+    let size = f.metadata().await.map_err(unreadable)?.len();
+    if usize::try_from(size).map_or(true, |n| n > MAX_MANIFEST_BYTES) {
+        return Err(too_large(size.to_string()));
+    }
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(MAX_MANIFEST_BYTES).unwrap_or(u64::MAX);
+    f.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(unreadable)?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(too_large(format!("more than {MAX_MANIFEST_BYTES}")));
+    }
+    Ok(bytes)
 }
 
 fn show_version(v: &AppVersionDto) -> Result<(), CliError> {

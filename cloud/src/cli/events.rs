@@ -1,6 +1,7 @@
 //! `skerry events [--follow]` and `skerry events verify`: the command log, read or followed,
 //! and a check of its hash chain.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -18,8 +19,15 @@ const HEADER: [&str; 5] = ["SEQ", "TIME", "ACTOR", "KIND", "SUMMARY"];
 const FOLLOW_WIDTHS: [usize; 4] = [6, 24, 20, 23];
 /// Events per request when reading the log.
 const PAGE: usize = 1000;
+/// The events printed when `--limit` is not given: the API's default page (docs/cli.md,
+/// "Events").
+pub const DEFAULT_LIMIT: u32 = 1_000;
+/// The most events one command prints (`--limit`), the API's largest page (docs/cli.md,
+/// "REST API"); more are read with `--after`.
+pub const MAX_LIMIT: u32 = 100_000;
 
-/// `skerry events [--node NODE] [--instance I] [--since T] [--follow] | verify`
+/// `skerry events [--node NODE] [--instance I] [--since T] [--after SEQ] [--limit N]
+/// [--follow] | verify`
 #[derive(Debug, Clone, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct EventsArgs {
@@ -34,6 +42,12 @@ pub struct EventsArgs {
     /// From this time: RFC 3339 or a duration before now (90s, 10m, 2h, 3d).
     #[arg(long, value_name = "T", value_parser = values::since)]
     pub since: Option<String>,
+    /// Only events with a greater sequence number.
+    #[arg(long, value_name = "SEQ")]
+    pub after: Option<u64>,
+    /// Print at most N events (1 to 100000) [default: 1000].
+    #[arg(long, value_name = "N", value_parser = event_limit, allow_hyphen_values = true, conflicts_with = "follow")]
+    pub limit: Option<u32>,
     /// Keep printing events as they are recorded.
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -58,6 +72,7 @@ pub async fn run(
             ("node", args.node.as_deref()),
             ("instance", args.instance.as_deref()),
             ("since", args.since.as_deref()),
+            ("after", args.after.map(|a| a.to_string()).as_deref()),
             ("follow", args.follow.then_some("true")),
         ]);
         let mut lines = call.lines().await?;
@@ -73,11 +88,18 @@ pub async fn run(
             }
         }
     }
-    // The API answers a page at a time; read them all.
+    // The API answers a page at a time; read up to the limit, then one more event to know
+    // whether more match.
+    let limit = usize::try_from(args.limit.unwrap_or(DEFAULT_LIMIT)).unwrap_or(PAGE);
     let mut events: Vec<EventDto> = Vec::new();
+    let mut more = false;
     loop {
-        let after = events.last().map_or(0, |e| e.seq).to_string();
-        let limit = PAGE.to_string();
+        let after = events
+            .last()
+            .map_or(args.after.unwrap_or(0), |e| e.seq)
+            .to_string();
+        let want = (limit - events.len()).min(PAGE);
+        let asked = want.max(1);
         let page: Vec<EventDto> = client
             .get(&["events"])
             .query(&[
@@ -85,12 +107,16 @@ pub async fn run(
                 ("instance", args.instance.as_deref()),
                 ("since", args.since.as_deref()),
                 ("after", Some(&after)),
-                ("limit", Some(&limit)),
+                ("limit", Some(&asked.to_string())),
             ])
             .fetch()
             .await?;
-        let full = page.len() >= PAGE;
-        events.extend(page);
+        if want == 0 {
+            more = !page.is_empty();
+            break;
+        }
+        let full = page.len() >= want;
+        events.extend(page.into_iter().take(want));
         if !full {
             break;
         }
@@ -105,7 +131,20 @@ pub async fn run(
             table.print()?;
         }
     }
+    if more && let Some(last) = events.last() {
+        let note = format!(
+            "{} events shown; more match: run again with --after {} for the next ones, or with --limit up to {MAX_LIMIT}",
+            events.len(),
+            last.seq
+        );
+        let _ = writeln!(std::io::stderr().lock(), "{note}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--limit N`: 1 to [`MAX_LIMIT`].
+fn event_limit(s: &str) -> Result<u32, String> {
+    values::count(s, MAX_LIMIT)
 }
 
 fn row(e: &EventDto) -> [String; 5] {

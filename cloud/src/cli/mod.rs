@@ -146,14 +146,106 @@ pub fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
-        }
+        Err(e) => return usage_error(&e),
     };
     match cli.command {
         Command::Serve(args) => crate::serve::main(args),
         command => run_client(cli.client, command),
+    }
+}
+
+/// Reports a command line that clap refused (exit 2), or prints the help or version that
+/// was asked for (exit 0). With `-o json` on the command line a refusal is the error body
+/// `{"error": {"code": "usage", "message", "field"?}}` on standard error, as every other
+/// error is printed there; help and version stay text.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shown || !wants_json(std::env::args_os().skip(1)) {
+        let _ = e.print();
+        return code;
+    }
+    let body = crate::api::dto::ErrorBody {
+        error: crate::api::dto::ErrorDetail {
+            code: "usage".to_owned(),
+            message: usage_message(&e.render().to_string()),
+            field: usage_field(e),
+        },
+    };
+    let text = serde_json::to_string_pretty(&body)
+        .unwrap_or_else(|_| format!("error: {}", body.error.message));
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr().lock(),
+        format!("{text}\n").as_bytes(),
+    );
+    code
+}
+
+/// Whether the command line asks for `-o json` (`-o json`, `-ojson`, `-o=json`, `--output
+/// json`, `--output=json`), read without clap since clap refused it; arguments after `--`
+/// are not options.
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut json = false;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if arg == "--" {
+            break;
+        }
+        let value = match arg {
+            "-o" | "--output" => {
+                i += 1;
+                args.get(i).map(String::as_str)
+            }
+            _ => arg
+                .strip_prefix("--output=")
+                .or_else(|| arg.strip_prefix("-o=").or_else(|| arg.strip_prefix("-o"))),
+        };
+        if let Some(v) = value {
+            json = v == "json";
+        }
+        i += 1;
+    }
+    json
+}
+
+/// clap's rendered error as one line: without `error: `, the usage line and the pointer to
+/// `--help`.
+fn usage_message(rendered: &str) -> String {
+    rendered
+        .trim()
+        .split("\n\n")
+        .filter(|p| !p.starts_with("Usage:") && !p.starts_with("For more information"))
+        .map(|p| {
+            p.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
+/// The option or argument a clap error is about (`--since`), when it names one.
+fn usage_field(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    match e.get(ContextKind::InvalidArg)? {
+        ContextValue::String(s) => s.split_whitespace().next().map(str::to_owned),
+        ContextValue::Strings(v) => v
+            .first()
+            .and_then(|s| s.split_whitespace().next())
+            .map(str::to_owned),
+        _ => None,
     }
 }
 
@@ -199,4 +291,44 @@ pub async fn run(opts: ClientOpts, command: Command) -> Result<ExitCode, CliErro
 
 fn done(_: ()) -> ExitCode {
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(args: &[&str]) -> bool {
+        wants_json(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn o_json_is_found_in_every_spelling() {
+        assert!(json(&["-o", "json", "env", "list", "--bogus"]));
+        assert!(json(&["env", "list", "--output=json"]));
+        assert!(json(&["-ojson", "events"]));
+        assert!(json(&["-o=json", "events"]));
+        assert!(json(&["--output", "json"]));
+        assert!(!json(&["env", "list", "--bogus"]));
+        assert!(!json(&["-o", "json", "-o", "table"]));
+        assert!(!json(&["env", "create", "--", "-o", "json"]));
+        assert!(!json(&["-o"]));
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let e = Cli::try_parse_from(["skerry", "env", "create"]).unwrap_err();
+        let m = usage_message(&e.render().to_string());
+        assert_eq!(
+            m,
+            "the following required arguments were not provided: <NAME>"
+        );
+        let e = Cli::try_parse_from(["skerry", "events", "--since", "yesterday"]).unwrap_err();
+        assert_eq!(usage_field(&e).as_deref(), Some("--since"));
+        let m = usage_message(&e.render().to_string());
+        assert!(
+            m.starts_with("invalid value 'yesterday' for '--since <T>'"),
+            "{m}"
+        );
+        assert!(!m.contains('\n'), "{m}");
+    }
 }

@@ -73,13 +73,17 @@ pub fn app_ref(s: &str) -> Result<AppRef, String> {
     }
 }
 
-/// `--node NODE[=WEIGHT]`.
+/// The largest weight of `--node NODE=WEIGHT` (docs/cli.md, "Deploy"; the cloud refuses
+/// others with `invalid_weight`); the smallest is 1.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// `--node NODE[=WEIGHT]`, the weight from 1 to [`MAX_WEIGHT`].
 pub fn node_choice(s: &str) -> Result<NodeChoice, String> {
     let (node, weight) = match s.split_once('=') {
         Some((node, w)) => {
-            let weight = w
-                .parse::<u32>()
-                .map_err(|_| format!("\"{s}\": the weight \"{w}\" is not a whole number"))?;
+            let weight = count(w, MAX_WEIGHT).map_err(|_| {
+                format!("\"{s}\": a weight is a whole number from 1 to {MAX_WEIGHT}, not \"{w}\"")
+            })?;
             (node, Some(weight))
         }
         None => (s, None),
@@ -150,5 +154,42 @@ pub fn duration(s: &str) -> Result<String, String> {
         Err(e) => Err(format!(
             "\"{s}\" is not a duration such as 24h or 30m ({e})"
         )),
+    }
+}
+
+/// A whole number from 1 to `max` (`--limit`, a weight); anything else, a number too large
+/// for any count included, is refused naming the input and the range.
+pub fn count(s: &str, max: u32) -> Result<u32, String> {
+    let bad = || format!("\"{s}\" is not a whole number from 1 to {max}");
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match s.parse::<u64>() {
+        Ok(n) if (1..=u64::from(max)).contains(&n) => u32::try_from(n).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_bounded_and_named() {
+        assert_eq!(count("1", 1000), Ok(1));
+        assert_eq!(count("1000", 1000), Ok(1000));
+        for bad in ["0", "1001", "-1", "", "1e3", "99999999999999999999999"] {
+            let e = count(bad, 1000).unwrap_err();
+            assert_eq!(e, format!("\"{bad}\" is not a whole number from 1 to 1000"));
+        }
+    }
+
+    #[test]
+    fn weights_are_1_to_1000() {
+        assert_eq!(node_choice("gw-1=7").map(|c| c.weight), Ok(Some(7)));
+        let e = node_choice("gw-1=99999999999").unwrap_err();
+        assert!(e.contains("from 1 to 1000"), "{e}");
+        assert!(node_choice("gw-1=0").is_err());
+        assert!(node_choice("gw-1=1001").is_err());
     }
 }
