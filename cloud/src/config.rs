@@ -55,6 +55,51 @@ pub struct FileConfig {
     pub logs: LogsConfig,
     /// `[sync]`: how nodes catch up.
     pub sync: SyncConfig,
+    /// `[http]`: the REST API's server: other origins allowed, timeouts, connections.
+    pub http: HttpFileConfig,
+}
+
+/// `[http]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpFileConfig {
+    /// Web origins (`https://console.example`) whose pages may call the API. Default none:
+    /// a request a browser marks as cross-origin is refused (403 `cross_origin`).
+    pub allowed_origins: Vec<String>,
+    /// How long a request head may take to arrive, and a kept-alive connection may stay
+    /// idle (`10s`). Default 10 s.
+    pub header_timeout: Option<String>,
+    /// How long a request body may take to arrive whole (`60s`). Default 60 s.
+    pub body_timeout: Option<String>,
+    /// How many API connections are served at once. Default 4096.
+    pub max_connections: Option<usize>,
+}
+
+/// The longest `[http] header_timeout` or `body_timeout` accepted.
+pub const MAX_HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The most `[http] max_connections` accepted.
+pub const MAX_HTTP_CONNECTIONS: usize = 1 << 20;
+
+/// The REST API server's settings in force.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub allowed_origins: Vec<String>,
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        use crate::api::server;
+        HttpConfig {
+            allowed_origins: Vec::new(),
+            header_timeout: server::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: server::DEFAULT_BODY_TIMEOUT,
+            max_connections: server::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// `[sync]` in the config file.
@@ -100,6 +145,8 @@ pub struct Config {
     pub log_retention: LogRetention,
     /// Whether a catch-up may send a snapshot in place of the missed events.
     pub sync_snapshots: bool,
+    /// The REST API server: allowed origins, timeouts, the connection bound.
+    pub http: HttpConfig,
 }
 
 /// Every problem found in the configuration.
@@ -110,7 +157,9 @@ pub struct ConfigError(pub Vec<String>);
 impl Config {
     /// Merges file, environment (`SKERRY_DATA`, `SKERRY_LISTEN`, `SKERRY_MQTT`,
     /// `SKERRY_MQTT_ADVERTISE`, `SKERRY_NATS`, `SKERRY_KEYS`, `SKERRY_LOCAL_NODE`,
-    /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`, `SKERRY_SYNC_SNAPSHOTS`) and flags.
+    /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`, `SKERRY_SYNC_SNAPSHOTS`,
+    /// `SKERRY_HTTP_ALLOWED_ORIGINS`, `SKERRY_HTTP_HEADER_TIMEOUT`, `SKERRY_HTTP_BODY_TIMEOUT`,
+    /// `SKERRY_HTTP_MAX_CONNECTIONS`) and flags.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut errors = Vec::new();
@@ -200,6 +249,29 @@ impl Config {
                 .or(file.logs.max_bytes),
             &mut errors,
         );
+        let http = http_config(
+            HttpFileConfig {
+                allowed_origins: match env("SKERRY_HTTP_ALLOWED_ORIGINS") {
+                    Some(v) => v.split(',').map(|o| o.trim().to_owned()).collect(),
+                    None => file.http.allowed_origins,
+                },
+                header_timeout: env("SKERRY_HTTP_HEADER_TIMEOUT").or(file.http.header_timeout),
+                body_timeout: env("SKERRY_HTTP_BODY_TIMEOUT").or(file.http.body_timeout),
+                max_connections: match env("SKERRY_HTTP_MAX_CONNECTIONS") {
+                    Some(v) => match v.parse() {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            errors.push(format!(
+                                "http.max_connections: \"{v}\" (SKERRY_HTTP_MAX_CONNECTIONS) is not a number"
+                            ));
+                            None
+                        }
+                    },
+                    None => file.http.max_connections,
+                },
+            },
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -214,8 +286,55 @@ impl Config {
             log_cache_bytes: file.log_cache_bytes.unwrap_or(64 << 20),
             log_retention,
             sync_snapshots,
+            http,
         })
     }
+}
+
+/// `[http]`, checked; the defaults for what is not given.
+fn http_config(file: HttpFileConfig, errors: &mut Vec<String>) -> HttpConfig {
+    let mut out = HttpConfig::default();
+    for origin in file.allowed_origins {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let ok = origin.split_once("://").is_some_and(|(scheme, host)| {
+            matches!(scheme, "http" | "https")
+                && !host.is_empty()
+                && !host.contains(['/', '?', '#', '@', ' '])
+        });
+        if ok {
+            out.allowed_origins.push(origin);
+        } else {
+            errors.push(format!(
+                "http.allowed_origins: \"{origin}\" is not an origin like https://console.example (a scheme and a host, with no path)"
+            ));
+        }
+    }
+    let mut duration = |field: &str, text: Option<String>, slot: &mut std::time::Duration| {
+        let Some(text) = text else { return };
+        match humantime::parse_duration(&text) {
+            Ok(d) if !d.is_zero() && d <= MAX_HTTP_TIMEOUT => *slot = d,
+            Ok(_) => errors.push(format!(
+                "http.{field}: \"{text}\" is out of range; give a duration above zero and at most 1h"
+            )),
+            Err(e) => errors.push(format!(
+                "http.{field}: \"{text}\" is not a duration such as 10s ({e})"
+            )),
+        }
+    };
+    duration(
+        "header_timeout",
+        file.header_timeout,
+        &mut out.header_timeout,
+    );
+    duration("body_timeout", file.body_timeout, &mut out.body_timeout);
+    match file.max_connections {
+        Some(n) if (1..=MAX_HTTP_CONNECTIONS).contains(&n) => out.max_connections = n,
+        Some(n) => errors.push(format!(
+            "http.max_connections: {n} is out of range; give 1 to {MAX_HTTP_CONNECTIONS}"
+        )),
+        None => {}
+    }
+    out
 }
 
 /// `[logs] retention` and `max_bytes`, checked; the defaults for what is not given.
@@ -292,6 +411,32 @@ mod tests {
         assert!(parse("[logs]\nretention = \"0s\"\n").is_err());
         assert!(parse("[logs]\nmax_bytes = 0\n").is_err());
         assert!(parse("[logs]\nkeep = 1\n").is_err());
+    }
+
+    #[test]
+    fn http_settings_are_read_with_defaults_and_checked() {
+        let parse = |text: &str| {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let mut errors = Vec::new();
+            let h = http_config(file.http, &mut errors);
+            (h, errors)
+        };
+        let (h, errors) = parse("");
+        assert!(errors.is_empty() && h.allowed_origins.is_empty());
+        assert_eq!(h.header_timeout, crate::api::server::DEFAULT_HEADER_TIMEOUT);
+        let (h, errors) = parse(
+            "[http]\nallowed_origins = [\"https://Console.example/\"]\nheader_timeout = \"2s\"\nbody_timeout = \"5s\"\nmax_connections = 10\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(h.allowed_origins, ["https://console.example"]);
+        assert_eq!(
+            (h.header_timeout, h.body_timeout, h.max_connections),
+            (Duration::from_secs(2), Duration::from_secs(5), 10)
+        );
+        let (_, errors) = parse(
+            "[http]\nallowed_origins = [\"console.example\", \"https://a.example/app\"]\nheader_timeout = \"0s\"\nbody_timeout = \"soon\"\nmax_connections = 0\n",
+        );
+        assert_eq!(errors.len(), 5, "{errors:?}");
     }
 
     #[test]

@@ -194,9 +194,23 @@ pub async fn run(
     } else {
         None
     };
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let guard = api::server::Guard {
+        allowed_origins: Arc::new(config.http.allowed_origins.clone()),
+        body_timeout: config.http.body_timeout,
+    };
+    let app = api::router_with(state, guard);
+    let limits = api::server::Limits {
+        header_timeout: config.http.header_timeout,
+        max_connections: connection_bound(config.http.max_connections),
+    };
+    tracing::info!(
+        header_timeout = ?limits.header_timeout,
+        body_timeout = ?config.http.body_timeout,
+        max_connections = limits.max_connections,
+        allowed_origins = ?config.http.allowed_origins,
+        "API server limits"
+    );
+    let served = api::server::serve(listener, app, limits, shutdown)
         .await
         .map_err(|source| ServeError::Io {
             path: local.to_string(),
@@ -269,6 +283,27 @@ fn raise_open_files() {
         },
         Ok((soft, _)) => tracing::info!(limit = soft, "open-files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
+/// `[http] max_connections`, lowered to half the open-files limit when it is above that:
+/// the other half is left to the agents' MQTT sessions, the data files and the local node.
+fn connection_bound(configured: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return configured;
+    };
+    let half = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1);
+    if configured > half {
+        tracing::warn!(
+            configured,
+            open_files = soft,
+            bound = half,
+            "http.max_connections is above half the open-files limit; the API serves at most {half} connections at once"
+        );
+        half
+    } else {
+        configured
     }
 }
 

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use skerry_shared::manifest::parse_manifest;
 
 use super::dto::{AppDto, AppVersionDto};
-use super::error::ApiError;
+use super::error::{ApiError, Path};
 use super::{AppState, actor, views};
 use crate::command::Command;
 use crate::projections::Projections;

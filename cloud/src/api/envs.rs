@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 
 use super::dto::{CreateEnvironment, EnvironmentDto};
-use super::error::{ApiError, Body};
+use super::error::{ApiError, Body, Path};
 use super::{AppState, actor, views};
 use crate::command::Command;
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::dto::{
     DeployRequest, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
 };
-use super::error::{ApiError, Body, Params};
+use super::error::{ApiError, Body, Params, Path};
 use super::{AppState, actor, views};
 use crate::command::{Command, plan_deploy};
 

@@ -5,13 +5,18 @@
 //!
 //! # Layout
 //! - [`dto`]: request and response bodies, shared with the CLI.
-//! - [`error`]: error answers and the field-naming JSON extractor.
+//! - [`error`]: error answers and the extractors (body, query, path) that answer in the
+//!   error shape, naming the field.
+//! - [`server`]: the HTTP server (accept loop, connection bound, timeouts, hyper's own
+//!   error answers in the error shape) and the request guard (origin, media type, body
+//!   size and deadline).
 //! - `envs`, `nodes`, `enroll`, `apps`, `instances`, `events`, `logs`: one module per
 //!   resource.
 //! - `views`: projections to response bodies.
 
 pub mod dto;
 pub mod error;
+pub mod server;
 
 mod apps;
 mod enroll;
@@ -93,8 +98,25 @@ async fn later(uri: axum::http::Uri) -> error::ApiError {
     )
 }
 
-/// The router of every API route.
+/// The router of every API route, behind the default request guard (no other origin
+/// allowed, the default body deadline).
 pub fn router(state: AppState) -> Router {
+    router_with(state, server::Guard::default())
+}
+
+/// The router of every API route, behind `guard`: cross-origin requests, bodies that are
+/// not JSON, too large or too slow are refused before any handler runs.
+pub fn router_with(state: AppState, guard: server::Guard) -> Router {
+    routes(state)
+        // The guard has read the body within its own limit ([`error::MAX_BODY_BYTES`]).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            server::guard::guard,
+        ))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/environments", get(envs::list).post(envs::create))

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use serde::Deserialize;
 
 use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, RenameNode};
-use super::error::{ApiError, Body, Params};
+use super::error::{ApiError, Body, Params, Path};
 use super::{AppState, actor, views};
 use crate::command::Command;
 use crate::sync::NodeLogsError;

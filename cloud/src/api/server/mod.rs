@@ -1,0 +1,156 @@
+//! The API's HTTP server: the accept loop, the bound on open connections, the timeouts, and
+//! hyper's own error answers in the error shape.
+//!
+//! `axum::serve` has no header timeout and no connection bound, so a client that sends
+//! half a request head holds its connection, and a file descriptor, for ever. Here each
+//! connection is served by hyper's HTTP/1 connection builder with:
+//! - a **header timeout** ([`Limits::header_timeout`], `[http] header_timeout`): a request
+//!   head must arrive whole within it, counted from the connection's start and, on a
+//!   kept-alive connection, from the end of the previous answer, so it also bounds how long
+//!   an idle connection stays open. Past it hyper closes the connection.
+//! - a **body deadline** ([`guard::Guard::body_timeout`], `[http] body_timeout`): the whole
+//!   body, not each chunk of it, within that time, else 408 `request_timeout`.
+//! - **head limits**: [`MAX_HEAD_BYTES`], [`MAX_HEADERS`] (431) and [`MAX_URI_BYTES`]
+//!   (414), answered in the error shape by [`rewrite::ErrorRewrite`].
+//! - a **connection bound** ([`Limits::max_connections`], `[http] max_connections`): the
+//!   accept loop takes a permit before it accepts, so beyond the bound new connections wait
+//!   in the listen backlog until one closes (each waits at most a header timeout unless it
+//!   is answering a request or a stream).
+//!
+//! Shutdown is graceful: the listener closes, idle connections are closed, and requests in
+//! flight finish (streams end on the shutdown signal themselves).
+
+pub mod guard;
+pub mod rewrite;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+pub use guard::Guard;
+
+/// How long a request head may take to arrive (and a kept-alive connection may stay idle),
+/// unless `[http] header_timeout` says otherwise.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request body may take to arrive whole, unless `[http] body_timeout` says
+/// otherwise.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many connections the API serves at once, unless `[http] max_connections` says
+/// otherwise (and at most half the process's open-files limit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// The largest request head (request line and headers) hyper reads, in bytes: beyond it,
+/// 431 `headers_too_large`.
+pub const MAX_HEAD_BYTES: usize = 128 * 1024;
+
+/// The most headers a request may have: beyond it, 431 `headers_too_large`.
+pub const MAX_HEADERS: usize = 100;
+
+/// The longest request URI, in bytes (the `http` crate's own limit): beyond it, 414
+/// `uri_too_long`.
+pub const MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+
+/// How long the accept loop pauses after an accept error other than a refused or reset
+/// connection (out of file descriptors, say), so that it does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The server's bounds.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for the connections
+/// to end.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot accept an API connection");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            let router = router.clone();
+            async move {
+                Ok::<_, Infallible>(
+                    router
+                        .oneshot(req.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|e| match e {}),
+                )
+            }
+        });
+        let io = TokioIo::new(rewrite::ErrorRewrite::new(stream));
+        let conn = graceful.watch(http.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "API connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
