@@ -36,6 +36,9 @@ enum Scenario {
     /// One deploy to N simulated nodes until acknowledged and running, beside a raw MQTT
     /// round trip to N clients.
     Fanout(bench::fanout::Args),
+    /// Slow clients and event streams while a deploy runs to simulated nodes, beside the
+    /// same deploy and the cloud's RSS at rest.
+    Siege(bench::siege::Args),
     /// The fan-out baseline's server, started by `fanout`.
     #[command(hide = true)]
     RawMqttServer(bench::rawmqtt::ServerArgs),
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Logs(a) => vec![bench::logs::run(a)?],
         Scenario::Wire(a) => vec![bench::wire::run(a)?],
         Scenario::Fanout(a) => bench::fanout::run(a)?,
+        Scenario::Siege(a) => vec![bench::siege::run(a)?],
         Scenario::RawMqttServer(a) => {
             bench::rawmqtt::serve(a)?;
             Vec::new()
