@@ -100,6 +100,9 @@ pub struct Projections {
     node_names: BTreeMap<Name, NodeId>,
     pub apps: BTreeMap<Name, BTreeMap<semver::Version, AppVersion>>,
     pub instances: BTreeMap<Name, Instance>,
+    /// Every instance name ever deployed, undeployed ones too: the names that have a
+    /// history in the log (`GET /api/v1/events?instance=` answers 404 for any other).
+    pub instance_names: BTreeSet<Name>,
     pub tokens: HashMap<TokenId, EnrollmentTokenState>,
     pub head: ChainHead,
 }
@@ -112,6 +115,7 @@ impl Default for Projections {
             node_names: BTreeMap::new(),
             apps: BTreeMap::new(),
             instances: BTreeMap::new(),
+            instance_names: BTreeSet::new(),
             tokens: HashMap::new(),
             head: ChainHead {
                 next_seq: 1,
@@ -274,6 +278,7 @@ impl Projections {
                 );
             }
             EventPayload::InstanceDeployed { instance } => {
+                self.instance_names.insert(instance.name.clone());
                 self.instances.insert(
                     instance.name.clone(),
                     Instance {

@@ -1,30 +1,31 @@
 //! `/api/v1/events`: the command log, filtered, paged or followed, and its verification.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::Event;
-use skerry_shared::ids::NodeId;
+use skerry_shared::ids::{Name, NodeId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
 use super::dto::{EventDto, VerifyDto};
 use super::error::{ApiError, Params};
+use super::streams::{self, Chunk, LARGE_READ, PAGE_BYTES, PAGE_ITEMS};
 use crate::log::EventLog;
 
-const PAGE: usize = 1024;
 const DEFAULT_LIMIT: usize = 1000;
-const MAX_LIMIT: usize = 100_000;
+/// The most events one plain read answers (`limit`; docs/cli.md, "REST API"). A larger
+/// `limit` is refused 400 `invalid_query` (field `limit`), not clamped.
+pub const MAX_LIMIT: usize = 100_000;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Deserialize)]
@@ -46,7 +47,7 @@ pub struct EventsQuery {
 #[derive(Debug, Clone)]
 struct Filter {
     node: Option<NodeId>,
-    instance: Option<String>,
+    instance: Option<Name>,
     since: Option<Timestamp>,
 }
 
@@ -55,126 +56,267 @@ impl Filter {
         self.node.is_none_or(|n| e.node_seq_for(n).is_some())
             && self
                 .instance
-                .as_deref()
-                .is_none_or(|i| e.payload.instance().is_some_and(|x| x.as_str() == i))
+                .as_ref()
+                .is_none_or(|i| e.payload.instance().is_some_and(|x| x == i))
             && self.since.is_none_or(|t| e.time >= t)
     }
 }
 
-/// Reads matching events after `after` (up to `limit`), from the node's index when the
-/// filter names a node.
-fn read_matching(
+/// Where a read is: past every event up to `seq`, and, when the filter names a node, past
+/// the node's events up to `node_seq` (the read goes through the node's index).
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    seq: u64,
+    node_seq: u64,
+}
+
+/// How events are written out: a JSON array (a plain read) or NDJSON (a follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Array,
+    Lines,
+}
+
+/// One page read from the log, already in JSON.
+#[derive(Debug)]
+struct Page {
+    json: Vec<u8>,
+    /// Matching events in `json`.
+    count: usize,
+    cursor: Cursor,
+    /// The log has nothing after `cursor` (as of the read).
+    end: bool,
+}
+
+fn write_event(out: &mut Vec<u8>, e: &Event, format: Format, first: bool) {
+    if format == Format::Array && !first {
+        out.push(b',');
+    }
+    // An EventDto always serialises (strings, numbers and JSON values).
+    let _ = serde_json::to_writer(&mut *out, &EventDto::from(e));
+    if format == Format::Lines {
+        out.push(b'\n');
+    }
+}
+
+/// Reads one page (at most [`PAGE_ITEMS`] events, [`PAGE_BYTES`] as stored) after
+/// `cursor` and writes the matching ones, at most `max`, in `format`; `sent` says how many
+/// the answer has before these.
+fn read_page(
     log: &dyn EventLog,
     f: &Filter,
-    mut after: u64,
-    limit: usize,
-) -> Result<Vec<Event>, ApiError> {
-    let mut out = Vec::new();
-    if let Some(node) = f.node {
-        let mut after_node = 0;
-        loop {
-            let page = log.read_node(node, after_node, PAGE)?;
-            let Some(last) = page.last() else { break };
-            after_node = last.node_seq_for(node).unwrap_or(u64::MAX);
-            out.extend(page.into_iter().filter(|e| e.seq > after && f.matches(e)));
-            if out.len() >= limit {
-                break;
-            }
+    mut cursor: Cursor,
+    max: usize,
+    format: Format,
+    sent: usize,
+) -> Result<Page, ApiError> {
+    let events = match f.node {
+        Some(node) => log.read_node_bounded(node, cursor.node_seq, PAGE_ITEMS, PAGE_BYTES)?,
+        None => log.read_bounded(cursor.seq, PAGE_ITEMS, PAGE_BYTES)?,
+    };
+    let end = events.is_empty();
+    let mut json = Vec::new();
+    let mut count = 0;
+    for e in &events {
+        if count >= max {
+            break;
         }
-    } else {
-        loop {
-            let page = log.read(after, PAGE)?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            out.extend(page.into_iter().filter(|e| f.matches(e)));
-            if out.len() >= limit {
-                break;
-            }
+        if let Some(ns) = f.node.and_then(|n| e.node_seq_for(n)) {
+            cursor.node_seq = ns;
+        }
+        let fresh = e.seq > cursor.seq;
+        cursor.seq = cursor.seq.max(e.seq);
+        if fresh && f.matches(e) {
+            write_event(&mut json, e, format, sent + count == 0);
+            count += 1;
         }
     }
-    out.truncate(limit);
-    Ok(out)
+    Ok(Page {
+        json,
+        count,
+        cursor,
+        end,
+    })
+}
+
+async fn page(
+    s: &AppState,
+    f: &Filter,
+    cursor: Cursor,
+    max: usize,
+    format: Format,
+    sent: usize,
+) -> Result<Page, ApiError> {
+    let log = s.engine.log().clone();
+    let f = f.clone();
+    streams::read(move || read_page(log.as_ref(), &f, cursor, max, format, sent)).await
 }
 
 fn line(e: &Event) -> Bytes {
-    let mut v = serde_json::to_vec(&EventDto::from(e)).unwrap_or_default();
-    v.push(b'\n');
+    let mut v = Vec::new();
+    write_event(&mut v, e, Format::Lines, true);
     Bytes::from(v)
+}
+
+/// The query's filters, checked against the read models: an unknown node is 404
+/// `unknown_node`, an instance name never deployed 404 `unknown_instance` (one that was
+/// undeployed has its history and is read).
+fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
+    let node = q
+        .node
+        .as_deref()
+        .map(|n| super::node_id(s, n))
+        .transpose()?;
+    let instance = match q.instance.as_deref() {
+        None => None,
+        Some(i) => {
+            let name = Name::parse(i)
+                .map_err(|e| ApiError::bad_request("invalid_name", "instance", e.to_string()))?;
+            if !s.engine.read().instance_names.contains(&name) {
+                return Err(ApiError::not_found(
+                    "unknown_instance",
+                    "instance",
+                    format!("no instance named \"{name}\" was ever deployed"),
+                ));
+            }
+            Some(name)
+        }
+    };
+    let since = super::since(q.since.as_deref())?;
+    Ok(Filter {
+        node,
+        instance,
+        since,
+    })
 }
 
 pub async fn list(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Params(q): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let node = q
-        .node
-        .as_deref()
-        .map(|n| super::node_id(&s, n))
-        .transpose()?;
-    let since = super::since(q.since.as_deref())?;
-    let filter = Filter {
-        node,
-        instance: q.instance.clone(),
-        since,
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if n > MAX_LIMIT => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit",
+                format!("limit is {n}: at most {MAX_LIMIT} events per read (page on with after)"),
+            ));
+        }
+        Some(n) => n,
     };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-    let after = q.after.unwrap_or(0);
-    if !q.follow {
-        let log = s.engine.log().clone();
-        let f = filter.clone();
-        let events =
-            tokio::task::spawn_blocking(move || read_matching(log.as_ref(), &f, after, limit))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))??;
-        return Ok(Json(events.iter().map(EventDto::from).collect::<Vec<_>>()).into_response());
+    let filter = resolve(&s, &q)?;
+    let slot = if q.follow || limit > LARGE_READ {
+        match streams::admit(peer.ip()) {
+            Ok(slot) => Some(slot),
+            Err(refused) => return Ok(refused.into_response()),
+        }
+    } else {
+        None
+    };
+    let cursor = Cursor {
+        seq: q.after.unwrap_or(0),
+        node_seq: 0,
+    };
+    if q.follow {
+        let (tx, answer) = streams::pipe("application/x-ndjson", slot);
+        tokio::spawn(follow(s, filter, cursor, tx));
+        return Ok(answer);
     }
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
-    tokio::spawn(follow(s, filter, after, tx));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(ReceiverStream::new(rx)),
-    )
-        .into_response())
+    // The first page is read here, so that a failing log still gets an error answer.
+    let first = page(&s, &filter, cursor, limit, Format::Array, 0).await?;
+    let mut json = Vec::with_capacity(first.json.len() + 2);
+    json.push(b'[');
+    json.extend_from_slice(&first.json);
+    if first.end || first.count >= limit {
+        json.push(b']');
+        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+    }
+    let (tx, answer) = streams::pipe("application/json", slot);
+    tokio::spawn(read_rest(s, filter, first, limit, json, tx));
+    Ok(answer)
 }
 
-/// Streams the backlog, then live events, as NDJSON, until the client goes away. An empty
-/// line every 15 s keeps the connection alive and notices a client that left.
-async fn follow(
+/// Sends a plain read on, page by page after `first` (whose JSON is `json`), and closes
+/// the array once `limit` events are sent or the log has no more.
+async fn read_rest(
     s: AppState,
     filter: Filter,
-    mut last: u64,
-    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    first: Page,
+    limit: usize,
+    json: Vec<u8>,
+    tx: mpsc::Sender<Chunk>,
 ) {
+    if tx.send(Ok(Bytes::from(json))).await.is_err() {
+        return;
+    }
+    let mut sent = first.count;
+    let mut cursor = first.cursor;
+    loop {
+        let p = match page(&s, &filter, cursor, limit - sent, Format::Array, sent).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(streams::cut(&e))).await;
+                return;
+            }
+        };
+        sent += p.count;
+        cursor = p.cursor;
+        let done = p.end || sent >= limit;
+        let mut chunk = p.json;
+        if done {
+            chunk.push(b']');
+        }
+        if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+            return;
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+/// Streams the backlog, then live events, as NDJSON, until the client goes away or the
+/// server stops. An empty line every 15 s keeps the connection alive.
+async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sender<Chunk>) {
     // Subscribe before reading the backlog, so nothing falls between the two.
     let mut live = s.engine.subscribe();
     let mut stopping = s.stopping.clone();
     let mut backlog = true;
     loop {
         if backlog {
-            let log = s.engine.log().clone();
-            // Everything up to `tip` is in the log now, so the read below covers it; what
-            // comes later arrives on `live`, which was subscribed before this.
-            let tip = log.last_seq().unwrap_or(last);
-            let f = filter.clone();
-            let after = last;
-            let page =
-                tokio::task::spawn_blocking(move || read_matching(log.as_ref(), &f, after, PAGE))
-                    .await;
-            let Ok(Ok(page)) = page else { return };
-            for e in &page {
-                if tx.send(Ok(line(e))).await.is_err() {
+            // Everything up to `tip` is in the log now, so reading to the end covers it;
+            // what comes later arrives on `live`, which was subscribed before this.
+            let tip = s.engine.log().last_seq().unwrap_or(cursor.seq);
+            let p = tokio::select! {
+                p = page(&s, &filter, cursor, usize::MAX, Format::Lines, 0) => p,
+                () = tx.closed() => return,
+                _ = stopping.changed() => return,
+            };
+            let p = match p {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(streams::cut(&e))).await;
                     return;
                 }
-                last = e.seq;
+            };
+            cursor = p.cursor;
+            if !p.json.is_empty() {
+                tokio::select! {
+                    sent = tx.send(Ok(Bytes::from(p.json))) => if sent.is_err() { return },
+                    _ = stopping.changed() => return,
+                }
             }
-            if page.len() < PAGE {
-                last = last.max(tip);
+            if p.end {
+                cursor.seq = cursor.seq.max(tip);
                 backlog = false;
             }
             continue;
         }
         let next: Result<Arc<Event>, RecvError> = tokio::select! {
             r = live.recv() => r,
+            () = tx.closed() => return,
             _ = stopping.changed() => return,
             () = tokio::time::sleep(KEEPALIVE) => {
                 if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
@@ -184,12 +326,15 @@ async fn follow(
             }
         };
         match next {
-            Ok(e) if e.seq <= last => {}
+            Ok(e) if e.seq <= cursor.seq => {}
             Ok(e) => {
+                cursor.seq = e.seq;
+                if let Some(ns) = filter.node.and_then(|n| e.node_seq_for(n)) {
+                    cursor.node_seq = ns;
+                }
                 if filter.matches(&e) && tx.send(Ok(line(&e))).await.is_err() {
                     return;
                 }
-                last = e.seq;
             }
             Err(RecvError::Lagged(_)) => backlog = true,
             Err(RecvError::Closed) => return,

@@ -6,32 +6,31 @@
 //! NDJSON (one [`LogLineDto`] per line), the backlog first, then new lines as they are
 //! stored, with an empty line every 15 s, until the client leaves or the server stops.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use skerry_shared::ids::Name;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
-use super::dto::{
-    FileDropsDto, LogLineDto, LogsDto, NodeDropsDto, NodeWaitingDto, ReplicaWaitingDto,
-};
+use super::dto::{FileDropsDto, LogLineDto, NodeDropsDto, NodeWaitingDto, ReplicaWaitingDto};
 use super::error::{ApiError, Params};
+use super::streams::{self, Chunk, LARGE_READ, PAGE_BYTES};
 use super::views::node_name;
 use crate::projections::Projections;
 use crate::reports::{LogLine, LogPage, LogQuery, NodeDrops, NodeWaiting};
 
-/// Lines per read while following.
+/// Lines per page read from the store (and at most [`PAGE_BYTES`] of their texts).
 const PAGE: usize = 1000;
 const DEFAULT_LIMIT: usize = 1000;
-const MAX_LIMIT: usize = 10_000;
+/// The most lines one plain read answers (`limit`; docs/cli.md, "REST API"). A larger
+/// `limit` is refused 400 `invalid_query` (field `limit`), not clamped.
+pub const MAX_LIMIT: usize = 10_000;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +56,17 @@ fn name(field: &str, text: &str) -> Result<Name, ApiError> {
 
 /// The query parameters, checked and resolved against the projections.
 fn resolve(s: &AppState, q: &LogsQuery) -> Result<LogQuery, ApiError> {
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if n > MAX_LIMIT => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit",
+                format!("limit is {n}: at most {MAX_LIMIT} lines per read (page on with after)"),
+            ));
+        }
+        Some(n) => n,
+    };
     let instance = match &q.instance {
         Some(i) => name("instance", i)?,
         None => {
@@ -84,16 +94,70 @@ fn resolve(s: &AppState, q: &LogsQuery) -> Result<LogQuery, ApiError> {
         node,
         since,
         after: q.after,
-        limit: q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT),
+        limit,
     })
 }
 
-async fn read(s: &AppState, q: LogQuery) -> Result<LogPage, ApiError> {
-    let store = s.reports.clone();
-    tokio::task::spawn_blocking(move || store.query(&q))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(ApiError::from)
+/// A page of lines read from the store, already in JSON.
+struct Page {
+    /// The lines, in `format`.
+    json: Vec<u8>,
+    count: usize,
+    /// The page stopped at [`PAGE_BYTES`] with more lines to read.
+    cut: bool,
+    /// `lines` emptied (they are in `json`): `next`, `dropped`, `waiting`.
+    rest: LogPage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Members of the `lines` array of a [`super::dto::LogsDto`]; `first`: the first
+    /// ones of it.
+    Array {
+        first: bool,
+    },
+    Lines,
+}
+
+/// Reads a page of at most `q.limit` lines and [`PAGE_BYTES`] of text, and writes them.
+async fn read(s: &AppState, q: LogQuery, format: Format) -> Result<Page, ApiError> {
+    let s = s.clone();
+    streams::read(move || {
+        let (mut rest, cut) = s.reports.query_bounded(&q, PAGE_BYTES)?;
+        let lines = std::mem::take(&mut rest.lines);
+        let mut json = Vec::new();
+        let p = s.engine.read();
+        for (i, l) in lines.iter().enumerate() {
+            if format == (Format::Array { first: false }) || (i > 0 && format != Format::Lines) {
+                json.push(b',');
+            }
+            // A LogLineDto always serialises (strings and numbers).
+            let _ = serde_json::to_writer(&mut json, &line_dto(&p, l));
+            if format == Format::Lines {
+                json.push(b'\n');
+            }
+        }
+        Ok(Page {
+            json,
+            count: lines.len(),
+            cut,
+            rest,
+        })
+    })
+    .await
+}
+
+/// What follows the lines of a [`LogsDto`]: the array's end and the other fields.
+fn tail(s: &AppState, page: &LogPage) -> Vec<u8> {
+    let p = s.engine.read();
+    let dropped: Vec<NodeDropsDto> = page.dropped.iter().map(|d| drops_dto(&p, d)).collect();
+    let waiting: Vec<NodeWaitingDto> = page.waiting.iter().map(|w| waiting_dto(&p, w)).collect();
+    let mut out = format!("],\"next\":{},\"dropped\":", page.next).into_bytes();
+    let _ = serde_json::to_writer(&mut out, &dropped);
+    out.extend_from_slice(b",\"waiting\":");
+    let _ = serde_json::to_writer(&mut out, &waiting);
+    out.push(b'}');
+    out
 }
 
 fn line_dto(p: &Projections, l: &LogLine) -> LogLineDto {
@@ -151,6 +215,7 @@ fn waiting_dto(p: &Projections, w: &NodeWaiting) -> NodeWaitingDto {
 
 pub async fn list(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Params(q): Params<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let query = resolve(&s, &q)?;
@@ -170,56 +235,105 @@ pub async fn list(
             ));
         }
     }
-    if !q.follow {
-        let page = read(&s, query).await?;
-        let p = s.engine.read();
-        let body = LogsDto {
-            lines: page.lines.iter().map(|l| line_dto(&p, l)).collect(),
-            next: page.next,
-            dropped: page.dropped.iter().map(|d| drops_dto(&p, d)).collect(),
-            waiting: page.waiting.iter().map(|w| waiting_dto(&p, w)).collect(),
-        };
-        return Ok(Json(body).into_response());
+    let slot = if q.follow || query.limit > LARGE_READ {
+        match streams::admit(peer.ip()) {
+            Ok(slot) => Some(slot),
+            Err(refused) => return Ok(refused.into_response()),
+        }
+    } else {
+        None
+    };
+    if q.follow {
+        let (tx, answer) = streams::pipe("application/x-ndjson", slot);
+        tokio::spawn(follow(s, query, tx));
+        return Ok(answer);
     }
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
-    tokio::spawn(follow(s, query, tx));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(ReceiverStream::new(rx)),
-    )
-        .into_response())
+    // The first page is read here, so that a failing store still gets an error answer.
+    let limit = query.limit;
+    let mut sub = query.clone();
+    let sub_limit = limit.min(PAGE);
+    sub.limit = sub_limit;
+    let first = read(&s, sub, Format::Array { first: true }).await?;
+    let mut json = b"{\"lines\":[".to_vec();
+    json.extend_from_slice(&first.json);
+    if !first.cut && (first.count >= limit || first.count < sub_limit) {
+        json.extend_from_slice(&tail(&s, &first.rest));
+        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+    }
+    let (tx, answer) = streams::pipe("application/json", slot);
+    tokio::spawn(read_rest(s, query, first, json, tx));
+    Ok(answer)
+}
+
+/// Sends a plain read on, page by page after `first` (whose JSON is `json`), then the
+/// answer's other fields, from the last page read.
+async fn read_rest(
+    s: AppState,
+    mut q: LogQuery,
+    first: Page,
+    json: Vec<u8>,
+    tx: mpsc::Sender<Chunk>,
+) {
+    if tx.send(Ok(Bytes::from(json))).await.is_err() {
+        return;
+    }
+    let limit = q.limit;
+    let mut sent = first.count;
+    let mut next = first.rest.next;
+    loop {
+        q.after = Some(next);
+        q.limit = (limit - sent).min(PAGE);
+        let p = match read(&s, q.clone(), Format::Array { first: sent == 0 }).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(streams::cut(&e))).await;
+                return;
+            }
+        };
+        sent += p.count;
+        next = p.rest.next;
+        let done = sent >= limit || (!p.cut && p.count < q.limit);
+        let mut chunk = p.json;
+        if done {
+            chunk.extend_from_slice(&tail(&s, &p.rest));
+        }
+        if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+            return;
+        }
+        if done {
+            return;
+        }
+    }
 }
 
 /// Streams the backlog, then lines as they are stored, as NDJSON, until the client goes
-/// away or the server stops. An empty line every 15 s keeps the connection alive and
-/// notices a client that left.
-async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Result<Bytes, Infallible>>) {
+/// away or the server stops. An empty line every 15 s keeps the connection alive.
+async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Chunk>) {
     // Subscribe before the first read, so a line stored in between wakes the loop.
     let mut stored = s.reports.subscribe();
     let mut stopping = s.stopping.clone();
     q.limit = PAGE;
     loop {
-        let Ok(page) = read(&s, q.clone()).await else {
-            return;
+        let page = tokio::select! {
+            p = read(&s, q.clone(), Format::Lines) => p,
+            () = tx.closed() => return,
+            _ = stopping.changed() => return,
         };
-        let lines: Vec<Bytes> = {
-            let p = s.engine.read();
-            page.lines
-                .iter()
-                .map(|l| {
-                    let mut v = serde_json::to_vec(&line_dto(&p, l)).unwrap_or_default();
-                    v.push(b'\n');
-                    Bytes::from(v)
-                })
-                .collect()
-        };
-        for line in lines {
-            if tx.send(Ok(line)).await.is_err() {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(streams::cut(&e))).await;
                 return;
             }
+        };
+        if !page.json.is_empty() {
+            tokio::select! {
+                sent = tx.send(Ok(Bytes::from(page.json))) => if sent.is_err() { return },
+                _ = stopping.changed() => return,
+            }
         }
-        q.after = Some(page.next);
-        if page.lines.len() >= PAGE {
+        q.after = Some(page.rest.next);
+        if page.cut || page.count >= PAGE {
             continue;
         }
         // Caught up: wait for the store to say that lines were stored.
@@ -231,6 +345,7 @@ async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Result<Bytes, Inf
                     }
                     break;
                 }
+                () = tx.closed() => return,
                 _ = stopping.changed() => return,
                 () = tokio::time::sleep(KEEPALIVE) => {
                     if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {

@@ -17,6 +17,7 @@
 pub mod dto;
 pub mod error;
 pub mod server;
+pub mod streams;
 
 mod apps;
 mod enroll;

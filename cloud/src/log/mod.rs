@@ -46,6 +46,63 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The sequence number of the last event (0 when empty).
     fn last_seq(&self) -> Result<u64, LogError>;
+
+    /// Like [`EventLog::read`], but stops once the events read take `max_bytes` or more
+    /// as stored (always at least one event, however large), so that a page of events
+    /// with large manifests stays small. The default reads one event at a time.
+    fn read_bounded(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        bounded(
+            limit,
+            max_bytes,
+            after_seq,
+            |after| self.read(after, 1),
+            |e| e.seq,
+        )
+    }
+
+    /// Like [`EventLog::read_node`], bounded by bytes as [`EventLog::read_bounded`] is.
+    fn read_node_bounded(
+        &self,
+        node: NodeId,
+        after_node_seq: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        bounded(
+            limit,
+            max_bytes,
+            after_node_seq,
+            |after| self.read_node(node, after, 1),
+            |e| e.node_seq_for(node).unwrap_or(u64::MAX),
+        )
+    }
+}
+
+/// Reads one event at a time through `read_one` until `limit` events or `max_bytes` of
+/// their encoding (the default of the bounded reads).
+fn bounded(
+    limit: usize,
+    max_bytes: usize,
+    mut after: u64,
+    read_one: impl Fn(u64) -> Result<Vec<Event>, LogError>,
+    cursor: impl Fn(&Event) -> u64,
+) -> Result<Vec<Event>, LogError> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    while out.len() < limit && bytes < max_bytes {
+        let Some(e) = read_one(after)?.into_iter().next() else {
+            break;
+        };
+        after = cursor(&e);
+        bytes += postcard::to_stdvec(&e).map_or(0, |v| v.len());
+        out.push(e);
+    }
+    Ok(out)
 }
 
 /// Why a walk of the log stopped.

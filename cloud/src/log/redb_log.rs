@@ -115,15 +115,29 @@ impl EventLog for RedbLog {
     }
 
     fn read(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, LogError> {
+        self.read_bounded(after_seq, limit, usize::MAX)
+    }
+
+    fn read_bounded(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, LogError> {
         let rx = self.db.begin_read().map_err(storage)?;
         let table = rx.open_table(EVENTS).map_err(storage)?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for item in table
             .range(after_seq.saturating_add(1)..)
             .map_err(storage)?
             .take(limit)
         {
+            if bytes >= max_bytes {
+                break;
+            }
             let (k, v) = item.map_err(storage)?;
+            bytes = bytes.saturating_add(v.value().len());
             out.push(Self::decode(k.value(), v.value())?);
         }
         Ok(out)
@@ -135,26 +149,42 @@ impl EventLog for RedbLog {
         after_node_seq: u64,
         limit: usize,
     ) -> Result<Vec<Event>, LogError> {
+        self.read_node_bounded(node, after_node_seq, limit, usize::MAX)
+    }
+
+    fn read_node_bounded(
+        &self,
+        node: NodeId,
+        after_node_seq: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, LogError> {
         let rx = self.db.begin_read().map_err(storage)?;
         let index = rx.open_table(NODE_INDEX).map_err(storage)?;
         let table = rx.open_table(EVENTS).map_err(storage)?;
         let id = node.0.as_u128();
         let mut out = Vec::new();
+        let mut size = 0usize;
         for item in index
             .range((id, after_node_seq.saturating_add(1))..=(id, u64::MAX))
             .map_err(storage)?
             .take(limit)
         {
+            if size >= max_bytes {
+                break;
+            }
             let (_, seq) = item.map_err(storage)?;
             let seq = seq.value();
-            let bytes = table
+            let stored = table
                 .get(seq)
                 .map_err(storage)?
                 .ok_or_else(|| LogError::Corrupt {
                     seq,
                     reason: "indexed for a node but missing".into(),
                 })?;
-            out.push(Self::decode(seq, bytes.value())?);
+            let raw = stored.value();
+            size = size.saturating_add(raw.len());
+            out.push(Self::decode(seq, raw)?);
         }
         Ok(out)
     }

@@ -355,6 +355,17 @@ impl ReportStore {
         read::query(&*self.db.get()?, q)
     }
 
+    /// Like [`ReportStore::query`], but the page also stops once its lines' texts take
+    /// `max_bytes` (at least one line, however long); the flag says whether it stopped for
+    /// that, with more lines to read (`next` is then the last line's cursor). Blocking.
+    pub fn query_bounded(
+        &self,
+        q: &LogQuery,
+        max_bytes: usize,
+    ) -> Result<(LogPage, bool), ReportError> {
+        read::query_bounded(&*self.db.get()?, q, max_bytes)
+    }
+
     /// Whether anything (lines or drops) is stored for `instance`. Blocking.
     pub fn has_instance(&self, instance: &Name) -> Result<bool, ReportError> {
         read::has_instance(&*self.db.get()?, instance)

@@ -30,6 +30,18 @@ pub(super) fn tip(db: &Database) -> Result<(u64, Timestamp), ReportError> {
 
 /// A page of the instance's lines after `q.after`, in cursor order.
 pub(super) fn query(db: &Database, q: &LogQuery) -> Result<LogPage, ReportError> {
+    query_bounded(db, q, usize::MAX).map(|(page, _)| page)
+}
+
+/// [`query`], stopping also once the lines' texts take `max_bytes` (after at least one
+/// line); the flag says the page stopped for that with more lines to read.
+pub(super) fn query_bounded(
+    db: &Database,
+    q: &LogQuery,
+    max_bytes: usize,
+) -> Result<(LogPage, bool), ReportError> {
+    let mut bytes = 0usize;
+    let mut cut = false;
     let rx = db.begin_read().map_err(storage)?;
     let meta = rx.open_table(META).map_err(storage)?;
     let index = rx.open_table(INSTANCE_INDEX).map_err(storage)?;
@@ -89,6 +101,12 @@ pub(super) fn query(db: &Database, q: &LogQuery) -> Result<LogPage, ReportError>
                     full = true;
                     break;
                 }
+                if bytes >= max_bytes {
+                    full = true;
+                    cut = true;
+                    break;
+                }
+                bytes = bytes.saturating_add(text.len());
                 lines.push(LogLine {
                     cursor: c,
                     node: head.node,
@@ -114,12 +132,15 @@ pub(super) fn query(db: &Database, q: &LogQuery) -> Result<LogPage, ReportError>
     }
     let dropped = drops(&rx, q)?;
     let waiting = waiting(&rx, q)?;
-    Ok(LogPage {
-        lines,
-        next,
-        dropped,
-        waiting,
-    })
+    Ok((
+        LogPage {
+            lines,
+            next,
+            dropped,
+            waiting,
+        },
+        cut,
+    ))
 }
 
 /// The files of the instance's log directories that wait for a slot, per node (as each
