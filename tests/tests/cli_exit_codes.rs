@@ -5,8 +5,8 @@
 //! | code | `skerry`                         | `skerry-edge`                                      |
 //! |------|----------------------------------|----------------------------------------------------|
 //! | 0    | done                             | stopped by SIGTERM; `status` printed               |
-//! | 1    | cloud unreachable                | cloud unreachable (token not spent); journal unreadable |
-//! | 2    | bad flag, refused request        | bad flag or profile, malformed token, no token, name taken |
+//! | 1    | cloud unreachable; not a Skerry cloud (`cli_hostile`) | cloud unreachable (token not spent); journal unreadable |
+//! | 2    | bad flag or bound, refused request | bad flag or profile, malformed token, no token, name taken |
 //! | 3    | (a tampered log; see below)      | the cloud does not check out against the token's CA |
 //! | 4    | not found                        | no journal; no enrollment route at `--cloud`       |
 //! | 5    | (no route answers 401/403 yet)   | the cloud refused the token                        |
@@ -285,6 +285,12 @@ fn skerry_exit_codes_follow_the_documented_table() {
     let out = cli(&cloud, &["env", "create", "plant"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("(field: name)"), "{out}");
+    // 2: a value out of its bound, and a usage error with -o json (then JSON).
+    let out = cli(&cloud, &["events", "--since", "3000000d"]);
+    assert_eq!(out.code, 2, "{out}");
+    let out = cli(&cloud, &["-o", "json", "env", "list", "--bogus"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("\"usage\""), "{out}");
     // 4: not found.
     let out = cli(&cloud, &["env", "show", "nope"]);
     assert_eq!(out.code, 4, "{out}");

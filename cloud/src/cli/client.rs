@@ -6,6 +6,12 @@
 //! - a 2xx answer whose body is not the expected JSON is an unexpected answer (exit 1);
 //! - 400 and 409 are refusals (exit 2), 404 is not found (exit 4), 401 and 403 are not
 //!   allowed (exit 5), anything else is exit 1; the server's `{"error": ...}` body is kept;
+//! - an answer that is not in Skerry's shape (an error without the JSON error body, a 2xx
+//!   that is not JSON) says `URL is not a Skerry cloud: it answered STATUS CONTENT-TYPE`
+//!   (exit 1), whatever its status: a web server's 404 page is not "not found";
+//! - a body too large for the cloud, whether it answered 413 or closed the connection while
+//!   the body was still being sent, is a refusal (exit 2) that names the limit
+//!   ([`MAX_BODY_BYTES`]);
 //! - a connection that cannot be made says `cannot reach the cloud at URL: reason` (exit 1).
 //!
 //! [`Lines`] reads a streamed NDJSON answer (`--follow`) one value at a time.
@@ -17,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::dto::{ErrorBody, ErrorDetail};
+pub use crate::api::error::MAX_BODY_BYTES;
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +47,20 @@ pub enum CliError {
     /// The cloud answered with a status other than 2xx.
     #[error("{0}")]
     Api(Box<ApiError>),
+    /// The URL answered, but not as a Skerry cloud does: an error without Skerry's JSON
+    /// error body, or a 2xx that is not JSON.
+    #[error("{url} is not a Skerry cloud: it answered {status} {} to {method} {path}", .content_type.as_deref().unwrap_or("without a content type"))]
+    NotSkerry {
+        url: String,
+        status: StatusCode,
+        content_type: Option<String>,
+        method: Method,
+        path: String,
+    },
+    /// A request body larger than the cloud takes: refused before it was sent, answered
+    /// 413 without Skerry's error body (a proxy's), or cut off while it was being sent.
+    #[error("{message}")]
+    TooLarge { message: String },
     /// A 2xx answer that is not what the API promises.
     #[error("unexpected answer from the cloud to {method} {path}: {reason}")]
     Unexpected {
@@ -105,7 +126,7 @@ impl CliError {
     /// The process's exit status for this error (docs/cli.md, "Exit status").
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage { .. } => 2,
+            CliError::Usage { .. } | CliError::TooLarge { .. } => 2,
             CliError::Api(api) => match api.status.as_u16() {
                 400 | 409 | 413 | 415 | 422 => 2,
                 404 => 4,
@@ -114,6 +135,7 @@ impl CliError {
             },
             CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             CliError::Unreachable { .. }
+            | CliError::NotSkerry { .. }
             | CliError::Unexpected { .. }
             | CliError::StreamClosed { .. }
             | CliError::Output(_)
@@ -137,6 +159,8 @@ impl CliError {
         let (code, field) = match self {
             CliError::Usage { field, .. } => ("invalid_argument", field.clone()),
             CliError::Unreachable { .. } => ("unreachable", None),
+            CliError::NotSkerry { .. } => ("not_skerry", None),
+            CliError::TooLarge { .. } => ("payload_too_large", None),
             CliError::Api(api) => (status_code_name(api.status), None),
             CliError::Unexpected { .. } => ("unexpected_response", None),
             CliError::StreamClosed { .. } => ("stream_closed", None),
@@ -175,6 +199,52 @@ fn root_cause(e: &reqwest::Error) -> String {
         return format!("timed out ({cause})");
     }
     cause.to_string()
+}
+
+/// True when a transport error is the peer closing the connection under a request that was
+/// still being sent (a broken pipe, a reset).
+fn cut_off(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            )
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The refusal of a request body of `bytes` bytes that the cloud does not take.
+fn too_large(bytes: usize, how: &str) -> CliError {
+    CliError::TooLarge {
+        message: format!(
+            "the request body is {bytes} bytes and {how}; a Skerry cloud takes at most {MAX_BODY_BYTES} bytes ({} MiB)",
+            MAX_BODY_BYTES >> 20
+        ),
+    }
+}
+
+/// Whether a `Content-Type` value names JSON (`application/json`, `application/x-ndjson`,
+/// `application/problem+json`, with any parameters).
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json"
+            || essence == "application/x-ndjson"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
 }
 
 /// A client of one cloud.
@@ -234,6 +304,7 @@ impl Client {
             method,
             path,
             req,
+            body_len: None,
         }
     }
 
@@ -261,6 +332,8 @@ pub struct Call {
     method: Method,
     path: String,
     req: reqwest::RequestBuilder,
+    /// The length of the body, when it has one.
+    body_len: Option<usize>,
 }
 
 impl Call {
@@ -277,13 +350,20 @@ impl Call {
     }
 
     /// Sends `body` as JSON.
-    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Self {
-        self.req = self.req.json(body);
-        self
+    pub fn json<B: Serialize + ?Sized>(self, body: &B) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => self.bytes(bytes, "application/json"),
+            // Not reached for the API's types; reqwest reports the failure when sending.
+            Err(_) => Self {
+                req: self.req.json(body),
+                ..self
+            },
+        }
     }
 
     /// Sends `bytes` as they are, with this content type.
     pub fn bytes(mut self, bytes: Vec<u8>, content_type: &str) -> Self {
+        self.body_len = Some(bytes.len());
         self.req = self
             .req
             .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -293,29 +373,78 @@ impl Call {
 
     /// Sends the request; a non-2xx answer becomes [`CliError::Api`].
     async fn send(self, timeout: Option<Duration>) -> Result<Answer, CliError> {
+        let Call {
+            base,
+            method,
+            path,
+            req,
+            body_len,
+        } = self;
         let req = match timeout {
-            Some(t) => self.req.timeout(t),
-            None => self.req,
+            Some(t) => req.timeout(t),
+            None => req,
         };
-        let response = req.send().await.map_err(|e| CliError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        })?;
+        let body_len = body_len.unwrap_or(0);
+        let not_skerry = |status, content_type| CliError::NotSkerry {
+            url: base.clone(),
+            status,
+            content_type,
+            method: method.clone(),
+            path: path.clone(),
+        };
+        let response = match req.send().await {
+            Ok(response) => response,
+            // The cloud stops reading a body over its limit; a client still sending it
+            // sees the connection closed before it can read the 413.
+            Err(e) if body_len > MAX_BODY_BYTES && cut_off(&e) => {
+                return Err(too_large(
+                    body_len,
+                    "the cloud closed the connection while it was being sent",
+                ));
+            }
+            Err(e) => {
+                return Err(CliError::Unreachable {
+                    url: base.clone(),
+                    reason: root_cause(&e),
+                });
+            }
+        };
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if status.is_success() {
+            // A 204 carries no body and so no content type.
+            if status != StatusCode::NO_CONTENT && !is_json(content_type.as_deref()) {
+                return Err(not_skerry(status, content_type));
+            }
             return Ok(Answer {
-                base: self.base,
-                method: self.method,
-                path: self.path,
+                base,
+                method,
+                path,
                 response,
             });
         }
         let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str::<ErrorBody>(&text).ok();
+        let body = is_json(content_type.as_deref())
+            .then(|| serde_json::from_str::<ErrorBody>(&text).ok())
+            .flatten();
+        if body.is_none() {
+            match status.as_u16() {
+                // A proxy in front of the cloud may refuse a body with its own page.
+                413 => {
+                    return Err(too_large(body_len, &format!("was refused with {status}")));
+                }
+                // A proxy in front of a cloud that is down or slow.
+                502..=504 => {}
+                _ => return Err(not_skerry(status, content_type)),
+            }
+        }
         Err(CliError::Api(Box::new(ApiError {
             status,
-            method: self.method,
-            path: self.path,
+            method,
+            path,
             body,
             text,
         })))
@@ -519,6 +648,50 @@ mod tests {
             "http://cloud:8080/skerry/api/v1/nodes/a%20b%2Fc"
         );
         Ok(())
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/x-ndjson",
+            "application/problem+json",
+        ] {
+            assert!(is_json(Some(ct)), "{ct}");
+        }
+        for ct in ["text/html", "text/plain", "application/octet-stream", ""] {
+            assert!(!is_json(Some(ct)), "{ct}");
+        }
+        assert!(!is_json(None));
+    }
+
+    #[test]
+    fn foreign_answers_and_large_bodies_have_their_exit_codes() {
+        let foreign = CliError::NotSkerry {
+            url: "http://web:8000/".into(),
+            status: StatusCode::NOT_FOUND,
+            content_type: Some("text/html".into()),
+            method: Method::GET,
+            path: "/api/v1/environments".into(),
+        };
+        assert_eq!(foreign.exit_code(), 1);
+        assert_eq!(
+            foreign.to_string(),
+            "http://web:8000/ is not a Skerry cloud: it answered 404 Not Found text/html to GET /api/v1/environments"
+        );
+        assert_eq!(foreign.to_body().error.code, "not_skerry");
+        let large = too_large(4_000_000, "was refused with 413 Payload Too Large");
+        assert_eq!(large.exit_code(), 2);
+        assert_eq!(large.to_body().error.code, "payload_too_large");
+        assert!(
+            large
+                .to_string()
+                .contains(&format!("at most {MAX_BODY_BYTES} bytes")),
+            "{large}"
+        );
+        assert_eq!(api(413, None).exit_code(), 2);
     }
 
     #[test]
