@@ -12,6 +12,8 @@
 //!   body, not each chunk of it, within that time, else 408 `request_timeout`.
 //! - **head limits**: [`MAX_HEAD_BYTES`], [`MAX_HEADERS`] (431) and [`MAX_URI_BYTES`]
 //!   (414), answered in the error shape by [`rewrite::ErrorRewrite`].
+//! - a **write stall bound** ([`stall::WRITE_STALL_TIMEOUT`]): an answer the client reads
+//!   nothing of for that long ends its connection.
 //! - a **connection bound** ([`Limits::max_connections`], `[http] max_connections`): the
 //!   accept loop takes a permit before it accepts, so beyond the bound new connections wait
 //!   in the listen backlog until one closes (each waits at most a header timeout unless it
@@ -22,6 +24,7 @@
 
 pub mod guard;
 pub mod rewrite;
+pub mod stall;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -141,7 +144,7 @@ pub async fn serve(
                 )
             }
         });
-        let io = TokioIo::new(rewrite::ErrorRewrite::new(stream));
+        let io = TokioIo::new(rewrite::ErrorRewrite::new(stall::WriteStall::new(stream)));
         let conn = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
