@@ -117,6 +117,14 @@ pub async fn show_version(
         ApiError::bad_request("invalid_version", "version", format!("\"{version}\": {e}"))
     })?;
     let p = s.engine.read();
+    // One code for one fact: an app that is not published is `unknown_app` here too.
+    if !p.apps.contains_key(app.as_str()) {
+        return Err(ApiError::not_found(
+            "unknown_app",
+            "app",
+            format!("no app named \"{app}\" is published"),
+        ));
+    }
     let found = p.app_version(&app, &v).ok_or_else(|| {
         ApiError::not_found(
             "unknown_app_version",

@@ -1,11 +1,12 @@
 //! `deploy`: choosing nodes, checking fit, and the per-node plan for `--dry-run`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use skerry_shared::event::{
     EnvOverride, EventPayload, InstanceMode, InstanceSpec, NodeTarget, Unschedulable,
 };
-use skerry_shared::ids::{NodeId, labels_match};
+use skerry_shared::ids::{NodeId, labels_match, shown};
+use skerry_shared::manifest::{MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES};
 use skerry_shared::planner::{self, Action, ActualState};
 use skerry_shared::reducer::{DesiredInstance, NodeDesired};
 
@@ -66,10 +67,21 @@ impl DeployPlan {
     }
 }
 
+/// The most nodes one deploy names (`--node`); more are reached with a `--selector`.
+pub const MAX_DEPLOY_NODES: usize = 1024;
+
+/// The most `--set` overrides of one deploy: as many as a component has variables.
+pub const MAX_OVERRIDES: usize = MAX_ENV;
+
 fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
     let field = format!("set[{i}]");
-    let bad =
-        |why: &str| Refusal::invalid("invalid_override", field.clone(), format!("\"{s}\": {why}"));
+    let bad = |why: &str| {
+        Refusal::invalid(
+            "invalid_override",
+            field.clone(),
+            format!("{}: {why}", shown(s)),
+        )
+    };
     let (lhs, value) = s
         .split_once('=')
         .ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
@@ -81,8 +93,20 @@ fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if var.len() > MAX_ENV_NAME_BYTES {
+        return Err(bad(&format!(
+            "the variable name is {} bytes long; at most {MAX_ENV_NAME_BYTES} bytes are accepted",
+            var.len()
+        )));
+    }
     if !valid_var {
         return Err(bad("the variable name must match [A-Za-z_][A-Za-z0-9_]*"));
+    }
+    if value.len() > MAX_ENV_VALUE_BYTES {
+        return Err(bad(&format!(
+            "the value is {} bytes long; at most {MAX_ENV_VALUE_BYTES} bytes are accepted",
+            value.len()
+        )));
     }
     Ok((component.to_owned(), var.to_owned(), value.to_owned()))
 }
@@ -95,7 +119,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
         Refusal::invalid(
             "invalid_version",
             "version",
-            format!("\"{}\" is not a semantic version: {e}", req.version),
+            format!("{} is not a semantic version: {e}", shown(&req.version)),
         )
     })?;
     let env = environment(p, "env", &req.env)?;
@@ -109,24 +133,37 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
             ),
         ));
     }
+    // One code for one fact, as GET /api/v1/apps/APP and .../versions/VERSION answer.
+    let versions = p.apps.get(app.as_str()).ok_or_else(|| {
+        Refusal::not_found(
+            "unknown_app",
+            "app",
+            format!("no app named \"{app}\" is published"),
+        )
+    })?;
     let published = p.app_version(app.as_str(), &version).ok_or_else(|| {
-        let known = p.apps.get(app.as_str()).map(|v| {
-            v.keys()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
+        let known: Vec<String> = versions.keys().map(ToString::to_string).collect();
         Refusal::not_found(
             "unknown_app_version",
-            if known.is_some() { "version" } else { "app" },
-            match known {
-                Some(k) => format!("{app}@{version} is not published (published: {k})"),
-                None => format!("no app named \"{app}\" is published"),
-            },
+            "version",
+            format!(
+                "{app}@{version} is not published (published: {})",
+                known.join(", ")
+            ),
         )
     })?;
     let manifest = &published.manifest;
 
+    if req.set.len() > MAX_OVERRIDES {
+        return Err(Refusal::invalid(
+            "invalid_override",
+            "set",
+            format!(
+                "{} overrides; at most {MAX_OVERRIDES} are accepted",
+                req.set.len()
+            ),
+        ));
+    }
     let mut overrides = Vec::new();
     for (i, s) in req.set.iter().enumerate() {
         let (component, var, value) = parse_set(i, s)?;
@@ -137,7 +174,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
                 Refusal::invalid(
                     "invalid_override",
                     format!("set[{i}]"),
-                    format!("{app}@{version} has no component \"{component}\""),
+                    format!("{app}@{version} has no component {}", shown(&component)),
                 )
             })?;
         overrides.push(EnvOverride {
@@ -149,8 +186,19 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
 
     let mut nodes = Vec::new();
     let mut unschedulable = Vec::new();
+    if req.nodes.len() > MAX_DEPLOY_NODES {
+        return Err(Refusal::invalid(
+            "invalid_nodes",
+            "nodes",
+            format!(
+                "{} nodes; at most {MAX_DEPLOY_NODES} are accepted (use a selector to reach more)",
+                req.nodes.len()
+            ),
+        ));
+    }
     if !req.nodes.is_empty() {
         let mut unfit: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut named = BTreeSet::new();
         for (i, choice) in req.nodes.iter().enumerate() {
             let field = format!("nodes[{i}]");
             let node = node_ref(p, &field, &choice.node)?;
@@ -162,7 +210,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
                     "a weight is 1 to 1000",
                 ));
             }
-            if nodes.iter().any(|t: &NodeTarget| t.node == node.id) {
+            if !named.insert(node.id) {
                 return Err(Refusal::invalid(
                     "duplicate_node",
                     field,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::EventPayload;
 use skerry_shared::hash::Digest;
-use skerry_shared::ids::{Labels, Name, TokenId};
+use skerry_shared::ids::{Labels, MAX_ENTRIES, Name, TokenId, check_entry};
 
 use super::{Pending, Refusal, environment, labels, name};
 use crate::projections::Projections;
@@ -27,25 +27,35 @@ pub(super) fn bootstrap(p: &Projections) -> Vec<Pending> {
     }
 }
 
-fn check_entry(i: usize, entry: &str) -> Result<(), Refusal> {
-    let host_port = entry.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty()
-            && port.parse::<u16>().is_ok_and(|p| p > 0)
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    });
-    if host_port
-        || entry.parse::<std::net::IpAddr>().is_ok()
-        || entry.parse::<std::net::SocketAddr>().is_ok()
-    {
-        return Ok(());
+/// Checks an environment's entry addresses: at most [`MAX_ENTRIES`], each an IP address or
+/// `host:port` ([`check_entry`]), none twice (compared in canonical form, so
+/// `GW.example.com:80` and `gw.example.com:80` are the same entry).
+pub(crate) fn check_entries(entries: &[String]) -> Result<(), Refusal> {
+    if entries.len() > MAX_ENTRIES {
+        return Err(Refusal::invalid(
+            "invalid_entry",
+            "entries",
+            format!(
+                "{} entry addresses; at most {MAX_ENTRIES} are accepted",
+                entries.len()
+            ),
+        ));
     }
-    Err(Refusal::invalid(
-        "invalid_entry",
-        format!("entries[{i}]"),
-        format!("\"{entry}\" is not an IP address or host:port"),
-    ))
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let canonical = check_entry(entry).map_err(|e| {
+            Refusal::invalid("invalid_entry", format!("entries[{i}]"), e.to_string())
+        })?;
+        if let Some(j) = seen.get(&canonical) {
+            return Err(Refusal::invalid(
+                "invalid_entry",
+                format!("entries[{i}]"),
+                format!("\"{entry}\" is listed twice (also entries[{j}])"),
+            ));
+        }
+        seen.insert(canonical, i);
+    }
+    Ok(())
 }
 
 pub(super) fn create(
@@ -56,9 +66,7 @@ pub(super) fn create(
 ) -> Result<Vec<Pending>, Refusal> {
     let name = name("name", raw_name)?;
     let labels = labels("labels", raw_labels)?;
-    for (i, e) in entries.iter().enumerate() {
-        check_entry(i, e)?;
-    }
+    check_entries(entries)?;
     if p.envs.contains_key(&name) {
         return Err(Refusal::conflict(
             "environment_exists",

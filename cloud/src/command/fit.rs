@@ -30,8 +30,17 @@ pub fn demand(manifest: &Manifest) -> Demand {
         d.runtimes.insert(c.runtime());
         if c.kind != ComponentKind::Init {
             let replicas = u64::from(c.replicas());
-            d.millicores += c.cpu_request().map_or(0, |q| q.millicores()) * replicas;
-            d.memory += c.memory_request().map_or(0, |q| q.bytes()) * replicas;
+            // Saturating: a sum past u64 fits no node, and must not wrap to one that does.
+            d.millicores = d.millicores.saturating_add(
+                c.cpu_request()
+                    .map_or(0, |q| q.millicores())
+                    .saturating_mul(replicas),
+            );
+            d.memory = d.memory.saturating_add(
+                c.memory_request()
+                    .map_or(0, |q| q.bytes())
+                    .saturating_mul(replicas),
+            );
         }
         for port in &c.ports {
             if let Some(h) = port.host {
@@ -82,8 +91,8 @@ pub fn shortfalls(
             continue;
         }
         let d = demand(&i.spec.manifest);
-        used.millicores += d.millicores;
-        used.memory += d.memory;
+        used.millicores = used.millicores.saturating_add(d.millicores);
+        used.memory = used.memory.saturating_add(d.memory);
         taken.extend(
             d.host_ports
                 .into_iter()
@@ -116,4 +125,46 @@ pub fn shortfalls(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use skerry_shared::ids::Name;
+    use skerry_shared::manifest::{Component, CpuRange, Manifest, MemoryRange, Resources};
+    use skerry_shared::quantity::{Cpu, Memory};
+
+    use super::demand;
+
+    #[test]
+    fn demand_saturates_instead_of_wrapping() {
+        let Ok(name) = Name::parse("c") else {
+            panic!("a name")
+        };
+        let big = Component {
+            replicas: Some(u32::MAX),
+            resources: Some(Resources {
+                cpu: Some(CpuRange {
+                    request: Some(Cpu::from_millicores(u64::MAX / 2)),
+                    limit: None,
+                }),
+                memory: Some(MemoryRange {
+                    request: Some(Memory::from_bytes(u64::MAX / 2)),
+                    limit: None,
+                }),
+            }),
+            ..Component::image(name, "i")
+        };
+        let Ok(app) = Name::parse("a") else {
+            panic!("a name")
+        };
+        let m = Manifest {
+            app,
+            version: semver::Version::new(1, 0, 0),
+            description: None,
+            components: vec![big.clone(), big],
+        };
+        let d = demand(&m);
+        assert_eq!(d.millicores, u64::MAX);
+        assert_eq!(d.memory, u64::MAX);
+    }
 }

@@ -16,7 +16,7 @@ use skerry_shared::clock::Timestamp;
 use skerry_shared::enroll::EnrollmentToken;
 use skerry_shared::event::{EventPayload, NodeStatus};
 use skerry_shared::hash::Digest;
-use skerry_shared::ids::{Labels, Name, NodeId, TokenId};
+use skerry_shared::ids::{Labels, MAX_LABELS, Name, NodeId, TokenId, shown};
 use skerry_shared::manifest::Manifest;
 use skerry_shared::profile::FirmwareProfile;
 
@@ -209,13 +209,27 @@ pub(crate) fn name(field: &str, s: &str) -> Result<Name, Refusal> {
     Name::parse(s).map_err(|e| Refusal::invalid("invalid_name", field, e.to_string()))
 }
 
-/// Checks a map of labels given for `field`.
+/// Checks a map of labels given for `field`: at most [`MAX_LABELS`], each by Kubernetes'
+/// rules.
 pub(crate) fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<Labels, Refusal> {
+    if labels.len() > MAX_LABELS {
+        return Err(Refusal::invalid(
+            "invalid_label",
+            field,
+            format!("{} labels; at most {MAX_LABELS} are accepted", labels.len()),
+        ));
+    }
     for (k, v) in labels {
         skerry_shared::ids::check_label_key(k)
             .and_then(|()| skerry_shared::ids::check_label_value(v))
             .map_err(|e| {
-                Refusal::invalid("invalid_label", format!("{field}.{k}"), e.to_string())
+                // A key that breaks the rules may be long: the field names it only when short.
+                let at = if k.len() <= 317 {
+                    format!("{field}.{k}")
+                } else {
+                    field.to_owned()
+                };
+                Refusal::invalid("invalid_label", at, e.to_string())
             })?;
     }
     Ok(labels.clone())
@@ -231,7 +245,7 @@ pub(crate) fn environment<'a>(
         Refusal::not_found(
             "unknown_environment",
             field,
-            format!("no environment named \"{env}\""),
+            format!("no environment named {}", shown(env)),
         )
     })
 }
@@ -246,7 +260,7 @@ pub(crate) fn node_ref<'a>(
         Refusal::not_found(
             "unknown_node",
             field,
-            format!("no node named or with id \"{node}\""),
+            format!("no node named or with id {}", shown(node)),
         )
     })
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{EventPayload, NodeStatus};
-use skerry_shared::ids::{Name, NodeId};
+use skerry_shared::ids::{MAX_LABELS, Name, NodeId};
 
 use super::{Enrollment, Pending, Refusal, environment, labels, name, node_ref};
 use crate::projections::Projections;
@@ -110,6 +110,16 @@ pub(super) fn label(
 ) -> Result<Vec<Pending>, Refusal> {
     let n = node_ref(p, "node", node)?;
     let set = labels("set", set)?;
+    if remove.len() > MAX_LABELS {
+        return Err(Refusal::invalid(
+            "invalid_label",
+            "remove",
+            format!(
+                "{} labels to remove; at most {MAX_LABELS} are accepted",
+                remove.len()
+            ),
+        ));
+    }
     for (i, k) in remove.iter().enumerate() {
         skerry_shared::ids::check_label_key(k).map_err(|e| {
             Refusal::invalid("invalid_label", format!("remove[{i}]"), e.to_string())
@@ -133,6 +143,22 @@ pub(super) fn label(
         .collect();
     if set.is_empty() && removed.is_empty() {
         return Ok(Vec::new());
+    }
+    let after = n
+        .labels
+        .keys()
+        .filter(|k| !removed.contains(k))
+        .chain(set.keys().filter(|k| !n.labels.contains_key(*k)))
+        .count();
+    if after > MAX_LABELS {
+        return Err(Refusal::invalid(
+            "invalid_label",
+            "set",
+            format!(
+                "node \"{}\" would have {after} labels; at most {MAX_LABELS} are accepted",
+                n.name
+            ),
+        ));
     }
     Ok(vec![Pending {
         payload: EventPayload::NodeLabelled {
