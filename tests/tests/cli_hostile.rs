@@ -321,6 +321,19 @@ fn durations_and_weights_are_bounded_and_named() {
         &["node", "token", "--env", "plant", "--ttl", "365d"],
     );
     assert_eq!(out.code, 0, "{out}");
+    // More --set overrides than a component may have variables: refused before anything is
+    // sent (before the fix the cloud answered that the app is not published, exit 4).
+    let sets: Vec<String> = (0..257).map(|i| format!("web.V{i}=1")).collect();
+    let mut args = vec!["deploy", "a@1.0.0", "--env", "plant", "--name", "a"];
+    for set in &sets {
+        args.extend(["--set", set]);
+    }
+    let out = cli(&cloud, &args);
+    expect(
+        &out,
+        2,
+        &["257 --set overrides", "at most 256", "(field: --set)"],
+    );
     // A weight outside 1-1000, however large, is named as such.
     for w in ["0", "1001", "99999999999"] {
         let node = format!("gw-1={w}");

@@ -23,7 +23,8 @@ const PAGE: usize = 1000;
 /// "Events").
 pub const DEFAULT_LIMIT: u32 = 1_000;
 /// The most events one command prints (`--limit`), the API's largest page (docs/cli.md,
-/// "REST API"); more are read with `--after`.
+/// "REST API"; the same figure as the API's `MAX_LIMIT` in `api/events.rs`, whose module
+/// is private); more are read with `--after`.
 pub const MAX_LIMIT: u32 = 100_000;
 
 /// `skerry events [--node NODE] [--instance I] [--since T] [--after SEQ] [--limit N]

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use serde_json::json;
+use skerry_shared::manifest::MAX_ENV;
 
 use super::OutputFormat;
 use super::client::{CliError, Client};
@@ -74,6 +75,15 @@ pub async fn deploy(
     format: OutputFormat,
 ) -> Result<(), CliError> {
     let dry_run = args.dry_run;
+    if args.set.len() > MAX_ENV {
+        return Err(CliError::Usage {
+            message: format!(
+                "{} --set overrides; at most {MAX_ENV} are accepted (as many variables as a component may have)",
+                args.set.len()
+            ),
+            field: Some("--set".to_owned()),
+        });
+    }
     let body = DeployRequest {
         app: args.app.app,
         version: args.app.version,
