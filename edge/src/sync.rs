@@ -34,6 +34,16 @@
 //! counted and logged. A frame that does not decode, or is over the limit, is dropped,
 //! counted and logged, never applied.
 //!
+//! **Refused events.** An event the node cannot take (a deploy whose manifest fails the
+//! shared validation, say `replicas: 4294967295` recorded by an older cloud) is refused by
+//! the shared fold ([`skerry_shared::reducer::try_fold`]): it is committed and acknowledged
+//! like any other, so the cloud does not send it again, but changes nothing but `applied`,
+//! so it is never acted on. It is counted ([`SyncCounters::refused`]), logged with its
+//! `node_seq` and why, and kept in [`AgentSync::refusals`]. A journal or snapshot written
+//! before this rule may hold such an instance in its desired state: it is left out
+//! ([`skerry_shared::reducer::sanitize`]) when the state is loaded or restored, and
+//! counted the same way, so the agent starts on it and does not run it.
+//!
 //! **Rebuilding.** An agent whose journal was found damaged starts a new one and calls
 //! [`AgentSync::rebuild`]: until its first commit it says `Rebuild` where it would say
 //! `Hello`, and [`AgentSync::is_rebuilding`] tells the agent not to reconcile (the empty
@@ -51,7 +61,8 @@ use skerry_shared::frame::{
 use skerry_shared::hash::Digest;
 use skerry_shared::ids::NodeId;
 use skerry_shared::reducer::{
-    DEFAULT_WINDOW, NodeDesired, NodeReducer, NodeSnapshot, Offer, Restore,
+    DEFAULT_WINDOW, MAX_REFUSALS_KEPT, NodeDesired, NodeReducer, NodeSnapshot, Offer, Refused,
+    Restore, sanitize,
 };
 
 use crate::journal::{Commit, JournalState};
@@ -112,6 +123,9 @@ pub struct SyncCounters {
     pub commits: u64,
     /// Times the state went back to the journal's after a failed commit.
     pub resumes: u64,
+    /// Events (or instances of a stored state or snapshot) the node cannot take: applied
+    /// past and acknowledged, never acted on.
+    pub refused: u64,
 }
 
 /// What to do after an input.
@@ -182,12 +196,14 @@ pub struct AgentSync {
     round_trip_ms: Option<i64>,
     clock_offset_ms: Option<i64>,
     counters: SyncCounters,
+    /// The latest refusals, oldest first (at most [`MAX_REFUSALS_KEPT`]).
+    refusals: VecDeque<Refused>,
 }
 
 impl AgentSync {
     /// The state machine for `node`, resuming from what its journal holds.
     pub fn new(node: NodeId, state: &JournalState, config: SyncConfig) -> Result<Self, SyncError> {
-        let desired = Self::desired_from(node, state)?;
+        let (desired, dropped) = Self::desired_from(node, state)?;
         let mut sync = Self {
             reducer: NodeReducer::new(node),
             held: BTreeMap::new(),
@@ -202,22 +218,65 @@ impl AgentSync {
             round_trip_ms: None,
             clock_offset_ms: None,
             counters: SyncCounters::default(),
+            refusals: VecDeque::new(),
             node,
             config,
         };
+        sync.refused_stored(dropped);
         sync.reset_to(state);
         Ok(sync)
     }
 
-    fn desired_from(node: NodeId, state: &JournalState) -> Result<NodeDesired, SyncError> {
+    /// The journal's desired state, without the instances the node cannot take (they are
+    /// returned as refusals).
+    fn desired_from(
+        node: NodeId,
+        state: &JournalState,
+    ) -> Result<(NodeDesired, Vec<Refused>), SyncError> {
         match &state.desired {
             Some(d) if d.node != node => Err(SyncError::WrongNode {
                 journal: d.node,
                 agent: node,
             }),
-            Some(d) => Ok(d.clone()),
-            None => Ok(NodeDesired::new(node)),
+            Some(d) => {
+                let mut d = d.clone();
+                let dropped = sanitize(&mut d);
+                Ok((d, dropped))
+            }
+            None => Ok((NodeDesired::new(node), Vec::new())),
         }
+    }
+
+    /// Counts, logs and keeps refusals of the stored state.
+    fn refused_stored(&mut self, dropped: Vec<Refused>) {
+        for r in dropped {
+            self.refused(r);
+        }
+    }
+
+    /// Counts, logs and keeps what the reducer refused since the last call.
+    fn take_refused(&mut self) {
+        for r in self.reducer.take_refused() {
+            self.refused(r);
+        }
+    }
+
+    fn refused(&mut self, r: Refused) {
+        self.counters.refused = self.counters.refused.saturating_add(1);
+        tracing::error!(
+            node_seq = r.node_seq,
+            kind = r.kind,
+            reason = %r.reason,
+            refused = self.counters.refused,
+            "refused node_seq {} ({}): {}; acknowledged, never acted on",
+            r.node_seq,
+            r.kind,
+            r.reason
+        );
+        if self.refusals.len() >= MAX_REFUSALS_KEPT {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back(r);
     }
 
     /// Drops everything staged and starts again from the journal's state.
@@ -364,6 +423,7 @@ impl AgentSync {
                 }
                 Offer::Equivocation { node_seq } => self.equivocation(node_seq),
             }
+            self.take_refused();
         }
         let mut step = Step::default();
         if !newly.is_empty() {
@@ -400,7 +460,9 @@ impl AgentSync {
 
     fn restore(&mut self, snapshot: NodeSnapshot, step: &mut Step) {
         let node_seq = snapshot.node_seq;
-        match self.reducer.restore(snapshot.clone()) {
+        let restored = self.reducer.restore(snapshot.clone());
+        self.take_refused();
+        match restored {
             Restore::Restored { through } => {
                 // The reducer dropped the buffered events the snapshot covers and applied
                 // the ones that follow it.
@@ -508,7 +570,8 @@ impl AgentSync {
     /// (`journal.load()` after the failure), then gives the `Hello` to send so that the
     /// cloud sends the rest again.
     pub fn resume(&mut self, state: &JournalState) -> Result<Vec<u8>, SyncError> {
-        let desired = Self::desired_from(self.node, state)?;
+        // What the journal holds was sanitized (and counted) when it was loaded or staged.
+        let (desired, _) = Self::desired_from(self.node, state)?;
         if changed(&self.desired, &desired) {
             self.generation = self.generation.wrapping_add(1);
         }
@@ -566,6 +629,12 @@ impl AgentSync {
 
     pub fn counters(&self) -> SyncCounters {
         self.counters
+    }
+
+    /// The latest refusals (at most [`MAX_REFUSALS_KEPT`]), oldest first;
+    /// [`SyncCounters::refused`] counts them all.
+    pub fn refusals(&self) -> impl Iterator<Item = &Refused> {
+        self.refusals.iter()
     }
 
     /// The last heartbeat's round trip, in milliseconds.

@@ -696,3 +696,164 @@ fn only_an_empty_journal_is_rebuilt() {
     assert!(!sync.is_rebuilding());
     assert_eq!(up(&sync.connected().unwrap()), hello(2));
 }
+
+// --- Events the node cannot take (issue 13) ---
+
+fn weather(replicas: u32) -> skerry_shared::manifest::Manifest {
+    use skerry_shared::manifest::{Component, Manifest};
+    let name = |s: &str| Name::parse(s).unwrap();
+    Manifest {
+        app: name("weather"),
+        version: "1.0.0".parse().unwrap(),
+        description: None,
+        components: vec![Component {
+            replicas: Some(replicas),
+            ..Component::image(name("api"), "weather:1")
+        }],
+    }
+}
+
+fn deploy_spec(replicas: u32) -> skerry_shared::event::InstanceSpec {
+    use skerry_shared::event::{InstanceMode, InstanceSpec, NodeTarget};
+    let manifest = weather(replicas);
+    InstanceSpec {
+        name: Name::parse("web").unwrap(),
+        env: Name::parse("prod").unwrap(),
+        app: manifest.app.clone(),
+        version: manifest.version.clone(),
+        manifest,
+        nodes: vec![NodeTarget {
+            node: node(),
+            weight: 1,
+        }],
+        unschedulable: vec![],
+        selector: Default::default(),
+        overrides: vec![],
+        mode: InstanceMode::Production,
+    }
+}
+
+/// A deploy of `web` to this node with `replicas` copies, built by hand: no cloud checked it.
+fn deploy(node_seq: u64, replicas: u32) -> NodeEvent {
+    NodeEvent {
+        node_seq,
+        seq: node_seq * 10,
+        time: Timestamp(NOW.0 + node_seq as i64),
+        payload: EventPayload::InstanceDeployed {
+            instance: Box::new(deploy_spec(replicas)),
+        },
+    }
+}
+
+/// What the reconciler would do for `desired` on an empty node.
+fn actions(desired: &NodeDesired) -> Vec<String> {
+    skerry_shared::planner::plan(desired, &Default::default())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_deploy_of_four_billion_replicas_is_acknowledged_as_refused_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.redb");
+    let j = skerry_edge::journal::RedbJournal::open(&path, 1 << 20).unwrap();
+    let mut sync = start(&j);
+    let frame =
+        frame::encode_down(&DownFrame::Events(vec![ev(1), deploy(2, u32::MAX), ev(3)])).unwrap();
+    // Committed and acknowledged through it, so the cloud does not send it again.
+    assert_eq!(
+        deliver(&mut sync, &j, &frame),
+        vec![UpFrame::Ack { node_seq: 3 }]
+    );
+    assert!(sync.desired().instances.is_empty(), "never applied");
+    assert_eq!(sync.desired().labels["k"], "v3", "its neighbours are");
+    assert_eq!(actions(sync.desired()), Vec::<String>::new());
+    assert_eq!(sync.counters().refused, 1);
+    let refusals: Vec<_> = sync.refusals().cloned().collect();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(
+        (refusals[0].node_seq, refusals[0].kind),
+        (2, "instance.deployed")
+    );
+    assert!(
+        refusals[0].reason.contains("replicas"),
+        "{}",
+        refusals[0].reason
+    );
+    assert_eq!(j.event(2).unwrap(), Some(deploy(2, u32::MAX)), "journaled");
+    // The cloud sends it again (a lost ack): a duplicate, acknowledged, nothing refused anew.
+    let again = frame::encode_down(&DownFrame::Events(vec![deploy(2, u32::MAX)])).unwrap();
+    assert_eq!(
+        deliver(&mut sync, &j, &again),
+        vec![UpFrame::Ack { node_seq: 3 }]
+    );
+    assert_eq!(sync.counters().refused, 1);
+    drop(sync);
+    drop(j);
+
+    // The agent starts again on that journal.
+    let j = skerry_edge::journal::RedbJournal::open(&path, 1 << 20).unwrap();
+    let mut sync = start(&j);
+    assert_eq!(up(&sync.connected().unwrap()), hello(3));
+    assert!(sync.desired().instances.is_empty());
+    assert_eq!(actions(sync.desired()), Vec::<String>::new());
+    // A later, valid deploy of the same instance is taken.
+    let ok = frame::encode_down(&DownFrame::Events(vec![deploy(4, 2)])).unwrap();
+    assert_eq!(
+        deliver(&mut sync, &j, &ok),
+        vec![UpFrame::Ack { node_seq: 4 }]
+    );
+    assert_eq!(actions(sync.desired()), vec!["create network web"]);
+}
+
+#[test]
+fn a_stored_state_or_snapshot_that_holds_one_is_started_on_without_it() {
+    use skerry_edge::journal::Commit;
+    use skerry_shared::reducer::DesiredInstance;
+    let poisoned = |applied: u64| {
+        let mut d = NodeDesired::new(node());
+        d.instances.insert(
+            Name::parse("web").unwrap(),
+            DesiredInstance {
+                spec: deploy_spec(u32::MAX),
+                deployed_at: applied,
+            },
+        );
+        d.applied = applied;
+        d
+    };
+    // A journal written by a build that folded it.
+    let j = MemoryJournal::new();
+    j.commit(&Commit {
+        snapshot: None,
+        events: vec![deploy(1, u32::MAX)],
+        desired: std::sync::Arc::new(poisoned(1)),
+        memos: Default::default(),
+    })
+    .unwrap();
+    let mut sync = start(&j);
+    assert!(sync.desired().instances.is_empty());
+    assert_eq!(actions(sync.desired()), Vec::<String>::new());
+    assert_eq!(sync.last_committed(), 1);
+    assert_eq!(sync.counters().refused, 1);
+    assert_eq!(up(&sync.connected().unwrap()), hello(1));
+
+    // A snapshot from a cloud that folded it.
+    let snapshot = NodeSnapshot {
+        node_seq: 5,
+        state: poisoned(5),
+    };
+    let frames = snapshot_frames_sized(&snapshot, 1024).unwrap();
+    let mut sent = Vec::new();
+    for f in frames {
+        sent.extend(deliver(&mut sync, &j, &frame::encode_down(&f).unwrap()));
+    }
+    assert_eq!(sent, vec![UpFrame::Ack { node_seq: 5 }]);
+    assert!(sync.desired().instances.is_empty());
+    assert_eq!(sync.counters().refused, 2);
+    assert!(
+        j.load().unwrap().desired.unwrap().instances.is_empty(),
+        "the journal holds the state without it"
+    );
+}

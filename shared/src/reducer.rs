@@ -23,6 +23,15 @@
 //! A [`NodeSnapshot`] is the state as of one `node_seq`: the cloud sends it instead of a
 //! long history, and [`NodeReducer::restore`] takes it when it is newer than what the
 //! node has applied.
+//!
+//! **Refused events.** An event recorded by an older build (or written by hand) may carry
+//! what no node can take: a deploy whose manifest fails [`crate::manifest::validate`]
+//! (`replicas: 4294967295`, say). [`try_fold`] checks an event before it changes anything:
+//! such an event is refused whole ([`Refused`]), only `applied` moves past it, so it is
+//! committed and acknowledged like any other and never acted on. The cloud folds with the
+//! same rule, so the snapshots it sends agree. [`NodeReducer`] keeps the refusals for its
+//! caller to count and report ([`NodeReducer::take_refused`]), and [`sanitize`] drops such
+//! instances from a state that was stored or sent before this rule.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,12 +91,104 @@ pub struct NodeSnapshot {
     pub state: NodeDesired,
 }
 
+/// An event a node does not take: never applied, only counted past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub node_seq: u64,
+    /// The event's kind ([`EventPayload::kind`]).
+    pub kind: &'static str,
+    /// Why, naming the field (`instance web: components[0].replicas: ...`).
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "node_seq {} ({}): {}",
+            self.node_seq, self.kind, self.reason
+        )
+    }
+}
+
+/// The most refusals a [`NodeReducer`] keeps for [`NodeReducer::take_refused`]; more are
+/// counted only. Its caller takes them after every offer, so this bounds a single frame's
+/// worth.
+pub const MAX_REFUSALS_KEPT: usize = 64;
+
+/// Why no node can take an instance spec, if none can: its manifest fails the shared
+/// validation (with its bounds).
+pub fn check_instance(spec: &InstanceSpec) -> Result<(), String> {
+    crate::manifest::validate(&spec.manifest).map_err(|e| {
+        format!(
+            "instance {}: manifest {}@{}: {e}",
+            spec.name, spec.app, spec.version
+        )
+    })
+}
+
+/// Why a node cannot take `payload` (`Ok`: it can). Only what the node would act on is
+/// checked: a deploy that targets it.
+pub fn check(me: NodeId, payload: &EventPayload) -> Result<(), String> {
+    match payload {
+        EventPayload::InstanceDeployed { instance } if instance.targets(me) => {
+            check_instance(instance)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Drops from `state` every instance [`check_instance`] refuses (a state stored or sent by
+/// a build without this rule) and says which: each as a refusal of the deploy it came from
+/// (its `deployed_at`).
+pub fn sanitize(state: &mut NodeDesired) -> Vec<Refused> {
+    let mut dropped = Vec::new();
+    state
+        .instances
+        .retain(|name, i| match check_instance(&i.spec) {
+            Ok(()) => true,
+            Err(reason) => {
+                dropped.push(Refused {
+                    node_seq: i.deployed_at,
+                    kind: "instance.deployed",
+                    reason: format!("{reason} (instance {name} left out of the stored state)"),
+                });
+                false
+            }
+        });
+    dropped
+}
+
 /// Folds one event into a node's desired state and records `node_seq` as applied.
 ///
 /// Pure and total: events about other nodes, and kinds that do not concern a node's
 /// desired state, change nothing but `applied`. The caller folds in `node_seq` order
-/// ([`NodeReducer`] does that).
+/// ([`NodeReducer`] does that). An event [`check`] refuses changes nothing but `applied`
+/// either; [`try_fold`] says so.
 pub fn fold(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload) {
+    let _ = try_fold(state, node_seq, payload);
+}
+
+/// [`fold`], saying whether the event was refused. The check comes before any change, so
+/// a refused event is never applied in part.
+pub fn try_fold(
+    state: &mut NodeDesired,
+    node_seq: u64,
+    payload: &EventPayload,
+) -> Result<(), Refused> {
+    if let Err(reason) = check(state.node, payload) {
+        state.applied = node_seq;
+        return Err(Refused {
+            node_seq,
+            kind: payload.kind(),
+            reason,
+        });
+    }
+    apply_checked(state, node_seq, payload);
+    Ok(())
+}
+
+fn apply_checked(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload) {
     let me = state.node;
     match payload {
         EventPayload::NodeEnrolled {
@@ -185,6 +286,9 @@ pub struct NodeReducer {
     /// Digests of the last `window` applied events.
     recent: BTreeMap<u64, Digest>,
     equivocations: u64,
+    /// Refusals not taken yet (at most [`MAX_REFUSALS_KEPT`]).
+    refusals: Vec<Refused>,
+    refused: u64,
     max_pending: usize,
     window: usize,
 }
@@ -202,6 +306,8 @@ impl NodeReducer {
             pending: BTreeMap::new(),
             recent: BTreeMap::new(),
             equivocations: 0,
+            refusals: Vec::new(),
+            refused: 0,
             max_pending: DEFAULT_MAX_PENDING,
             window: DEFAULT_WINDOW,
         }
@@ -249,13 +355,17 @@ impl NodeReducer {
     }
 
     /// Replaces the state with a newer snapshot, drops the buffered events it covers and
-    /// applies the buffered events that now follow.
-    pub fn restore(&mut self, snapshot: NodeSnapshot) -> Restore {
+    /// applies the buffered events that now follow. An instance of the snapshot that
+    /// [`check_instance`] refuses is left out and counted as refused.
+    pub fn restore(&mut self, mut snapshot: NodeSnapshot) -> Restore {
         if snapshot.state.node != self.state.node {
             return Restore::WrongNode;
         }
         if snapshot.node_seq <= self.state.applied {
             return Restore::Stale;
+        }
+        for r in sanitize(&mut snapshot.state) {
+            self.refuse(r);
         }
         self.state = snapshot.state;
         self.state.applied = snapshot.node_seq;
@@ -293,13 +403,33 @@ impl NodeReducer {
         self.pending.len()
     }
 
+    /// How many events (or snapshot instances) were refused: applied past, never acted on.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The refusals since the last call (at most [`MAX_REFUSALS_KEPT`]; [`Self::refused`]
+    /// counts them all).
+    pub fn take_refused(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.refusals)
+    }
+
+    fn refuse(&mut self, r: Refused) {
+        self.refused = self.refused.saturating_add(1);
+        if self.refusals.len() < MAX_REFUSALS_KEPT {
+            self.refusals.push(r);
+        }
+    }
+
     fn equivocation(&mut self, node_seq: u64) -> Offer {
         self.equivocations = self.equivocations.saturating_add(1);
         Offer::Equivocation { node_seq }
     }
 
     fn apply(&mut self, ev: &NodeEvent, digest: Digest) {
-        fold(&mut self.state, ev.node_seq, &ev.payload);
+        if let Err(r) = try_fold(&mut self.state, ev.node_seq, &ev.payload) {
+            self.refuse(r);
+        }
         self.recent.insert(ev.node_seq, digest);
         self.trim_window();
     }
@@ -404,6 +534,79 @@ mod tests {
         };
         assert_eq!(r.restore(other), Restore::WrongNode);
         assert_eq!(r.offer(rename(4, "zzz")), Offer::Duplicate);
+    }
+
+    fn deploy(node_seq: u64, replicas: u32) -> NodeEvent {
+        use crate::event::{InstanceMode, NodeTarget};
+        use crate::manifest::{Component, Manifest};
+        let manifest = Manifest {
+            app: Name::parse("weather").unwrap(),
+            version: "1.0.0".parse().unwrap(),
+            description: None,
+            components: vec![Component {
+                replicas: Some(replicas),
+                ..Component::image(Name::parse("api").unwrap(), "weather:1")
+            }],
+        };
+        NodeEvent {
+            node_seq,
+            seq: node_seq * 10,
+            time: Timestamp(1_000),
+            payload: EventPayload::InstanceDeployed {
+                instance: Box::new(InstanceSpec {
+                    name: Name::parse("web").unwrap(),
+                    env: Name::parse("prod").unwrap(),
+                    app: manifest.app.clone(),
+                    version: manifest.version.clone(),
+                    manifest,
+                    nodes: vec![NodeTarget {
+                        node: node(),
+                        weight: 1,
+                    }],
+                    unschedulable: vec![],
+                    selector: Labels::new(),
+                    overrides: vec![],
+                    mode: InstanceMode::Production,
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn a_deploy_the_node_cannot_take_is_refused_whole_and_applied_past() {
+        let mut r = NodeReducer::new(node());
+        r.offer(deploy(1, 2));
+        let before = r.state().clone();
+        assert_eq!(r.offer(deploy(2, u32::MAX)), Offer::Applied { through: 2 });
+        let mut expected = before;
+        expected.applied = 2;
+        assert_eq!(r.state(), &expected, "only applied moved");
+        assert_eq!(r.refused(), 1);
+        let taken = r.take_refused();
+        assert_eq!((taken[0].node_seq, taken[0].kind), (2, "instance.deployed"));
+        assert!(taken[0].reason.contains("replicas"), "{}", taken[0].reason);
+        assert!(r.take_refused().is_empty());
+        // The same rule for a snapshot that holds one.
+        let mut s = NodeDesired::new(node());
+        s.instances.insert(
+            Name::parse("web").unwrap(),
+            DesiredInstance {
+                spec: match deploy(5, u32::MAX).payload {
+                    EventPayload::InstanceDeployed { instance } => *instance,
+                    _ => unreachable!(),
+                },
+                deployed_at: 5,
+            },
+        );
+        assert_eq!(
+            r.restore(NodeSnapshot {
+                node_seq: 5,
+                state: s
+            }),
+            Restore::Restored { through: 5 }
+        );
+        assert!(r.state().instances.is_empty());
+        assert_eq!(r.refused(), 2);
     }
 
     #[test]
