@@ -72,10 +72,42 @@ pub fn rebuild(log: &dyn EventLog) -> Result<Projections, EngineError> {
     Ok(p)
 }
 
+/// How many refused events [`report_refused`] names in its line; the rest are counted.
+const REFUSED_NAMED: usize = 16;
+
+/// Says at start how many recorded events the projections did not apply, naming them
+/// (each was logged with its reason as it was folded).
+fn report_refused(p: &Projections) {
+    if p.refused_total == 0 {
+        return;
+    }
+    let named: Vec<String> = p
+        .refused
+        .values()
+        .take(REFUSED_NAMED)
+        .map(|r| format!("{} ({})", r.seq, r.kind))
+        .collect();
+    let more = p.refused_total.saturating_sub(named.len() as u64);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    tracing::warn!(
+        refused = p.refused_total,
+        "{} recorded event(s) were not applied: {}{more}; they stay in the log and its chain, \
+         marked \"refused\" in `skerry events`",
+        p.refused_total,
+        named.join(", ")
+    );
+}
+
 impl Engine {
     /// Rebuilds the projections from `log` and starts the writer thread.
     pub fn start(log: Arc<dyn EventLog>) -> Result<Engine, EngineError> {
-        let state = Arc::new(RwLock::new(rebuild(log.as_ref())?));
+        let rebuilt = rebuild(log.as_ref())?;
+        report_refused(&rebuilt);
+        let state = Arc::new(RwLock::new(rebuilt));
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let (events, _) = broadcast::channel(8192);
         let writer = Writer {

@@ -237,6 +237,10 @@ pub struct InstanceDto {
     pub deployed: String,
     pub seq: u64,
     pub status: Vec<ReplicaStatusDto>,
+    /// Replica rows left out of `status` beyond its bound
+    /// ([`crate::api::views::MAX_STATUS_ROWS`]); absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_omitted: Option<u64>,
 }
 
 /// What `deploy --dry-run` would do on one node.
@@ -284,6 +288,10 @@ pub struct EventDto {
     pub prev_hash: String,
     pub hash: String,
     pub payload: EventPayload,
+    /// Why the cloud's read models did not take this recorded event (it is in the log and
+    /// the chain, and changed nothing); absent for an event that was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl From<&Event> for EventDto {
@@ -305,6 +313,7 @@ impl From<&Event> for EventDto {
             prev_hash: e.prev_hash.to_hex(),
             hash: e.hash.to_hex(),
             payload: e.payload.clone(),
+            refused: crate::projections::refusal_of(&e.hash),
         }
     }
 }

@@ -100,6 +100,11 @@ pub fn app_version(v: &AppVersion, created: bool, with_manifest: bool) -> AppVer
     }
 }
 
+/// The most replica rows one instance's view lists (`skerry status INSTANCE`); the rest
+/// are counted in `status_omitted`. The replica count comes from a recorded manifest, so
+/// the view must not allocate per it unbounded.
+pub const MAX_STATUS_ROWS: usize = 10_000;
+
 pub(super) fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> String {
     p.nodes
         .get(id)
@@ -112,6 +117,7 @@ pub(super) fn node_name(p: &Projections, id: &skerry_shared::ids::NodeId) -> Str
 pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
     let spec = &i.spec;
     let mut status = Vec::new();
+    let mut omitted: u64 = 0;
     let reports: Vec<Vec<Reported>> = spec
         .nodes
         .iter()
@@ -125,6 +131,10 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                 .get(&t.node)
                 .is_some_and(|n| n.status == NodeStatus::Abnormal);
             for replica in 0..c.replicas() {
+                if status.len() >= MAX_STATUS_ROWS {
+                    omitted = omitted.saturating_add(u64::from(c.replicas() - replica));
+                    break;
+                }
                 let found = reported.iter().find(|r| {
                     r.status.report.component == c.name && r.status.report.replica == replica
                 });
@@ -153,6 +163,10 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
         }
     }
     for u in &spec.unschedulable {
+        if status.len() >= MAX_STATUS_ROWS {
+            omitted = omitted.saturating_add(1);
+            continue;
+        }
         status.push(ReplicaStatusDto {
             node: node_name(p, &u.node),
             node_id: u.node.to_string(),
@@ -201,5 +215,67 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
         deployed: i.deployed.to_rfc3339(),
         seq: i.seq,
         status,
+        status_omitted: (omitted > 0).then_some(omitted),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use skerry_shared::clock::Timestamp;
+    use skerry_shared::event::{InstanceMode, InstanceSpec, NodeTarget};
+    use skerry_shared::ids::{Labels, Name, NodeId};
+    use skerry_shared::manifest::Component;
+
+    use super::*;
+    use crate::engine::Engine;
+    use crate::log::RedbLog;
+
+    /// An instance with a count no validation kept small (as a read model of an older
+    /// build might hold) lists at most `MAX_STATUS_ROWS` rows and counts the rest.
+    #[test]
+    fn an_instance_of_four_billion_replicas_lists_a_bounded_number_of_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RedbLog::open(&dir.path().join("events.redb"), 1 << 20).unwrap();
+        let engine = Engine::start(Arc::new(log)).unwrap();
+        let hub = Hub::new(engine.clone());
+        let name = |s: &str| Name::parse(s).unwrap();
+        let manifest = Manifest {
+            app: name("weather"),
+            version: "1.0.0".parse().unwrap(),
+            description: None,
+            components: vec![Component {
+                replicas: Some(u32::MAX),
+                ..Component::image(name("api"), "weather:1")
+            }],
+        };
+        let big = Instance {
+            spec: InstanceSpec {
+                name: name("web"),
+                env: name("prod"),
+                app: manifest.app.clone(),
+                version: manifest.version.clone(),
+                manifest,
+                nodes: vec![NodeTarget {
+                    node: NodeId(uuid::Uuid::from_u128(1)),
+                    weight: 1,
+                }],
+                unschedulable: vec![],
+                selector: Labels::new(),
+                overrides: vec![],
+                mode: InstanceMode::Production,
+            },
+            deployed: Timestamp(0),
+            seq: 1,
+        };
+        let dto = instance(&Projections::default(), &big, &hub);
+        assert_eq!(dto.status.len(), MAX_STATUS_ROWS);
+        assert_eq!(
+            dto.status_omitted,
+            Some(u64::from(u32::MAX) - MAX_STATUS_ROWS as u64)
+        );
+        engine.close();
     }
 }

@@ -384,6 +384,7 @@ mod tests {
             deployed: "t".into(),
             seq: 1,
             status,
+            status_omitted: None,
         }
     }
 
