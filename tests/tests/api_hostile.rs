@@ -123,6 +123,33 @@ fn a_web_page_cannot_publish_or_deploy() {
             assert_error(&answer, 403, "cross_origin");
         }
     }
+    // A page whose own name was pointed at the cloud (DNS rebinding) is same-origin with
+    // it: refused as well, by the name it used.
+    let rebound_host = format!("evil.example:{}", cloud.listen_addr().port());
+    let rebound_origin = format!("http://{rebound_host}");
+    for (path, body, content_type) in [
+        ("/api/v1/apps", manifest.clone(), "application/yaml"),
+        (
+            "/api/v1/instances",
+            deploy.clone().into_bytes(),
+            "application/json",
+        ),
+    ] {
+        let answer = request(
+            &cloud,
+            Method::POST,
+            path,
+            &[
+                ("host", &rebound_host),
+                ("origin", &rebound_origin),
+                ("sec-fetch-site", "same-origin"),
+                ("content-type", content_type),
+            ],
+            Some(body),
+        );
+        let v = assert_error(&answer, 403, "cross_origin");
+        assert_eq!(v["error"]["field"], "host", "{v}");
+    }
     assert_eq!(
         event_count(&cloud),
         before,

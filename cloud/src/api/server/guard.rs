@@ -7,8 +7,9 @@
 //!   it was sent to), or whose `Sec-Fetch-Site` is `cross-site` or `same-site`, is answered
 //!   403 `cross_origin`, unless its origin is one of `[http] allowed_origins`. Those origins
 //!   also get CORS answers (preflights, `Access-Control-Allow-Origin`), so a console served
-//!   from them can call the API. Requests without these headers (the CLI, curl, agents) are
-//!   not concerned.
+//!   from them can call the API. A browser's request must also name the cloud by an address
+//!   or `localhost` (or an allowed origin's host), against DNS rebinding. Requests without
+//!   these headers (the CLI, curl, agents) are not concerned.
 //! - **Media type.** A request that carries a body, or names a content type on a method that
 //!   takes one, must be `application/json` (the manifest route also takes YAML types); else
 //!   415 `unsupported_media_type`. `text/plain` and the form types are what a page can send
@@ -66,6 +67,15 @@ impl Guard {
             .iter()
             .any(|o| o.eq_ignore_ascii_case(origin.trim_end_matches('/')))
     }
+
+    /// Whether `host` is the host (and port) of an allowed origin.
+    fn allows_host(&self, host: &str) -> bool {
+        !host.is_empty()
+            && self.allowed_origins.iter().any(|o| {
+                o.split_once("://")
+                    .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
+            })
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
@@ -117,7 +127,36 @@ fn check_origin(guard: &Guard, headers: &HeaderMap) -> Result<Option<String>, Ap
             ),
         ));
     }
+    // A page can point a name of its own at the cloud's address (DNS rebinding), and is
+    // then same-origin with it: a browser's request must name the cloud by an address or
+    // `localhost`, which no page can rebind, or by the host of an allowed origin.
+    if origin.is_some() || fetch_site.is_some() {
+        let host = header(headers, &header::HOST).unwrap_or("");
+        if !(host_is_fixed(host) || guard.allows_host(host)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                Some("host"),
+                format!(
+                    "a browser's request to the cloud by the name \"{host}\" is refused, as a web page may have pointed that name at the cloud; use its IP address or localhost, or add the origin (http://{host}) to [http] allowed_origins"
+                ),
+            ));
+        }
+    }
     Ok(None)
+}
+
+/// Whether `host` (`host:port`) is an IP address or `localhost`: names no web page can
+/// point at another address.
+fn host_is_fixed(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Whether the request carries a body: a non-zero `Content-Length`, or any
@@ -196,7 +235,7 @@ fn too_large(manifest: bool, size: Option<u64>) -> ApiError {
     };
     let size = match size {
         Some(n) => format!("is {n} bytes"),
-        None => "is larger".to_owned(),
+        None => "is over the limit".to_owned(),
     };
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -393,6 +432,32 @@ mod tests {
                 (StatusCode::FORBIDDEN, "cross_origin")
             );
         }
+        // A name that a page may have rebound to the cloud's address.
+        for rebound in [
+            headers(&[
+                ("host", "evil.example:8080"),
+                ("origin", "http://evil.example:8080"),
+            ]),
+            headers(&[
+                ("host", "evil.example:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ]),
+        ] {
+            let e = check_origin(&guard, &rebound).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("host"));
+        }
+        for fixed in ["localhost:8080", "[::1]:8080", "10.0.0.7", "LOCALHOST"] {
+            assert!(host_is_fixed(fixed), "{fixed}");
+        }
+        assert!(!host_is_fixed("cloud.example:8080"));
+        let named = headers(&[
+            ("host", "console.example"),
+            ("origin", "https://console.example"),
+        ]);
+        assert!(check_origin(&guard, &named).unwrap().is_some());
+        // Without a browser's headers the name does not matter (the CLI, curl).
+        let cli = headers(&[("host", "cloud.example:8080")]);
+        assert!(check_origin(&guard, &cli).unwrap().is_none());
         let allowed = headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "https://console.example"),
