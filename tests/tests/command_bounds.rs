@@ -249,8 +249,23 @@ fn labels_and_overrides_are_bounded() {
         args.push("--set");
         args.push(s);
     }
+    // The CLI refuses that many itself (invalid_argument); the cloud refuses them too.
     let out = cli(&cloud, &args);
-    assert_refused(&out, 2, "invalid_override", "set", "at most 256");
+    assert_eq!(out.code, 2, "{out}");
+    let answer = cloud
+        .api()
+        .unwrap()
+        .post_json(
+            "/api/v1/instances",
+            &serde_json::json!({
+                "app": "big", "version": "1.0.0", "env": "local", "name": "b", "set": sets,
+            }),
+        )
+        .unwrap();
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.error_code().as_deref(), Some("invalid_override"));
+    assert_eq!(answer.error_field().as_deref(), Some("set"));
+    assert!(answer.body.contains("at most 256"), "{}", answer.body);
     args.truncate(args.len() - 2);
     let out = cli(&cloud, &args);
     assert_refused(&out, 2, "no_fit", "env", "no node");
