@@ -345,3 +345,19 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_connection_bound_leaves_half_the_open_files_to_the_rest() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        let half = usize::try_from(soft / 2).unwrap();
+        assert_eq!(connection_bound(usize::MAX), half.max(1));
+        assert_eq!(connection_bound(1), 1);
+    }
+}
