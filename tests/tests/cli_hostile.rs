@@ -60,14 +60,10 @@ fn a_manifest_over_the_limit_is_refused_before_it_is_sent() {
     assert_eq!(out.code, 4, "{out}");
 }
 
-/// A JSON body far over the cloud's body limit: 40 `--entry` values of 120 KiB (an argument
-/// may be at most 128 KiB), about 4.8 MB, in a shell whose stack limit lets a command take
-/// that many. Whether the cloud answers 413 or closes the connection while the body is
-/// still being sent (a broken pipe, before the fix: "cannot reach the cloud", exit 1), the
-/// user is told the body was too large, exit 2, with the limit named.
-#[test]
-fn a_request_body_over_the_clouds_limit_is_exit_2_naming_it() {
-    let cloud = Cloud::start().unwrap();
+/// Runs `skerry --cloud URL env create big` with 40 `--entry` values of 120 KiB (an
+/// argument may be at most 128 KiB), a JSON body of about 4.8 MB, in a shell whose stack
+/// limit lets a command take that many arguments; returns its exit code and stderr.
+fn create_with_a_large_body(url: &str) -> (Option<i32>, String) {
     let script = r#"ulimit -s unlimited || exit 99
 bin=$1; url=$2
 e="$(head -c 122880 /dev/zero | tr '\0' a).example:80"
@@ -75,25 +71,61 @@ set --
 i=0
 while [ $i -lt 40 ]; do set -- "$@" --entry "$e"; i=$((i+1)); done
 exec "$bin" --cloud "$url" env create big "$@""#;
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(bin("skerry"))
+        .arg(url)
+        .env_remove("SKERRY_CLOUD")
+        .env_remove("SKERRY_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+/// A JSON body far over the cloud's body limit: the cloud answers 413 (before its fix it
+/// closed the connection under the body, and the CLI said "cannot reach the cloud ...
+/// Broken pipe", exit 1); the user is told the body was too large, exit 2, with the limit.
+#[test]
+fn a_request_body_over_the_clouds_limit_is_exit_2_naming_it() {
+    let cloud = Cloud::start().unwrap();
     for _ in 0..3 {
-        let output = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg(bin("skerry"))
-            .arg(cloud.url())
-            .env_remove("SKERRY_CLOUD")
-            .env_remove("SKERRY_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        let (code, stderr) = create_with_a_large_body(&cloud.url());
+        assert_eq!(code, Some(2), "{stderr}");
         assert!(!stderr.contains("cannot reach"), "{stderr}");
         assert!(stderr.contains("1048576"), "{stderr}");
     }
     let out = cli(&cloud, &["env", "show", "big"]);
     assert_eq!(out.code, 4, "{out}");
+}
+
+/// A server that closes the connection while a large body is still being sent (as the
+/// cloud did before it drained bodies over its limit, and as it still does for a body
+/// declared over 16 MiB, or a proxy may): a TCP listener that reads 64 KiB of each request
+/// and closes. The CLI names the limit, exit 2, instead of "cannot reach the cloud".
+#[test]
+fn a_connection_closed_under_a_large_body_is_exit_2_naming_the_limit() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            drop(stream);
+        }
+    });
+    let (code, stderr) = create_with_a_large_body(&url);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
+    assert!(
+        stderr.contains("the cloud closed the connection while it was being sent"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1048576"), "{stderr}");
 }
 
 #[test]
