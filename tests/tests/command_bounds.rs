@@ -329,8 +329,61 @@ fn an_unknown_app_is_unknown_app_and_an_unknown_version_unknown_app_version() {
     assert_refused(&out, 4, "unknown_app_version", "version", "9.9.9");
     let out = cli(&cloud, &["app", "show", "weather@9.9.9", "-o", "json"]);
     assert_refused(&out, 4, "unknown_app_version", "version", "9.9.9");
+    // A version longer than any that can be published is refused as such, not echoed.
+    let long = format!("1.0.0-{}", "a".repeat(100_000));
+    let answer = api
+        .post_json(
+            "/api/v1/instances",
+            &serde_json::json!({"app": "weather", "version": long, "env": "local", "name": "x"}),
+        )
+        .unwrap();
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        &answer.body[..answer.body.len().min(300)]
+    );
+    assert_eq!(answer.error_code().as_deref(), Some("invalid_version"));
+    assert_eq!(answer.error_field().as_deref(), Some("version"));
+    assert!(answer.body.len() < 1000, "the answer echoes the version");
     let answer = api.get("/api/v1/apps/weather/versions/9.9.9").unwrap();
     assert_eq!(answer.status, 404, "{}", answer.body);
     assert_eq!(answer.error_code().as_deref(), Some("unknown_app_version"));
     assert_eq!(answer.error_field().as_deref(), Some("version"));
+}
+
+#[test]
+fn a_node_carries_at_most_64_labels() {
+    let cloud = Cloud::start().unwrap();
+    let api = cloud.api().unwrap();
+    let token = api.enrollment_token("local", None).unwrap();
+    skerry_tests::TestNode::new("gw-1")
+        .unwrap()
+        .enroll(&api, &token)
+        .unwrap();
+
+    // 40 labels, then 25 more: each change is under the bound, the node would pass it.
+    let first: Vec<String> = (0..40).map(|i| format!("a{i}=v")).collect();
+    let mut args = vec!["node", "label", "gw-1"];
+    args.extend(first.iter().map(String::as_str));
+    let out = cli(&cloud, &args);
+    assert_eq!(out.code, 0, "{out}");
+    let more: Vec<String> = (0..25).map(|i| format!("b{i}=v")).collect();
+    let mut args = vec!["node", "label", "gw-1", "-o", "json"];
+    args.extend(more.iter().map(String::as_str));
+    let out = cli(&cloud, &args);
+    assert_refused(
+        &out,
+        2,
+        "invalid_label",
+        "set",
+        "would have 65 labels; at most 64",
+    );
+    // Removing one while adding makes room.
+    args.push("a0-");
+    let out = cli(&cloud, &args);
+    assert_eq!(out.code, 0, "{out}");
+    let out = cli(&cloud, &["node", "show", "gw-1", "-o", "json"]);
+    let shown = out.json().unwrap();
+    assert_eq!(shown["labels"].as_object().unwrap().len(), 64, "{out}");
 }

@@ -6,7 +6,9 @@ use skerry_shared::event::{
     EnvOverride, EventPayload, InstanceMode, InstanceSpec, NodeTarget, Unschedulable,
 };
 use skerry_shared::ids::{NodeId, labels_match, shown};
-use skerry_shared::manifest::{MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES};
+use skerry_shared::manifest::{
+    MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_VERSION_BYTES,
+};
 use skerry_shared::planner::{self, Action, ActualState};
 use skerry_shared::reducer::{DesiredInstance, NodeDesired};
 
@@ -115,6 +117,16 @@ fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
 pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, Refusal> {
     let instance_name = name("name", &req.name)?;
     let app = name("app", &req.app)?;
+    if req.version.len() > MAX_VERSION_BYTES {
+        return Err(Refusal::invalid(
+            "invalid_version",
+            "version",
+            format!(
+                "the version is {} bytes long; at most {MAX_VERSION_BYTES} bytes are accepted",
+                req.version.len()
+            ),
+        ));
+    }
     let version = semver::Version::parse(&req.version).map_err(|e| {
         Refusal::invalid(
             "invalid_version",
