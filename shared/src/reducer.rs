@@ -25,7 +25,7 @@
 //! node has applied.
 //!
 //! **Refused events.** An event recorded by an older build (or written by hand) may carry
-//! what no node can take: a deploy whose manifest fails [`crate::manifest::validate`]
+//! what no node can take: a deploy whose manifest fails [`crate::manifest::validate_on_node`]
 //! (`replicas: 4294967295`, say). [`try_fold`] checks an event before it changes anything:
 //! such an event is refused whole ([`Refused`]), only `applied` moves past it, so it is
 //! committed and acknowledged like any other and never acted on. The cloud folds with the
@@ -117,9 +117,10 @@ impl std::fmt::Display for Refused {
 pub const MAX_REFUSALS_KEPT: usize = 64;
 
 /// Why no node can take an instance spec, if none can: its manifest fails the shared
-/// validation (with its bounds).
+/// validation (with its bounds; cron syntax aside, see
+/// [`crate::manifest::validate_on_node`]).
 pub fn check_instance(spec: &InstanceSpec) -> Result<(), String> {
-    crate::manifest::validate(&spec.manifest).map_err(|e| {
+    crate::manifest::validate_on_node(&spec.manifest).map_err(|e| {
         format!(
             "instance {}: manifest {}@{}: {e}",
             spec.name, spec.app, spec.version

@@ -189,6 +189,24 @@ fn check_top_bounds(errors: &mut Errors, manifest: &Manifest) -> bool {
 /// Checks every semantic rule and bound; `Err` lists those that are broken (at most
 /// [`MAX_ERRORS_REPORTED`], then how many more).
 pub fn validate(manifest: &Manifest) -> Result<(), ManifestError> {
+    validate_with(manifest, |expr| {
+        Schedule::parse(expr).map(|_| ()).map_err(|e| e.to_string())
+    })
+}
+
+/// [`validate`] but for the syntax of cron schedules (their length is still bounded): what
+/// a node checks before it takes a recorded deploy ([`crate::reducer`]). The cloud parsed
+/// every schedule at publish; leaving the parser out keeps it, and what it pulls in, out
+/// of the agent's binary.
+pub fn validate_on_node(manifest: &Manifest) -> Result<(), ManifestError> {
+    validate_with(manifest, |_| Ok(()))
+}
+
+/// The rules, with `schedule` checking a job's cron expression.
+fn validate_with(
+    manifest: &Manifest,
+    schedule: fn(&str) -> Result<(), String>,
+) -> Result<(), ManifestError> {
     let mut errors = Errors::default();
     if !check_top_bounds(&mut errors, manifest) {
         return Err(ManifestError { errors: errors.0 });
@@ -212,7 +230,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), ManifestError> {
     }
     let mut host_ports: BTreeMap<u16, String> = BTreeMap::new();
     for (i, c) in manifest.components.iter().enumerate() {
-        check_component(&mut errors, manifest, &first_index, i, c);
+        check_component(&mut errors, manifest, &first_index, i, c, schedule);
         if c.ports.len() > MAX_PORTS {
             continue;
         }
@@ -271,6 +289,7 @@ fn check_component(
     index_of: &BTreeMap<&str, usize>,
     i: usize,
     c: &Component,
+    schedule: fn(&str) -> Result<(), String>,
 ) {
     let at = |field: &str| format!("components[{i}].{field}");
     let kind = a_kind(c.kind);
@@ -354,9 +373,9 @@ fn check_component(
         (ComponentKind::Job, None) => errors.push(at("schedule"), "a job needs a schedule"),
         (ComponentKind::Job, Some(expr)) => {
             if bytes_within(errors, &at("schedule"), expr, MAX_SCHEDULE_BYTES)
-                && let Err(e) = Schedule::parse(expr)
+                && let Err(e) = schedule(expr)
             {
-                errors.push(at("schedule"), e.to_string());
+                errors.push(at("schedule"), e);
             }
         }
         (_, Some(_)) => errors.push(
@@ -1021,6 +1040,27 @@ mod tests {
             "components[0].schedule",
             format!("{MAX_SCHEDULE_BYTES} bytes"),
         );
+    }
+
+    #[test]
+    fn a_node_checks_every_rule_but_the_cron_syntax() {
+        let job = |expr: &str, replicas: u32| {
+            one(Component {
+                kind: ComponentKind::Job,
+                schedule: Some(expr.to_owned()),
+                replicas: Some(replicas),
+                ..web()
+            })
+        };
+        let bad_cron = job("61 * * * *", 1);
+        assert!(validate(&bad_cron).is_err());
+        assert!(validate_on_node(&bad_cron).is_ok());
+        let too_many = job("* * * * *", MAX_REPLICAS + 1);
+        let e = validate_on_node(&too_many).unwrap_err();
+        assert_eq!(e.errors[0].field, "components[0].replicas", "{e}");
+        assert!(validate(&too_many).is_err());
+        let too_long = job(&format!("{}* * * * *", " ".repeat(MAX_SCHEDULE_BYTES)), 1);
+        assert!(validate_on_node(&too_long).is_err());
     }
 
     #[test]
