@@ -455,4 +455,17 @@ mod tests {
         let err = load("[sync]\nsnapshot = false\n").unwrap_err();
         assert!(err.to_string().contains("snapshot"), "{err}");
     }
+
+    #[test]
+    fn the_example_config_in_deploy_loads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/skerry.toml");
+        let config = Config::load(&ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .expect("deploy/examples/skerry.toml loads");
+        assert_eq!(config.http.max_connections, 4096);
+        assert!(config.http.allowed_origins.is_empty());
+    }
 }

@@ -241,6 +241,10 @@ impl Cloud {
             "SKERRY_NATS",
             "SKERRY_KEYS",
             "SKERRY_LOCAL_NODE",
+            "SKERRY_HTTP_ALLOWED_ORIGINS",
+            "SKERRY_HTTP_HEADER_TIMEOUT",
+            "SKERRY_HTTP_BODY_TIMEOUT",
+            "SKERRY_HTTP_MAX_CONNECTIONS",
         ] {
             cmd.env_remove(var);
         }

@@ -112,6 +112,21 @@
 //!   stale with the time of their last report, across a cloud restart.
 //! - `logs_escapes`: an app's control characters reach `skerry logs` escaped in tables and
 //!   exact in `-o json`.
+//! - `command_bounds`: every count and size a manifest or command carries, refused at its
+//!   bound with the field named (replicas, entries, labels, `--set`, versions), and the
+//!   codes of an unknown app and an unknown version.
+//! - `poisoned_log`: a log that holds events no build of today accepts (replicas
+//!   4294967295): the cloud starts, serves, marks them refused and verifies the chain.
+//! - `api_hostile`: what a web page or a hostile client sends: foreign origins, bodies that
+//!   are not JSON, 2,000 half-sent heads, the connection bound, hyper's own errors, all
+//!   answered in the error shape.
+//! - `event_streams`: event and log reads page by page from the log: limits, the stream
+//!   caps (429), and 300 follows of a large backlog with the cloud's RSS bounded.
+//! - `cli_hostile`: the CLI's bounds and foreign answers against a real cloud and python's
+//!   http.server (a manifest too large, `--since` too far, a `--cloud` that is not Skerry,
+//!   usage errors in JSON).
+//! - `api_fuzz`: a property test over the API's bodies, query strings and paths: no 5xx,
+//!   every error in the shape, the cloud's peak RSS bounded.
 
 pub mod agent;
 pub mod bench;

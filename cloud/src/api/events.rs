@@ -22,7 +22,8 @@ use super::error::{ApiError, Params};
 use super::streams::{self, Chunk, LARGE_READ, PAGE_BYTES, PAGE_ITEMS};
 use crate::log::EventLog;
 
-const DEFAULT_LIMIT: usize = 1000;
+/// The events a plain read answers when it names no `limit` (docs/cli.md, "Events").
+pub const DEFAULT_LIMIT: usize = 1000;
 /// The most events one plain read answers (`limit`; docs/cli.md, "REST API"). A larger
 /// `limit` is refused 400 `invalid_query` (field `limit`), not clamped.
 pub const MAX_LIMIT: usize = 100_000;

@@ -23,6 +23,9 @@ mod apps;
 mod enroll;
 mod envs;
 mod events;
+
+/// The default and the largest `limit` of `GET /api/v1/events`, which the CLI keeps too.
+pub use events::{DEFAULT_LIMIT as EVENTS_DEFAULT_LIMIT, MAX_LIMIT as EVENTS_MAX_LIMIT};
 mod instances;
 mod logs;
 mod nodes;

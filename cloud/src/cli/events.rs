@@ -21,11 +21,10 @@ const FOLLOW_WIDTHS: [usize; 4] = [6, 24, 20, 23];
 const PAGE: usize = 1000;
 /// The events printed when `--limit` is not given: the API's default page (docs/cli.md,
 /// "Events").
-pub const DEFAULT_LIMIT: u32 = 1_000;
+pub const DEFAULT_LIMIT: u32 = crate::api::EVENTS_DEFAULT_LIMIT as u32;
 /// The most events one command prints (`--limit`), the API's largest page (docs/cli.md,
-/// "REST API"; the same figure as the API's `MAX_LIMIT` in `api/events.rs`, whose module
-/// is private); more are read with `--after`.
-pub const MAX_LIMIT: u32 = 100_000;
+/// "REST API"); more are read with `--after`.
+pub const MAX_LIMIT: u32 = crate::api::EVENTS_MAX_LIMIT as u32;
 
 /// `skerry events [--node NODE] [--instance I] [--since T] [--after SEQ] [--limit N]
 /// [--follow] | verify`
