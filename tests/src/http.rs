@@ -37,6 +37,7 @@ pub fn http_client() -> Result<reqwest::Client, Error> {
     init_crypto();
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(skerry_cloud::api::server::CLIENT_POOL_IDLE)
         .build()
         .map_err(|e| Error::Http {
             method: "-".to_owned(),

@@ -269,6 +269,7 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(crate::api::server::CLIENT_POOL_IDLE)
             .user_agent(concat!("skerry/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CliError::Internal(format!("cannot set up the HTTP client: {e}")))?;

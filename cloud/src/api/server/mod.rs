@@ -45,6 +45,10 @@ pub use guard::Guard;
 /// How long a request head may take to arrive (and a kept-alive connection may stay idle),
 /// unless `[http] header_timeout` says otherwise.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client of the cloud (the CLI, the tests' clients) keeps an idle pooled
+/// connection: well under [`DEFAULT_HEADER_TIMEOUT`], which also closes an idle kept-alive
+/// connection, so that a client never reuses a connection just as the cloud closes it.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// How long a request body may take to arrive whole, unless `[http] body_timeout` says
 /// otherwise.
