@@ -163,6 +163,16 @@ fn a_recorded_deploy_of_four_billion_replicas_is_refused_and_everything_still_st
         events.iter().filter(|e| e.get("refused").is_some()).count() == seqs.len(),
         "only those are marked"
     );
+    // `skerry events` says which were not applied, and why.
+    let out = cli(&cloud, &["events"]);
+    assert_eq!(out.code, 0, "{out}");
+    let marked: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("NOT APPLIED ("))
+        .collect();
+    assert_eq!(marked.len(), seqs.len(), "{out}");
+    assert!(marked.iter().all(|l| l.contains("replicas")), "{out}");
     let out = cli(&cloud, &["events", "verify"]);
     assert_eq!(out.code, 0, "{out}");
     let logs = cloud.logs();

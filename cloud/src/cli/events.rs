@@ -147,13 +147,18 @@ fn event_limit(s: &str) -> Result<u32, String> {
     values::count(s, MAX_LIMIT)
 }
 
+/// An event's columns; one the cloud did not apply says so first, with why.
 fn row(e: &EventDto) -> [String; 5] {
+    let summary = match &e.refused {
+        Some(why) => format!("NOT APPLIED ({why}): {}", e.summary),
+        None => e.summary.clone(),
+    };
     [
         e.seq.to_string(),
         e.time.clone(),
         e.actor.clone(),
         e.kind.clone(),
-        e.summary.clone(),
+        summary,
     ]
 }
 
