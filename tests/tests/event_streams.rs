@@ -611,3 +611,51 @@ components:
     });
     assert_eq!(followed, lines);
 }
+
+/// A follow whose filter matches none of the events that keep coming still gets its empty
+/// keep-alive line every 15 s, as a follow of a quiet log does: the keep-alive counts from
+/// the last line sent, not from the last event looked at. (Before, each event that did
+/// not match started the 15 s again, so a filtered follow of a busy log got no keep-alive
+/// at all, and a proxy in front of the cloud could close it as idle.)
+#[test]
+fn a_filtered_follow_of_a_busy_log_still_gets_its_keepalive() {
+    let cloud = Cloud::start().unwrap();
+    let url = cloud.url();
+    let rt = runtime();
+    rt.block_on(async {
+        let client = client_from(loopback(0));
+        // No event is dated 2100 or later: none matches.
+        let follow = format!("{url}/api/v1/events?follow=true&since=2100-01-01T00:00:00Z");
+        let mut answer = open(&client, &follow).await;
+        assert_eq!(answer.status().as_u16(), 200);
+        let started = Instant::now();
+        // An event a second, none of which the follow shows.
+        let busy = {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let created = client
+                        .post(format!("{url}/api/v1/environments"))
+                        .json(&json!({ "name": format!("busy-{i}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(created.status().as_u16(), 201);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        let got = tokio::time::timeout(Duration::from_secs(30), answer.chunk()).await;
+        busy.abort();
+        let chunk = got
+            .expect("no keep-alive line in 30 s while events that do not match kept coming")
+            .unwrap()
+            .expect("the stream ended");
+        assert_eq!(&chunk[..], b"\n", "{:?}", String::from_utf8_lossy(&chunk));
+        assert!(
+            started.elapsed() >= Duration::from_secs(10),
+            "the keep-alive came after {:?}",
+            started.elapsed()
+        );
+    });
+}

@@ -279,12 +279,14 @@ async fn read_rest(
 }
 
 /// Streams the backlog, then live events, as NDJSON, until the client goes away or the
-/// server stops. An empty line every 15 s keeps the connection alive.
+/// server stops. An empty line after 15 s without one keeps the connection alive (counted
+/// from the last line sent: events that do not match the filter do not put it off).
 async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sender<Chunk>) {
     // Subscribe before reading the backlog, so nothing falls between the two.
     let mut live = s.engine.subscribe();
     let mut stopping = s.stopping.clone();
     let mut backlog = true;
+    let mut keepalive = tokio::time::Instant::now() + KEEPALIVE;
     loop {
         if backlog {
             // Everything up to `tip` is in the log now, so reading to the end covers it;
@@ -308,6 +310,7 @@ async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sende
                     sent = tx.send(Ok(Bytes::from(p.json))) => if sent.is_err() { return },
                     _ = stopping.changed() => return,
                 }
+                keepalive = tokio::time::Instant::now() + KEEPALIVE;
             }
             if p.end {
                 cursor.seq = cursor.seq.max(tip);
@@ -319,10 +322,11 @@ async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sende
             r = live.recv() => r,
             () = tx.closed() => return,
             _ = stopping.changed() => return,
-            () = tokio::time::sleep(KEEPALIVE) => {
+            () = tokio::time::sleep_until(keepalive) => {
                 if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
                     return;
                 }
+                keepalive = tokio::time::Instant::now() + KEEPALIVE;
                 continue;
             }
         };
@@ -333,8 +337,11 @@ async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sende
                 if let Some(ns) = filter.node.and_then(|n| e.node_seq_for(n)) {
                     cursor.node_seq = ns;
                 }
-                if filter.matches(&e) && tx.send(Ok(line(&e))).await.is_err() {
-                    return;
+                if filter.matches(&e) {
+                    if tx.send(Ok(line(&e))).await.is_err() {
+                        return;
+                    }
+                    keepalive = tokio::time::Instant::now() + KEEPALIVE;
                 }
             }
             Err(RecvError::Lagged(_)) => backlog = true,

@@ -307,12 +307,14 @@ async fn read_rest(
 }
 
 /// Streams the backlog, then lines as they are stored, as NDJSON, until the client goes
-/// away or the server stops. An empty line every 15 s keeps the connection alive.
+/// away or the server stops. An empty line after 15 s without one keeps the connection
+/// alive (counted from the last line sent: lines of other instances do not put it off).
 async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Chunk>) {
     // Subscribe before the first read, so a line stored in between wakes the loop.
     let mut stored = s.reports.subscribe();
     let mut stopping = s.stopping.clone();
     q.limit = PAGE;
+    let mut keepalive = tokio::time::Instant::now() + KEEPALIVE;
     loop {
         let page = tokio::select! {
             p = read(&s, q.clone(), Format::Lines) => p,
@@ -331,6 +333,7 @@ async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Chunk>) {
                 sent = tx.send(Ok(Bytes::from(page.json))) => if sent.is_err() { return },
                 _ = stopping.changed() => return,
             }
+            keepalive = tokio::time::Instant::now() + KEEPALIVE;
         }
         q.after = Some(page.rest.next);
         if page.cut || page.count >= PAGE {
@@ -347,10 +350,11 @@ async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Chunk>) {
                 }
                 () = tx.closed() => return,
                 _ = stopping.changed() => return,
-                () = tokio::time::sleep(KEEPALIVE) => {
+                () = tokio::time::sleep_until(keepalive) => {
                     if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
                         return;
                     }
+                    keepalive = tokio::time::Instant::now() + KEEPALIVE;
                 }
             }
         }
