@@ -119,34 +119,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_the_client_never_reads_fails_after_the_timeout() {
+        // The timeout is ten times the slow reader's pause below, so that a loaded machine
+        // that stretches the pause does not fail the test.
+        const TIMEOUT: Duration = Duration::from_millis(1000);
+        const PAUSE: Duration = Duration::from_millis(100);
         let (mut client, server) = tokio::io::duplex(1024);
-        let mut io = WriteStall::with_timeout(server, Duration::from_millis(300));
+        let mut io = WriteStall::with_timeout(server, TIMEOUT);
         // The pipe takes 1 KiB; then the write blocks until the client reads.
         io.write_all(&[0u8; 1024]).await.unwrap();
         let started = tokio::time::Instant::now();
         let e = io.write_all(&[0u8; 10]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-        assert!(
-            started.elapsed() >= Duration::from_millis(300),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() >= TIMEOUT, "{:?}", started.elapsed());
 
-        // A client that reads, slowly but within the timeout, is served.
+        // A client that reads, slowly but within the timeout, is served, however long the
+        // whole answer takes (here 16 pauses: longer than the timeout, which progress resets).
+        const ANSWER: usize = 256;
         let (mut client2, server) = tokio::io::duplex(16);
-        let mut io = WriteStall::with_timeout(server, Duration::from_millis(300));
+        let mut io = WriteStall::with_timeout(server, TIMEOUT);
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             let mut buf = [0u8; 16];
-            while got.len() < 64 {
-                tokio::time::sleep(Duration::from_millis(150)).await;
+            while got.len() < ANSWER {
+                tokio::time::sleep(PAUSE).await;
                 let n = client2.read(&mut buf).await.unwrap();
                 got.extend_from_slice(&buf[..n]);
             }
             got.len()
         });
-        io.write_all(&[1u8; 64]).await.unwrap();
-        assert_eq!(reader.await.unwrap(), 64);
+        io.write_all(&[1u8; ANSWER]).await.unwrap();
+        assert_eq!(reader.await.unwrap(), ANSWER);
         let mut buf = [0u8; 1];
         let _ = client.read(&mut buf).await;
     }
