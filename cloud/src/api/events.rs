@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::AppState;
 use super::dto::{EventDto, VerifyDto};
 use super::error::{ApiError, Params};
-use super::streams::{self, Chunk, LARGE_READ, PAGE_BYTES, PAGE_ITEMS};
+use super::streams::{self, Chunk, PAGE_BYTES, PAGE_ITEMS};
 use crate::log::EventLog;
 
 /// The events a plain read answers when it names no `limit` (docs/cli.md, "Events").
@@ -196,25 +196,11 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Params(q): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = match q.limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if n > MAX_LIMIT => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "limit",
-                format!("limit is {n}: at most {MAX_LIMIT} events per read (page on with after)"),
-            ));
-        }
-        Some(n) => n,
-    };
+    let limit = streams::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT, "events")?;
     let filter = resolve(&s, &q)?;
-    let slot = if q.follow || limit > LARGE_READ {
-        match streams::admit(peer.ip()) {
-            Ok(slot) => Some(slot),
-            Err(refused) => return Ok(refused.into_response()),
-        }
-    } else {
-        None
+    let slot = match streams::admit_for(q.follow, limit, peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(refused),
     };
     let cursor = Cursor {
         seq: q.after.unwrap_or(0),

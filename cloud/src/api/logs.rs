@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::AppState;
 use super::dto::{FileDropsDto, LogLineDto, NodeDropsDto, NodeWaitingDto, ReplicaWaitingDto};
 use super::error::{ApiError, Params};
-use super::streams::{self, Chunk, LARGE_READ, PAGE_BYTES};
+use super::streams::{self, Chunk, PAGE_BYTES};
 use super::views::node_name;
 use crate::projections::Projections;
 use crate::reports::{LogLine, LogPage, LogQuery, NodeDrops, NodeWaiting};
@@ -56,17 +56,7 @@ fn name(field: &str, text: &str) -> Result<Name, ApiError> {
 
 /// The query parameters, checked and resolved against the projections.
 fn resolve(s: &AppState, q: &LogsQuery) -> Result<LogQuery, ApiError> {
-    let limit = match q.limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if n > MAX_LIMIT => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "limit",
-                format!("limit is {n}: at most {MAX_LIMIT} lines per read (page on with after)"),
-            ));
-        }
-        Some(n) => n,
-    };
+    let limit = streams::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT, "lines")?;
     let instance = match &q.instance {
         Some(i) => name("instance", i)?,
         None => {
@@ -235,13 +225,9 @@ pub async fn list(
             ));
         }
     }
-    let slot = if q.follow || query.limit > LARGE_READ {
-        match streams::admit(peer.ip()) {
-            Ok(slot) => Some(slot),
-            Err(refused) => return Ok(refused.into_response()),
-        }
-    } else {
-        None
+    let slot = match streams::admit_for(q.follow, query.limit, peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(refused),
     };
     if q.follow {
         let (tx, answer) = streams::pipe("application/x-ndjson", slot);

@@ -122,6 +122,36 @@ pub fn admit(client: IpAddr) -> Result<Slot, TooMany> {
     Ok(Slot { client })
 }
 
+/// The `limit` of a read of `what` (`events`, `lines`): `default` when it names none, and
+/// beyond `max` refused 400 `invalid_query` (field `limit`), not clamped.
+pub fn limit(
+    given: Option<usize>,
+    default: usize,
+    max: usize,
+    what: &str,
+) -> Result<usize, ApiError> {
+    match given {
+        None => Ok(default),
+        Some(n) if n > max => Err(ApiError::bad_request(
+            "invalid_query",
+            "limit",
+            format!("limit is {n}: at most {max} {what} per read (page on with after)"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+/// The slot of an answer that is a stream (a follow, or a plain read of more than
+/// [`LARGE_READ`]), `None` for one that is not, or the 429 answer when `client` or all
+/// clients hold their cap.
+pub fn admit_for(follow: bool, limit: usize, client: IpAddr) -> Result<Option<Slot>, Response> {
+    if follow || limit > LARGE_READ {
+        admit(client).map(Some).map_err(IntoResponse::into_response)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Runs a page read on a blocking thread, once one of [`CONCURRENT_READS`] turns is free.
 pub async fn read<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
