@@ -72,6 +72,9 @@ pub const MAX_URI_BYTES: usize = u16::MAX as usize - 1;
 /// How long the accept loop pauses after an accept error other than a refused or reset
 /// connection (out of file descriptors, say), so that it does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// How long a shutdown waits for open connections to finish their answers (a follow ends
+/// at once; a client that reads slowly may not): past it, they are dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The server's bounds.
 #[derive(Debug, Clone)]
@@ -158,6 +161,14 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "API connections still open at shutdown were dropped"
+        );
+    }
     Ok(())
 }
