@@ -6,7 +6,7 @@
 //! agents ([`crate::sim`]) connect. Then:
 //! 1. **calm**: one deploy to every node, timed until every replica is `Running` in the
 //!    cloud's status ([`crate::sim::fanout`]); the cloud's RSS after it is the *idle* RSS;
-//! 2. **siege**: `--slow` clients open connections and send a request head one header line
+//! 2. **siege** (at least `--hold-secs`): `--slow` clients open connections and send a request head one header line
 //!    every `--drip-ms`, never finishing it (a slowloris); `--streams` clients follow the
 //!    event log from sequence 0 (`GET /api/v1/events?follow=true&after=0`) and read what
 //!    comes; a probe asks `/healthz` every 100 ms; and a second deploy to every node runs,
@@ -62,6 +62,10 @@ pub struct Args {
     /// Loopback source addresses the clients are spread over (127.0.0.2 and on).
     #[arg(long, default_value_t = 50)]
     pub sources: u8,
+    /// The least time the siege lasts, in seconds: longer than the cloud's header timeout
+    /// (10 s), so that slow clients meet it.
+    #[arg(long, default_value_t = 25)]
+    pub hold_secs: u64,
 }
 
 /// The `n`th of `sources` loopback source addresses.
@@ -328,12 +332,17 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         1,
         Duration::from_secs(300),
     );
-    // Hold the siege until the streams had the time to read the backlog.
+    // Hold the siege until the streams had the time to read the backlog, and at least
+    // `hold_secs`.
     let _ = crate::wait::wait_for(Duration::from_secs(60), || {
         (tally.streams_caught_up.load(Ordering::Relaxed)
             >= tally.streams_admitted.load(Ordering::Relaxed))
         .then_some(())
     });
+    let hold = Duration::from_secs(args.hold_secs);
+    if let Some(left) = hold.checked_sub(siege_started.elapsed()) {
+        std::thread::sleep(left);
+    }
     let siege_took = siege_started.elapsed();
     let slow_open_at_end = tally.slow_open_now.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
@@ -344,6 +353,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     });
     std::thread::sleep(Duration::from_secs(3));
     let after_rss = procfs::rss(pid);
+    std::thread::sleep(Duration::from_secs(7));
+    let later_rss = procfs::rss(pid);
     let health_after = crate::http::healthz(addr);
     fleet.stop()?;
     drop(cloud);
@@ -407,6 +418,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     if let Some(after) = after_rss {
         report.compare(
             Figure::new("cloud RSS 3 s after the siege", mib(after), "MiB"),
+            Figure::new("cloud RSS at rest", mib(idle_rss), "MiB"),
+            Better::Lower,
+        );
+    }
+    if let Some(later) = later_rss {
+        report.compare(
+            Figure::new("cloud RSS 10 s after the siege", mib(later), "MiB"),
             Figure::new("cloud RSS at rest", mib(idle_rss), "MiB"),
             Better::Lower,
         );
