@@ -200,7 +200,7 @@ pub async fn list(
     let filter = resolve(&s, &q)?;
     let slot = match streams::admit_for(q.follow, limit, peer.ip()) {
         Ok(slot) => slot,
-        Err(refused) => return Ok(refused),
+        Err(refused) => return Ok(refused.into_response()),
     };
     let cursor = Cursor {
         seq: q.after.unwrap_or(0),

@@ -227,7 +227,7 @@ pub async fn list(
     }
     let slot = match streams::admit_for(q.follow, query.limit, peer.ip()) {
         Ok(slot) => slot,
-        Err(refused) => return Ok(refused),
+        Err(refused) => return Ok(refused.into_response()),
     };
     if q.follow {
         let (tx, answer) = streams::pipe("application/x-ndjson", slot);

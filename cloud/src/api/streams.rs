@@ -144,9 +144,9 @@ pub fn limit(
 /// The slot of an answer that is a stream (a follow, or a plain read of more than
 /// [`LARGE_READ`]), `None` for one that is not, or the 429 answer when `client` or all
 /// clients hold their cap.
-pub fn admit_for(follow: bool, limit: usize, client: IpAddr) -> Result<Option<Slot>, Response> {
+pub fn admit_for(follow: bool, limit: usize, client: IpAddr) -> Result<Option<Slot>, TooMany> {
     if follow || limit > LARGE_READ {
-        admit(client).map(Some).map_err(IntoResponse::into_response)
+        admit(client).map(Some)
     } else {
         Ok(None)
     }
