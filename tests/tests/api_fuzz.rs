@@ -91,8 +91,9 @@ fn segment() -> impl Strategy<Value = String> {
         Just("..".to_owned()),
         Just("1.0.0".to_owned()),
         "[a-z]{300,2000}",
-        // Past hyper's URI limit (64 KiB): 414, in the error shape too.
-        Just("u".repeat(70_000)),
+        // Long, yet under the URI limit of the HTTP client and the cloud (65,534 bytes),
+        // so it reaches the handlers; a longer URI (414) is sent raw in api_hostile.rs.
+        Just("u".repeat(60_000)),
     ]
 }
 
@@ -261,13 +262,18 @@ fn no_request_gets_a_5xx_or_an_error_outside_the_shape() {
                 .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
                 .body(bytes.clone());
         }
-        let (status, body) = rt
-            .block_on(async {
-                let answer = req.send().await?;
-                let status = answer.status().as_u16();
-                Ok::<_, reqwest::Error>((status, answer.text().await?))
-            })
-            .map_err(|e| TestCaseError::fail(format!("{case:?}: {e:?}")))?;
+        let answer = rt.block_on(async {
+            let answer = req.send().await?;
+            let status = answer.status().as_u16();
+            Ok::<_, reqwest::Error>((status, answer.text().await?))
+        });
+        let (status, body) = match answer {
+            Ok(answer) => answer,
+            // A request the HTTP client cannot form (a URI over 65,534 bytes, when two long
+            // segments meet) never reaches the cloud.
+            Err(e) if e.is_builder() => return Ok(()),
+            Err(e) => return Err(TestCaseError::fail(format!("{case:?}: {e:?}"))),
+        };
         check(&case, status, &body).map_err(TestCaseError::fail)?;
         Ok(())
     });
