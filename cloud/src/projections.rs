@@ -17,7 +17,6 @@
 //!   agents fold with, [`skerry_shared::reducer::check_instance`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::RwLock;
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{Event, EventPayload, InstanceSpec, NodeStatus};
@@ -121,33 +120,9 @@ impl std::fmt::Display for RefusedEvent {
     }
 }
 
-/// The most refused events kept with their reasons, in [`Projections::refused`] and in the
-/// process-wide table [`refusal_of`] reads; beyond it they are only counted
-/// ([`Projections::refused_total`]).
+/// The most refused events kept with their reasons, in [`Projections::refused`]; beyond it
+/// they are only counted ([`Projections::refused_total`]).
 pub const MAX_REFUSED_KEPT: usize = 1024;
-
-/// Refusals by event hash, for the event views (`GET /api/v1/events`), which read the log,
-/// not the projections. A hash commits to the event and, through `prev_hash`, to all of
-/// the log before it, and whether an event is refused depends only on that: so one table
-/// serves every log the process opens.
-static REFUSALS: RwLock<BTreeMap<Digest, String>> = RwLock::new(BTreeMap::new());
-
-/// Why the read models did not take the event with this hash, if they did not.
-pub fn refusal_of(hash: &Digest) -> Option<String> {
-    let table = REFUSALS
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    table.get(hash).cloned()
-}
-
-fn remember_refusal(hash: Digest, reason: &str) {
-    let mut table = REFUSALS
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if table.len() < MAX_REFUSED_KEPT || table.contains_key(&hash) {
-        table.insert(hash, reason.to_owned());
-    }
-}
 
 /// All read models.
 #[derive(Debug, Clone)]
@@ -269,7 +244,6 @@ impl Projections {
             "recorded event {} ({kind}) is not applied: {reason}",
             e.seq
         );
-        remember_refusal(e.hash, &reason);
         self.refused_total = self.refused_total.saturating_add(1);
         if self.refused.len() < MAX_REFUSED_KEPT {
             self.refused.insert(
@@ -570,7 +544,6 @@ mod tests {
         assert_eq!((r.seq, r.kind), (e.seq, "instance.deployed"));
         assert!(r.reason.contains("replicas"), "{}", r.reason);
         assert_eq!(p.refused_total, 1);
-        assert_eq!(refusal_of(&e.hash).as_deref(), Some(r.reason.as_str()));
         // The head moved past it: the next event follows it in the chain.
         assert_eq!(p.head.next_seq, e.seq + 1);
         assert_eq!(p.head.last_hash, e.hash);

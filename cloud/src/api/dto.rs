@@ -313,7 +313,7 @@ impl From<&Event> for EventDto {
             prev_hash: e.prev_hash.to_hex(),
             hash: e.hash.to_hex(),
             payload: e.payload.clone(),
-            refused: crate::projections::refusal_of(&e.hash),
+            refused: None,
         }
     }
 }

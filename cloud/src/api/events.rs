@@ -1,5 +1,6 @@
 //! `/api/v1/events`: the command log, filtered, paged or followed, and its verification.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,9 @@ struct Filter {
     node: Option<NodeId>,
     instance: Option<Name>,
     since: Option<Timestamp>,
+    /// Not a filter: why the read models did not take recorded events (by `seq`, as of the
+    /// request), so that the answer marks them.
+    refused: Arc<BTreeMap<u64, String>>,
 }
 
 impl Filter {
@@ -89,12 +93,17 @@ struct Page {
     end: bool,
 }
 
-fn write_event(out: &mut Vec<u8>, e: &Event, format: Format, first: bool) {
+/// Writes `e`, marked `refused` with `why` when the read models did not take it.
+fn write_event(out: &mut Vec<u8>, e: &Event, why: Option<&String>, format: Format, first: bool) {
     if format == Format::Array && !first {
         out.push(b',');
     }
+    let dto = EventDto {
+        refused: why.cloned(),
+        ..EventDto::from(e)
+    };
     // An EventDto always serialises (strings, numbers and JSON values).
-    let _ = serde_json::to_writer(&mut *out, &EventDto::from(e));
+    let _ = serde_json::to_writer(&mut *out, &dto);
     if format == Format::Lines {
         out.push(b'\n');
     }
@@ -128,7 +137,13 @@ fn read_page(
         let fresh = e.seq > cursor.seq;
         cursor.seq = cursor.seq.max(e.seq);
         if fresh && f.matches(e) {
-            write_event(&mut json, e, format, sent + count == 0);
+            write_event(
+                &mut json,
+                e,
+                f.refused.get(&e.seq),
+                format,
+                sent + count == 0,
+            );
             count += 1;
         }
     }
@@ -153,9 +168,9 @@ async fn page(
     streams::read(move || read_page(log.as_ref(), &f, cursor, max, format, sent)).await
 }
 
-fn line(e: &Event) -> Bytes {
+fn line(e: &Event, why: Option<&String>) -> Bytes {
     let mut v = Vec::new();
-    write_event(&mut v, e, Format::Lines, true);
+    write_event(&mut v, e, why, Format::Lines, true);
     Bytes::from(v)
 }
 
@@ -184,10 +199,18 @@ fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
         }
     };
     let since = super::since(q.since.as_deref())?;
+    let refused = s
+        .engine
+        .read()
+        .refused
+        .iter()
+        .map(|(seq, r)| (*seq, r.reason.clone()))
+        .collect();
     Ok(Filter {
         node,
         instance,
         since,
+        refused: Arc::new(refused),
     })
 }
 
@@ -324,7 +347,14 @@ async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sende
                     cursor.node_seq = ns;
                 }
                 if filter.matches(&e) {
-                    if tx.send(Ok(line(&e))).await.is_err() {
+                    // A live event is newer than the request's marks: ask the read models.
+                    let why = s
+                        .engine
+                        .read()
+                        .refused
+                        .get(&e.seq)
+                        .map(|r| r.reason.clone());
+                    if tx.send(Ok(line(&e, why.as_ref()))).await.is_err() {
                         return;
                     }
                     keepalive = tokio::time::Instant::now() + KEEPALIVE;
