@@ -40,9 +40,11 @@
 //! Every method is synchronous. On [`RedbJournal`] each one does file I/O: `commit`,
 //! `replace_with_snapshot`, `put_memos`, `outbox_push` and `outbox_ack` write and fsync
 //! (milliseconds on an SD card); `load`, `event`, `events`, `event_span`, `outbox_read`,
-//! `outbox_stats` and `log_cursors` only read. Call the writes from a blocking
-//! context (`tokio::task::spawn_blocking`) on the agent's current-thread runtime.
+//! `outbox_stats` and `log_cursors` only read. On the agent's current-thread runtime the
+//! writes go through [`blocking::AsyncJournal`], which runs them on tokio's blocking
+//! pool.
 
+pub mod blocking;
 pub mod inspect;
 pub mod memory;
 pub mod outbox;
