@@ -1,8 +1,8 @@
-//! The MQTT link to the cloud: rumqttc over TLS with the node's certificate, reconnecting
-//! with backoff.
+//! The MQTT link: rumqttc over TLS with the node's certificate, reconnecting with
+//! backoff; [`MqttLink`] is its [`Connector`] and [`MqttHandle`] its [`Link`].
 //!
 //! [`MqttLink::spawn`] starts a task that owns rumqttc's [`EventLoop`] and polls it; the
-//! caller keeps a [`LinkHandle`] to send frames up and receives [`LinkEvent`]s on a
+//! caller keeps an [`MqttHandle`] to send frames up and receives [`LinkEvent`]s on a
 //! bounded channel:
 //! - [`LinkEvent::Connected`] after every CONNACK, once the task has asked for the node's
 //!   `down` topic (`skerry/v1/nodes/{node_id}/down`, QoS 0). The agent then says hello
@@ -14,7 +14,7 @@
 //!   with jitter (the wait is reset after a connection that lasted 30 s), and connects
 //!   again, trying the advertised endpoints in turn.
 //!
-//! [`LinkHandle::send_up`] publishes QoS 0 on `skerry/v1/nodes/{node_id}/up`. It fails at
+//! [`MqttHandle::send_up`] publishes QoS 0 on `skerry/v1/nodes/{node_id}/up`. It fails at
 //! once with [`LinkError::NotConnected`] while the link is down, so the caller keeps what
 //! it had to say (its outbox) for the next connection; while connected it waits for room
 //! in the bounded request queue. A successful `send_up` means the frame is queued on the
@@ -35,12 +35,12 @@ use rumqttc::{
 use rustls::pki_types::ServerName;
 use skerry_shared::frame::MAX_FRAME_BYTES;
 use skerry_shared::ids::NodeId;
-use skerry_shared::profile::FirmwareProfile;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::identity::{Identity, IdentityError};
+use super::{BoxFuture, Connector, Link, LinkError, LinkEvent, LinkOptions, MAX_CAPACITY};
+use crate::identity::Identity;
 
 /// The shortest keep-alive the link uses.
 pub const MIN_KEEPALIVE: Duration = Duration::from_secs(5);
@@ -56,9 +56,6 @@ const PACKET_HEADROOM: usize = 4 * 1024;
 const CONNECT_TIMEOUT_SECS: u64 = 15;
 /// How long a shutdown waits for the DISCONNECT to go out.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// The bounds of the request queue and the event channel's default.
-const MIN_CAPACITY: usize = 16;
-const MAX_CAPACITY: usize = 1024;
 
 /// `skerry/v1/nodes/{node_id}/up`: edge to cloud.
 pub fn up_topic(node: NodeId) -> String {
@@ -68,63 +65,6 @@ pub fn up_topic(node: NodeId) -> String {
 /// `skerry/v1/nodes/{node_id}/down`: cloud to edge.
 pub fn down_topic(node: NodeId) -> String {
     format!("skerry/v1/nodes/{node}/down")
-}
-
-/// What the link tells the agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkEvent {
-    /// A session is open and the node's `down` topic is asked for: time to say hello.
-    Connected,
-    /// The link went down (or could not come up); sent once per outage, with the reason.
-    Disconnected(String),
-    /// A message on the node's `down` topic: one frame, as it came.
-    Down(Bytes),
-}
-
-/// Why the link cannot start or a frame cannot go up.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    /// The enrollment answer named no MQTT endpoint (the cloud runs on NATS).
-    #[error(
-        "the cloud advertised no MQTT endpoint{}; this agent links over MQTT only",
-        if .nats.is_empty() { String::new() } else { format!(" (it advertised NATS: {})", .nats.join(", ")) }
-    )]
-    NoEndpoint { nats: Vec<String> },
-    /// An endpoint that is not `host:port`.
-    #[error("\"{endpoint}\" is not an MQTT endpoint like host:port: {reason}")]
-    BadEndpoint { endpoint: String, reason: String },
-    /// The node's credentials do not make a TLS configuration.
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    /// The link is down: keep the frame for the next connection.
-    #[error("the link to the cloud is down")]
-    NotConnected,
-    /// A frame over the wire's limit.
-    #[error("an up frame of {size} bytes is over the {MAX_FRAME_BYTES}-byte limit")]
-    TooLarge { size: usize },
-    /// The link was shut down.
-    #[error("the link has stopped")]
-    Stopped,
-}
-
-/// The link's tuning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkOptions {
-    /// The MQTT keep-alive; at least [`MIN_KEEPALIVE`].
-    pub keepalive: Duration,
-    /// The capacity of the request queue (frames waiting to go up).
-    pub capacity: usize,
-}
-
-impl LinkOptions {
-    /// Keep-alive from the profile's heartbeat, queue from its event batch.
-    pub fn from_profile(profile: &FirmwareProfile) -> LinkOptions {
-        let batch = usize::try_from(profile.agent.event_batch).unwrap_or(MAX_CAPACITY);
-        LinkOptions {
-            keepalive: profile.agent.heartbeat.as_std(),
-            capacity: batch.clamp(MIN_CAPACITY, MAX_CAPACITY),
-        }
-    }
 }
 
 /// The exponential backoff between connection attempts (sans I/O: the caller gives the
@@ -216,7 +156,7 @@ impl MqttLink {
         identity: &Identity,
         options: LinkOptions,
         inbound: mpsc::Sender<LinkEvent>,
-    ) -> Result<LinkHandle, LinkError> {
+    ) -> Result<MqttHandle, LinkError> {
         let endpoints = identity
             .mqtt()
             .iter()
@@ -263,7 +203,7 @@ impl MqttLink {
         };
         tracing::info!(node = %node, endpoint = %task.endpoints[0], "starting the MQTT link");
         let join = tokio::spawn(task.run(stop_rx));
-        Ok(LinkHandle {
+        Ok(MqttHandle {
             client,
             node,
             up_topic: up_topic(node),
@@ -274,10 +214,21 @@ impl MqttLink {
     }
 }
 
-/// The caller's side of a running link. Dropping it stops the link (without waiting);
-/// [`LinkHandle::shutdown`] stops it and waits for a clean DISCONNECT.
+impl Connector for MqttLink {
+    fn connect(
+        &self,
+        identity: &Identity,
+        options: LinkOptions,
+        events: mpsc::Sender<LinkEvent>,
+    ) -> Result<Box<dyn Link>, LinkError> {
+        Ok(Box::new(MqttLink::spawn(identity, options, events)?))
+    }
+}
+
+/// The caller's side of a running MQTT link. Dropping it stops the link (without
+/// waiting); [`MqttHandle::shutdown`] stops it and waits for a clean DISCONNECT.
 #[derive(Debug)]
-pub struct LinkHandle {
+pub struct MqttHandle {
     client: AsyncClient,
     node: NodeId,
     up_topic: String,
@@ -286,7 +237,7 @@ pub struct LinkHandle {
     task: Option<JoinHandle<()>>,
 }
 
-impl LinkHandle {
+impl MqttHandle {
     /// The node this link speaks for.
     pub fn node_id(&self) -> NodeId {
         self.node
@@ -329,6 +280,20 @@ impl LinkHandle {
         {
             tracing::warn!(error = %e, "the MQTT link task failed");
         }
+    }
+}
+
+impl Link for MqttHandle {
+    fn is_connected(&self) -> bool {
+        MqttHandle::is_connected(self)
+    }
+
+    fn send_up(&self, frame: Bytes) -> BoxFuture<'_, Result<(), LinkError>> {
+        Box::pin(MqttHandle::send_up(self, frame))
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(MqttHandle::shutdown(*self))
     }
 }
 
@@ -547,14 +512,5 @@ mod tests {
             down_topic(node),
             "skerry/v1/nodes/7f0c4f7e-2d0b-4b7e-9c59-0c4f1d1e2a3b/down"
         );
-    }
-
-    #[test]
-    fn options_come_from_the_profile() {
-        let profile =
-            skerry_shared::profile::builtin(skerry_shared::profile::builtin_names()[0]).unwrap();
-        let o = LinkOptions::from_profile(&profile);
-        assert_eq!(o.keepalive, profile.agent.heartbeat.as_std());
-        assert!((MIN_CAPACITY..=MAX_CAPACITY).contains(&o.capacity));
     }
 }
