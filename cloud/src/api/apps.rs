@@ -1,17 +1,17 @@
 //! `/api/v1/apps`: publish (the manifest's YAML as the body) and read apps and versions.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use skerry_shared::manifest::parse_manifest;
 
+use super::caller::Caller;
 use super::dto::{AppDto, AppVersionDto};
 use super::error::{ApiError, Path};
-use super::{AppState, actor, views};
+use super::state::AppState;
+use super::views;
 use crate::command::Command;
 use crate::projections::Projections;
 
@@ -19,7 +19,7 @@ use crate::projections::Projections;
 /// published under that version, 400 naming the field when the manifest is refused.
 pub async fn publish(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<AppVersionDto>), ApiError> {
     let body =
@@ -47,7 +47,7 @@ pub async fn publish(
     let events = s
         .engine
         .submit(
-            actor(&peer),
+            actor,
             Command::PublishApp {
                 manifest: Box::new(manifest),
             },

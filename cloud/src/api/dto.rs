@@ -147,22 +147,23 @@ pub struct AppDto {
 /// `--node NODE[=WEIGHT]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeChoice {
+pub struct DeployNode {
     pub node: String,
     #[serde(default)]
     pub weight: Option<u32>,
 }
 
-/// `POST /api/v1/instances`
+/// `POST /api/v1/instances`: a deploy ([`crate::command::DeployIntent`] once the API has
+/// converted it), or its dry run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeployRequest {
+pub struct DeployInstance {
     pub app: String,
     pub version: String,
     pub env: String,
     pub name: String,
     #[serde(default)]
-    pub nodes: Vec<NodeChoice>,
+    pub nodes: Vec<DeployNode>,
     #[serde(default)]
     pub selector: BTreeMap<String, String>,
     /// `COMPONENT.VAR=VALUE`
@@ -171,6 +172,13 @@ pub struct DeployRequest {
     #[serde(default)]
     pub dry_run: bool,
 }
+
+/// The deploy command's intent types under the names this module gave the deploy body
+/// before commands had types of their own (the body is [`DeployInstance`] now). Kept so that
+/// code that builds a `Command::Deploy` from these names still compiles; new code names
+/// [`crate::command::DeployIntent`] and [`crate::command::NodeChoice`].
+#[doc(hidden)]
+pub use crate::command::{DeployIntent as DeployRequest, NodeChoice};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeRef {

@@ -10,9 +10,10 @@ use skerry_shared::enroll::{EnrollRequest, EnrollResponse, EnrollmentToken};
 use skerry_shared::event::{Actor, EventPayload};
 use skerry_shared::ids::NodeId;
 
+use super::caller::Caller;
 use super::dto::{CreateEnrollmentToken, EnrollmentTokenDto};
 use super::error::{ApiError, Body};
-use super::{AppState, actor};
+use super::state::AppState;
 use crate::command::{Command, Enrollment};
 
 const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -20,7 +21,7 @@ const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3
 
 pub async fn issue_token(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Body(req): Body<CreateEnrollmentToken>,
 ) -> Result<(StatusCode, Json<EnrollmentTokenDto>), ApiError> {
     let ttl = match &req.ttl {
@@ -45,7 +46,7 @@ pub async fn issue_token(
     let expires = Timestamp::now().plus_millis(ttl_ms);
     s.engine
         .submit(
-            actor(&peer),
+            actor,
             Command::IssueEnrollmentToken {
                 env: req.env.clone(),
                 id: token.id,
@@ -74,6 +75,9 @@ fn refused() -> ApiError {
     )
 }
 
+/// `POST /api/v1/enroll`, a public route: the token is the credential and the node's
+/// identity is made here, so the caller is not asked for (the peer's address is recorded as
+/// the node's).
 pub async fn enroll(
     State(s): State<AppState>,
     peer: ConnectInfo<SocketAddr>,

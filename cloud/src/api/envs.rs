@@ -1,14 +1,14 @@
 //! `/api/v1/environments`
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::caller::Caller;
 use super::dto::{CreateEnvironment, EnvironmentDto};
 use super::error::{ApiError, Body, Path};
-use super::{AppState, actor, views};
+use super::state::AppState;
+use super::views;
 use crate::command::Command;
 
 fn view(s: &AppState, name: &str) -> Result<EnvironmentDto, ApiError> {
@@ -25,13 +25,13 @@ fn view(s: &AppState, name: &str) -> Result<EnvironmentDto, ApiError> {
 
 pub async fn create(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Body(req): Body<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<EnvironmentDto>), ApiError> {
     let name = req.name.clone();
     s.engine
         .submit(
-            actor(&peer),
+            actor,
             Command::CreateEnvironment {
                 name: req.name,
                 labels: req.labels,
@@ -56,12 +56,12 @@ pub async fn show(
 
 pub async fn delete(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Path(env): Path<String>,
 ) -> Result<Json<EnvironmentDto>, ApiError> {
     let before = view(&s, &env)?;
     s.engine
-        .submit(actor(&peer), Command::DeleteEnvironment { name: env })
+        .submit(actor, Command::DeleteEnvironment { name: env })
         .await?;
     Ok(Json(before))
 }

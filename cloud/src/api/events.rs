@@ -17,9 +17,10 @@ use skerry_shared::ids::{Name, NodeId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use super::AppState;
 use super::dto::{EventDto, VerifyDto};
 use super::error::{ApiError, Params};
+use super::query;
+use super::state::{AppState, node_id};
 use super::streams::{self, Chunk, PAGE_BYTES, PAGE_ITEMS};
 use crate::log::EventLog;
 
@@ -178,11 +179,7 @@ fn line(e: &Event, why: Option<&String>) -> Bytes {
 /// `unknown_node`, an instance name never deployed 404 `unknown_instance` (one that was
 /// undeployed has its history and is read).
 fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
-    let node = q
-        .node
-        .as_deref()
-        .map(|n| super::node_id(s, n))
-        .transpose()?;
+    let node = q.node.as_deref().map(|n| node_id(s, n)).transpose()?;
     let instance = match q.instance.as_deref() {
         None => None,
         Some(i) => {
@@ -198,7 +195,7 @@ fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
             Some(name)
         }
     };
-    let since = super::since(q.since.as_deref())?;
+    let since = query::since(q.since.as_deref())?;
     let refused = s
         .engine
         .read()

@@ -1,19 +1,19 @@
 //! `/api/v1/instances`: deploy (and its dry run), status, undeploy.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::dto::{
-    DeployRequest, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
+    DeployInstance, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
 };
 use super::error::{ApiError, Body, Params, Path};
-use super::{AppState, actor, views};
-use crate::command::{Command, plan_deploy};
+use super::state::AppState;
+use super::views;
+use crate::command::{Command, DeployIntent, NodeChoice, plan_deploy};
 
 fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
     let p = s.engine.read();
@@ -27,9 +27,40 @@ fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
     Ok(views::instance(&p, i, &s.hub))
 }
 
-fn dry_run(s: &AppState, req: &DeployRequest) -> Result<DryRunDto, ApiError> {
+/// The deploy the body asks for, in the command's own terms, and whether it is a dry run.
+fn intent(body: DeployInstance) -> (DeployIntent, bool) {
+    let DeployInstance {
+        app,
+        version,
+        env,
+        name,
+        nodes,
+        selector,
+        set,
+        dry_run,
+    } = body;
+    let nodes = nodes
+        .into_iter()
+        .map(|n| NodeChoice {
+            node: n.node,
+            weight: n.weight,
+        })
+        .collect();
+    let intent = DeployIntent {
+        app,
+        version,
+        env,
+        name,
+        nodes,
+        selector,
+        set,
+    };
+    (intent, dry_run)
+}
+
+fn dry_run(s: &AppState, intent: &DeployIntent) -> Result<DryRunDto, ApiError> {
     let p = s.engine.read();
-    let plan = plan_deploy(&p, req)?;
+    let plan = plan_deploy(&p, intent)?;
     let name_of = |id: &skerry_shared::ids::NodeId| {
         p.nodes
             .get(id)
@@ -71,15 +102,16 @@ fn dry_run(s: &AppState, req: &DeployRequest) -> Result<DryRunDto, ApiError> {
 /// (which records nothing).
 pub async fn deploy(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    Body(req): Body<DeployRequest>,
+    Caller(actor): Caller,
+    Body(body): Body<DeployInstance>,
 ) -> Result<Response, ApiError> {
-    if req.dry_run {
-        return Ok(Json(dry_run(&s, &req)?).into_response());
+    let (intent, dry) = intent(body);
+    if dry {
+        return Ok(Json(dry_run(&s, &intent)?).into_response());
     }
-    let name = req.name.clone();
+    let name = intent.name.clone();
     s.engine
-        .submit(actor(&peer), Command::Deploy(Box::new(req)))
+        .submit(actor, Command::Deploy(Box::new(intent)))
         .await?;
     Ok((StatusCode::CREATED, Json(view(&s, &name)?)).into_response())
 }
@@ -110,14 +142,14 @@ pub struct UndeployQuery {
 
 pub async fn undeploy(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Path(name): Path<String>,
     Params(q): Params<UndeployQuery>,
 ) -> Result<Json<UndeployDto>, ApiError> {
     let events = s
         .engine
         .submit(
-            actor(&peer),
+            actor,
             Command::Undeploy {
                 name: name.clone(),
                 purge: q.purge,

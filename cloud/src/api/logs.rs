@@ -17,9 +17,10 @@ use serde::Deserialize;
 use skerry_shared::ids::Name;
 use tokio::sync::mpsc;
 
-use super::AppState;
 use super::dto::{FileDropsDto, LogLineDto, NodeDropsDto, NodeWaitingDto, ReplicaWaitingDto};
 use super::error::{ApiError, Params};
+use super::query;
+use super::state::{AppState, node_id};
 use super::streams::{self, Chunk, PAGE_BYTES};
 use super::views::node_name;
 use crate::projections::Projections;
@@ -72,12 +73,8 @@ fn resolve(s: &AppState, q: &LogsQuery) -> Result<LogQuery, ApiError> {
         .as_deref()
         .map(|c| name("component", c))
         .transpose()?;
-    let node = q
-        .node
-        .as_deref()
-        .map(|n| super::node_id(s, n))
-        .transpose()?;
-    let since = super::since(q.since.as_deref())?;
+    let node = q.node.as_deref().map(|n| node_id(s, n)).transpose()?;
+    let since = query::since(q.since.as_deref())?;
     Ok(LogQuery {
         instance,
         component,

@@ -7,13 +7,26 @@
 //! - [`dto`]: request and response bodies, shared with the CLI.
 //! - [`error`]: error answers and the extractors (body, query, path) that answer in the
 //!   error shape, naming the field.
+//! - [`caller`]: the [`Caller`] extractor, who is calling (the
+//!   [`Actor`](skerry_shared::event::Actor) their commands are recorded under).
 //! - [`server`]: the HTTP server (accept loop, connection bound, timeouts, hyper's own
 //!   error answers in the error shape) and the request guard (origin, media type, body
 //!   size and deadline).
+//! - `state`: [`AppState`], what every handler shares, and lookups in it; `query`: query
+//!   parameters several routes share.
 //! - `envs`, `nodes`, `enroll`, `apps`, `instances`, `events`, `logs`: one module per
-//!   resource.
+//!   resource. A handler converts its request body into the command's own types
+//!   ([`crate::command`]) and submits them; `instances` turns a [`dto::DeployInstance`]
+//!   into a [`crate::command::DeployIntent`].
 //! - `views`: projections to response bodies.
+//!
+//! The routes are two routers, merged in [`router_with`]: the public ones ([`public`]:
+//! `/healthz`, `/api/v1/enroll`) and every other ([`protected`]).
+//!
+//! Imports run one way: this file uses its children, and the handlers use `state`,
+//! `caller`, `query`, `error`, `dto`, `views` and `streams`, never this file.
 
+pub mod caller;
 pub mod dto;
 pub mod error;
 pub mod server;
@@ -23,74 +36,20 @@ mod apps;
 mod enroll;
 mod envs;
 mod events;
-
-/// The default and the largest `limit` of `GET /api/v1/events`, which the CLI keeps too.
-pub use events::{DEFAULT_LIMIT as EVENTS_DEFAULT_LIMIT, MAX_LIMIT as EVENTS_MAX_LIMIT};
 mod instances;
 mod logs;
 mod nodes;
+mod query;
+mod state;
 mod views;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
-use skerry_shared::event::Actor;
 
-use crate::engine::Engine;
-use crate::pki::Pki;
-
-/// What every handler shares.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub engine: Engine,
-    pub pki: Arc<Pki>,
-    /// The MQTT endpoints agents are told to use.
-    pub mqtt: Vec<String>,
-    /// The NATS URLs agents are told to use, when the cloud runs on NATS.
-    pub nats: Vec<String>,
-    /// Turns true when the server starts shutting down, so long-lived streams end.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// The nodes' sessions and live state (lag, last seen, replica reports).
-    pub hub: crate::sync::Hub,
-    /// What agents reported through their outboxes: log lines, drops, replica statuses.
-    pub reports: crate::reports::ReportStore,
-}
-
-/// Who is calling. API tokens arrive in a later release; until then the API listens on
-/// loopback and the actor is the peer's address.
-pub(crate) fn actor(peer: &ConnectInfo<SocketAddr>) -> Actor {
-    Actor::Anonymous {
-        peer: peer.0.ip().to_string(),
-    }
-}
-
-/// A node's id by its name or id, or 404 `unknown_node` (field `node`).
-pub(crate) fn node_id(
-    s: &AppState,
-    node: &str,
-) -> Result<skerry_shared::ids::NodeId, error::ApiError> {
-    s.engine.read().node(node).map(|n| n.id).ok_or_else(|| {
-        error::ApiError::not_found(
-            "unknown_node",
-            "node",
-            format!("no node named or with id \"{node}\""),
-        )
-    })
-}
-
-/// A `since` query parameter (RFC 3339 or a duration before now), or 400 `invalid_time`.
-pub(crate) fn since(
-    since: Option<&str>,
-) -> Result<Option<skerry_shared::clock::Timestamp>, error::ApiError> {
-    use skerry_shared::clock::Timestamp;
-    since
-        .map(|t| Timestamp::parse_cli(t, Timestamp::now()))
-        .transpose()
-        .map_err(|e| error::ApiError::bad_request("invalid_time", "since", e))
-}
+pub use caller::Caller;
+/// The default and the largest `limit` of `GET /api/v1/events`, which the CLI keeps too.
+pub use events::{DEFAULT_LIMIT as EVENTS_DEFAULT_LIMIT, MAX_LIMIT as EVENTS_MAX_LIMIT};
+pub use state::AppState;
 
 /// The answer of routes that belong to later releases.
 async fn later(uri: axum::http::Uri) -> error::ApiError {
@@ -110,8 +69,33 @@ pub fn router(state: AppState) -> Router {
 
 /// The router of every API route, behind `guard`: cross-origin requests, bodies that are
 /// not JSON, too large or too slow are refused before any handler runs.
+///
+/// This is the one place the two routers meet: [`public`] and [`protected`] are merged,
+/// then the fallbacks (405 and 404 in the error shape) and the guard apply to every route
+/// of both alike. The auth layer (`auth.rs`, a later release) goes on [`protected`] alone,
+/// here, before the merge (`protected().route_layer(...)`), so that a node can enroll and a
+/// probe check health without a token.
 pub fn router_with(state: AppState, guard: server::Guard) -> Router {
-    routes(state)
+    Router::new()
+        .merge(public())
+        .merge(protected())
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                "this route does not take that method",
+            )
+        })
+        .fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                None,
+                "no such API route",
+            )
+        })
+        .with_state(state)
         // The guard has read the body within its own limit ([`error::MAX_BODY_BYTES`]).
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
@@ -120,16 +104,23 @@ pub fn router_with(state: AppState, guard: server::Guard) -> Router {
         ))
 }
 
-fn routes(state: AppState) -> Router {
+/// The routes anyone may call: the health check, and enrollment (its token is the
+/// credential).
+pub fn public() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/enroll", post(enroll::enroll))
+}
+
+/// Every other route: the ones an API token will be asked for.
+pub fn protected() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/environments", get(envs::list).post(envs::create))
         .route(
             "/api/v1/environments/{env}",
             get(envs::show).delete(envs::delete),
         )
         .route("/api/v1/enrollment-tokens", post(enroll::issue_token))
-        .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/nodes", get(nodes::list))
         .route(
             "/api/v1/nodes/{node}",
@@ -165,21 +156,4 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/instances/{name}/upgrade", post(later))
         .route("/api/v1/instances/{name}/rollback", post(later))
         .route("/api/v1/events/verify", get(events::verify))
-        .method_not_allowed_fallback(|| async {
-            error::ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                None,
-                "this route does not take that method",
-            )
-        })
-        .fallback(|| async {
-            error::ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not_found",
-                None,
-                "no such API route",
-            )
-        })
-        .with_state(state)
 }

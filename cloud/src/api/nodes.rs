@@ -1,14 +1,15 @@
 //! `/api/v1/nodes`
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use serde::Deserialize;
+use skerry_shared::event::Actor;
 
+use super::caller::Caller;
 use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, RenameNode};
 use super::error::{ApiError, Body, Params, Path};
-use super::{AppState, actor, views};
+use super::state::AppState;
+use super::{query, views};
 use crate::command::Command;
 use crate::sync::NodeLogsError;
 
@@ -28,12 +29,12 @@ fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
 /// up by id after the command, so a rename is followed.
 async fn command(
     s: &AppState,
-    peer: &ConnectInfo<SocketAddr>,
+    actor: Actor,
     node: &str,
     cmd: Command,
 ) -> Result<Json<NodeDto>, ApiError> {
     let id = view(s, node)?.id;
-    s.engine.submit(actor(peer), cmd).await?;
+    s.engine.submit(actor, cmd).await?;
     view(s, &id).map(Json)
 }
 
@@ -81,7 +82,7 @@ pub async fn show(
 
 pub async fn rename(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Path(node): Path<String>,
     Body(req): Body<RenameNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
@@ -89,12 +90,12 @@ pub async fn rename(
         node: node.clone(),
         name: req.name,
     };
-    command(&s, &peer, &node, cmd).await
+    command(&s, actor, &node, cmd).await
 }
 
 pub async fn label(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Path(node): Path<String>,
     Body(req): Body<LabelNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
@@ -103,12 +104,12 @@ pub async fn label(
         set: req.set,
         remove: req.remove,
     };
-    command(&s, &peer, &node, cmd).await
+    command(&s, actor, &node, cmd).await
 }
 
 pub async fn join(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Path(node): Path<String>,
     Body(req): Body<JoinEnvironment>,
 ) -> Result<Json<NodeDto>, ApiError> {
@@ -116,19 +117,19 @@ pub async fn join(
         node: node.clone(),
         env: req.env,
     };
-    command(&s, &peer, &node, cmd).await
+    command(&s, actor, &node, cmd).await
 }
 
 pub async fn leave(
     State(s): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    Caller(actor): Caller,
     Path((node, env)): Path<(String, String)>,
 ) -> Result<Json<NodeDto>, ApiError> {
     let cmd = Command::LeaveEnvironment {
         node: node.clone(),
         env,
     };
-    command(&s, &peer, &node, cmd).await
+    command(&s, actor, &node, cmd).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +158,7 @@ pub async fn logs(
         })?;
         (n.id, n.name.to_string())
     };
-    let since = super::since(q.since.as_deref())?;
+    let since = query::since(q.since.as_deref())?;
     let max = q
         .max_bytes
         .unwrap_or(MAX_NODE_LOG_BYTES)

@@ -4,7 +4,7 @@ use skerry_shared::event::EventPayload;
 use skerry_shared::hash::Digest;
 use skerry_shared::manifest::Manifest;
 
-use super::{Pending, Refusal};
+use super::outcome::{Pending, Refusal};
 use crate::projections::Projections;
 
 /// The identity of a manifest's content.

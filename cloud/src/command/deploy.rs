@@ -1,20 +1,18 @@
-//! `deploy`: choosing nodes, checking fit, and the per-node plan for `--dry-run`.
+//! `deploy`: checking a [`DeployIntent`] (names, version, app, overrides), placing it
+//! ([`placement`](super::placement)), and the per-node plan for `--dry-run`.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use skerry_shared::event::{
-    EnvOverride, EventPayload, InstanceMode, InstanceSpec, NodeTarget, Unschedulable,
-};
-use skerry_shared::ids::{NodeId, labels_match, shown};
+use skerry_shared::event::{EnvOverride, EventPayload, InstanceMode, InstanceSpec};
+use skerry_shared::ids::{NodeId, shown};
 use skerry_shared::manifest::{
     MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_VERSION_BYTES,
 };
 use skerry_shared::planner::{self, Action, ActualState};
 use skerry_shared::reducer::{DesiredInstance, NodeDesired};
 
-use super::fit::shortfalls;
-use super::{Pending, Refusal, environment, labels, name, node_ref};
-use crate::api::dto::DeployRequest;
+use super::checks::{environment, labels, name};
+use super::intent::DeployIntent;
+use super::outcome::{Pending, Refusal};
+use super::placement::{Placement, Wanted, place};
 use crate::projections::Projections;
 
 /// A checked deploy: the instance as it will be recorded.
@@ -69,9 +67,6 @@ impl DeployPlan {
     }
 }
 
-/// The most nodes one deploy names (`--node`); more are reached with a `--selector`.
-pub const MAX_DEPLOY_NODES: usize = 1024;
-
 /// The most `--set` overrides of one deploy: as many as a component has variables.
 pub const MAX_OVERRIDES: usize = MAX_ENV;
 
@@ -114,7 +109,7 @@ fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
 }
 
 /// Checks a deploy against the projections and resolves it into an [`InstanceSpec`].
-pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, Refusal> {
+pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Refusal> {
     let instance_name = name("name", &req.name)?;
     let app = name("app", &req.app)?;
     if req.version.len() > MAX_VERSION_BYTES {
@@ -196,129 +191,20 @@ pub fn plan_deploy(p: &Projections, req: &DeployRequest) -> Result<DeployPlan, R
         });
     }
 
-    let mut nodes = Vec::new();
-    let mut unschedulable = Vec::new();
-    if req.nodes.len() > MAX_DEPLOY_NODES {
-        return Err(Refusal::invalid(
-            "invalid_nodes",
-            "nodes",
-            format!(
-                "{} nodes; at most {MAX_DEPLOY_NODES} are accepted (use a selector to reach more)",
-                req.nodes.len()
-            ),
-        ));
-    }
-    if !req.nodes.is_empty() {
-        let mut unfit: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut named = BTreeSet::new();
-        for (i, choice) in req.nodes.iter().enumerate() {
-            let field = format!("nodes[{i}]");
-            let node = node_ref(p, &field, &choice.node)?;
-            let weight = choice.weight.unwrap_or(1);
-            if !(1..=1000).contains(&weight) {
-                return Err(Refusal::invalid(
-                    "invalid_weight",
-                    format!("{field}.weight"),
-                    "a weight is 1 to 1000",
-                ));
-            }
-            if !named.insert(node.id) {
-                return Err(Refusal::invalid(
-                    "duplicate_node",
-                    field,
-                    format!("node \"{}\" is named twice", node.name),
-                ));
-            }
-            if !node.envs.contains(&env.name) {
-                return Err(Refusal::invalid(
-                    "node_not_in_environment",
-                    field,
-                    format!(
-                        "node \"{}\" is not in environment \"{}\"; `skerry node join` it first",
-                        node.name, env.name
-                    ),
-                ));
-            }
-            if !labels_match(&node.labels, &selector) {
-                return Err(Refusal::invalid(
-                    "node_not_selected",
-                    field,
-                    format!("node \"{}\" does not match the selector", node.name),
-                ));
-            }
-            let reasons = shortfalls(p, node, manifest, None);
-            if reasons.is_empty() {
-                nodes.push(NodeTarget {
-                    node: node.id,
-                    weight,
-                });
-            } else {
-                unfit.insert(node.name.to_string(), reasons);
-            }
-        }
-        if !unfit.is_empty() {
-            let listing: Vec<String> = unfit
-                .iter()
-                .map(|(n, r)| format!("{n}: {}", r.join("; ")))
-                .collect();
-            return Err(Refusal::invalid(
-                "unfit",
-                "nodes",
-                format!(
-                    "node(s) do not fit {app}@{version}: {}",
-                    listing.join(" | ")
-                ),
-            ));
-        }
-    } else {
-        for node in p
-            .nodes
-            .values()
-            .filter(|n| n.envs.contains(&env.name) && labels_match(&n.labels, &selector))
-        {
-            let reasons = shortfalls(p, node, manifest, None);
-            if reasons.is_empty() {
-                nodes.push(NodeTarget {
-                    node: node.id,
-                    weight: 1,
-                });
-            } else {
-                unschedulable.push(Unschedulable {
-                    node: node.id,
-                    reasons,
-                });
-            }
-        }
-        if nodes.is_empty() {
-            let detail = if unschedulable.is_empty() {
-                format!("environment \"{}\" has no node that matches", env.name)
-            } else {
-                let listing: Vec<String> = unschedulable
-                    .iter()
-                    .map(|u| {
-                        let n = p
-                            .nodes
-                            .get(&u.node)
-                            .map_or_else(|| u.node.to_string(), |n| n.name.to_string());
-                        format!("{n}: {}", u.reasons.join("; "))
-                    })
-                    .collect();
-                format!(
-                    "no matching node fits {app}@{version}: {}",
-                    listing.join(" | ")
-                )
-            };
-            return Err(Refusal::invalid(
-                "no_fit",
-                if req.selector.is_empty() {
-                    "env"
-                } else {
-                    "selector"
-                },
-                detail,
-            ));
-        }
-    }
+    let Placement {
+        nodes,
+        unschedulable,
+    } = place(
+        p,
+        &Wanted {
+            env,
+            selector: &selector,
+            chosen: &req.nodes,
+            manifest,
+            app: &app,
+            version: &version,
+        },
+    )?;
 
     Ok(DeployPlan {
         spec: InstanceSpec {

@@ -7,7 +7,8 @@ use skerry_shared::event::EventPayload;
 use skerry_shared::hash::Digest;
 use skerry_shared::ids::{Labels, MAX_ENTRIES, Name, TokenId, check_entry};
 
-use super::{Pending, Refusal, environment, labels, name};
+use super::checks::{environment, labels, name};
+use super::outcome::{Pending, Refusal};
 use crate::projections::Projections;
 
 /// The environment that always exists.

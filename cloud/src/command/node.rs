@@ -6,7 +6,9 @@ use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{EventPayload, NodeStatus};
 use skerry_shared::ids::{MAX_LABELS, Name, NodeId};
 
-use super::{Enrollment, Pending, Refusal, environment, labels, name, node_ref};
+use super::checks::{environment, labels, name, node_ref};
+use super::intent::Enrollment;
+use super::outcome::{Pending, Refusal};
 use crate::projections::Projections;
 
 /// Commands take a node's name or id, so a name may not read as an id.

@@ -1,0 +1,107 @@
+//! What a caller asks of the cloud: a [`Command`] and the intent types it carries
+//! ([`Enrollment`], [`DeployIntent`]). They are the command layer's own types: the API
+//! converts its request bodies into them, so that a change of the API's JSON is not a
+//! change of the commands, and a caller that is not the API (the local node, a controller,
+//! the console) builds them directly.
+
+use std::collections::BTreeMap;
+
+use skerry_shared::clock::Timestamp;
+use skerry_shared::enroll::EnrollmentToken;
+use skerry_shared::event::NodeStatus;
+use skerry_shared::hash::Digest;
+use skerry_shared::ids::{Name, NodeId, TokenId};
+use skerry_shared::manifest::Manifest;
+use skerry_shared::profile::FirmwareProfile;
+
+/// An enrollment, as the API hands it to the engine.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub token: EnrollmentToken,
+    pub node: NodeId,
+    pub name: Name,
+    pub profile: FirmwareProfile,
+    pub address: String,
+    /// SHA-256 of the certificate issued to the node.
+    pub certificate: Digest,
+}
+
+/// Everything that can change state. Fields are raw user input where the handler is the
+/// one to check them.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Creates the environment `local` at first start, if missing.
+    Bootstrap,
+    CreateEnvironment {
+        name: String,
+        labels: BTreeMap<String, String>,
+        entries: Vec<String>,
+    },
+    DeleteEnvironment {
+        name: String,
+    },
+    IssueEnrollmentToken {
+        env: String,
+        id: TokenId,
+        secret_hash: Digest,
+        expires: Timestamp,
+    },
+    /// The API has parsed the CSR and signed a certificate for the node; it is recorded
+    /// only if the token checks out.
+    Enroll(Box<Enrollment>),
+    RenameNode {
+        node: String,
+        name: String,
+    },
+    LabelNode {
+        node: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    JoinEnvironment {
+        node: String,
+        env: String,
+    },
+    LeaveEnvironment {
+        node: String,
+        env: String,
+    },
+    PublishApp {
+        manifest: Box<Manifest>,
+    },
+    Deploy(Box<DeployIntent>),
+    Undeploy {
+        name: String,
+        purge: bool,
+    },
+    /// The cloud noticed a node's liveness change (the liveness monitor). Records nothing
+    /// when the node already has that status.
+    SetNodeStatus {
+        node: NodeId,
+        status: NodeStatus,
+    },
+}
+
+/// A deploy: which app version, into which environment, under which instance name, on which
+/// nodes. Fields are raw user input; [`plan_deploy`](super::plan_deploy) checks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployIntent {
+    pub app: String,
+    pub version: String,
+    pub env: String,
+    /// The instance's name.
+    pub name: String,
+    /// The nodes named for it (`--node`); when empty, every node of the environment that
+    /// matches the selector and fits.
+    pub nodes: Vec<NodeChoice>,
+    pub selector: BTreeMap<String, String>,
+    /// `COMPONENT.VAR=VALUE`
+    pub set: Vec<String>,
+}
+
+/// A node named for a deploy, by name or id, with its weight (1 when not given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeChoice {
+    pub node: String,
+    pub weight: Option<u32>,
+}
