@@ -6,9 +6,9 @@ use clap::Subcommand;
 use skerry_shared::manifest::MAX_MANIFEST_BYTES;
 use tokio::io::AsyncReadExt;
 
-use super::OutputFormat;
-use super::client::{CliError, Client};
-use super::output::{self, Details, Table};
+use super::client::Client;
+use super::error::CliError;
+use super::output::{self, Details, OutputFormat, Table};
 use super::values::{self, AppRef};
 use crate::api::dto::{AppDto, AppVersionDto};
 

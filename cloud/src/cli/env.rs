@@ -3,10 +3,10 @@
 use clap::Subcommand;
 
 use super::client::Client;
-use super::output::{self, Details, Table};
-use super::{OutputFormat, values};
+use super::error::CliError;
+use super::output::{self, Details, OutputFormat, Table};
+use super::values;
 use crate::api::dto::{CreateEnvironment, EnvironmentDto};
-use crate::cli::client::CliError;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum EnvCommand {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::OutputFormat;
-use super::client::{CliError, Client};
-use super::output::{self, StreamColumns, Table};
+use super::client::Client;
+use super::error::CliError;
+use super::output::{self, OutputFormat, StreamColumns, Table};
 use super::values;
 use crate::api::dto::{EventDto, VerifyDto};
 

@@ -4,12 +4,12 @@ use clap::Args;
 use serde_json::json;
 use skerry_shared::manifest::MAX_ENV;
 
-use super::OutputFormat;
-use super::client::{CliError, Client};
-use super::output::{self, Table};
+use super::client::Client;
+use super::error::CliError;
+use super::output::{self, OutputFormat, Table};
 use super::values::{self, AppVersion};
 use crate::api::dto::{
-    DeployRequest, DryRunDto, InstanceDto, NodeChoice, ReplicaStatusDto, UndeployDto,
+    DeployInstance, DeployNode, DryRunDto, InstanceDto, ReplicaStatusDto, UndeployDto,
 };
 
 /// `skerry deploy APP@VERSION --env ENV --name INSTANCE ...`
@@ -26,7 +26,7 @@ pub struct DeployArgs {
     pub name: String,
     /// A node to run on, with an optional weight (repeatable).
     #[arg(long = "node", value_name = "NODE[=WEIGHT]", value_parser = values::node_choice)]
-    pub nodes: Vec<NodeChoice>,
+    pub nodes: Vec<DeployNode>,
     /// Run on the environment's nodes with this label (repeatable; all must match).
     #[arg(long = "selector", value_name = "K=V", value_parser = values::label)]
     pub selector: Vec<(String, String)>,
@@ -84,7 +84,7 @@ pub async fn deploy(
             field: Some("--set".to_owned()),
         });
     }
-    let body = DeployRequest {
+    let body = DeployInstance {
         app: args.app.app,
         version: args.app.version,
         env: args.env,

@@ -20,9 +20,9 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::OutputFormat;
-use super::client::{CliError, Client};
-use super::output;
+use super::client::Client;
+use super::error::CliError;
+use super::output::{self, OutputFormat};
 use super::values;
 use crate::api::dto::{LogLineDto, LogsDto, NodeDropsDto, NodeWaitingDto};
 

@@ -9,8 +9,10 @@
 //! # Layout
 //! - [`values`]: parsers for structured arguments (`APP@VERSION`, `NODE[=WEIGHT]`, `K=V`, `K-`,
 //!   `COMPONENT.VAR=VALUE`, times and durations).
-//! - [`client`]: the HTTP client, NDJSON streams, and the mapping of failures to exit statuses.
-//! - [`output`]: tables, details, JSON and error reports.
+//! - [`client`]: the HTTP client: requests, and answers read into typed bodies.
+//! - [`lines`]: a streamed NDJSON answer (`--follow`), one value at a time.
+//! - [`error`]: why a command did not finish, and its exit status and error body.
+//! - [`output`]: `-o table|json`, tables, details, JSON and error reports.
 //! - [`env`]: `skerry env ...`.
 //! - [`node`]: `skerry node ...`, enrollment tokens included.
 //! - [`token`]: `skerry token ...` (API tokens).
@@ -18,12 +20,17 @@
 //! - [`instance`]: `skerry deploy`, `undeploy`, `upgrade`, `rollback` and `status`.
 //! - [`events`]: `skerry events` and `skerry events verify`.
 //! - [`logs`]: `skerry logs`.
+//!
+//! Imports run one way: this file uses its children; the commands use `client`, `error`,
+//! `output` and `values`, never this file.
 
 pub mod app;
 pub mod client;
 pub mod env;
+pub mod error;
 pub mod events;
 pub mod instance;
+pub mod lines;
 pub mod logs;
 pub mod node;
 pub mod output;
@@ -32,10 +39,12 @@ pub mod values;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
-use self::client::{CliError, Client};
+use self::client::Client;
+use self::error::CliError;
+pub use self::output::OutputFormat;
 
 /// The top-level command line.
 #[derive(Debug, Parser)]
@@ -93,15 +102,6 @@ pub struct ClientOpts {
         default_value_t = OutputFormat::Table
     )]
     pub output: OutputFormat,
-}
-
-/// `-o table|json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    // Aligned columns with a header row.
-    Table,
-    // Pretty-printed JSON (one object per line when following a stream).
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

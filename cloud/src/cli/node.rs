@@ -4,9 +4,9 @@
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::OutputFormat;
-use super::client::{CliError, Client};
-use super::output::{self, Details, Table};
+use super::client::Client;
+use super::error::CliError;
+use super::output::{self, Details, OutputFormat, Table};
 use super::values::{self, LabelChange};
 use crate::api::dto::{
     CreateEnrollmentToken, EnrollmentTokenDto, JoinEnvironment, LabelNode, NodeDto, RenameNode,

@@ -14,11 +14,20 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use clap::ValueEnum;
 use comfy_table::presets::NOTHING;
 use serde::Serialize;
 
-use super::OutputFormat;
-use super::client::CliError;
+use super::error::CliError;
+
+/// `-o table|json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    // Aligned columns with a header row.
+    Table,
+    // Pretty-printed JSON (one object per line when following a stream).
+    Json,
+}
 
 /// The gap between two columns.
 const GAP: usize = 3;

@@ -6,9 +6,9 @@
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::OutputFormat;
-use super::client::{CliError, Client};
-use super::output;
+use super::client::Client;
+use super::error::CliError;
+use super::output::{self, OutputFormat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {

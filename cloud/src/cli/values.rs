@@ -10,7 +10,7 @@ use reqwest::Url;
 use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::{check_label_key, parse_label};
 
-use crate::api::dto::NodeChoice;
+use crate::api::dto::DeployNode;
 
 /// `--cloud URL`: an `http://` or `https://` URL.
 pub fn cloud_url(s: &str) -> Result<Url, String> {
@@ -78,7 +78,7 @@ pub fn app_ref(s: &str) -> Result<AppRef, String> {
 pub const MAX_WEIGHT: u32 = 1000;
 
 /// `--node NODE[=WEIGHT]`, the weight from 1 to [`MAX_WEIGHT`].
-pub fn node_choice(s: &str) -> Result<NodeChoice, String> {
+pub fn node_choice(s: &str) -> Result<DeployNode, String> {
     let (node, weight) = match s.split_once('=') {
         Some((node, w)) => {
             let weight = count(w, MAX_WEIGHT).map_err(|_| {
@@ -91,7 +91,7 @@ pub fn node_choice(s: &str) -> Result<NodeChoice, String> {
     if node.is_empty() {
         return Err(format!("\"{s}\" is not NODE[=WEIGHT]"));
     }
-    Ok(NodeChoice {
+    Ok(DeployNode {
         node: node.to_owned(),
         weight,
     })
