@@ -37,7 +37,7 @@ use crate::logs::collect::Collector;
 use crate::outbox::Sender;
 use crate::reconciler::{PassOutcome, Reconciler};
 use crate::runtime::Runtime;
-use crate::runtime::docker::{DockerOptions, DockerRuntime};
+use crate::runtime::docker::{DockerEngine, DockerOptions, DockerRuntime};
 use crate::runtime::process::ProcessRuntime;
 use crate::sync::{AgentSync, Other, SyncConfig};
 
@@ -125,12 +125,8 @@ async fn runtimes(config: &AgentConfig) -> Vec<Arc<dyn Runtime>> {
     let mut out: Vec<Arc<dyn Runtime>> = Vec::new();
     for kind in &config.runtimes {
         match kind {
-            RuntimeKind::Docker => match DockerRuntime::connect(DockerOptions::default()).await {
-                Ok(rt) => out.push(Arc::new(rt)),
-                Err(e) => {
-                    tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending")
-                }
-            },
+            // Connected in `run_with`, on the agent's one Docker engine (`Parts::docker`).
+            RuntimeKind::Docker => {}
             RuntimeKind::Process => match ProcessRuntime::new(config.data.join("process")) {
                 Ok(rt) => out.push(Arc::new(rt)),
                 Err(e) => tracing::error!(error = %e, "the process runtime is not available"),
@@ -146,9 +142,10 @@ pub struct Parts {
     pub identity: Identity,
     pub journal: Arc<dyn Journal>,
     pub runtimes: Vec<Arc<dyn Runtime>>,
-    /// Whether container components run on the host's Docker engine: the log collector
-    /// then reads containers' output from it, and the agent looks for the engine again
-    /// every 30 s while it is not reachable.
+    /// Whether container components run on the host's Docker engine: the agent then makes
+    /// its one client of the engine, connects the Docker runtime on it (looking again every
+    /// 30 s while the engine is not reachable), and the log collector reads containers'
+    /// output from it. `runtimes` holds no Docker runtime then.
     pub docker: bool,
     /// The journal is new because the old one was found damaged and set aside: the agent
     /// asks the cloud for a snapshot and reconciles nothing until it is committed.
@@ -212,6 +209,24 @@ pub async fn run_with(
         docker: wants_docker,
         rebuild: damaged,
     } = parts;
+    // The agent's one Docker client: the Docker runtime and the log collector share it.
+    let mut runtimes = runtimes;
+    let docker = match wants_docker.then(DockerEngine::local) {
+        Some(Ok(engine)) => Some(engine),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending");
+            None
+        }
+        None => None,
+    };
+    if let Some(engine) = &docker {
+        match DockerRuntime::connect_on(engine.clone(), DockerOptions::default()).await {
+            Ok(rt) => runtimes.push(Arc::new(rt)),
+            Err(e) => {
+                tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending")
+            }
+        }
+    }
     let node = identity.node_id();
     let state = journal.load()?;
     let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
@@ -278,9 +293,7 @@ pub async fn run_with(
         node,
         config.data.clone(),
         Arc::clone(&journal),
-        wants_docker
-            .then(|| bollard::Docker::connect_with_local_defaults().ok())
-            .flatten(),
+        docker.as_ref().map(DockerEngine::output),
         tuning.log_quota.bytes(),
     )?;
     let disk = crate::disk::DiskWatch::new(
@@ -398,9 +411,9 @@ pub async fn run_with(
             }
             () = tokio::time::sleep_until(next_pass), if idle.is_some() && !sync.is_rebuilding() => {
                 if let Some(mut r) = idle.take() {
-                    if wants_docker && !r.has_runtime(RuntimeKind::Docker) && last_docker_try.elapsed() >= DOCKER_RETRY {
+                    if let Some(engine) = &docker && !r.has_runtime(RuntimeKind::Docker) && last_docker_try.elapsed() >= DOCKER_RETRY {
                         last_docker_try = tokio::time::Instant::now();
-                        if let Ok(rt) = DockerRuntime::connect(DockerOptions::default()).await {
+                        if let Ok(rt) = DockerRuntime::connect_on(engine.clone(), DockerOptions::default()).await {
                             tracing::info!("the Docker engine is available now");
                             r.add_runtime(Arc::new(rt));
                         }

@@ -28,7 +28,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::Docker;
 use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::NodeId;
 use skerry_shared::manifest::RuntimeKind;
@@ -41,11 +40,11 @@ use skerry_shared::reducer::NodeDesired;
 use tokio::time::Instant;
 
 use super::filter::NameFilter;
-use super::output::{self, OutputCursor};
 use super::tail::DirTailer;
 use crate::journal::{Journal, JournalError, OutboxPush};
 use crate::reconciler::resolve::log_dir_host;
 use crate::runtime::docker::spec::container_name;
+use crate::runtime::docker::{OutputCursor, OutputReader};
 
 /// Uncompressed bytes per batch at most.
 pub const BATCH_RAW_BYTES: usize = 128 * 1024;
@@ -108,7 +107,7 @@ pub struct Collector {
     node: NodeId,
     data: PathBuf,
     journal: Arc<dyn Journal>,
-    docker: Option<Docker>,
+    docker: Option<OutputReader>,
     quota: u64,
     /// The cursors as the journal has them.
     committed: BTreeMap<String, Vec<u8>>,
@@ -253,13 +252,13 @@ fn wanted(desired: &NodeDesired, data: &std::path::Path, docker: bool) -> BTreeM
 
 impl Collector {
     /// A collector for `node`, resuming from the cursors in `journal`, queueing at most
-    /// `quota` bytes of log batches (the profile's `agent.log_quota`). Without `docker`,
-    /// containers' own output is not read.
+    /// `quota` bytes of log batches (the profile's `agent.log_quota`). Without `docker`
+    /// (the agent's engine's [`OutputReader`]), containers' own output is not read.
     pub fn new(
         node: NodeId,
         data: PathBuf,
         journal: Arc<dyn Journal>,
-        docker: Option<Docker>,
+        docker: Option<OutputReader>,
         quota: u64,
     ) -> Result<Self, JournalError> {
         let committed = journal.log_cursors()?;
@@ -357,7 +356,10 @@ impl Collector {
                 more = true;
                 break;
             }
-            match output::read(docker, container, cursor, SOURCE_ROUND_BYTES.min(budget)).await {
+            match docker
+                .read(container, cursor, SOURCE_ROUND_BYTES.min(budget))
+                .await
+            {
                 Ok((lines, next)) => {
                     if next != *cursor {
                         let n: usize = lines

@@ -7,11 +7,11 @@
 //!   it read.
 //! - [`filter`]: [`filter::NameFilter`], which files of a directory that several sources
 //!   share (an `exec` component's `log_dir`) each source reads.
-//! - [`output`]: a container's stdout and stderr, read from the engine by timestamp.
+//! - containers' own stdout and stderr are read through the Docker runtime's one engine
+//!   ([`crate::runtime::docker::output`]), not a client of the collector's own.
 //! - [`collect`]: [`collect::Collector`], which reads every source of the desired state
 //!   and queues the lines with the sources' cursors in one journal transaction.
 
 pub mod collect;
 pub mod filter;
-pub mod output;
 pub mod tail;

@@ -1,8 +1,9 @@
 //! The Docker runtime: replicas as containers on the node's Docker engine, through bollard.
 //!
-//! [`DockerRuntime::connect`] opens the local socket (`DOCKER_HOST=unix://...` or
-//! `/var/run/docker.sock`) and negotiates the API version, so an older engine (20.10 speaks
-//! API 1.41) is answered in its own version.
+//! [`DockerRuntime::connect_on`] builds the runtime on the agent's one [`DockerEngine`]
+//! (the local socket, `DOCKER_HOST=unix://...` or `/var/run/docker.sock`) and negotiates
+//! the API version, so an older engine (20.10 speaks API 1.41) is answered in its own
+//! version. The same engine gives the log collector containers' output ([`output`]).
 //!
 //! # What the engine holds
 //! | Skerry                          | Docker                                                        |
@@ -52,13 +53,22 @@
 //! - [`state`]: labels and container state back to replica key, phase and exit (pure).
 //! - [`subnet`]: the subnet pool and its first free block (pure).
 //! - [`error`]: bollard's errors as `Engine` (retry) or `Unrunnable` (the spec cannot run).
+//! - [`engine`]: [`DockerEngine`], the one client of the engine, shared by the runtime and
+//!   the log collector.
+//! - [`output`]: a container's stdout and stderr, read from the engine by timestamp
+//!   ([`OutputReader`], [`OutputCursor`]).
 
+mod engine;
 pub mod error;
 mod exits;
+pub mod output;
 mod restart;
 pub mod spec;
 pub mod state;
 pub mod subnet;
+
+pub use self::engine::DockerEngine;
+pub use self::output::{OutputCursor, OutputLines, OutputReader};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -128,8 +138,18 @@ pub struct DockerRuntime {
 }
 
 impl DockerRuntime {
-    /// Connects to the local engine and negotiates the API version.
+    /// Connects to the local engine on a handle of its own and negotiates the API version
+    /// (for tests and tools; the agent shares its one engine with [`Self::connect_on`]).
     pub async fn connect(options: DockerOptions) -> Result<Self, RuntimeError> {
+        Self::connect_on(DockerEngine::local()?, options).await
+    }
+
+    /// The runtime on `engine`: checks the options, negotiates the API version (fails when
+    /// the engine does not answer) and follows the engine's exits.
+    pub async fn connect_on(
+        engine: DockerEngine,
+        options: DockerOptions,
+    ) -> Result<Self, RuntimeError> {
         let (addr, prefix) = options.subnet_pool;
         let pool = SubnetPool::new(addr, prefix, options.block).map_err(RuntimeError::Engine)?;
         if options.storage_prefix.is_empty() {
@@ -137,12 +157,8 @@ impl DockerRuntime {
                 "the Docker runtime's storage prefix is empty".to_owned(),
             ));
         }
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| error::engine("connect to the Docker engine", &e))?
-            .negotiate_version()
-            .await
-            .map_err(|e| error::engine("negotiate the Docker API version", &e))?;
-        tracing::debug!(api = %docker.client_version(), "connected to the Docker engine");
+        engine.negotiate().await?;
+        let docker = engine.client().clone();
         Ok(Self {
             exits: exits::Exits::watch(docker.clone()),
             docker,

@@ -6,6 +6,11 @@
 //! The cursor is a time, not a position in a file, so it stays valid when a container is
 //! restarted by its policy or created again for a new spec. Lines are numbered per stream,
 //! from 1, like the lines of a file.
+//!
+//! The log collector reads through an [`OutputReader`], which it gets from the agent's one
+//! [`DockerEngine`](super::DockerEngine) ([`DockerEngine::output`](super::DockerEngine::output)).
+//! [`OutputCursor`] is stored in the journal (postcard) as a source's log cursor: its fields
+//! and their order are a stored format.
 
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -153,9 +158,31 @@ fn take(
     bytes
 }
 
-/// Reads the output of `container` newer than `cursor`, at most about `max_bytes`.
-/// A container that does not exist (yet, or any more) has nothing new.
-pub async fn read(
+/// Reads containers' own output from the engine: all the log collector may ask of it.
+#[derive(Debug, Clone)]
+pub struct OutputReader {
+    docker: Docker,
+}
+
+impl OutputReader {
+    pub(super) fn new(docker: Docker) -> Self {
+        Self { docker }
+    }
+
+    /// Reads the output of `container` newer than `cursor`, at most about `max_bytes`.
+    /// A container that does not exist (yet, or any more) has nothing new.
+    pub async fn read(
+        &self,
+        container: &str,
+        cursor: &OutputCursor,
+        max_bytes: usize,
+    ) -> Result<(Vec<OutputLines>, OutputCursor), String> {
+        read(&self.docker, container, cursor, max_bytes).await
+    }
+}
+
+/// [`OutputReader::read`].
+async fn read(
     docker: &Docker,
     container: &str,
     cursor: &OutputCursor,
@@ -251,6 +278,25 @@ mod tests {
             ],
         );
         assert!(out.is_empty());
+    }
+
+    /// The cursor is stored in the journal (postcard): its bytes do not change.
+    #[test]
+    fn the_stored_cursor_keeps_its_format() {
+        let cursor = OutputCursor {
+            last_ns: 1_795_000_000_123_456_789,
+            at_last: 2,
+            next_stdout: 3,
+            next_stderr: 300,
+        };
+        let golden = [
+            0xaa, 0xb4, 0xfa, 0xb2, 0xac, 0xbf, 0x8f, 0xe9, 0x31, 0x02, 0x03, 0xac, 0x02,
+        ];
+        assert_eq!(postcard::to_stdvec(&cursor).unwrap(), golden);
+        assert_eq!(
+            postcard::from_bytes::<OutputCursor>(&golden).unwrap(),
+            cursor
+        );
     }
 
     #[test]
