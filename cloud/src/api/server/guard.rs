@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use skerry_shared::manifest::MAX_MANIFEST_BYTES;
 
+use super::limits::DEFAULT_BODY_TIMEOUT;
 use crate::api::error::{ApiError, MAX_BODY_BYTES};
 
 /// How much of a body over [`MAX_BODY_BYTES`] is still read, and thrown away, before the
@@ -56,7 +57,7 @@ impl Default for Guard {
     fn default() -> Self {
         Guard {
             allowed_origins: Arc::new(Vec::new()),
-            body_timeout: super::DEFAULT_BODY_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }

@@ -19,10 +19,15 @@
 //!   in the listen backlog until one closes (each waits at most a header timeout unless it
 //!   is answering a request or a stream).
 //!
+//! The bounds and their defaults are in [`limits`]; the request guard in [`guard`]; hyper's
+//! own error answers in [`rewrite`]; the write stall bound in [`stall`]. This file uses
+//! them; none of them uses this file.
+//!
 //! Shutdown is graceful: the listener closes, idle connections are closed, and requests in
 //! flight finish (streams end on the shutdown signal themselves).
 
 pub mod guard;
+pub mod limits;
 pub mod rewrite;
 pub mod stall;
 
@@ -41,33 +46,10 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 pub use guard::Guard;
-
-/// How long a request head may take to arrive (and a kept-alive connection may stay idle),
-/// unless `[http] header_timeout` says otherwise.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client of the cloud (the CLI, the tests' clients) keeps an idle pooled
-/// connection: well under [`DEFAULT_HEADER_TIMEOUT`], which also closes an idle kept-alive
-/// connection, so that a client never reuses a connection just as the cloud closes it.
-pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(4);
-
-/// How long a request body may take to arrive whole, unless `[http] body_timeout` says
-/// otherwise.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How many connections the API serves at once, unless `[http] max_connections` says
-/// otherwise (and at most half the process's open-files limit).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
-
-/// The largest request head (request line and headers) hyper reads, in bytes: beyond it,
-/// 431 `headers_too_large`.
-pub const MAX_HEAD_BYTES: usize = 128 * 1024;
-
-/// The most headers a request may have: beyond it, 431 `headers_too_large`.
-pub const MAX_HEADERS: usize = 100;
-
-/// The longest request URI, in bytes (the `http` crate's own limit): beyond it, 414
-/// `uri_too_long`.
-pub const MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+pub use limits::{
+    CLIENT_POOL_IDLE, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    Limits, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES,
+};
 
 /// How long the accept loop pauses after an accept error other than a refused or reset
 /// connection (out of file descriptors, say), so that it does not spin.
@@ -75,22 +57,6 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How long a shutdown waits for open connections to finish their answers (a follow ends
 /// at once; a client that reads slowly may not): past it, they are dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// The server's bounds.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub header_timeout: Duration,
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
 
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::limits::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 use crate::api::dto::{ErrorBody, ErrorDetail};
 
 /// The largest head hyper writes for its own errors (a status line and two short headers).
@@ -35,7 +36,7 @@ fn error_for(status: u16) -> Option<(&'static str, &'static str, String)> {
             "uri_too_long",
             format!(
                 "the request's URI is too long; at most {} bytes are accepted",
-                super::MAX_URI_BYTES
+                MAX_URI_BYTES
             ),
         ),
         431 => (
@@ -43,8 +44,8 @@ fn error_for(status: u16) -> Option<(&'static str, &'static str, String)> {
             "headers_too_large",
             format!(
                 "the request head is too large; at most {} bytes and {} headers are accepted",
-                super::MAX_HEAD_BYTES,
-                super::MAX_HEADERS
+                MAX_HEAD_BYTES,
+                MAX_HEADERS
             ),
         ),
         _ => return None,
