@@ -1,0 +1,167 @@
+//! The reducer: folding in order, duplicates, equivocation and gaps, the bounds of the
+//! pending map and the window, snapshots, refused deploys and other nodes' events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::clock::Timestamp;
+
+fn node() -> NodeId {
+    NodeId(uuid::Uuid::from_u128(1))
+}
+
+fn rename(node_seq: u64, name: &str) -> NodeEvent {
+    NodeEvent {
+        node_seq,
+        seq: node_seq * 10,
+        time: Timestamp(1_000 + node_seq as i64),
+        payload: EventPayload::NodeRenamed {
+            node: node(),
+            name: Name::parse(name).unwrap(),
+        },
+    }
+}
+
+#[test]
+fn in_order_duplicate_gap_and_equivocation() {
+    let mut r = NodeReducer::new(node());
+    assert_eq!(r.offer(rename(1, "a")), Offer::Applied { through: 1 });
+    assert_eq!(r.offer(rename(1, "a")), Offer::Duplicate);
+    assert_eq!(r.offer(rename(3, "c")), Offer::Buffered);
+    assert_eq!(r.offer(rename(3, "c")), Offer::Duplicate);
+    assert_eq!(r.offer(rename(3, "x")), Offer::Equivocation { node_seq: 3 });
+    assert_eq!(r.offer(rename(1, "x")), Offer::Equivocation { node_seq: 1 });
+    assert_eq!(r.equivocations(), 2);
+    assert_eq!(r.offer(rename(2, "b")), Offer::Applied { through: 3 });
+    assert_eq!(r.state().name.as_ref().map(Name::as_str), Some("c"));
+    assert_eq!(r.pending(), 0);
+}
+
+#[test]
+fn pending_is_bounded() {
+    let mut r = NodeReducer::new(node()).with_limits(2, 8);
+    assert_eq!(r.offer(rename(3, "c")), Offer::Buffered);
+    assert_eq!(r.offer(rename(4, "d")), Offer::Buffered);
+    assert_eq!(r.offer(rename(5, "e")), Offer::Overflow);
+    assert_eq!(r.offer(rename(1, "a")), Offer::Applied { through: 1 });
+    assert_eq!(r.offer(rename(2, "b")), Offer::Applied { through: 4 });
+}
+
+#[test]
+fn beyond_the_window_is_a_duplicate() {
+    let mut r = NodeReducer::new(node()).with_limits(8, 2);
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        r.offer(rename(i as u64 + 1, n));
+    }
+    assert_eq!(r.offer(rename(1, "x")), Offer::Duplicate);
+    assert_eq!(r.offer(rename(2, "x")), Offer::Equivocation { node_seq: 2 });
+}
+
+#[test]
+fn restore_takes_only_newer_snapshots_and_drains() {
+    let mut r = NodeReducer::new(node());
+    r.offer(rename(1, "a"));
+    assert_eq!(r.offer(rename(6, "f")), Offer::Buffered);
+    assert_eq!(r.offer(rename(4, "d")), Offer::Buffered);
+    let mut s = NodeDesired::new(node());
+    fold(&mut s, 5, &rename(5, "e").payload);
+    let snap = NodeSnapshot {
+        node_seq: 5,
+        state: s,
+    };
+    assert_eq!(r.restore(snap.clone()), Restore::Restored { through: 6 });
+    assert_eq!(r.state().name.as_ref().map(Name::as_str), Some("f"));
+    assert_eq!(r.restore(snap.clone()), Restore::Stale);
+    let other = NodeSnapshot {
+        node_seq: 99,
+        state: NodeDesired::new(NodeId(uuid::Uuid::from_u128(2))),
+    };
+    assert_eq!(r.restore(other), Restore::WrongNode);
+    assert_eq!(r.offer(rename(4, "zzz")), Offer::Duplicate);
+}
+
+fn deploy(node_seq: u64, replicas: u32) -> NodeEvent {
+    use crate::event::{InstanceMode, NodeTarget};
+    use crate::manifest::{Component, Manifest};
+    let manifest = Manifest {
+        app: Name::parse("weather").unwrap(),
+        version: "1.0.0".parse().unwrap(),
+        description: None,
+        components: vec![Component {
+            replicas: Some(replicas),
+            ..Component::image(Name::parse("api").unwrap(), "weather:1")
+        }],
+    };
+    NodeEvent {
+        node_seq,
+        seq: node_seq * 10,
+        time: Timestamp(1_000),
+        payload: EventPayload::InstanceDeployed {
+            instance: Box::new(InstanceSpec {
+                name: Name::parse("web").unwrap(),
+                env: Name::parse("prod").unwrap(),
+                app: manifest.app.clone(),
+                version: manifest.version.clone(),
+                manifest,
+                nodes: vec![NodeTarget {
+                    node: node(),
+                    weight: 1,
+                }],
+                unschedulable: vec![],
+                selector: Labels::new(),
+                overrides: vec![],
+                mode: InstanceMode::Production,
+            }),
+        },
+    }
+}
+
+#[test]
+fn a_deploy_the_node_cannot_take_is_refused_whole_and_applied_past() {
+    let mut r = NodeReducer::new(node());
+    r.offer(deploy(1, 2));
+    let before = r.state().clone();
+    assert_eq!(r.offer(deploy(2, u32::MAX)), Offer::Applied { through: 2 });
+    let mut expected = before;
+    expected.applied = 2;
+    assert_eq!(r.state(), &expected, "only applied moved");
+    assert_eq!(r.refused(), 1);
+    let taken = r.take_refused();
+    assert_eq!((taken[0].node_seq, taken[0].kind), (2, "instance.deployed"));
+    assert!(taken[0].reason.contains("replicas"), "{}", taken[0].reason);
+    assert!(r.take_refused().is_empty());
+    // The same rule for a snapshot that holds one.
+    let mut s = NodeDesired::new(node());
+    s.instances.insert(
+        Name::parse("web").unwrap(),
+        DesiredInstance {
+            spec: match deploy(5, u32::MAX).payload {
+                EventPayload::InstanceDeployed { instance } => *instance,
+                _ => unreachable!(),
+            },
+            deployed_at: 5,
+        },
+    );
+    assert_eq!(
+        r.restore(NodeSnapshot {
+            node_seq: 5,
+            state: s
+        }),
+        Restore::Restored { through: 5 }
+    );
+    assert!(r.state().instances.is_empty());
+    assert_eq!(r.refused(), 2);
+}
+
+#[test]
+fn other_nodes_change_nothing_but_applied() {
+    let mut s = NodeDesired::new(node());
+    let p = EventPayload::NodeRenamed {
+        node: NodeId(uuid::Uuid::from_u128(2)),
+        name: Name::parse("x").unwrap(),
+    };
+    fold(&mut s, 1, &p);
+    let mut expected = NodeDesired::new(node());
+    expected.applied = 1;
+    assert_eq!(s, expected);
+}
