@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use skerry_shared::quantity::Memory;
 
+use crate::log::LogBackend;
 use crate::reports::LogRetention;
 
 /// `skerry serve` flags. Each overrides the config file and the environment.
@@ -147,6 +148,18 @@ pub struct Config {
     pub sync_snapshots: bool,
     /// The REST API server: allowed origins, timeouts, the connection bound.
     pub http: HttpConfig,
+}
+
+impl Config {
+    /// The event log backend this configuration runs on: the embedded log,
+    /// `<data>/events.redb`, with a cache of `log_cache_bytes`. (`serve` refuses `nats`
+    /// before it opens a log, until the JetStream backend is built; it will be chosen here.)
+    pub fn log_backend(&self) -> LogBackend {
+        LogBackend::Redb {
+            path: self.data.join("events.redb"),
+            cache_bytes: self.log_cache_bytes,
+        }
+    }
 }
 
 /// Every problem found in the configuration.

@@ -14,7 +14,11 @@
 //! - [`mqtt`]: the embedded MQTT 3.1.1 endpoint for agents: TLS with client certificates,
 //!   every packet authorized by the node id in the certificate.
 //! - [`sync`]: the cloud's side of the sync protocol: per-node sessions (catch-up by events
-//!   or snapshot, live events, acks, heartbeats, reports) and node status.
+//!   or snapshot, live events, acks, heartbeats, reports) and each node's live state, behind
+//!   the transport seam ([`sync::Sessions`], [`sync::Connection`]) that the MQTT endpoint
+//!   (and later a NATS link) serves.
+//! - [`controllers`]: work the cloud does on its own from the state it watches (a core
+//!   without I/O, a driver submitting commands as `Actor::Cloud`): node liveness.
 //! - [`reports`]: the report store (`reports.redb`): what agents send through their
 //!   outboxes (replica statuses, log lines, lines dropped for the log quota), stored once per
 //!   (node, epoch, seq) with group commit, with log retention, and read by `/api/v1/logs`.
@@ -28,6 +32,7 @@ pub mod api;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod controllers;
 pub mod engine;
 pub mod local_node;
 pub mod log;

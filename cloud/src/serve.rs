@@ -1,6 +1,7 @@
 //! `skerry serve`: the composition root.
 //!
-//! Opens the data directory, the event log and the CA, rebuilds the projections, makes
+//! Opens the data directory, the event log (on the backend the configuration names,
+//! [`Config::log_backend`], through [`log::open`]) and the CA, rebuilds the projections, makes
 //! sure the environment `local` exists, opens the report store (`reports.redb`: what agents
 //! send through their outboxes), and serves the REST API until shutdown
 //! (Ctrl-C or SIGTERM). Tests call [`run`] with their own listener and shutdown future.
@@ -16,7 +17,7 @@ use crate::api::{self, AppState};
 use crate::command::Command;
 use crate::config::{Config, ServeArgs};
 use crate::engine::{Engine, EngineError};
-use crate::log::{LogError, RedbLog};
+use crate::log::{self, LogError};
 use crate::mqtt::MqttEndpoint;
 use crate::pki::{Pki, PkiError};
 use crate::reports::{ReportError, ReportStore};
@@ -64,12 +65,11 @@ pub async fn open(config: &Config) -> Result<Cloud, ServeError> {
         path: config.data.display().to_string(),
         source,
     })?;
-    let log_path = config.data.join("events.redb");
-    let cache = config.log_cache_bytes;
-    let log = tokio::task::spawn_blocking(move || RedbLog::open(&log_path, cache))
+    let backend = config.log_backend();
+    let log = tokio::task::spawn_blocking(move || log::open(&backend))
         .await
         .map_err(|e| LogError::Storage(e.to_string()))??;
-    let engine = tokio::task::spawn_blocking(move || Engine::start(Arc::new(log)))
+    let engine = tokio::task::spawn_blocking(move || Engine::start(log))
         .await
         .map_err(|e| LogError::Storage(e.to_string()))??;
     engine.submit(Actor::Cloud, Command::Bootstrap).await?;
@@ -127,7 +127,7 @@ pub async fn run(
     let hub = Hub::new(cloud.engine.clone());
     hub.set_snapshots(config.sync_snapshots);
     hub.attach_reports(reports.clone(), statuses);
-    let monitor = tokio::spawn(hub.clone().monitor({
+    let monitor = tokio::spawn(crate::controllers::liveness::run(hub.clone(), {
         let mut stopping = stopping.clone();
         async move {
             let _ = stopping.wait_for(|s| *s).await;
@@ -188,7 +188,8 @@ pub async fn run(
         Some(tokio::spawn(crate::local_node::run(
             config.data.join("local-node"),
             format!("http://{local}"),
-            cloud.clone(),
+            cloud.engine.clone(),
+            cloud.pki.clone(),
             stopped(),
         )))
     } else {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use skerry_cloud::api::dto::{DeployRequest, InstanceDto, NodeChoice, NodeDto};
 use skerry_cloud::command::{Command, Enrollment};
+use skerry_cloud::controllers::liveness;
 use skerry_cloud::engine::Engine;
 use skerry_cloud::log::RedbLog;
 use skerry_cloud::sync::{Connection, Hub, OpenError};
@@ -609,37 +610,40 @@ async fn missed_heartbeats_are_recorded_once_and_so_is_the_return() {
     let heartbeat = x86().agent.heartbeat.as_std();
     // Enrolled, never heard from: Abnormal, and nothing to record.
     assert_eq!(c.status(c.node), NodeStatus::Abnormal);
-    assert!(c.hub.check_liveness(Instant::now()).await.is_empty());
+    assert!(liveness::check(&c.hub, Instant::now()).await.is_empty());
     let mut agent = c.agent();
     agent.hello(0).await;
     agent.events_through(1).await;
     assert_eq!(
-        c.hub.check_liveness(Instant::now()).await,
+        liveness::check(&c.hub, Instant::now()).await,
         vec![(c.node, NodeStatus::Normal)]
     );
-    assert!(c.hub.check_liveness(Instant::now()).await.is_empty());
+    assert!(liveness::check(&c.hub, Instant::now()).await.is_empty());
     // Within three intervals nothing changes; beyond them the node is Abnormal, once.
     assert!(
-        c.hub
-            .check_liveness(Instant::now() + heartbeat * 2)
+        liveness::check(&c.hub, Instant::now() + heartbeat * 2)
             .await
             .is_empty()
     );
     let late = Instant::now() + heartbeat * 3 + Duration::from_secs(1);
     assert_eq!(
-        c.hub.check_liveness(late).await,
+        liveness::check(&c.hub, late).await,
         vec![(c.node, NodeStatus::Abnormal)]
     );
-    assert!(c.hub.check_liveness(late).await.is_empty());
-    assert!(c.hub.check_liveness(late + heartbeat * 10).await.is_empty());
+    assert!(liveness::check(&c.hub, late).await.is_empty());
+    assert!(
+        liveness::check(&c.hub, late + heartbeat * 10)
+            .await
+            .is_empty()
+    );
     assert_eq!(c.status(c.node), NodeStatus::Abnormal);
     // A heartbeat brings it back, once.
     agent.barrier(1).await;
     assert_eq!(
-        c.hub.check_liveness(Instant::now()).await,
+        liveness::check(&c.hub, Instant::now()).await,
         vec![(c.node, NodeStatus::Normal)]
     );
-    assert!(c.hub.check_liveness(Instant::now()).await.is_empty());
+    assert!(liveness::check(&c.hub, Instant::now()).await.is_empty());
     assert_eq!(
         c.statuses(c.node),
         vec![
@@ -659,7 +663,7 @@ async fn the_monitor_runs_on_its_own_and_stops_on_shutdown() {
     let c = cloud(fast).await;
     let silent = enroll(&c.engine, "gw-2", x86()).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let monitor = tokio::spawn(c.hub.clone().monitor(async move {
+    let monitor = tokio::spawn(liveness::run(c.hub.clone(), async move {
         let _ = stopped.await;
     }));
     let mut agent = c.agent();

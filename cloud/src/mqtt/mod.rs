@@ -62,13 +62,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use skerry_shared::ids::NodeId;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+/// The sync layer's seam, which the endpoint serves: re-exported here for its users.
+pub use crate::sync::{Connection, Sessions};
 pub use authz::{authorize_publish, authorize_subscribe, down_topic, up_topic};
 pub use connection::packet_codec;
 pub use stats::EndpointStats;
@@ -81,30 +81,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// The pause after a failed accept (out of file descriptors, say), so the loop does not
 /// spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Hands authenticated node connections to the cloud's sync layer.
-pub trait Sessions: Clone + Send + Sync + 'static {
-    /// A node's MQTT session opened (CONNECT accepted). Err = refuse (CONNACK "not
-    /// authorized") with the reason logged.
-    ///
-    /// Called on the endpoint's task for that connection: it should not block. A node may
-    /// connect again while an older connection of it is open; replacing the older one
-    /// (dropping its `down` sender) is the sync layer's call.
-    fn open(&self, node: NodeId) -> Result<Connection, String>;
-}
-
-/// One node session's two directions.
-#[derive(Debug)]
-pub struct Connection {
-    /// Payloads the node publishes on its `up` topic, in order. Dropping it (the endpoint
-    /// does when the connection ends) tells the sync layer the node went away. The endpoint
-    /// waits for room in it, and reads nothing more from that client meanwhile.
-    pub up: mpsc::Sender<Bytes>,
-    /// Payloads to publish on the node's `down` topic. When it ends (the sync layer dropped
-    /// the sender, e.g. a newer connection of the same node replaced this one), the
-    /// endpoint disconnects the client. Payloads wait here until the node subscribes.
-    pub down: mpsc::Receiver<Bytes>,
-}
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]

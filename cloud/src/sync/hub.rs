@@ -12,20 +12,21 @@
 //! heartbeats and complete status reports; the replica reports, each with the time the
 //! cloud stored it, are loaded from the report store at start.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use skerry_shared::clock::Timestamp;
+use skerry_shared::event::NodeStatus;
 use skerry_shared::frame::{DownFrame, NodeLogs};
 use skerry_shared::ids::NodeId;
-use skerry_shared::report::{ReplicaStatus, StatusReport};
-use tokio::sync::{Notify, mpsc, oneshot};
+use skerry_shared::report::ReplicaStatus;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::replicas::{Replicas, Reported};
+use super::live::Shared;
+use super::replicas::Reported;
+use super::transport::{Connection, Sessions};
 use crate::engine::Engine;
 use crate::reports::ReportStore;
 
@@ -33,13 +34,6 @@ use crate::reports::ReportStore;
 pub const UP_CAPACITY: usize = 64;
 /// Frames for the node waiting for the transport (each at most 256 KiB).
 pub const DOWN_CAPACITY: usize = 16;
-
-/// A node's side of a session, for the transport (the MQTT endpoint's type, shared by
-/// every transport): what the node published on its `up` topic goes into `up`; what
-/// arrives on `down` is published on its `down` topic. When the `down` sender is dropped
-/// (the session ended or was replaced), the transport disconnects the client; when the
-/// transport drops `up`, the session ends.
-pub use crate::mqtt::Connection;
 
 /// Frames the hub asks a node's session to send (beside its own).
 pub(super) const CONTROL_CAPACITY: usize = 8;
@@ -88,48 +82,24 @@ pub struct NodeLive {
     pub acked: u64,
 }
 
-/// The hub's record of one node.
-#[derive(Debug, Default)]
-pub(super) struct Entry {
-    /// The open session: its id and a handle to end it.
-    pub session: Option<(u64, tokio::task::AbortHandle)>,
-    /// Frames for the open session to send to the node.
-    pub control: Option<mpsc::Sender<DownFrame>>,
-    pub last_seen: Option<Timestamp>,
-    /// When the node was last heard from, on the monotonic clock (for liveness).
+/// One enrolled node as a watcher of liveness sees it ([`Hub::heard_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHeard {
+    pub node: NodeId,
+    /// The status the projections record.
+    pub status: NodeStatus,
+    /// The node's heartbeat interval (its firmware profile's `agent.heartbeat`).
+    pub heartbeat: Duration,
+    /// When this hub last heard from it (a `Hello` or a heartbeat), on the monotonic clock;
+    /// `None` if not since this hub started.
     pub last_heard: Option<Instant>,
-    pub acked: u64,
-    pub dropped: u64,
-    pub replicas: Replicas,
-    /// The monitor last saw the node Abnormal (or has not looked yet): hearing from it
-    /// wakes the monitor.
-    pub abnormal: Option<bool>,
-}
-
-pub(super) struct Inner {
-    pub engine: Engine,
-    pub nodes: Mutex<HashMap<NodeId, Entry>>,
-    pub dropped_total: AtomicU64,
-    pub next_session: AtomicU64,
-    /// Wakes the liveness monitor early (an Abnormal node was heard from).
-    pub wake: Notify,
-    /// When this hub started: the grace period of nodes that were Normal before a restart.
-    pub started: Instant,
-    /// `skerry node logs` requests waiting for their answer: id -> (node, waiter).
-    pub requests: Mutex<HashMap<u64, (NodeId, oneshot::Sender<NodeLogs>)>>,
-    pub next_request: AtomicU64,
-    /// Whether a catch-up may send a snapshot in place of the missed events.
-    pub snapshots: AtomicBool,
-    /// Where the nodes' outbox entries are stored (without it they are not acknowledged,
-    /// and the agents keep them).
-    pub reports: std::sync::OnceLock<ReportStore>,
 }
 
 /// Every node's session and live state; cheap to clone. Transport-agnostic: it deals in
 /// encoded frames ([`bytes::Bytes`]), so the MQTT endpoint and a NATS link share it.
 #[derive(Clone)]
 pub struct Hub {
-    pub(super) inner: Arc<Inner>,
+    inner: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -143,23 +113,12 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     pub fn new(engine: Engine) -> Hub {
         Hub {
-            inner: Arc::new(Inner {
-                engine,
-                nodes: Mutex::new(HashMap::new()),
-                dropped_total: AtomicU64::new(0),
-                next_session: AtomicU64::new(1),
-                wake: Notify::new(),
-                started: Instant::now(),
-                requests: Mutex::new(HashMap::new()),
-                next_request: AtomicU64::new(1),
-                snapshots: AtomicBool::new(true),
-                reports: std::sync::OnceLock::new(),
-            }),
+            inner: Arc::new(Shared::new(engine)),
         }
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+        self.inner.engine()
     }
 
     /// Stores the nodes' outbox entries in `store` from now on, starting from the replica
@@ -188,12 +147,12 @@ impl Hub {
 
     /// See [`Hub::set_snapshots`].
     pub fn snapshots(&self) -> bool {
-        self.inner.snapshots.load(Ordering::Relaxed)
+        self.inner.snapshots()
     }
 
     /// The report store, once attached.
     pub fn reports(&self) -> Option<&ReportStore> {
-        self.inner.reports.get()
+        self.inner.reports()
     }
 
     /// Opens a session for `node` (enrolled here), replacing any open one. Call it on a
@@ -217,7 +176,7 @@ impl Hub {
             handle.abort();
         }
         let task = runtime.spawn(super::link::run(
-            self.clone(),
+            self.inner.clone(),
             node,
             id,
             up_rx,
@@ -272,6 +231,53 @@ impl Hub {
         self.inner.dropped_total.load(Ordering::Relaxed)
     }
 
+    /// When this hub started, on the monotonic clock: the grace period of nodes that were
+    /// `Normal` before a restart starts here.
+    pub fn started(&self) -> Instant {
+        self.inner.started
+    }
+
+    /// Every enrolled node, in id order, with its recorded status, its heartbeat interval
+    /// and when the hub last heard from it. Each node the hub has a record of is marked
+    /// with the status it is seen with (see [`Hub::mark_abnormal`]). The projections and
+    /// the hub's table are read under one lock, so a node heard from meanwhile is either
+    /// in this view or wakes [`Hub::abnormal_heard`].
+    pub fn heard_from(&self) -> Vec<NodeHeard> {
+        let projections = self.inner.engine().read();
+        let mut nodes = self.inner.nodes.lock();
+        projections
+            .nodes
+            .values()
+            .map(|n| {
+                let entry = nodes.get_mut(&n.id);
+                let last_heard = entry.as_ref().and_then(|e| e.last_heard);
+                if let Some(e) = entry {
+                    e.abnormal = Some(n.status == NodeStatus::Abnormal);
+                }
+                NodeHeard {
+                    node: n.id,
+                    status: n.status,
+                    heartbeat: n.profile.agent.heartbeat.as_std(),
+                    last_heard,
+                }
+            })
+            .collect()
+    }
+
+    /// Marks `node` as seen `abnormal` (or not) by the watcher of liveness: hearing from a
+    /// node marked abnormal, or not yet marked, wakes [`Hub::abnormal_heard`].
+    pub fn mark_abnormal(&self, node: NodeId, abnormal: bool) {
+        if let Some(e) = self.inner.nodes.lock().get_mut(&node) {
+            e.abnormal = Some(abnormal);
+        }
+    }
+
+    /// Resolves when a node marked abnormal (or not yet marked) is heard from; one such
+    /// hearing before the call is kept for it.
+    pub async fn abnormal_heard(&self) {
+        self.inner.wake.notified().await;
+    }
+
     /// Nodes with an open session.
     pub fn connected(&self) -> usize {
         self.inner
@@ -280,58 +286,6 @@ impl Hub {
             .values()
             .filter(|e| e.session.is_some())
             .count()
-    }
-
-    pub(super) fn dropped(&self, node: NodeId) {
-        self.inner.dropped_total.fetch_add(1, Ordering::Relaxed);
-        if let Some(e) = self.inner.nodes.lock().get_mut(&node) {
-            e.dropped += 1;
-        }
-    }
-
-    /// The node said `Hello` or sent a heartbeat.
-    pub(super) fn heard(&self, node: NodeId) {
-        let wake = {
-            let mut nodes = self.inner.nodes.lock();
-            let e = nodes.entry(node).or_default();
-            e.last_seen = Some(Timestamp::now());
-            e.last_heard = Some(Instant::now());
-            e.abnormal != Some(false)
-        };
-        if wake {
-            self.inner.wake.notify_one();
-        }
-    }
-
-    /// The node has every event through `node_seq` (kept as a running maximum).
-    pub(super) fn acked(&self, node: NodeId, node_seq: u64) {
-        if let Some(e) = self.inner.nodes.lock().get_mut(&node) {
-            e.acked = e.acked.max(node_seq);
-        }
-    }
-
-    pub(super) fn report(&self, node: NodeId, report: StatusReport) {
-        let refused = match self.inner.nodes.lock().get_mut(&node) {
-            Some(e) => e.replicas.apply(report, Timestamp::now()),
-            None => 0,
-        };
-        if refused > 0 {
-            tracing::warn!(%node, refused, limit = super::replicas::MAX_REPLICAS_PER_NODE, "a node reports more replicas than the cloud keeps; the rest are dropped");
-        }
-    }
-
-    /// The session `id` of `node` ended.
-    pub(super) fn closed(&self, node: NodeId, id: u64) {
-        let mut nodes = self.inner.nodes.lock();
-        if let Some(e) = nodes.get_mut(&node)
-            && e.session
-                .as_ref()
-                .is_some_and(|(current, _)| *current == id)
-        {
-            e.session = None;
-            e.control = None;
-            tracing::info!(%node, session = id, "session closed");
-        }
     }
 
     /// Fetches `node`'s runtime log from its agent (`skerry node logs`): the lines since
@@ -396,45 +350,10 @@ impl Hub {
             Err(_) => Err(NodeLogsError::Timeout),
         }
     }
-
-    /// The answer to a runtime-log request, from `node`'s session.
-    pub(super) fn node_logs_answer(&self, node: NodeId, request: u64, result: NodeLogs) {
-        let mut requests = self.inner.requests.lock();
-        match requests.remove(&request) {
-            Some((asked, tx)) if asked == node => {
-                let _ = tx.send(result);
-            }
-            Some(other) => {
-                // Another node's request: put it back, and ignore this answer.
-                requests.insert(request, other);
-                tracing::warn!(%node, request, "a runtime log answer for another node's request; ignored");
-            }
-            None => tracing::debug!(%node, request, "a late runtime log answer; ignored"),
-        }
-    }
-
-    /// Applies a node's new status entries (from its outbox, stored `at`) to its live view.
-    pub(super) fn report_entries<'a>(
-        &self,
-        node: NodeId,
-        bodies: impl IntoIterator<Item = &'a skerry_shared::outbox::OutboxBody>,
-        at: Timestamp,
-    ) {
-        let refused: usize = match self.inner.nodes.lock().get_mut(&node) {
-            Some(e) => bodies
-                .into_iter()
-                .map(|b| e.replicas.apply_entry(b, at))
-                .sum(),
-            None => 0,
-        };
-        if refused > 0 {
-            tracing::warn!(%node, refused, limit = super::replicas::MAX_REPLICAS_PER_NODE, "a node reports more replicas than the cloud keeps; the rest are dropped");
-        }
-    }
 }
 
-/// The MQTT endpoint opens sessions through the hub.
-impl crate::mqtt::Sessions for Hub {
+/// Transports (the MQTT endpoint) open sessions through the hub.
+impl Sessions for Hub {
     fn open(&self, node: NodeId) -> Result<Connection, String> {
         Hub::open(self, node).map_err(|e| e.to_string())
     }

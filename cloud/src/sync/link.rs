@@ -20,7 +20,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::hub::Hub;
+use super::live::Shared;
 use super::session::{NodeSession, Output, SyncError};
 use crate::log::LogError;
 
@@ -31,7 +31,7 @@ type Page = JoinHandle<Result<Vec<Event>, LogError>>;
 
 /// Ends the session's record in the hub however the task ends (also when aborted).
 struct Closing {
-    hub: Hub,
+    hub: Arc<Shared>,
     node: NodeId,
     id: u64,
 }
@@ -52,7 +52,7 @@ enum Stop {
 /// Runs session `id` of `node` until the transport drops `up` or `down`, the engine stops,
 /// or the session fails.
 pub(super) async fn run(
-    hub: Hub,
+    hub: Arc<Shared>,
     node: NodeId,
     id: u64,
     mut up: mpsc::Receiver<Bytes>,
@@ -83,7 +83,7 @@ pub(super) async fn run(
 }
 
 struct Link {
-    hub: Hub,
+    hub: Arc<Shared>,
     node: NodeId,
     session: NodeSession,
     events: Option<broadcast::Receiver<Arc<Event>>>,

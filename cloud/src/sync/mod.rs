@@ -24,13 +24,14 @@
 
 mod hub;
 mod link;
-mod liveness;
+mod live;
 pub mod replicas;
 pub mod session;
+pub mod transport;
 
 pub use hub::{
-    Connection, DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, NodeLive, NodeLogsError, NodeLogsText,
+    DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, NodeHeard, NodeLive, NodeLogsError, NodeLogsText,
     OpenError, UP_CAPACITY,
 };
-pub use liveness::{MISSED_HEARTBEATS, TICK};
 pub use session::{NodeSession, Output, SyncError};
+pub use transport::{Connection, Sessions};
