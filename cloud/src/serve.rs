@@ -3,8 +3,11 @@
 //! Opens the data directory, the event log (on the backend the configuration names,
 //! [`Config::log_backend`], through [`log::open`]) and the CA, rebuilds the projections, makes
 //! sure the environment `local` exists, opens the report store (`reports.redb`: what agents
-//! send through their outboxes), and serves the REST API until shutdown
-//! (Ctrl-C or SIGTERM). Tests call [`run`] with their own listener and shutdown future.
+//! send through their outboxes), starts the sync hub, the controllers
+//! ([`crate::controllers`]: liveness), the agents' MQTT endpoint and the local node, and
+//! serves the REST API until shutdown (Ctrl-C or SIGTERM); then it waits for each of them
+//! before it closes the engine. Tests call [`run`] with their own listener and shutdown
+//! future.
 
 use std::future::Future;
 use std::process::ExitCode;

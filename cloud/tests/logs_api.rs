@@ -8,19 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skerry_cloud::api::dto::{ErrorBody, LogLineDto, LogsDto};
-use skerry_cloud::command::{Command, Enrollment};
-use skerry_cloud::engine::Engine;
-use skerry_cloud::log::RedbLog;
 use skerry_cloud::reports::{LogRetention, ReportStore};
 use skerry_cloud::sync::Hub;
 use skerry_shared::clock::Timestamp;
-use skerry_shared::enroll::EnrollmentToken;
-use skerry_shared::event::Actor;
-use skerry_shared::hash::Digest;
-use skerry_shared::ids::{Name, NodeId, TokenId};
+use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::outbox::{
     LogBatch, LogChunk, LogSource, LogSpan, LogStream, LogsDropped, OutboxBody, OutboxEntry,
 };
+
+mod common;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -33,53 +29,12 @@ struct Server {
     http: reqwest::Client,
 }
 
-async fn enroll(engine: &Engine, name: &str) -> NodeId {
-    let token = EnrollmentToken {
-        id: TokenId::random(),
-        secret: [7; 32],
-        ca: Digest::ZERO,
-    };
-    engine
-        .submit(
-            Actor::Cloud,
-            Command::IssueEnrollmentToken {
-                env: "local".into(),
-                id: token.id,
-                secret_hash: token.secret_hash(),
-                expires: Timestamp::now().plus_millis(3_600_000),
-            },
-        )
-        .await
-        .unwrap();
-    let node = NodeId::random();
-    engine
-        .submit(
-            Actor::Node(node),
-            Command::Enroll(Box::new(Enrollment {
-                token,
-                node,
-                name: Name::parse(name).unwrap(),
-                profile: skerry_shared::profile::builtin("x86-64-host").unwrap(),
-                address: "192.0.2.10".into(),
-                certificate: Digest::ZERO,
-            })),
-        )
-        .await
-        .unwrap();
-    node
-}
-
 /// The API on a free port, with the node `gw-1` enrolled.
 async fn server() -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let log = RedbLog::open(&dir.path().join("events.redb"), 1 << 20).unwrap();
-    let engine = Engine::start(Arc::new(log)).unwrap();
-    engine
-        .submit(Actor::Cloud, Command::Bootstrap)
-        .await
-        .unwrap();
-    let node = enroll(&engine, "gw-1").await;
+    let engine = common::engine(dir.path()).await;
+    let node = common::enroll(&engine, "gw-1", common::x86()).await;
     let pki = skerry_cloud::pki::Pki::load_or_create(&dir.path().join("keys")).unwrap();
     let reports =
         ReportStore::open(&dir.path().join("reports.redb"), LogRetention::default()).unwrap();

@@ -10,23 +10,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skerry_cloud::api::dto::{DeployRequest, InstanceDto, NodeChoice, NodeDto};
-use skerry_cloud::command::{Command, Enrollment};
+use skerry_cloud::command::Command;
 use skerry_cloud::controllers::liveness;
 use skerry_cloud::engine::Engine;
-use skerry_cloud::log::RedbLog;
 use skerry_cloud::sync::{Connection, Hub, OpenError};
 use skerry_shared::clock::Timestamp;
-use skerry_shared::enroll::EnrollmentToken;
 use skerry_shared::event::{Actor, EventPayload, NodeEvent, NodeStatus};
 use skerry_shared::frame::{
     self, Assembly, DownFrame, MAX_FRAME_BYTES, SnapshotAssembler, UpFrame,
 };
 use skerry_shared::hash::Digest;
-use skerry_shared::ids::{Name, NodeId, TokenId};
+use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::profile::FirmwareProfile;
 use skerry_shared::reducer::{NodeReducer, NodeSnapshot};
 use skerry_shared::report::{ReplicaReport, ReplicaState, StatusReport};
 use tokio::time::Instant;
+
+mod common;
+
+use common::{enroll, x86};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -37,55 +39,10 @@ struct Cloud {
     node: NodeId,
 }
 
-fn x86() -> FirmwareProfile {
-    skerry_shared::profile::builtin("x86-64-host").unwrap()
-}
-
-async fn enroll(engine: &Engine, name: &str, profile: FirmwareProfile) -> NodeId {
-    let token = EnrollmentToken {
-        id: TokenId::random(),
-        secret: [7; 32],
-        ca: Digest::ZERO,
-    };
-    engine
-        .submit(
-            Actor::Cloud,
-            Command::IssueEnrollmentToken {
-                env: "local".into(),
-                id: token.id,
-                secret_hash: token.secret_hash(),
-                expires: Timestamp::now().plus_millis(3_600_000),
-            },
-        )
-        .await
-        .unwrap();
-    let node = NodeId::random();
-    engine
-        .submit(
-            Actor::Node(node),
-            Command::Enroll(Box::new(Enrollment {
-                token,
-                node,
-                name: Name::parse(name).unwrap(),
-                profile,
-                address: "192.0.2.10".into(),
-                certificate: Digest::ZERO,
-            })),
-        )
-        .await
-        .unwrap();
-    node
-}
-
 /// A cloud with the environment `local` and one node, `gw-1`.
 async fn cloud(profile: FirmwareProfile) -> Cloud {
     let dir = tempfile::tempdir().unwrap();
-    let log = RedbLog::open(&dir.path().join("events.redb"), 1 << 20).unwrap();
-    let engine = Engine::start(Arc::new(log)).unwrap();
-    engine
-        .submit(Actor::Cloud, Command::Bootstrap)
-        .await
-        .unwrap();
+    let engine = common::engine(dir.path()).await;
     let node = enroll(&engine, "gw-1", profile).await;
     let hub = Hub::new(engine.clone());
     Cloud {

@@ -6,6 +6,9 @@
 //! ([`down_topic`], `skerry/v1/nodes/{node_id}/down`) and publish to its own `up` topic
 //! ([`up_topic`]), nothing else. Nodes never see each other's messages: what a node
 //! publishes goes to the sync layer only, and only the sync layer publishes to a node.
+//! The endpoint serves the sync layer's transport seam ([`crate::sync::transport`]:
+//! [`Sessions`] and [`Connection`], re-exported here); the sync layer knows nothing of MQTT,
+//! so another transport (NATS) can sit beside this one.
 //!
 //! ```text
 //!  agent ──TLS (client cert = node id)──> MqttEndpoint ──Sessions::open(node)──> sync layer

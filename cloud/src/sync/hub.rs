@@ -7,10 +7,13 @@
 //! the old connection.
 //!
 //! The live state of a node (connected or not, last seen, acked `node_seq`, replica
-//! reports, dropped frames) is kept here in memory, not in the log: acks and heartbeats
-//! would flood it. After a cloud restart it fills again from the agents' next `Hello`,
+//! reports, dropped frames) is kept in memory (the table in `live.rs`, which the sessions
+//! write), not in the log: acks and heartbeats would flood it. After a cloud restart it fills again from the agents' next `Hello`,
 //! heartbeats and complete status reports; the replica reports, each with the time the
 //! cloud stored it, are loaded from the report store at start.
+//!
+//! Watchers of the nodes (the liveness controller) read them through [`Hub::heard_from`],
+//! mark what they saw ([`Hub::mark_abnormal`]) and wait on [`Hub::abnormal_heard`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,5 +1,5 @@
-//! The cloud's side of the sync protocol: one session per connected node, node liveness,
-//! and what nodes report.
+//! The cloud's side of the sync protocol: one session per connected node, each node's live
+//! state, and what nodes report.
 //!
 //! The protocol is the agent's, not the transport's: on every connect the agent says the
 //! last `node_seq` it applied (`Hello`), and the cloud answers with the node's events after
@@ -9,18 +9,27 @@
 //! An agent whose journal was damaged says `Rebuild` instead of `Hello`, and gets a
 //! snapshot of the node's whole desired state whatever its size.
 //! The [`Hub`] deals in encoded frames ([`bytes::Bytes`]) through a [`Connection`], so the
-//! embedded MQTT endpoint and a NATS link share it.
+//! embedded MQTT endpoint and a NATS link share it: a transport depends on this module's
+//! seam ([`transport`]), and nothing here knows a transport. What the cloud decides from
+//! the nodes' live state (their liveness) is a controller's work
+//! ([`crate::controllers`]), reading [`Hub::heard_from`].
+//!
+//! Within the module the arrows go one way: `hub` uses `link`, `live`, `replicas` and
+//! `transport`; `link` uses `live` and `session`; `live` uses `replicas`.
 //!
 //! # Layout
+//! - [`transport`]: the seam a transport serves: [`Sessions`] (open a node's session) and
+//!   [`Connection`] (the node's two channels of encoded frames).
 //! - [`session`]: the sans-IO core of a session ([`NodeSession`]): catch-up by events or
 //!   snapshot, then live events; inputs in, frames and log reads out.
 //! - `link`: the I/O loop around a session: decodes up frames (dropping, counting and
 //!   logging bad ones), reads log pages and the broadcast, sends down frames.
-//! - `hub`: [`Hub`]: opens and replaces sessions, and keeps each node's live state in
-//!   memory (connected, last seen, acked `node_seq`, replica reports, dropped frames).
+//! - `live`: the table of nodes in memory (connected, last seen, acked `node_seq`, replica
+//!   reports, dropped frames) and what a session records in it.
+//! - `hub`: [`Hub`]: opens and replaces sessions (implementing [`Sessions`]), answers
+//!   queries on each node's live state, fetches agents' runtime logs, and gives watchers
+//!   the nodes as last heard from ([`Hub::heard_from`]).
 //! - [`replicas`]: the latest replica reports of one node.
-//! - `liveness`: the monitor that records `Normal` and `Abnormal` from heartbeats
-//!   ([`Hub::monitor`], [`Hub::check_liveness`]).
 
 mod hub;
 mod link;
