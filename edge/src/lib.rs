@@ -14,11 +14,12 @@
 //! - [`enroll`]: first-run enrollment: key pair, CSR, CA check against the token
 //!   (`enroll::request` without saving, for the simulator).
 //! - [`journal`]: the [`journal::Journal`] seam: redb on a node, in memory for the
-//!   simulator. Events, desired state and the agent's memos, committed before each ack.
+//!   simulator. Events, desired state and the agent's memos, committed before each ack;
+//!   [`journal::blocking::AsyncJournal`] runs its calls on the blocking pool.
 //! - [`sync`]: the agent's side of the sync protocol (sans-IO): down frames in, journal
 //!   commits and up frames out.
-//! - [`link`]: the MQTT link to the cloud (rumqttc over TLS with the node's certificate),
-//!   reconnecting with backoff.
+//! - [`link`]: the [`link::Link`] seam to the cloud, with [`link::mqtt`] (rumqttc over TLS
+//!   with the node's certificate, reconnecting with backoff) behind it.
 //! - [`logs`]: log collection: [`logs::tail`] follows the files of a component's `log_dir`.
 //! - [`runtime`]: the [`runtime::Runtime`] seam, with [`runtime::docker`] (bollard) and
 //!   [`runtime::process`] (supervised native processes).
@@ -29,8 +30,10 @@
 //! - [`logs`]: log collection from `log_dir`s and containers' output into the outbox.
 //! - [`runlog`]: the agent's own log in a rotating file, read for `skerry node logs`.
 //! - [`agent`]: `run(config, shutdown)`, the entry point that `skerry-edge run` and the
-//!   cloud's local node both call, and `run_with(config, parts, shutdown)`, the same loop
-//!   on a given identity, journal and runtimes (the fleet simulator's entry).
+//!   cloud's local node both call, and `run_with(config, parts, shutdown)`, the same on a
+//!   given identity, journal, runtimes and link (the fleet simulator's entry): a few tasks
+//!   with typed channels (the commit path, the outbox sender, the reconcile scheduler, the
+//!   log collector).
 
 pub mod agent;
 pub mod backoff;

@@ -4,7 +4,8 @@
 //! The outbox itself (entries, coalescing, the log quota) is in the journal
 //! ([`Journal::outbox_push`]); this is the part that decides what to send and when. It
 //! is sans-IO apart from journal reads: it hands out encoded frames and takes the cloud's
-//! acknowledgements, and the agent deletes the acknowledged entries from the journal.
+//! acknowledgements, and the agent's outbox task (`agent/outbox.rs`) sends the frames and
+//! deletes the acknowledged entries from the journal.
 //!
 //! - Each lane is sent in `seq` order. At most [`CONTROL_WINDOW`] control frames and
 //!   [`LOGS_WINDOW`] log frames are in flight (sent, not acknowledged), so a burst of logs

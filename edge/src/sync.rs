@@ -1,12 +1,12 @@
 //! The agent's side of the sync protocol, sans-IO (rumqttc's `state.rs` beside its event
 //! loop is the model): [`AgentSync`] takes the link's events and frames, and returns the
-//! frames to send and the batches the journal must make durable. A thin loop in the agent
-//! does the I/O.
+//! frames to send and the batches the journal must make durable. The agent's commit path
+//! (`agent/commit.rs`) does the I/O.
 //!
 //! ```text
 //! link up        -> connected()        -> send Hello { last_node_seq: committed }
 //! down frame     -> down(bytes, now)   -> Step { send, commit }
-//!                   journal.commit(&commit)   (durable; spawn_blocking)
+//!                   journal.commit(&commit)   (durable; on the blocking pool)
 //!                -> committed(&commit) -> send Ack { node_seq: commit.through() }
 //! commit failed  -> resume(&journal.load()?) -> send Hello again
 //! timer          -> heartbeat(now)     -> send Heartbeat

@@ -32,9 +32,6 @@ use tokio::sync::mpsc;
 
 use crate::identity::{Identity, IdentityError};
 
-// The agent's names until it takes the link through the seam.
-pub use self::mqtt::{MqttHandle as LinkHandle, MqttLink};
-
 /// The bounds of the request queue and the event channel's default.
 const MIN_CAPACITY: usize = 16;
 const MAX_CAPACITY: usize = 1024;

@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 use skerry_edge::agent::{AgentError, Parts, run_with};
 use skerry_edge::config::AgentConfig;
 use skerry_edge::identity::Identity;
+use skerry_edge::link::mqtt::MqttLink;
 use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::manifest::RuntimeKind;
 use skerry_shared::planner::ReplicaKey;
@@ -340,6 +341,7 @@ impl Fleet {
                 runtimes,
                 docker: false,
                 rebuild: false,
+                link: Box::new(MqttLink),
             };
             let mut stopped = stop.subscribe();
             tasks.push(rt.spawn(run_with(config, parts, async move {

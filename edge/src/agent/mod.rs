@@ -1,0 +1,400 @@
+//! The agent: `run(config, shutdown)`, which `skerry-edge run` and the cloud's local node
+//! both call; [`run_with`], the same on [`Parts`] its caller made (the fleet simulator
+//! gives each agent an in-memory journal and a simulated runtime).
+//!
+//! It enrolls on the first run, opens the journal and resumes from it (so apps keep
+//! running, and are rebuilt, with the cloud unreachable); a journal found damaged is set
+//! aside, a new one is filled from the cloud's snapshot, and nothing is reconciled until
+//! that snapshot is committed. Then it runs a few tasks with typed channels, each owning
+//! its state, over the cores that do no I/O ([`crate::sync`], [`crate::outbox`]):
+//!
+//! ```text
+//!            LinkEvent (mpsc)  +-------------+  Hello, Ack, Heartbeat, NodeLogs
+//!  link  -------------------->  | commit path | ---------------------------------> link
+//!  (dyn Link)                   +-------------+  each commit durable in the journal
+//!                                 |    |    |    before its ack
+//!       watch<Arc<NodeDesired>>,  |    |    |  ToOutbox (mpsc): Reconnected, Acked;
+//!       watch<bool> rebuilding,   |    |    |  Pump after a heartbeat
+//!       Purges (mpsc)             v    |    v
+//!                     +-----------+    |   +---------------+  Outbox frames,
+//!                     | scheduler | -------> | outbox sender | -------------------> link
+//!                     +-----------+    |   +---------------+  control before logs
+//!  replica reports queued in the       |           ^
+//!  journal's outbox, then Pump;        |           | Pump
+//!  watch<complete report>              v           |
+//!                                +-----------+     |
+//!                                | collector | ----+  log batches queued in the
+//!                                +-----------+       journal's outbox
+//! ```
+//!
+//! (The collector follows the same desired-state watch as the scheduler.)
+//!
+//! - [`commit`]: the link's events in order: `Hello` on connect, each down frame committed
+//!   to the journal before its ack, the delayed `Hello` after a failed commit, heartbeats,
+//!   the answers to requests for the agent's own log. It never waits on a reconcile pass.
+//! - [`scheduler`]: when a pass runs (a change of the desired state, a runtime's wake, a
+//!   timer; never while rebuilding), the storage to purge, the Docker engine looked for
+//!   again, the replica reports of each pass queued in the outbox.
+//! - [`outbox`]: the outbox sent while the link is up, control before logs; after each
+//!   connect everything not acknowledged goes again, behind a complete report.
+//! - [`collector`]: the log collector's task (a tokio task of its own), queueing log
+//!   batches into the outbox and waking the outbox sender.
+//!
+//! The first three are futures joined in [`run_with`], on the caller's runtime (a single
+//! current-thread one for `skerry-edge run`); journal writes run on the blocking pool
+//! ([`AsyncJournal`]). When `shutdown` resolves (or the link's channel closes) the
+//! commit path ends, the collector is stopped, and the closed channels stop the others:
+//! the outbox sender at once, the scheduler once the pass in flight has finished. The
+//! link is shut down last.
+
+mod collector;
+mod commit;
+mod error;
+mod io;
+mod outbox;
+mod scheduler;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skerry_shared::manifest::RuntimeKind;
+use tokio::sync::{Notify, mpsc, watch};
+
+pub use self::error::AgentError;
+use crate::config::AgentConfig;
+use crate::identity::Identity;
+use crate::journal::blocking::AsyncJournal;
+use crate::journal::redb::RedbJournal;
+use crate::journal::{FILE_NAME, Journal, JournalError, JournalState};
+use crate::link::mqtt::MqttLink;
+use crate::link::{Connector, LinkOptions};
+use crate::logs::collect::Collector;
+use crate::outbox::Sender;
+use crate::reconciler::Reconciler;
+use crate::runtime::Runtime;
+use crate::runtime::docker::{DockerEngine, DockerOptions, DockerRuntime};
+use crate::runtime::process::ProcessRuntime;
+use crate::sync::{AgentSync, SyncConfig};
+
+/// The identity under `config.data`, enrolling first if there is none.
+pub async fn identity(config: &AgentConfig) -> Result<Identity, AgentError> {
+    if let Some(id) = Identity::load(&config.data)? {
+        return Ok(id);
+    }
+    let (Some(cloud), Some(token)) = (&config.cloud, &config.token) else {
+        return Err(AgentError::NotEnrolled);
+    };
+    let id =
+        crate::enroll::enroll(cloud, token, &config.name, &config.profile, &config.data).await?;
+    tracing::info!(node = %id.node_id(), name = %id.name(), env = %id.env(), "enrolled");
+    Ok(id)
+}
+
+/// How long the agent waits at start for a journal another process holds. `skerry-edge
+/// status` and `events` hold it for a moment (and as a writer when they recover a journal
+/// left by a crash), so an agent started beside one waits its turn; a second agent holds it
+/// for good, and this one then stops with [`JournalError::Locked`].
+const LOCKED_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the journal; a damaged one is set aside and a new one started (see
+/// [`RedbJournal::open_or_set_aside`]): the bool says so.
+/// A journal another process holds is tried again for up to `wait`.
+async fn open_journal(
+    data: &Path,
+    cache: u64,
+    wait: Duration,
+) -> Result<(Arc<dyn Journal>, JournalState, bool), AgentError> {
+    let cache = usize::try_from(cache).unwrap_or(16 << 20);
+    let path = data.join(FILE_NAME);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut waiting = false;
+    let (journal, state, aside) = loop {
+        match RedbJournal::open_or_set_aside(&path, cache) {
+            Err(JournalError::Locked { journal }) if tokio::time::Instant::now() < deadline => {
+                if !waiting {
+                    tracing::warn!(%journal, ?wait, "the journal is in use by another process; waiting for it");
+                    waiting = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            opened => break opened?,
+        }
+    };
+    if waiting {
+        tracing::info!("the journal is free now");
+    }
+    Ok((Arc::new(journal), state, aside.is_some()))
+}
+
+async fn runtimes(config: &AgentConfig) -> Vec<Arc<dyn Runtime>> {
+    let mut out: Vec<Arc<dyn Runtime>> = Vec::new();
+    for kind in &config.runtimes {
+        match kind {
+            // Connected in `run_with`, on the agent's one Docker engine (`Parts::docker`).
+            RuntimeKind::Docker => {}
+            RuntimeKind::Process => match ProcessRuntime::new(config.data.join("process")) {
+                Ok(rt) => out.push(Arc::new(rt)),
+                Err(e) => tracing::error!(error = %e, "the process runtime is not available"),
+            },
+        }
+    }
+    out
+}
+
+/// What the agent runs on: [`run`] makes them from the configuration (the identity under
+/// `DATA`, the redb journal, the profile's runtimes, the MQTT link); the fleet simulator
+/// makes its own.
+pub struct Parts {
+    pub identity: Identity,
+    pub journal: Arc<dyn Journal>,
+    pub runtimes: Vec<Arc<dyn Runtime>>,
+    /// Whether container components run on the host's Docker engine: the agent then makes
+    /// its one client of the engine, connects the Docker runtime on it (looking again every
+    /// 30 s while the engine is not reachable), and the log collector reads containers'
+    /// output from it. `runtimes` holds no Docker runtime then.
+    pub docker: bool,
+    /// The journal is new because the old one was found damaged and set aside: the agent
+    /// asks the cloud for a snapshot and reconciles nothing until it is committed.
+    pub rebuild: bool,
+    /// Starts the link to the cloud ([`MqttLink`] for the endpoints the cloud advertised).
+    pub link: Box<dyn Connector>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<RuntimeKind> = self.runtimes.iter().map(|r| r.kind()).collect();
+        f.debug_struct("Parts")
+            .field("identity", &self.identity)
+            .field("runtimes", &kinds)
+            .field("docker", &self.docker)
+            .field("rebuild", &self.rebuild)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the agent until `shutdown` resolves. Apps keep running after it returns: the
+/// runtimes' replicas are not stopped (a restarted agent adopts them).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| AgentError::Io(format!("{}: {e}", config.data.display())))?;
+    let identity = identity(&config).await?;
+    // The token is spent (or was not needed): it is not kept beyond enrollment.
+    let config = AgentConfig {
+        token: None,
+        ..config
+    };
+    let (journal, _, damaged) = open_journal(
+        &config.data,
+        config.profile.agent.redb_cache.bytes(),
+        LOCKED_WAIT,
+    )
+    .await?;
+    let parts = Parts {
+        identity,
+        journal,
+        runtimes: runtimes(&config).await,
+        docker: config.runtimes.contains(&RuntimeKind::Docker),
+        rebuild: damaged,
+        link: Box::new(MqttLink),
+    };
+    run_with(config, parts, shutdown).await
+}
+
+/// [`run`] on the given parts: resumes from `parts.journal` and drives `parts.runtimes`.
+/// `config.data` is where the reconciler places the host side of `log_dir`s and `exec`
+/// components' storage, and where the log collector looks for them.
+pub async fn run_with(
+    config: AgentConfig,
+    parts: Parts,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let Parts {
+        identity,
+        journal,
+        runtimes,
+        docker: wants_docker,
+        rebuild: damaged,
+        link: connector,
+    } = parts;
+    // The agent's one Docker client: the Docker runtime and the log collector share it.
+    let mut runtimes = runtimes;
+    let docker = match wants_docker.then(DockerEngine::local) {
+        Some(Ok(engine)) => Some(engine),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending");
+            None
+        }
+        None => None,
+    };
+    if let Some(engine) = &docker {
+        match DockerRuntime::connect_on(engine.clone(), DockerOptions::default()).await {
+            Ok(rt) => runtimes.push(Arc::new(rt)),
+            Err(e) => {
+                tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending")
+            }
+        }
+    }
+    let node = identity.node_id();
+    let state = journal.load()?;
+    let mut sync = AgentSync::new(node, &state, SyncConfig::new(env!("CARGO_PKG_VERSION")))?;
+    if damaged {
+        // Nothing of the old journal is used, and nothing is reconciled (no container
+        // touched) until the cloud's snapshot is committed to the new one.
+        sync.rebuild();
+        tracing::warn!(node = %node, epoch = state.epoch, "rebuilding the journal from the cloud; the apps are left as they run until then");
+    }
+    let reconciler = Reconciler::new(
+        node,
+        config.data.clone(),
+        runtimes,
+        journal.clone(),
+        state.memos.clone(),
+    );
+    tracing::info!(
+        node = %node,
+        applied = state.applied(),
+        instances = sync.desired().instances.len(),
+        "resumed from the journal"
+    );
+
+    let (events_tx, events) = mpsc::channel(256);
+    let link = connector.connect(
+        &identity,
+        LinkOptions::from_profile(&config.profile),
+        events_tx,
+    )?;
+    let tuning = &config.profile.agent;
+    journal.set_outbox_quota(tuning.outbox_quota.bytes());
+
+    // The outbox: sent while the link is up; the collector queues log batches into it.
+    // How hard the agent batches is the link type's choice, in one place (`Link::tuning`).
+    let link_tuning = config.profile.link.tuning();
+    let sender = Sender::new(
+        state.epoch,
+        tuning.log_rate.bytes(),
+        usize::try_from(tuning.event_batch).unwrap_or(256),
+    )
+    .with_linger(link_tuning.report_linger, link_tuning.log_linger);
+    let pump = Arc::new(Notify::new());
+    let (desired_tx, desired_rx) = watch::channel(Arc::clone(sync.desired()));
+    let (rebuilding_tx, rebuilding_rx) = watch::channel(sync.is_rebuilding());
+    let (complete_tx, complete_rx) = watch::channel(None);
+    let (purges_tx, purges_rx) = mpsc::unbounded_channel();
+    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+    let collector = Collector::new(
+        node,
+        config.data.clone(),
+        Arc::clone(&journal),
+        docker.as_ref().map(DockerEngine::output),
+        tuning.log_quota.bytes(),
+    )?;
+    let disk = crate::disk::DiskWatch::new(
+        config.profile.disk.bytes(),
+        config.data.clone(),
+        Arc::clone(&journal),
+    );
+    let collecting = tokio::spawn(collector::collect(
+        collector,
+        desired_rx,
+        Arc::clone(&pump),
+        link_tuning.collect_every,
+        disk,
+    ));
+
+    let journal = AsyncJournal::new(journal);
+    let scheduler = scheduler::Scheduler::new(scheduler::SchedulerParts {
+        reconciler,
+        desired: desired_tx.subscribe(),
+        rebuilding: rebuilding_rx,
+        purges: purges_rx,
+        docker,
+        journal: journal.clone(),
+        pump: Arc::clone(&pump),
+        complete: complete_tx,
+    });
+    let outbox = outbox::OutboxTask {
+        sender,
+        journal: journal.clone(),
+        link: link.as_ref(),
+        inbox: outbox_rx,
+        pump: Arc::clone(&pump),
+        complete: complete_rx,
+    };
+    let commit = commit::CommitPath {
+        sync,
+        journal,
+        link: link.as_ref(),
+        events,
+        heartbeat: tuning.heartbeat.as_std().max(Duration::from_secs(1)),
+        runtime_log: config.runtime_log.clone(),
+        desired: &desired_tx,
+        rebuilding: &rebuilding_tx,
+        purges: purges_tx,
+        outbox: outbox_tx,
+        pump,
+    };
+    let front = async {
+        let ended = commit.run(shutdown).await;
+        if ended.is_ok() {
+            collecting.abort();
+        }
+        ended
+    };
+    // An error of the commit path ends the agent at once (the pass in flight with it).
+    tokio::try_join!(
+        front,
+        async {
+            outbox.run().await;
+            Ok(())
+        },
+        async {
+            scheduler.run().await;
+            Ok(())
+        },
+    )?;
+    link.close().await;
+    tracing::info!("agent stopped; its apps keep running");
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_journal_held_for_a_moment_is_waited_for_and_one_held_for_good_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        // Another open of the file holds it as `skerry-edge status` or a second agent would
+        // (redb's locks are per open file, so a second open in this process conflicts too).
+        let holder = RedbJournal::open(&path, 1 << 20).unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(holder);
+        });
+        let started = std::time::Instant::now();
+        let (_, _, aside) = open_journal(dir.path(), 1 << 20, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(!aside);
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        release.await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RedbJournal::open(&dir.path().join(FILE_NAME), 1 << 20).unwrap();
+        let Err(err) = open_journal(dir.path(), 1 << 20, Duration::from_millis(300)).await else {
+            panic!("a journal held for good is refused");
+        };
+        assert!(
+            matches!(err, AgentError::Journal(JournalError::Locked { .. })),
+            "{err}"
+        );
+    }
+}
