@@ -1,7 +1,7 @@
 //! One node's MQTT session after CONNECT, as a state machine without I/O: a packet from
 //! the client in, the [`Action`]s it causes out, in the order the connection loop must
 //! carry them out (rumqttc's `state.rs` is the model). The loop in
-//! [`connection`](super::connection) does the reading, writing and waiting.
+//! `connection.rs` does the reading, writing and waiting.
 
 use std::collections::HashSet;
 

@@ -11,8 +11,8 @@
 //! The [`Hub`] deals in encoded frames ([`bytes::Bytes`]) through a [`Connection`], so the
 //! embedded MQTT endpoint and a NATS link share it: a transport depends on this module's
 //! seam ([`transport`]), and nothing here knows a transport. What the cloud decides from
-//! the nodes' live state (their liveness) is a controller's work
-//! ([`crate::controllers`]), reading [`Hub::heard_from`].
+//! the nodes' live state (their liveness) is a controller's work (`controllers/`, which
+//! reads [`Hub::heard_from`]; nothing here depends on it).
 //!
 //! Within the module the arrows go one way: `hub` uses `link`, `live`, `replicas` and
 //! `transport`; `link` uses `live` and `session`; `live` uses `replicas`.
