@@ -24,7 +24,9 @@
 //!
 //! A `health` command runs on the host (`health.rs`); before its first verdict a replica is
 //! `Running`, then `Healthy` after a success and `Unhealthy` after `retries` failures in a
-//! row.
+//! row. What the runtime reports about a replica is one shared status (`status.rs`), which
+//! the supervisor and its health checker write: the supervisor uses the health checker,
+//! never the other way round.
 //!
 //! `stop` sends SIGTERM to the process group, waits up to 10 s, then sends SIGKILL, and
 //! kills what is left in the group; the supervisor ends without a restart, and the state
@@ -78,6 +80,7 @@ mod health;
 mod launch;
 mod policy;
 mod state;
+mod status;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -98,7 +101,8 @@ use tokio::task::JoinHandle;
 use self::launch::Launch;
 use self::policy::{Backoff, Exit};
 use self::state::{Paths, Record};
-use self::supervisor::{Begin, SharedStatus, Status, Supervisor};
+use self::status::{SharedStatus, Status};
+use self::supervisor::{Begin, Supervisor};
 use crate::runtime::{Observed, ObservedReplica, ReplicaSpec, Runtime, RuntimeError};
 
 /// Where the agent keeps the process runtime's state under its data directory.

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::group;
 use super::launch::{Launch, resolve};
-use super::supervisor::SharedStatus;
+use super::status::SharedStatus;
 
 /// Starts checking the run `generation` of a replica. The task ends by itself when the
 /// status moves on to another run; the supervisor also aborts it.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use parking_lot::Mutex;
 use skerry_shared::ids::NodeId;
 use skerry_shared::planner::Phase;
 use tokio::process::Child;
@@ -26,6 +25,7 @@ use super::forward::Forward;
 use super::launch::{Launch, SpawnError};
 use super::policy::{self, Backoff, Exit};
 use super::state::{self, FORMAT, Paths, ProcessId, Record, SavedSpec};
+use super::status::{SharedStatus, Status};
 use super::{group, health};
 use crate::runtime::ReplicaSpec;
 
@@ -37,26 +37,6 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 const ADOPTED_POLL: Duration = Duration::from_millis(500);
 /// How often the output files of a replica without a `log_dir` are checked for rotation.
 const FORWARD_EVERY: Duration = Duration::from_secs(1);
-
-/// What the runtime reports about a replica; the supervisor and its health checker write
-/// it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Status {
-    pub phase: Phase,
-    /// Restarts (attempts included) since the replica was created.
-    pub restarts: u32,
-    pub last_exit: Option<String>,
-    /// When the last exit happened (unknown for an exit recorded before an agent restart).
-    pub exited_at: Option<skerry_shared::clock::Timestamp>,
-    pub pid: Option<u32>,
-    /// `resources not enforced: ...` when the limits could not be applied.
-    pub enforcement: Option<String>,
-    /// Bumped at every change of process, so that a late health verdict about an earlier
-    /// run is dropped.
-    pub generation: u64,
-}
-
-pub(super) type SharedStatus = Arc<Mutex<Status>>;
 
 /// How the supervisor begins.
 #[derive(Debug)]
