@@ -10,7 +10,7 @@
 //! checks an event before it changes anything ([`Projections::check`]): a refused event
 //! changes no read model, only the chain head moves past it (so the chain still verifies
 //! and the next event follows it), and it is kept in [`Projections::refused`] with its
-//! kind and why, logged, and marked in `GET /api/v1/events` ([`refusal_of`]). Refused are:
+//! kind and why, logged, and marked in `GET /api/v1/events`. Refused are:
 //! - an `app.version-published` whose manifest fails the shared manifest validation;
 //! - an `instance.deployed` of an app version that is not there (never published, or its
 //!   publication was refused), or whose manifest fails the validation (the same rule the

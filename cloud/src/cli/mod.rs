@@ -13,7 +13,7 @@
 //! - [`lines`]: a streamed NDJSON answer (`--follow`), one value at a time.
 //! - [`error`]: why a command did not finish, and its exit status and error body.
 //! - [`output`]: `-o table|json`, tables, details, JSON and error reports.
-//! - [`env`]: `skerry env ...`.
+//! - [`env`](mod@env): `skerry env ...`.
 //! - [`node`]: `skerry node ...`, enrollment tokens included.
 //! - [`token`]: `skerry token ...` (API tokens).
 //! - [`app`]: `skerry app ...`.
