@@ -50,8 +50,11 @@ impl OutboxTask<'_> {
     pub async fn run(mut self) {
         // The rate limit or a linger holds entries until then.
         let mut wake: Option<tokio::time::Instant> = None;
-        loop {
+        // The commit path's end stops it at once (what is left in the inbox is dropped,
+        // as the agent's end drops it).
+        while !self.inbox.is_closed() {
             tokio::select! {
+                biased;
                 message = self.inbox.recv() => match message {
                     None => break,
                     Some(ToOutbox::Reconnected) => {
