@@ -34,6 +34,8 @@
 //!   together again;
 //! - `byte_buf`: `Vec<u8>` fields as postcard bytes, read in one piece;
 //! - `tests`: round trips, refusals, packing and reassembly, garbage never panics.
+//!
+//! [`NodeSnapshot`]: crate::reducer::NodeSnapshot
 
 pub(crate) mod byte_buf;
 mod codec;

@@ -27,6 +27,8 @@ pub enum UpFrame {
         entries: Vec<crate::outbox::OutboxEntry>,
     },
     /// The answer to [`DownFrame::NodeLogsRequest`].
+    ///
+    /// [`DownFrame::NodeLogsRequest`]: super::DownFrame::NodeLogsRequest
     NodeLogs { request: u64, result: NodeLogs },
     /// Sent on connect instead of `Hello` by an agent whose journal was found damaged and
     /// started again empty (under a new epoch): it has nothing it can trust. The cloud

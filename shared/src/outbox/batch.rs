@@ -24,6 +24,8 @@ struct LogChunkV1 {
 
 /// What a batch's raw payload starts with in chunk format 2 (with [`Pieces`]). A format 1
 /// payload starts with the number of its chunks, never 0 in a batch that holds lines.
+///
+/// [`Pieces`]: super::Pieces
 pub const CHUNKS_V2: [u8; 2] = [0x00, 0x02];
 
 /// The chunks of a batch's raw payload (after zstd), in either chunk format, with their
@@ -147,6 +149,8 @@ impl LogBatch {
     /// zstd frame that says it holds `raw_len` bytes (see [`decompress_exact`]). Both chunk
     /// formats are read: 2 (with [`Pieces`], what [`LogBatch::pack`] makes) and 1 (whole
     /// lines only, what older agents queued).
+    ///
+    /// [`Pieces`]: super::Pieces
     pub fn unpack(&self) -> Result<Vec<LogChunk>, BatchError> {
         let raw_len = self.raw_len as usize;
         if raw_len > MAX_BATCH_RAW_BYTES {

@@ -4,7 +4,7 @@
 //! [`ActualState`], plans against the node's [`NodeDesired`], performs the actions and
 //! observes again. The plan is level-triggered (it depends only on the two states, never on
 //! what was done before) and deterministic (the same states give the same actions, in the
-//! same order). The cloud's `deploy --dry-run` calls [`simulate`] to print the rounds a node
+//! same order). The cloud's `deploy --dry-run` calls [`simulate()`] to print the rounds a node
 //! would go through.
 //!
 //! One round of [`plan`], in this order:
@@ -30,12 +30,14 @@
 //! The reconciler records an init's result (in `inits_succeeded` or `inits_failed`) when
 //! it sees the init exit, before it plans again.
 //!
+//! [`NodeDesired`]: crate::reducer::NodeDesired
+//!
 //! # Parts
 //! - `state`: what the runtime has ([`ActualState`], [`ReplicaKey`], [`Phase`]) and the
 //!   steps for the reconciler ([`Action`], [`StopReason`]);
 //! - `readiness`: spec hashes, readiness of a dependency, topological order, networks;
 //! - `round`: one round of [`plan`] (stops, networks, each instance's components);
-//! - `simulate`: [`simulate`], the rounds of `deploy --dry-run`, each action assumed done
+//! - `simulate`: [`simulate()`], the rounds of `deploy --dry-run`, each action assumed done
 //!   ([`assume_done`]);
 //! - `tests`: the rounds of deploys, upgrades, rollbacks, failed inits and undeploys.
 

@@ -138,6 +138,8 @@ pub fn topological_order(manifest: &Manifest) -> Vec<&Component> {
 /// component (`image`); an app of `exec` components only shares the host's network and
 /// gets none. The agent's reconciler and `deploy --dry-run` both plan through [`plan`],
 /// so this is the one place that decides.
+///
+/// [`plan`]: super::plan
 pub fn needs_network(spec: &InstanceSpec) -> bool {
     spec.manifest
         .components
