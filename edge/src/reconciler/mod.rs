@@ -14,6 +14,11 @@
 //! order per instance, within one grace period ([`stops`]).
 //!
 //! # Layout
+//! - `mod.rs`: [`Reconciler`] and [`Reconciler::pass`], the rounds of observe, plan and act,
+//!   and what the pass keeps and reports at its end.
+//! - `observe.rs`: what the runtimes hold, as the actual state the planner compares with;
+//!   the `init` runs that ended; what components depend on.
+//! - `act.rs`: the planner's actions performed on the runtimes, stops all at once, purges.
 //! - [`resolve`]: desired state to [`ReplicaSpec`]s (environment, host ports, storage).
 //! - [`ports`]: whether a host port is free on the host.
 //! - [`retries`]: when a replica may be tried again, and why it waits.
@@ -21,6 +26,8 @@
 //! - [`stops`]: many stops within one grace period.
 //! - [`report`]: replica states for the cloud.
 
+mod act;
+mod observe;
 pub mod ports;
 pub mod report;
 pub mod resolve;
@@ -28,22 +35,20 @@ pub mod retries;
 pub mod stops;
 mod supervise;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use skerry_shared::ids::{Name, NodeId};
-use skerry_shared::manifest::{ComponentKind, RuntimeKind};
+use skerry_shared::manifest::RuntimeKind;
 use skerry_shared::outbox::OutboxBody;
-use skerry_shared::planner::{
-    self, Action, ActualReplica, ActualState, FailedInit, Phase, ReplicaKey,
-};
+use skerry_shared::planner::{self, Action, ReplicaKey};
 use skerry_shared::reducer::NodeDesired;
 use skerry_shared::report::ReplicaStatus;
 
 use crate::journal::{Journal, MemoChange, MemoChanges, Memos};
-use crate::runtime::{ObservedReplica, Runtime, RuntimeError};
+use crate::runtime::{ObservedReplica, Runtime};
 use report::ReportKey;
 
 /// The most rounds of plan and act in one pass (see [`Reconciler::pass`]).
@@ -141,136 +146,6 @@ impl Reconciler {
 
     fn runtime(&self, kind: RuntimeKind) -> Option<&Arc<dyn Runtime>> {
         self.runtimes.iter().find(|r| r.kind() == kind)
-    }
-
-    /// Every replica the runtimes hold, with the runtime that holds it, and the networks.
-    /// A container's restart count is the engine's plus the agent's own restarts.
-    async fn observe(
-        &mut self,
-    ) -> Result<
-        (
-            BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-            BTreeSet<Name>,
-        ),
-        RuntimeError,
-    > {
-        let mut replicas = BTreeMap::new();
-        let mut networks = BTreeSet::new();
-        for rt in &self.runtimes {
-            let seen = rt.observe(self.node).await?;
-            networks.extend(seen.networks);
-            for mut r in seen.replicas {
-                if rt.kind() == RuntimeKind::Docker {
-                    let recorded = self.memos.restarts.get(&r.key).copied();
-                    r.restarts = self
-                        .retries
-                        .count(&r.key, r.spec_hash, r.restarts, recorded);
-                    if r.exited.is_none() {
-                        r.exited = self.retries.last_exit(&r.key, r.spec_hash);
-                    }
-                }
-                replicas.insert(r.key.clone(), (r, rt.kind()));
-            }
-        }
-        Ok((replicas, networks))
-    }
-
-    /// The actual state the planner compares `desired` with: what the runtimes hold, the
-    /// networks, and the memos.
-    fn actual(
-        &self,
-        desired: &NodeDesired,
-        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-        networks: BTreeSet<Name>,
-    ) -> ActualState {
-        let mut actual = ActualState {
-            networks,
-            ..ActualState::default()
-        };
-        self.memos.fill(&mut actual);
-        // Which instances need a network is the planner's (`planner::needs_network`). Without
-        // a Docker runtime there is none to create: a container component cannot start here
-        // anyway, and says so.
-        if self.runtime(RuntimeKind::Docker).is_none() {
-            for d in desired.instances.values() {
-                actual.networks.insert(d.spec.name.clone());
-            }
-        }
-        for (key, (o, _)) in observed {
-            actual.insert(ActualReplica {
-                key: key.clone(),
-                spec_hash: o.spec_hash,
-                phase: o.phase,
-            });
-        }
-        actual
-    }
-
-    /// Records init runs that ended, for the spec hash they ran.
-    fn record_inits(
-        &mut self,
-        desired: &NodeDesired,
-        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-    ) {
-        let mut changes = MemoChanges::new();
-        for d in desired.instances.values() {
-            for c in d
-                .spec
-                .manifest
-                .components
-                .iter()
-                .filter(|c| c.kind == ComponentKind::Init)
-            {
-                let hash = planner::spec_hash(&d.spec, c);
-                let key = ReplicaKey::new(&d.spec.name, &c.name, 0);
-                let Some((o, _)) = observed.get(&key) else {
-                    continue;
-                };
-                let Phase::Exited { code } = o.phase else {
-                    continue;
-                };
-                if o.spec_hash != hash {
-                    continue;
-                }
-                let (instance, component) = (d.spec.name.clone(), c.name.clone());
-                if code == 0 {
-                    if !self.memos.inits_succeeded.contains(&(
-                        instance.clone(),
-                        component.clone(),
-                        hash,
-                    )) {
-                        changes.push(MemoChange::InitSucceeded {
-                            instance: instance.clone(),
-                            component: component.clone(),
-                            spec_hash: hash,
-                        });
-                        changes.push(MemoChange::InitFailureCleared {
-                            instance,
-                            component,
-                        });
-                    }
-                } else {
-                    let failure = FailedInit {
-                        spec_hash: hash,
-                        deployed_at: d.deployed_at,
-                        code,
-                    };
-                    if self
-                        .memos
-                        .inits_failed
-                        .get(&(instance.clone(), component.clone()))
-                        != Some(&failure)
-                    {
-                        changes.push(MemoChange::InitFailed {
-                            instance,
-                            component,
-                            failure,
-                        });
-                    }
-                }
-            }
-        }
-        self.save(changes);
     }
 
     /// Applies memo changes here and makes them durable.
@@ -423,240 +298,14 @@ impl Reconciler {
         }
     }
 
-    /// Keeps what each desired instance's components depend on, for the order of stops
-    /// once it is undeployed; forgets instances that are neither desired nor running.
-    fn remember_dependencies(
-        &mut self,
-        desired: &NodeDesired,
-        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-    ) {
-        for (name, d) in &desired.instances {
-            let deps = d
-                .spec
-                .manifest
-                .components
-                .iter()
-                .map(|c| (c.name.clone(), c.depends_on.clone()))
-                .collect();
-            self.dependencies.insert(name.clone(), deps);
-        }
-        self.dependencies.retain(|name, _| {
-            desired.instances.contains_key(name) || observed.keys().any(|k| &k.instance == name)
-        });
-    }
-
-    /// Performs stop actions at once (see [`stops`]). Returns how many worked.
-    async fn stop_all(
-        &mut self,
-        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-        actions: &[Action],
-    ) -> usize {
-        let mut list = Vec::new();
-        for action in actions {
-            let Action::Stop { key, .. } = action else {
-                continue;
-            };
-            tracing::debug!(%action, "acting");
-            let kind = observed.get(key).map(|(_, k)| *k);
-            if let Some(rt) = kind.and_then(|k| self.runtime(k)) {
-                list.push(stops::Stop {
-                    key: key.clone(),
-                    runtime: Arc::clone(rt),
-                });
-            }
-        }
-        let unknown = actions.len() - list.len();
-        let mut worked = unknown;
-        for (key, result) in stops::stop_all(self.node, list, &self.dependencies).await {
-            match result {
-                Ok(()) => {
-                    self.problems.remove(&key);
-                    worked += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(replica = %key, error = %e, "stop failed");
-                    self.problems.insert(key, e.to_string());
-                }
-            }
-        }
-        worked
-    }
-
     /// Named storage to delete once the instance's replicas are gone (`undeploy --purge`).
     pub fn queue_purges(&mut self, purges: Vec<(Name, Vec<Name>)>) {
         self.purges.extend(purges);
     }
 
-    /// Deletes the named storage of purged instances that no longer run here, and
-    /// forgets their memos (so a new deploy under the same name starts afresh).
-    async fn purge(
-        &mut self,
-        desired: &NodeDesired,
-        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-    ) {
-        let ready: Vec<Name> = self
-            .purges
-            .keys()
-            .filter(|i| !observed.keys().any(|k| &k.instance == *i))
-            .cloned()
-            .collect();
-        for instance in ready {
-            let Some(storage) = self.purges.remove(&instance) else {
-                continue;
-            };
-            if desired.instances.contains_key(&instance) {
-                // Deployed again before the purge: its data stays.
-                continue;
-            }
-            let mut done = true;
-            for name in &storage {
-                for rt in &self.runtimes {
-                    if let Err(e) = rt.purge_storage(self.node, &instance, name).await {
-                        tracing::warn!(%instance, storage = %name, error = %e, "cannot purge named storage; retrying");
-                        done = false;
-                    }
-                }
-            }
-            if done {
-                tracing::info!(%instance, "purged its named storage");
-                self.save(vec![MemoChange::InstanceForgotten { instance }].into());
-            } else {
-                self.purges.insert(instance, storage);
-            }
-        }
-    }
-
     /// Every replica's current state, for the first report after a connect.
     pub fn complete_report(&self) -> OutboxBody {
         report::complete(&self.reports)
-    }
-
-    async fn act(
-        &mut self,
-        desired: &NodeDesired,
-        observed: &BTreeMap<ReplicaKey, (ObservedReplica, RuntimeKind)>,
-        fixed: &BTreeSet<u16>,
-        action: Action,
-    ) -> bool {
-        tracing::debug!(%action, "acting");
-        let result = match &action {
-            Action::CreateNetwork { instance } => match self.runtime(RuntimeKind::Docker) {
-                Some(rt) => rt.create_network(self.node, instance).await,
-                None => Ok(()),
-            },
-            Action::RemoveNetwork { instance } => match self.runtime(RuntimeKind::Docker) {
-                Some(rt) => rt.remove_network(self.node, instance).await,
-                None => Ok(()),
-            },
-            Action::RunInit { key, spec_hash, .. } | Action::Start { key, spec_hash } => {
-                if !self
-                    .retries
-                    .may_try(key, *spec_hash, tokio::time::Instant::now())
-                {
-                    // It waits its backoff; the pass that follows it tries again.
-                    return false;
-                }
-                self.start(desired, key, fixed).await
-            }
-            Action::Stop { key, .. } => {
-                let kind = observed.get(key).map(|(_, k)| *k);
-                match kind.and_then(|k| self.runtime(k)) {
-                    Some(rt) => rt.stop(self.node, key).await,
-                    None => Ok(()),
-                }
-            }
-        };
-        match (result, &action) {
-            (Ok(()), Action::RunInit { key, spec_hash, .. } | Action::Start { key, spec_hash }) => {
-                self.problems.remove(key);
-                self.retries
-                    .started(key, *spec_hash, tokio::time::Instant::now());
-                true
-            }
-            (Err(e), Action::RunInit { key, spec_hash, .. } | Action::Start { key, spec_hash }) => {
-                let delay =
-                    self.retries
-                        .start_failed(key, *spec_hash, &e, tokio::time::Instant::now());
-                tracing::warn!(%action, error = %e, retry_in_ms = delay.as_millis() as u64, "start failed; trying again after the backoff");
-                self.problems.insert(key.clone(), e.to_string());
-                false
-            }
-            (Ok(()), _) => true,
-            (Err(e), Action::Stop { key, .. }) => {
-                tracing::warn!(%action, error = %e, "action failed");
-                self.problems.insert(key.clone(), e.to_string());
-                false
-            }
-            (Err(e), _) => {
-                tracing::warn!(%action, error = %e, "action failed");
-                false
-            }
-        }
-    }
-
-    async fn start(
-        &mut self,
-        desired: &NodeDesired,
-        key: &ReplicaKey,
-        fixed: &BTreeSet<u16>,
-    ) -> Result<(), RuntimeError> {
-        let (spec, rt) = self.resolve(desired, key, fixed).await?;
-        rt.start(&spec).await
-    }
-
-    /// The spec of one desired replica and the runtime that runs it, with host ports free
-    /// on the host: a fixed one in use is refused ("host port N in use"), a chosen one in use
-    /// is chosen again.
-    async fn resolve(
-        &mut self,
-        desired: &NodeDesired,
-        key: &ReplicaKey,
-        fixed: &BTreeSet<u16>,
-    ) -> Result<(crate::runtime::ReplicaSpec, Arc<dyn Runtime>), RuntimeError> {
-        let d = desired
-            .instances
-            .get(&key.instance)
-            .ok_or_else(|| RuntimeError::Engine(format!("{key}: instance is not desired")))?;
-        let c = d
-            .spec
-            .manifest
-            .component(key.component.as_str())
-            .ok_or_else(|| RuntimeError::Engine(format!("{key}: component is not desired")))?;
-        let rt = Arc::clone(self.runtime(c.runtime()).ok_or_else(|| {
-            RuntimeError::Unrunnable(format!("this node has no {} runtime", c.runtime()))
-        })?);
-        let mut in_use = ports::InUse::default();
-        if c.ports
-            .iter()
-            .any(|p| p.host.is_some() || p.expose.published())
-        {
-            for r in &self.runtimes {
-                in_use.published.extend(r.host_ports_in_use().await?);
-            }
-            for p in c.ports.iter().filter_map(|p| p.host) {
-                if in_use.taken(p) {
-                    return Err(RuntimeError::Unrunnable(format!("host port {p} in use")));
-                }
-            }
-        }
-        let taken = |p: u16| in_use.taken(p);
-        let mut changes = MemoChanges::new();
-        let ctx = resolve::Context {
-            node: self.node,
-            fixed,
-            taken: &taken,
-            data: &self.data,
-        };
-        let spec =
-            resolve::replica_spec(ctx, &d.spec, c, key.replica, &mut self.memos, &mut changes)
-                .map_err(RuntimeError::Unrunnable);
-        self.save(changes);
-        let spec = spec?;
-        if let Some(dir) = &spec.log_dir_host {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| RuntimeError::Engine(format!("{}: {e}", dir.display())))?;
-        }
-        Ok((spec, rt))
     }
 }
 
