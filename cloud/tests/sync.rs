@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use skerry_cloud::api::dto::{DeployRequest, InstanceDto, NodeChoice, NodeDto};
-use skerry_cloud::command::Command;
+use skerry_cloud::api::dto::{InstanceDto, NodeDto};
+use skerry_cloud::command::{Command, DeployIntent, NodeChoice};
 use skerry_cloud::controllers::liveness;
 use skerry_cloud::engine::Engine;
 use skerry_cloud::sync::{Connection, Hub, OpenError};
@@ -81,7 +81,7 @@ async fn deploy(engine: &Engine) {
     engine
         .submit(
             Actor::Cloud,
-            Command::Deploy(Box::new(DeployRequest {
+            Command::Deploy(Box::new(DeployIntent {
                 app: "web".into(),
                 version: "1.0.0".into(),
                 env: "local".into(),
@@ -90,7 +90,7 @@ async fn deploy(engine: &Engine) {
                     node: "gw-1".into(),
                     weight: None,
                 }],
-                ..DeployRequest::default()
+                ..DeployIntent::default()
             })),
         )
         .await
