@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: `skerry serve`'s configuration (TOML, `SKERRY_*` overrides, flags).
-//! - [`log`]: the [`log::EventLog`] seam and its embedded backend, [`log::RedbLog`].
+//! - [`log`]: the [`log::EventLog`] seam (what a backend must provide), its embedded
+//!   backend, [`log::RedbLog`], and the one place a backend is chosen ([`log::open`]).
 //! - [`projections`]: read models (environments, nodes, apps, instances, tokens) folded
 //!   from the log, and rebuilt from it at start.
 //! - [`command`]: command handlers: a command and the projections in, events or a

@@ -34,7 +34,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest packet the codec takes or makes (remaining length): a whole frame, plus
 /// room for the topic, the packet id and the header fields.
 pub(crate) const MAX_PACKET_BYTES: usize = MAX_FRAME_BYTES + 1024;
-/// The MQTT 3.1.1 codec of every connection, limited to [`MAX_PACKET_BYTES`] each way.
+/// The MQTT 3.1.1 codec of every connection, limited to `MAX_PACKET_BYTES` each way.
 pub fn packet_codec() -> Codec {
     Codec {
         max_incoming_size: MAX_PACKET_BYTES,
