@@ -10,7 +10,7 @@
 //!
 //! A start that fails waits its backoff ([`retries`]); a container that exited and whose
 //! restart policy restarts it (stopped from outside, or exiting again and again) is started
-//! again under the same backoff ([`supervise`]); stops run at once, in reverse dependency
+//! again under the same backoff (`supervise.rs`); stops run at once, in reverse dependency
 //! order per instance, within one grace period ([`stops`]).
 //!
 //! # Layout
@@ -19,10 +19,10 @@
 //! - `observe.rs`: what the runtimes hold, as the actual state the planner compares with;
 //!   the `init` runs that ended; what components depend on.
 //! - `act.rs`: the planner's actions performed on the runtimes, stops all at once, purges.
-//! - [`resolve`]: desired state to [`ReplicaSpec`]s (environment, host ports, storage).
+//! - [`resolve`]: desired state to [`ReplicaSpec`](crate::runtime::ReplicaSpec)s (environment, host ports, storage).
 //! - [`ports`]: whether a host port is free on the host.
 //! - [`retries`]: when a replica may be tried again, and why it waits.
-//! - [`supervise`]: restarts of exited containers, and the engine's restart policy.
+//! - `supervise.rs`: restarts of exited containers, and the engine's restart policy.
 //! - [`stops`]: many stops within one grace period.
 //! - [`report`]: replica states for the cloud.
 

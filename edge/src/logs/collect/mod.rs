@@ -7,7 +7,7 @@
 //! - an `exec` component with a `log_dir`: that host path, one source per replica. The
 //!   replicas write `{component}-{replica}.stdout.log` and `.stderr.log` there, and other
 //!   `exec` components may name the same path, so each source reads only its own files
-//!   ([`NameFilter`]): those whose path there starts with `{component}-{replica}.`, and
+//!   ([`NameFilter`](super::filter::NameFilter)): those whose path there starts with `{component}-{replica}.`, and
 //!   the first source of the path (by instance, component, replica) also the files that no
 //!   replica's name claims. Every file is read once, under one replica.
 //! - an `exec` replica without a `log_dir`: its standard output and error, which the

@@ -63,7 +63,7 @@
 //! - [`state`]: labels and container state back to replica key, phase and exit (pure).
 //! - [`subnet`]: the subnet pool and its first free block (pure).
 //! - [`error`]: bollard's errors as `Engine` (retry) or `Unrunnable` (the spec cannot run).
-//! - [`engine`]: [`DockerEngine`], the one client of the engine, shared by the runtime and
+//! - `engine.rs`: [`DockerEngine`], the one client of the engine, shared by the runtime and
 //!   the log collector.
 //! - [`output`]: a container's stdout and stderr, read from the engine by timestamp
 //!   ([`OutputReader`], [`OutputCursor`]).
