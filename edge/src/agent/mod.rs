@@ -29,15 +29,15 @@
 //!
 //! (The collector follows the same desired-state watch as the scheduler.)
 //!
-//! - [`commit`]: the link's events in order: `Hello` on connect, each down frame committed
+//! - `commit.rs`: the link's events in order: `Hello` on connect, each down frame committed
 //!   to the journal before its ack, the delayed `Hello` after a failed commit, heartbeats,
 //!   the answers to requests for the agent's own log. It never waits on a reconcile pass.
-//! - [`scheduler`]: when a pass runs (a change of the desired state, a runtime's wake, a
+//! - `scheduler.rs`: when a pass runs (a change of the desired state, a runtime's wake, a
 //!   timer; never while rebuilding), the storage to purge, the Docker engine looked for
 //!   again, the replica reports of each pass queued in the outbox.
-//! - [`outbox`]: the outbox sent while the link is up, control before logs; after each
+//! - `outbox.rs`: the outbox sent while the link is up, control before logs; after each
 //!   connect everything not acknowledged goes again, behind a complete report.
-//! - [`collector`]: the log collector's task (a tokio task of its own), queueing log
+//! - `collector.rs`: the log collector's task (a tokio task of its own), queueing log
 //!   batches into the outbox and waking the outbox sender.
 //!
 //! The first three are futures joined in [`run_with`], on the caller's runtime (a single
