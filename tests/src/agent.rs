@@ -205,3 +205,19 @@ impl Drop for Agent {
         self.cleanup.take();
     }
 }
+
+/// [`publish`](crate::cli::publish)es `yaml` (app `app`, version 1.0.0) from the agent's directory and
+/// [`deploy`](crate::cli::deploy)s it in `env` on that agent's node under a fresh instance name
+/// ([`crate::images::unique`]`(app)`), which it returns.
+pub fn publish_and_deploy(
+    cloud: &Cloud,
+    agent: &Agent,
+    env: &str,
+    app: &str,
+    yaml: &str,
+) -> Result<String, Error> {
+    crate::cli::publish(cloud, agent.dir(), app, yaml)?;
+    let instance = crate::images::unique(app);
+    crate::cli::deploy(cloud, &format!("{app}@1.0.0"), env, &instance, agent.name())?;
+    Ok(instance)
+}

@@ -304,22 +304,6 @@ pub fn deploy(
     Ok(())
 }
 
-/// [`publish`]es `yaml` (app `app`, version 1.0.0) from the agent's directory and
-/// [`deploy`]s it in `env` on that agent's node under a fresh instance name
-/// ([`crate::images::unique`]`(app)`), which it returns.
-pub fn publish_and_deploy(
-    cloud: &Cloud,
-    agent: &crate::agent::Agent,
-    env: &str,
-    app: &str,
-    yaml: &str,
-) -> Result<String, Error> {
-    publish(cloud, agent.dir(), app, yaml)?;
-    let instance = crate::images::unique(app);
-    deploy(cloud, &format!("{app}@1.0.0"), env, &instance, agent.name())?;
-    Ok(instance)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

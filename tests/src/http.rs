@@ -233,3 +233,39 @@ impl Api {
             .ok_or_else(|| Error::unexpected(format!("no token in {answer}")))
     }
 }
+
+/// A multi-threaded tokio runtime of two workers, for tests that drive many async clients
+/// at once from a plain `#[test]`.
+#[allow(clippy::expect_used)]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A client whose connections leave from `ip` (any 127.x.y.z reaches the cloud on
+/// 127.0.0.1), so the cloud counts it as a client of its own.
+#[allow(clippy::expect_used)]
+pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+    init_crypto();
+    reqwest::Client::builder()
+        .local_address(ip)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .expect("a reqwest client")
+}
+
+/// The `n`th loopback address from 127.0.1.0 up: clear of 127.0.0.1, which the rest of a
+/// test uses.
+pub fn loopback(n: u32) -> std::net::IpAddr {
+    use std::net::Ipv4Addr;
+    std::net::IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 1, 0)) + n))
+}
+
+/// A GET of `url`, answered (its body not read yet).
+#[allow(clippy::expect_used)]
+pub async fn open(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).send().await.expect("an answer")
+}

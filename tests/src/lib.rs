@@ -24,7 +24,7 @@
 //!   fails.
 //! - [`cli`](mod@cli): [`cli()`], one `skerry --cloud URL ...` command to its end (exit
 //!   code, stdout, stderr); [`CliStream`], a long-lived one (`events --follow`) read line by
-//!   line; [`cli::publish`], [`cli::deploy`] and [`cli::publish_and_deploy`], an app
+//!   line; [`cli::publish`], [`cli::deploy`] and [`agent::publish_and_deploy`], an app
 //!   published from a manifest and deployed on a node.
 //! - [`http`]: [`Api`], a blocking REST client for plain `#[test]`s, and the `/healthz`
 //!   probe.
@@ -120,8 +120,11 @@
 //! - `api_hostile`: what a web page or a hostile client sends: foreign origins, bodies that
 //!   are not JSON, 2,000 half-sent heads, the connection bound, hyper's own errors, all
 //!   answered in the error shape.
-//! - `event_streams`: event and log reads page by page from the log: limits, the stream
-//!   caps (429), and 300 follows of a large backlog with the cloud's RSS bounded.
+//! - `event_streams`: event reads page by page from the log: the `limit` maxima of event
+//!   and log reads, the stream caps (429), and 300 follows of a large backlog with the
+//!   cloud's RSS bounded.
+//! - `log_streams`: a read of 10,000 log lines sent in pages answers as small pages do, and
+//!   a follow gives the same lines in order.
 //! - `cli_hostile`: the CLI's bounds and foreign answers against a real cloud and python's
 //!   http.server (a manifest too large, `--since` too far, a `--cloud` that is not Skerry,
 //!   usage errors in JSON).

@@ -8,41 +8,17 @@
 // Tests and their helpers fail loudly: unwrap and expect are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use skerry_cloud::api::streams::{MAX_STREAMS, MAX_STREAMS_PER_CLIENT};
+use skerry_tests::http::{client_from, loopback, open, runtime};
 use skerry_tests::procfs::rss;
 use skerry_tests::{Cloud, TestNode, fixtures};
 
 const MIB: u64 = 1024 * 1024;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A client whose connections leave from `ip` (any 127.x.y.z reaches the cloud on
-/// 127.0.0.1), so the cloud counts it as its own client.
-fn client_from(ip: IpAddr) -> reqwest::Client {
-    skerry_tests::http::init_crypto();
-    reqwest::Client::builder()
-        .local_address(ip)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-fn loopback(n: u32) -> IpAddr {
-    // 127.0.1.0 and up: clear of 127.0.0.1, which the rest of the test uses.
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 1, 0)) + n))
-}
 
 /// A cloud with one enrolled node in `plant` and the weather app published.
 fn cloud_with_app() -> Cloud {
@@ -149,10 +125,6 @@ fn events_of_an_unknown_instance_are_404_and_of_an_undeployed_one_are_read() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds.len(), 2, "{events}");
-}
-
-async fn open(client: &reqwest::Client, url: &str) -> reqwest::Response {
-    client.get(url).send().await.unwrap()
 }
 
 async fn expect_too_many(client: &reqwest::Client, url: &str, what: &str) {

@@ -6,42 +6,11 @@
 // Tests and their helpers fail loudly: unwrap and expect are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use skerry_tests::Cloud;
-
-// The helpers below are those of `event_streams.rs`, which has tests of its own that use
-// them.
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A client whose connections leave from `ip` (any 127.x.y.z reaches the cloud on
-/// 127.0.0.1), so the cloud counts it as its own client.
-fn client_from(ip: IpAddr) -> reqwest::Client {
-    skerry_tests::http::init_crypto();
-    reqwest::Client::builder()
-        .local_address(ip)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-fn loopback(n: u32) -> IpAddr {
-    // 127.0.1.0 and up: clear of 127.0.0.1, which the rest of the test uses.
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 1, 0)) + n))
-}
-
-async fn open(client: &reqwest::Client, url: &str) -> reqwest::Response {
-    client.get(url).send().await.unwrap()
-}
+use skerry_tests::http::{client_from, loopback, open, runtime};
 
 /// The lines of a logs answer: (cursor, file, text).
 fn log_lines(answer: &Value) -> Vec<(u64, String, String)> {
@@ -66,7 +35,7 @@ fn log_lines(answer: &Value) -> Vec<(u64, String, String)> {
 #[test]
 fn a_large_log_read_is_sent_in_pages_and_answers_as_small_pages_do() {
     use skerry_tests::agent::Agent;
-    use skerry_tests::cli::publish_and_deploy;
+    use skerry_tests::agent::publish_and_deploy;
     use skerry_tests::images::busybox_image;
     const LINES: usize = 3000;
     let image = busybox_image("1").unwrap();

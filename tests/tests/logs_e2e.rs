@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 use skerry_tests::agent::Agent;
-use skerry_tests::cli::publish_and_deploy;
+use skerry_tests::agent::publish_and_deploy;
 use skerry_tests::fixtures::host_profile_with;
 use skerry_tests::images::busybox_image;
 use skerry_tests::{Cloud, cli, wait_for};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use skerry_tests::agent::Agent;
-use skerry_tests::cli::publish_and_deploy;
+use skerry_tests::agent::publish_and_deploy;
 use skerry_tests::{Cloud, cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(90);
