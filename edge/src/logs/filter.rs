@@ -8,7 +8,7 @@
 //! whose prefix starts its path in the directory: an `exec` replica's prefix is
 //! `{component}-{replica}.`, the name of the output files the agent writes for it there.
 //! A file that no prefix claims belongs to the first source, when the sources agreed that
-//! one takes the rest ([`NameFilter::rest`]), else to none.
+//! one takes the rest (`NameFilter::rest`), else to none.
 
 /// What one source of a shared directory reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
