@@ -272,9 +272,13 @@ impl Writer {
             }
             drop(state);
             let message = err.to_string();
+            // Every command of the batch gets the error, of the same kind: a retryable one
+            // (a networked backend out of reach) stays retryable.
+            let retryable = matches!(&err, EngineError::Log(e) if e.is_retryable());
             for (reply, result) in replies {
                 let answer = match result {
                     Err(EngineError::Refused(r)) => Err(EngineError::Refused(r)),
+                    _ if retryable => Err(EngineError::Log(LogError::Unavailable(message.clone()))),
                     _ => Err(EngineError::Log(LogError::Storage(message.clone()))),
                 };
                 let _ = reply.send(answer);

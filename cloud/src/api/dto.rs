@@ -173,13 +173,6 @@ pub struct DeployInstance {
     pub dry_run: bool,
 }
 
-/// The deploy command's intent types under the names this module gave the deploy body
-/// before commands had types of their own (the body is [`DeployInstance`] now). Kept so that
-/// code that builds a `Command::Deploy` from these names still compiles; new code names
-/// [`crate::command::DeployIntent`] and [`crate::command::NodeChoice`].
-#[doc(hidden)]
-pub use crate::command::{DeployIntent as DeployRequest, NodeChoice};
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeRef {
     pub id: String,
