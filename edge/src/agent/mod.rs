@@ -234,7 +234,16 @@ pub async fn run_with(
     };
     if let Some(engine) = &docker {
         match DockerRuntime::connect_on(engine.clone(), DockerOptions::default()).await {
-            Ok(rt) => runtimes.push(Arc::new(rt)),
+            Ok(rt) => {
+                // In the profile's order of runtimes, as the others were made.
+                let rank = |kind: RuntimeKind| config.runtimes.iter().position(|k| *k == kind);
+                let docker_rank = rank(RuntimeKind::Docker);
+                let at = runtimes
+                    .iter()
+                    .take_while(|r| rank(r.kind()) < docker_rank)
+                    .count();
+                runtimes.insert(at, Arc::new(rt));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the Docker engine is not available: container components will stay Pending")
             }
@@ -313,6 +322,7 @@ pub async fn run_with(
         desired: desired_tx.subscribe(),
         rebuilding: rebuilding_rx,
         purges: purges_rx,
+        wants_docker,
         docker,
         journal: journal.clone(),
         pump: Arc::clone(&pump),

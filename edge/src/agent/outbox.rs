@@ -38,7 +38,11 @@ pub(super) struct OutboxTask<'a> {
     pub sender: Sender,
     pub journal: AsyncJournal,
     pub link: &'a dyn Link,
-    /// From the commit path; closed when it stops, and this task stops then.
+    /// From the commit path; closed when it stops, and this task stops then. Unbounded so
+    /// that the commit path never waits on this task (which may wait on the link, whose
+    /// events the commit path reads): it holds at most one message per session and per
+    /// outbox acknowledgement the commit path read, each a few bytes per entry the cloud
+    /// stored, and this task takes them as they come.
     pub inbox: mpsc::UnboundedReceiver<ToOutbox>,
     pub pump: Pump,
     /// The reconcile scheduler's latest complete report (none before its first pass),
@@ -50,8 +54,8 @@ impl OutboxTask<'_> {
     pub async fn run(mut self) {
         // The rate limit or a linger holds entries until then.
         let mut wake: Option<tokio::time::Instant> = None;
-        // The commit path's end stops it at once (what is left in the inbox is dropped,
-        // as the agent's end drops it).
+        // The commit path's end stops it at once; acknowledgements it passed on before it
+        // ended are still applied (below), nothing more is sent.
         while !self.inbox.is_closed() {
             tokio::select! {
                 biased;
@@ -67,12 +71,7 @@ impl OutboxTask<'_> {
                         self.send_ready(&mut wake).await;
                     }
                     Some(ToOutbox::Acked { epoch, seqs }) => {
-                        let seqs = self.sender.acked(epoch, &seqs);
-                        if !seqs.is_empty()
-                            && let Err(e) = self.journal.outbox_ack(seqs).await
-                        {
-                            tracing::warn!(error = %e, "cannot delete acknowledged outbox entries; they are sent again");
-                        }
+                        self.acked(epoch, &seqs).await;
                         self.send_ready(&mut wake).await;
                     }
                 },
@@ -82,6 +81,21 @@ impl OutboxTask<'_> {
                     self.send_ready(&mut wake).await;
                 }
             }
+        }
+        while let Ok(message) = self.inbox.try_recv() {
+            if let ToOutbox::Acked { epoch, seqs } = message {
+                self.acked(epoch, &seqs).await;
+            }
+        }
+    }
+
+    /// Deletes what the cloud stored from the journal's outbox.
+    async fn acked(&mut self, epoch: u64, seqs: &[u64]) {
+        let seqs = self.sender.acked(epoch, seqs);
+        if !seqs.is_empty()
+            && let Err(e) = self.journal.outbox_ack(seqs).await
+        {
+            tracing::warn!(error = %e, "cannot delete acknowledged outbox entries; they are sent again");
         }
     }
 

@@ -63,7 +63,10 @@ pub(super) struct Scheduler {
     /// From the commit path; closed when it stops, and this task stops then.
     purges_in: mpsc::UnboundedReceiver<Purges>,
     purges: Purges,
-    /// The agent's Docker engine, to connect the Docker runtime on once it is reachable.
+    /// Whether container components run on the host's Docker engine.
+    wants_docker: bool,
+    /// The agent's Docker engine, to connect the Docker runtime on once it is reachable
+    /// (none while its socket could not even be opened: it is made again then).
     docker: Option<DockerEngine>,
     last_docker_try: Instant,
     journal: AsyncJournal,
@@ -78,6 +81,7 @@ pub(super) struct SchedulerParts {
     pub desired: watch::Receiver<Arc<NodeDesired>>,
     pub rebuilding: watch::Receiver<bool>,
     pub purges: mpsc::UnboundedReceiver<Purges>,
+    pub wants_docker: bool,
     pub docker: Option<DockerEngine>,
     pub journal: AsyncJournal,
     pub pump: Pump,
@@ -97,6 +101,7 @@ impl Scheduler {
             rebuilding: parts.rebuilding,
             purges_in: parts.purges,
             purges: Vec::new(),
+            wants_docker: parts.wants_docker,
             docker: parts.docker,
             last_docker_try: now,
             journal: parts.journal,
@@ -156,13 +161,19 @@ impl Scheduler {
         let Some(mut r) = self.idle.take() else {
             return;
         };
-        if let Some(engine) = &self.docker
+        if self.wants_docker
             && !r.has_runtime(RuntimeKind::Docker)
             && self.last_docker_try.elapsed() >= DOCKER_RETRY
         {
             self.last_docker_try = Instant::now();
-            if let Ok(rt) =
-                DockerRuntime::connect_on(engine.clone(), DockerOptions::default()).await
+            if self.docker.is_none() {
+                // The engine's socket was not there (the agent started before the
+                // engine, or the engine was installed later): make the client again.
+                self.docker = DockerEngine::local().ok();
+            }
+            if let Some(engine) = &self.docker
+                && let Ok(rt) =
+                    DockerRuntime::connect_on(engine.clone(), DockerOptions::default()).await
             {
                 tracing::info!("the Docker engine is available now");
                 r.add_runtime(Arc::new(rt));
