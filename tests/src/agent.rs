@@ -3,7 +3,7 @@
 //!
 //! The first start enrolls with a token from `skerry node token`; later starts need only
 //! `--data`. Standard error (the agent's log) is appended to `DIR/agent.log`, so restarts
-//! keep the earlier lines. Dropping an [`Agent`] kills the process and removes every
+//! keep the earlier lines. [`Agent::set_env`] gives later starts extra environment. Dropping an [`Agent`] kills the process and removes every
 //! container, network and volume labelled with its node id.
 
 use std::fs::OpenOptions;
@@ -26,6 +26,8 @@ pub struct Agent {
     name: String,
     profile: String,
     extra: Vec<String>,
+    /// Extra environment for the next starts ([`Agent::set_env`]).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     cleanup: Option<DockerCleanup>,
 }
@@ -70,6 +72,7 @@ impl Agent {
             name: name.to_owned(),
             profile: profile.to_owned(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
             child: None,
             cleanup: None,
         };
@@ -125,6 +128,7 @@ impl Agent {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(
             cmd.spawn()
                 .map_err(|e| Error::io(format!("spawn {}", bin.display()), e))?,
@@ -143,6 +147,13 @@ impl Agent {
                 .map_err(|e| Error::io("wait for skerry-edge", e))?;
         }
         Ok(())
+    }
+
+    /// Sets an environment variable (`DOCKER_HOST`, say) for the next
+    /// [`Agent::restart`]; it stays set for later ones.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts the agent again on the same data directory (killing it first if it runs).

@@ -74,6 +74,7 @@
 //!   while the agent was down) runs again; an undeploy takes one grace period.
 //! - `docker_runtime`: the Docker runtime against the real engine: networks from the subnet
 //!   pool, containers mapped from specs, adoption, named storage, errors.
+//! - `docker_late`: a Docker socket made after the agent started: the waiting replica runs.
 //! - `process_runtime`: the process runtime on real processes: environment and storage,
 //!   restart policies with backoff, health checks, adoption after the old runtime is gone,
 //!   output files, limits.
