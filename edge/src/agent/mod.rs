@@ -40,8 +40,10 @@
 //! - `collector.rs`: the log collector's task (a tokio task of its own), queueing log
 //!   batches into the outbox and waking the outbox sender.
 //!
-//! The first three are futures joined in [`run_with`], on the caller's runtime (a single
-//! current-thread one for `skerry-edge run`); journal writes run on the blocking pool
+//! The commit path and the outbox sender are futures joined in [`run_with`]; the
+//! scheduler and the collector are tokio tasks of their own (so a frame never polls the
+//! pass in flight). All run on the caller's runtime (a single current-thread one for
+//! `skerry-edge run`); journal writes run on the blocking pool
 //! ([`AsyncJournal`]). When `shutdown` resolves (or the link's channel closes) the
 //! commit path ends, the collector is stopped, and the closed channels stop the others:
 //! the outbox sender at once, the scheduler once the pass in flight has finished. The
@@ -349,6 +351,9 @@ pub async fn run_with(
         outbox: outbox_tx,
         pump,
     };
+    // The scheduler is a task of its own, so that the commit path's frames and heartbeats
+    // never poll the pass in flight (and the other way round).
+    let scheduling = tokio::spawn(scheduler.run());
     let front = async {
         let ended = commit.run(shutdown).await;
         if ended.is_ok() {
@@ -356,18 +361,20 @@ pub async fn run_with(
         }
         ended
     };
+    let sending = async {
+        outbox.run().await;
+        Ok(())
+    };
     // An error of the commit path ends the agent at once (the pass in flight with it).
-    tokio::try_join!(
-        front,
-        async {
-            outbox.run().await;
-            Ok(())
-        },
-        async {
-            scheduler.run().await;
-            Ok(())
-        },
-    )?;
+    if let Err(e) = tokio::try_join!(front, sending) {
+        scheduling.abort();
+        return Err(e);
+    }
+    // The commit path's end closed the scheduler's channels: it ends once the pass in
+    // flight has finished, so no action is cut in half.
+    if let Err(e) = scheduling.await {
+        tracing::error!(error = %e, "the reconcile scheduler failed");
+    }
     link.close().await;
     tracing::info!("agent stopped; its apps keep running");
     Ok(())
