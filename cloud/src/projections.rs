@@ -1,7 +1,7 @@
 //! Read models folded from the command log.
 //!
 //! [`Projections`] holds environments, nodes, apps and versions, instances and
-//! enrollment tokens, plus the head of the hash chain (next sequence number, last hash,
+//! enrollment tokens, API tokens ([`access`]), plus the head of the hash chain (next sequence number, last hash,
 //! next `node_seq` per node). It changes only by [`Projections::apply`], so rebuilding it
 //! from the log at start gives the same state the running cloud had.
 //!
@@ -17,6 +17,10 @@
 //!   agents fold with, [`skerry_shared::reducer::check_instance`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub mod access;
+
+pub use access::{ApiTokenState, ApiTokens};
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{Event, EventPayload, InstanceSpec, NodeStatus};
@@ -136,6 +140,8 @@ pub struct Projections {
     /// history in the log (`GET /api/v1/events?instance=` answers 404 for any other).
     pub instance_names: BTreeSet<Name>,
     pub tokens: HashMap<TokenId, EnrollmentTokenState>,
+    /// API tokens ([`access`]).
+    pub api_tokens: ApiTokens,
     pub head: ChainHead,
     /// Recorded events that were not applied, by `seq` (the first [`MAX_REFUSED_KEPT`]).
     pub refused: BTreeMap<u64, RefusedEvent>,
@@ -153,6 +159,7 @@ impl Default for Projections {
             instances: BTreeMap::new(),
             instance_names: BTreeSet::new(),
             tokens: HashMap::new(),
+            api_tokens: ApiTokens::default(),
             head: ChainHead {
                 next_seq: 1,
                 last_hash: Digest::ZERO,
@@ -384,6 +391,25 @@ impl Projections {
             EventPayload::InstanceUndeployed { name, .. } => {
                 self.instances.remove(name);
             }
+            EventPayload::ApiTokenCreated {
+                token,
+                role,
+                envs,
+                secret_hash,
+                expires,
+                description,
+            } => self.api_tokens.created(ApiTokenState {
+                id: *token,
+                role: *role,
+                envs: envs.clone(),
+                secret_hash: *secret_hash,
+                expires: *expires,
+                description: description.clone(),
+                created: e.time,
+                revoked: None,
+            }),
+            EventPayload::ApiTokenRevoked { token } => self.api_tokens.revoked(token, e.time),
+            EventPayload::NodeRemoved { .. } | EventPayload::NodeCertificateRenewed { .. } => {}
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::Role;
 use crate::clock::Timestamp;
 use crate::hash::Digest;
 use crate::ids::{Labels, Name, NodeId, TokenId};
@@ -225,6 +226,34 @@ pub enum EventPayload {
         name: Name,
         purge: bool,
     },
+    /// An API token was created. Only the hash of its secret is kept.
+    ApiTokenCreated {
+        token: TokenId,
+        role: Role,
+        /// The environments the token is limited to; empty: every environment.
+        envs: Vec<Name>,
+        /// SHA-256 of the token's secret; the secret itself is never stored.
+        secret_hash: Digest,
+        /// When the token stops being accepted; `None`: never.
+        expires: Option<Timestamp>,
+        description: String,
+    },
+    /// An API token was revoked: its next request is refused.
+    ApiTokenRevoked {
+        token: TokenId,
+    },
+    /// A node was removed: its instances are gone from it, it forgets its identity and its
+    /// certificate is revoked.
+    NodeRemoved {
+        node: NodeId,
+    },
+    /// A node's certificate was renewed over its link.
+    NodeCertificateRenewed {
+        node: NodeId,
+        /// SHA-256 of the new DER certificate.
+        certificate: Digest,
+        expires: Timestamp,
+    },
 }
 
 impl EventPayload {
@@ -243,6 +272,10 @@ impl EventPayload {
             EventPayload::AppVersionPublished { .. } => "app.version-published",
             EventPayload::InstanceDeployed { .. } => "instance.deployed",
             EventPayload::InstanceUndeployed { .. } => "instance.undeployed",
+            EventPayload::ApiTokenCreated { .. } => "api-token.created",
+            EventPayload::ApiTokenRevoked { .. } => "api-token.revoked",
+            EventPayload::NodeRemoved { .. } => "node.removed",
+            EventPayload::NodeCertificateRenewed { .. } => "node.certificate-renewed",
         }
     }
 
@@ -290,6 +323,31 @@ impl EventPayload {
             ),
             EventPayload::InstanceUndeployed { name, purge } => {
                 format!("{name}{}", if *purge { " (purge)" } else { "" })
+            }
+            EventPayload::ApiTokenCreated {
+                token,
+                role,
+                envs,
+                expires,
+                ..
+            } => {
+                let scope = if envs.is_empty() {
+                    "every environment".to_owned()
+                } else {
+                    envs.iter()
+                        .map(Name::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                match expires {
+                    Some(t) => format!("token {token} ({role}) for {scope}, expires {t}"),
+                    None => format!("token {token} ({role}) for {scope}"),
+                }
+            }
+            EventPayload::ApiTokenRevoked { token } => format!("token {token}"),
+            EventPayload::NodeRemoved { node } => format!("node {node}"),
+            EventPayload::NodeCertificateRenewed { node, expires, .. } => {
+                format!("node {node}, valid until {expires}")
             }
         }
     }

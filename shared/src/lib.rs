@@ -4,6 +4,7 @@
 //! meet only through this crate.
 //!
 //! # Layout
+//! - [`access`]: API roles and the API token's format.
 //! - [`ids`]: names, node ids, token ids and labels, with their validation rules.
 //! - [`clock`]: timestamps (unix milliseconds) and the command line's time syntax.
 //! - [`hash`]: the SHA-256 digest used by the hash chain and spec hashes.
@@ -21,6 +22,7 @@
 //! - `fuzzing` (with the `fuzzing` feature): one fuzz target per decoder of outside bytes,
 //!   shared by the stable fuzz test and the cargo-fuzz targets under `fuzz/`.
 
+pub mod access;
 pub mod clock;
 pub mod cron;
 pub mod enroll;
