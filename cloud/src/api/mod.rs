@@ -26,6 +26,7 @@
 //! Imports run one way: this file uses its children, and the handlers use `state`,
 //! `caller`, `query`, `error`, `dto`, `views` and `streams`, never this file.
 
+pub mod auth;
 pub mod caller;
 pub mod dto;
 pub mod error;
