@@ -16,7 +16,7 @@ use axum::http::Method;
 use skerry_shared::access::Role;
 
 /// One row of the table: a route (as axum matches it) and the least role it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
