@@ -36,6 +36,14 @@ pub struct ServeArgs {
     /// Do not run the local node in-process.
     #[arg(long)]
     pub no_local_node: bool,
+    /// Serve the API over https with a certificate from the cloud's CA for NAME (a DNS
+    /// name or an IP address; repeatable).
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+    /// Serve the API over plain http beyond loopback (tokens and secrets cross the network
+    /// in the clear).
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 /// The whole configuration, as read from the config file.
@@ -58,6 +66,11 @@ pub struct FileConfig {
     pub sync: SyncConfig,
     /// `[http]`: the REST API's server: other origins allowed, timeouts, connections.
     pub http: HttpFileConfig,
+    /// Names (DNS names or IP addresses) of the API's certificate from the cloud's CA: the
+    /// API serves https.
+    pub tls_names: Vec<String>,
+    /// Serve the API over plain http beyond loopback.
+    pub insecure_http: Option<bool>,
 }
 
 /// `[http]` in the config file.
@@ -148,6 +161,11 @@ pub struct Config {
     pub sync_snapshots: bool,
     /// The REST API server: allowed origins, timeouts, the connection bound.
     pub http: HttpConfig,
+    /// The names of the API's certificate from the cloud's CA (`--tls-name`); none: no
+    /// certificate is issued (see `api::server::tls` for the policy).
+    pub tls_names: Vec<String>,
+    /// Plain http beyond loopback is allowed (`--insecure-http`).
+    pub insecure_http: bool,
 }
 
 impl Config {
@@ -172,7 +190,8 @@ impl Config {
     /// `SKERRY_MQTT_ADVERTISE`, `SKERRY_NATS`, `SKERRY_KEYS`, `SKERRY_LOCAL_NODE`,
     /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`, `SKERRY_SYNC_SNAPSHOTS`,
     /// `SKERRY_HTTP_ALLOWED_ORIGINS`, `SKERRY_HTTP_HEADER_TIMEOUT`, `SKERRY_HTTP_BODY_TIMEOUT`,
-    /// `SKERRY_HTTP_MAX_CONNECTIONS`) and flags.
+    /// `SKERRY_HTTP_MAX_CONNECTIONS`, `SKERRY_TLS_NAMES` (comma-separated),
+    /// `SKERRY_INSECURE_HTTP`) and flags.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut errors = Vec::new();
@@ -254,7 +273,31 @@ impl Config {
             None => file.unwrap_or(true),
         };
         let local_node = !args.no_local_node && flag("SKERRY_LOCAL_NODE", file.local_node);
+        let insecure_http = args.insecure_http
+            || flag(
+                "SKERRY_INSECURE_HTTP",
+                Some(file.insecure_http.unwrap_or(false)),
+            );
+        let tls_names = if !args.tls_names.is_empty() {
+            args.tls_names.clone()
+        } else if let Some(v) = env("SKERRY_TLS_NAMES") {
+            v.split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect()
+        } else {
+            file.tls_names
+        };
         let sync_snapshots = flag("SKERRY_SYNC_SNAPSHOTS", file.sync.snapshots);
+        for name in &tls_names {
+            if name.parse::<std::net::IpAddr>().is_err()
+                && rustls::pki_types::DnsName::try_from(name.as_str()).is_err()
+            {
+                errors.push(format!(
+                    "tls_names: \"{name}\" (--tls-name) is neither a DNS name nor an IP address"
+                ));
+            }
+        }
         let log_retention = log_retention(
             env("SKERRY_LOG_RETENTION").or(file.logs.retention),
             env("SKERRY_LOG_MAX_BYTES")
@@ -300,6 +343,8 @@ impl Config {
             log_retention,
             sync_snapshots,
             http,
+            tls_names,
+            insecure_http,
         })
     }
 }
@@ -467,6 +512,40 @@ mod tests {
         assert!(!load("[sync]\nsnapshots = false\n").unwrap().sync_snapshots);
         let err = load("[sync]\nsnapshot = false\n").unwrap_err();
         assert!(err.to_string().contains("snapshot"), "{err}");
+    }
+
+    #[test]
+    fn tls_names_and_insecure_http_come_from_flags_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skerry.toml");
+        std::fs::write(
+            &path,
+            "tls_names = [\"cloud.example\", \"192.0.2.10\"]\ninsecure_http = true\n",
+        )
+        .unwrap();
+        let from_file = Config::load(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.tls_names, ["cloud.example", "192.0.2.10"]);
+        assert!(from_file.insecure_http);
+        let defaults = Config::load(&ServeArgs::default()).unwrap();
+        assert!(defaults.tls_names.is_empty() && !defaults.insecure_http);
+        let flags = Config::load(&ServeArgs {
+            config: Some(path),
+            tls_names: vec!["a.example".into()],
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(flags.tls_names, ["a.example"]);
+        let err = Config::load(&ServeArgs {
+            tls_names: vec!["not a name".into(), "".into()],
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].contains("--tls-name"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use skerry_shared::event::Actor;
 use tokio::net::TcpListener;
 
+use crate::api::server::tls::{self, TlsError};
 use crate::api::{self, AppState};
 use crate::command::Command;
 use crate::config::{Config, ServeArgs};
@@ -50,6 +51,19 @@ pub enum ServeError {
         "the NATS JetStream backend (--nats) is not part of this build yet; run without --nats to use the embedded log"
     )]
     NatsUnavailable,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+impl ServeError {
+    /// The exit status: 2 for a configuration the cloud refuses, 1 for anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Config(_) => 2,
+            ServeError::Tls(e) if !matches!(e, TlsError::Build(_)) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// The running server's parts, for tests and the binary.
@@ -92,27 +106,21 @@ fn host_of(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-fn is_loopback(addr: &std::net::SocketAddr) -> bool {
-    addr.ip().is_loopback()
-}
-
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let cloud = open(&config).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Io {
         path: "listener".into(),
         source,
     })?;
-    if !is_loopback(&local) {
-        tracing::warn!(
-            addr = %local,
-            "the API listens beyond loopback and API tokens are not enforced yet: anyone who reaches this address can send commands"
-        );
-    }
+    // Beyond loopback: TLS, or `--insecure-http`, or no start at all.
+    let tls_plan = tls::plan(local, &config.keys, &config.tls_names, config.insecure_http)?;
+    let cloud = open(&config).await?;
+    let acceptor = tls::acceptor(&tls_plan, &cloud.pki, local)?;
+    tls::announce(&tls_plan, local);
     // The report store: replica statuses, log lines and drop counts from the agents'
     // outboxes, with the log retention applied by its writer.
     let reports_path = config.data.join("reports.redb");
@@ -186,11 +194,12 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     let head = cloud.engine.read().head.next_seq - 1;
-    tracing::info!(api = %format!("http://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
+    let scheme = if tls_plan.is_tls() { "https" } else { "http" };
+    tracing::info!(api = %format!("{scheme}://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
     let local_node = if config.local_node {
         Some(tokio::spawn(crate::local_node::run(
             config.data.join("local-node"),
-            format!("http://{local}"),
+            tls::local_api_url(local, tls_plan.is_tls()),
             cloud.engine.clone(),
             cloud.pki.clone(),
             stopped(),
@@ -214,7 +223,7 @@ pub async fn run(
         allowed_origins = ?config.http.allowed_origins,
         "API server limits"
     );
-    let served = api::server::serve(listener, app, limits, shutdown)
+    let served = api::server::serve(listener, app, limits, acceptor, shutdown)
         .await
         .map_err(|source| ServeError::Io {
             path: local.to_string(),
@@ -345,7 +354,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -40,6 +40,9 @@
 //!   the cloud's endpoint: client keys and CSRs, PEM files, runs with a deadline.
 //! - [`proxy`]: [`proxy::Proxy`], a TCP proxy between an agent and the cloud's MQTT port
 //!   that can cut the link (drop every connection, refuse new ones) and restore it.
+//! - [`served`]: [`served::Served`], a `skerry serve` child process with the test's own
+//!   arguments (another listen address, TLS, `--insecure-http`, a keys directory prepared
+//!   beforehand); its logs, its exit, the admin token it wrote.
 //! - [`smallfs`]: [`smallfs::SmallFs`], a small tmpfs mounted over a directory (root only)
 //!   and filled to the last byte on demand; [`smallfs::copy_dir`], to move a data
 //!   directory onto it.
@@ -121,6 +124,10 @@
 //! - `api_hostile`: what a web page or a hostile client sends: foreign origins, bodies that
 //!   are not JSON, 2,000 half-sent heads, the connection bound, hyper's own errors, all
 //!   answered in the error shape.
+//! - `api_tls`: the API beyond loopback refuses to start without TLS or `--insecure-http`;
+//!   https with `--tls-name` (curl `--cacert`, the CLI `--ca`), plain http to it fails, a
+//!   handshake that never comes is closed; a certificate of one's own; the local node
+//!   enrolls over https.
 //! - `event_streams`: event reads page by page from the log: the `limit` maxima of event
 //!   and log reads, the stream caps (429), and 300 follows of a large backlog with the
 //!   cloud's RSS bounded.
@@ -147,6 +154,7 @@ pub mod mqtt;
 pub mod node;
 pub mod procfs;
 pub mod proxy;
+pub mod served;
 pub mod sim;
 pub mod smallfs;
 pub mod wait;

@@ -499,7 +499,7 @@ fn run_page(file: &str) {
 
 #[test]
 fn every_example_block_is_run_or_marked_not_run() {
-    for file in ["README.md", "docs/cli.md"] {
+    for file in ["README.md", "docs/cli.md", "docs/operations.md"] {
         let (_, page) = read_page(file);
         assert!(!page.blocks.is_empty(), "{file}: no example blocks found");
         assert_eq!(

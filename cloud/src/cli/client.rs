@@ -11,8 +11,14 @@
 //!   the body was still being sent, is [`CliError::TooLarge`];
 //! - a connection that cannot be made is [`CliError::Unreachable`].
 //!
+//! With `--ca FILE` (`SKERRY_CA`) the client also trusts the CA certificates in that PEM
+//! file, as for a cloud that serves https with a certificate from its own CA
+//! (`DATA/keys/ca.crt`); a file that is missing, unreadable or holds no PEM certificate is a
+//! usage error naming `--ca`. Without it, the roots reqwest has apply.
+//!
 //! [`Call::lines`] reads a streamed NDJSON answer (`--follow`) as [`Lines`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
@@ -65,6 +71,47 @@ fn is_json(content_type: Option<&str>) -> bool {
     })
 }
 
+/// The most bytes of a `--ca` file read: a CA bundle is a few kilobytes.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// The certificates of the PEM file `path` (`--ca`), each checked to parse.
+fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CliError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use std::io::Read as _;
+    let usage = |reason: String| CliError::Usage {
+        message: format!("--ca: {}: {reason}", path.display()),
+        field: Some("--ca".to_owned()),
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|e| usage(format!("cannot read it ({e})")))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(usage(format!(
+            "it is over {} KiB; give the PEM file of the cloud's CA (DATA/keys/ca.crt)",
+            MAX_CA_FILE_BYTES >> 10
+        )));
+    }
+    let ders = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| usage(format!("not a PEM certificate ({e})")))?;
+    if ders.is_empty() {
+        return Err(usage(
+            "holds no PEM certificate; give the cloud's CA certificate (DATA/keys/ca.crt)"
+                .to_owned(),
+        ));
+    }
+    ders.iter()
+        .map(|der| {
+            x509_parser::parse_x509_certificate(der.as_ref())
+                .map_err(|e| usage(format!("a certificate in it does not parse ({e})")))?;
+            reqwest::Certificate::from_der(der.as_ref())
+                .map_err(|e| usage(format!("a certificate in it is refused ({e})")))
+        })
+        .collect()
+}
+
 /// A client of one cloud.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -76,6 +123,12 @@ pub struct Client {
 impl Client {
     /// A client of the cloud at `base`, sending `token` (if any) as `Authorization: Bearer`.
     pub fn new(base: Url, token: Option<String>) -> Result<Self, CliError> {
+        Self::with_ca(base, token, None)
+    }
+
+    /// Like [`Client::new`], also trusting the CA certificates in the PEM file `ca`
+    /// (`--ca`).
+    pub fn with_ca(base: Url, token: Option<String>, ca: Option<&Path>) -> Result<Self, CliError> {
         let token = token.filter(|t| !t.is_empty());
         if let Some(t) = &token
             && !t.bytes().all(|b| b.is_ascii_graphic())
@@ -85,7 +138,13 @@ impl Client {
                 field: Some("--token".to_owned()),
             });
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca {
+            for cert in ca_certificates(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(crate::api::server::CLIENT_POOL_IDLE)
             .user_agent(concat!("skerry/", env!("CARGO_PKG_VERSION")))
@@ -133,6 +192,10 @@ impl Client {
 
     pub fn post(&self, segments: &[&str]) -> Call {
         self.call(Method::POST, segments)
+    }
+
+    pub fn put(&self, segments: &[&str]) -> Call {
+        self.call(Method::PUT, segments)
     }
 
     pub fn patch(&self, segments: &[&str]) -> Call {
@@ -376,6 +439,46 @@ mod tests {
             assert!(!is_json(Some(ct)), "{ct}");
         }
         assert!(!is_json(None));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn ca_files_must_hold_pem_certificates() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let base = || Url::parse("https://cloud:8443").unwrap();
+        let field = |r: Result<Client, CliError>| match r {
+            Err(CliError::Usage { field, message }) => {
+                assert!(message.starts_with("--ca: "), "{message}");
+                field
+            }
+            other => panic!("{other:?}"),
+        };
+        let missing = dir.path().join("missing.crt");
+        assert_eq!(
+            field(Client::with_ca(base(), None, Some(&missing))).as_deref(),
+            Some("--ca")
+        );
+        let junk = dir.path().join("junk.crt");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        assert_eq!(
+            field(Client::with_ca(base(), None, Some(&junk))).as_deref(),
+            Some("--ca")
+        );
+        let garbled = dir.path().join("garbled.crt");
+        std::fs::write(
+            &garbled,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert_eq!(
+            field(Client::with_ca(base(), None, Some(&garbled))).as_deref(),
+            Some("--ca")
+        );
+        let pki = crate::pki::Pki::load_or_create(&dir.path().join("keys")).unwrap();
+        let ca = dir.path().join("keys").join("ca.crt");
+        assert!(!pki.ca_pem().is_empty());
+        assert!(Client::with_ca(base(), None, Some(&ca)).is_ok());
     }
 
     #[test]

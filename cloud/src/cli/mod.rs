@@ -92,6 +92,16 @@ pub struct ClientOpts {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// A PEM file of CA certificates to trust for an https cloud, as the cloud's own CA
+    /// (DATA/keys/ca.crt).
+    #[arg(
+        long,
+        global = true,
+        help_heading = CLIENT_OPTIONS,
+        env = "SKERRY_CA",
+        value_name = "FILE"
+    )]
+    pub ca: Option<std::path::PathBuf>,
     /// How results are printed.
     #[arg(
         short = 'o',
@@ -269,7 +279,7 @@ fn run_client(opts: ClientOpts, command: Command) -> ExitCode {
 /// Runs one client command.
 pub async fn run(opts: ClientOpts, command: Command) -> Result<ExitCode, CliError> {
     let format = opts.output;
-    let client = Client::new(opts.cloud, opts.token)?;
+    let client = Client::with_ca(opts.cloud, opts.token, opts.ca.as_deref())?;
     let c = &client;
     match command {
         Command::Serve(_) => Err(CliError::Internal(

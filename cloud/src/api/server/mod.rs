@@ -19,17 +19,24 @@
 //!   in the listen backlog until one closes (each waits at most a header timeout unless it
 //!   is answering a request or a stream).
 //!
-//! The bounds and their defaults are in [`limits`]; the request guard in [`guard`]; hyper's
-//! own error answers in [`rewrite`]; the write stall bound in [`stall`]. This file uses
-//! them; none of them uses this file.
+//! - **TLS**, when [`serve`] is given an acceptor ([`tls`]: which addresses need it, and the
+//!   certificates): the handshake runs in the connection's own task, holding its permit,
+//!   and must end within the header timeout, else the connection is closed; then the head
+//!   has its own header timeout. A plain-http request to a TLS port fails its handshake.
 //!
-//! Shutdown is graceful: the listener closes, idle connections are closed, and requests in
-//! flight finish (streams end on the shutdown signal themselves).
+//! The bounds and their defaults are in [`limits`]; the request guard in [`guard`]; hyper's
+//! own error answers in [`rewrite`]; the write stall bound in [`stall`]; the TLS policy and
+//! acceptor in [`tls`]. This file uses them; none of them uses this file.
+//!
+//! Shutdown is graceful: the listener closes, idle connections are closed, handshakes still
+//! under way are dropped, and requests in flight finish (streams end on the shutdown signal
+//! themselves).
 
 pub mod guard;
 pub mod limits;
 pub mod rewrite;
 pub mod stall;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,8 +48,10 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 pub use guard::Guard;
@@ -67,15 +76,18 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the connections
-/// to end.
+/// to end. With `tls`, each connection is a TLS session first.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Handshakes under way end when this turns true.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -104,7 +116,78 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let conn = Conn {
+            http: http.clone(),
+            router: router.clone(),
+            peer,
+            watcher: graceful.watcher(),
+            permit,
+        };
+        match &tls {
+            None => {
+                tokio::spawn(conn.serve(stream));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let timeout = limits.header_timeout;
+                let mut stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(timeout, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "API TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, ?timeout, "API TLS handshake did not end within the header timeout");
+                                return;
+                            }
+                        },
+                        _ = stop.wait_for(|s| *s) => return,
+                    };
+                    conn.serve(stream).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "API connections still open at shutdown were dropped"
+        );
+    }
+    Ok(())
+}
+
+/// One accepted connection, to be served over a plain or a TLS stream.
+struct Conn {
+    http: hyper::server::conn::http1::Builder,
+    router: Router,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+    /// Released when the connection ends.
+    permit: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    async fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            http,
+            router,
+            peer,
+            watcher,
+            permit,
+        } = self;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             let router = router.clone();
@@ -118,23 +201,9 @@ pub async fn serve(
             }
         });
         let io = TokioIo::new(rewrite::ErrorRewrite::new(stall::WriteStall::new(stream)));
-        let conn = graceful.watch(http.serve_connection(io, service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "API connection ended with an error");
-            }
-            drop(permit);
-        });
+        if let Err(e) = watcher.watch(http.serve_connection(io, service)).await {
+            tracing::debug!(%peer, error = %e, "API connection ended with an error");
+        }
+        drop(permit);
     }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace = ?SHUTDOWN_GRACE,
-            "API connections still open at shutdown were dropped"
-        );
-    }
-    Ok(())
 }
