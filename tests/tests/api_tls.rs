@@ -190,6 +190,12 @@ fn with_tls_names_it_serves_https_from_its_ca_and_plain_http_fails() {
         assert!(out.stderr.contains("--ca"), "{out}");
     }
 
+    // An agent enrolls over https through the CA its token pins.
+    assert_eq!(
+        enroll_agent(&served, &https, &ca, &https),
+        Enrollment::Enrolled
+    );
+
     // A client that opens a connection and never starts its handshake is closed at the
     // header timeout (1 s here).
     let mut idle = TcpStream::connect(loopback(port)).unwrap();
@@ -285,9 +291,72 @@ fn a_certificate_in_the_keys_directory_is_used_and_its_key_must_be_private() {
     args.extend(["--ca", path(&own_ca), "env", "list"]);
     let out = try_cli_at(&https, &args).unwrap();
     assert_eq!(out.code, 0, "{out}");
+    // An agent trusts only the CA its token pins: through the own certificate it refuses
+    // the cloud (exit 3), through localhost it enrolls.
+    match enroll_agent(&served, &https, &own_ca, &https) {
+        Enrollment::Exited(code, stderr) => {
+            assert_eq!(code, Some(3), "{stderr}");
+            assert!(stderr.contains("is not trusted"), "{stderr}");
+            assert!(
+                stderr.contains("does not include the CA the token names"),
+                "{stderr}"
+            );
+        }
+        other => panic!("the agent enrolled through a certificate of another CA: {other:?}"),
+    }
+    let localhost = format!("https://localhost:{port}");
+    assert_eq!(
+        enroll_agent(&served, &https, &own_ca, &localhost),
+        Enrollment::Enrolled
+    );
 }
 
-/// Whether the local node has enrolled: the cloud lists a node.
+/// How an agent's first run against an https cloud ended.
+#[derive(Debug, PartialEq)]
+enum Enrollment {
+    /// It saved its identity.
+    Enrolled,
+    /// It exited first, with this code and standard error.
+    Exited(Option<i32>, String),
+}
+
+/// Runs `skerry-edge run --cloud URL` with a fresh enrollment token for `local` (made by the
+/// CLI trusting `ca`), until it has enrolled or has exited.
+fn enroll_agent(served: &Served, cli_url: &str, ca: &Path, cloud_url: &str) -> Enrollment {
+    let token = token_args(served);
+    let mut args: Vec<&str> = token.iter().map(String::as_str).collect();
+    args.extend(["--ca", path(ca), "node", "token", "--env", "local"]);
+    let out = try_cli_at(cli_url, &args).unwrap();
+    assert_eq!(out.code, 0, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("gw.token");
+    std::fs::write(&token_file, out.stdout.trim()).unwrap();
+    let data = dir.path().join("data");
+    let stderr = dir.path().join("stderr.log");
+    let mut child = Command::new(skerry_tests::bin("skerry-edge"))
+        .args(["run", "--data", path(&data), "--cloud", cloud_url])
+        .args(["--token-file", path(&token_file), "--name", "gw-tls"])
+        .args(["--runtime", "process"])
+        .env_remove("SKERRY_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let identity = data.join("identity").join("node.json");
+    let ended = skerry_tests::wait_for(Duration::from_secs(60), || {
+        if identity.exists() {
+            return Some(Enrollment::Enrolled);
+        }
+        let status = child.try_wait().ok().flatten()?;
+        let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+        Some(Enrollment::Exited(status.code(), text))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    ended.expect("the agent neither enrolled nor exited within 60 s")
+}
+
+/// Whether the local node has enrolled and linked: the cloud lists a node that is Normal.
 fn local_node_listed(served: &Served, url: &str, ca: &Path) -> bool {
     let token = token_args(served);
     let mut args: Vec<&str> = token.iter().map(String::as_str).collect();
@@ -299,7 +368,10 @@ fn local_node_listed(served: &Served, url: &str, ca: &Path) -> bool {
         && out
             .json()
             .ok()
-            .and_then(|v| v.as_array().map(|a| !a.is_empty()))
+            .and_then(|v| {
+                v.as_array()
+                    .map(|a| a.iter().any(|n| n["status"] == "Normal"))
+            })
             .unwrap_or(false)
 }
 
