@@ -9,9 +9,9 @@
 //!   error shape, naming the field.
 //! - [`caller`]: the [`Caller`] extractor, who is calling (the
 //!   [`Actor`](skerry_shared::event::Actor) their commands are recorded under).
-//! - [`server`]: the HTTP server (accept loop, connection bound, timeouts, hyper's own
-//!   error answers in the error shape) and the request guard (origin, media type, body
-//!   size and deadline).
+//! - [`server`]: the HTTP server (accept loop, connection bound, timeouts, TLS and where it
+//!   is needed, hyper's own error answers in the error shape) and the request guard
+//!   (origin, media type, body size and deadline).
 //! - `state`: [`AppState`], what every handler shares, and lookups in it; `query`: query
 //!   parameters several routes share.
 //! - `envs`, `nodes`, `enroll`, `apps`, `instances`, `events`, `logs`: one module per
