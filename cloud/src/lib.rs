@@ -12,6 +12,7 @@
 //!   appends them durably with group commit, then updates projections and notifies
 //!   subscribers.
 //! - [`pki`]: the cloud's CA (rcgen), enrollment tokens and node certificates.
+//! - [`secrets`]: the cloud's secrets key (`secrets.key`) and the sealing done with it.
 //! - [`mqtt`]: the embedded MQTT 3.1.1 endpoint for agents: TLS with client certificates,
 //!   every packet authorized by the node id in the certificate.
 //! - [`sync`]: the cloud's side of the sync protocol: per-node sessions (catch-up by events
@@ -41,5 +42,6 @@ pub mod mqtt;
 pub mod pki;
 pub mod projections;
 pub mod reports;
+pub mod secrets;
 pub mod serve;
 pub mod sync;

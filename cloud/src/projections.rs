@@ -19,8 +19,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub mod access;
+pub mod certificates;
+pub mod secrets;
 
 pub use access::{ApiTokenState, ApiTokens};
+pub use certificates::Certificates;
+pub use secrets::{SecretState, Secrets};
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{Event, EventPayload, InstanceSpec, NodeStatus};
@@ -142,6 +146,10 @@ pub struct Projections {
     pub tokens: HashMap<TokenId, EnrollmentTokenState>,
     /// API tokens ([`access`]).
     pub api_tokens: ApiTokens,
+    /// Secrets, sealed, and the nodes' keys for them ([`secrets`]).
+    pub secrets: Secrets,
+    /// Node certificates issued and revoked, and removed nodes ([`certificates`]).
+    pub certificates: Certificates,
     pub head: ChainHead,
     /// Recorded events that were not applied, by `seq` (the first [`MAX_REFUSED_KEPT`]).
     pub refused: BTreeMap<u64, RefusedEvent>,
@@ -160,6 +168,8 @@ impl Default for Projections {
             instance_names: BTreeSet::new(),
             tokens: HashMap::new(),
             api_tokens: ApiTokens::default(),
+            secrets: Secrets::default(),
+            certificates: Certificates::default(),
             head: ChainHead {
                 next_seq: 1,
                 last_hash: Digest::ZERO,
@@ -409,7 +419,34 @@ impl Projections {
                 revoked: None,
             }),
             EventPayload::ApiTokenRevoked { token } => self.api_tokens.revoked(token, e.time),
-            EventPayload::NodeRemoved { .. } | EventPayload::NodeCertificateRenewed { .. } => {}
+            EventPayload::NodeRemoved { node } => self.node_removed(*node, e.time),
+            EventPayload::NodeCertificateRenewed {
+                node,
+                certificate,
+                expires,
+            } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.certificate = *certificate;
+                    self.certificates
+                        .issued(*node, *certificate, Some(*expires));
+                }
+            }
+            EventPayload::SecretSet {
+                name,
+                env,
+                version,
+                sealed,
+            } => self.secrets.set(name, env, *version, sealed, e.time),
+            EventPayload::SecretDeleted { name } => self.secrets.deleted(name),
+            EventPayload::SecretDelivered {
+                name,
+                version,
+                node,
+                ..
+            } => self.secrets.delivered(name, *version, *node),
+            EventPayload::NodeSecretsKeyRegistered { node, key } => {
+                self.secrets.key_registered(*node, *key);
+            }
         }
     }
 }

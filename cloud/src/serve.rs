@@ -43,10 +43,14 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error("the secrets key: {0}")]
+    Secrets(#[from] crate::secrets::SecretsKeyError),
     #[error(transparent)]
     Reports(#[from] ReportError),
     #[error(transparent)]
     Mqtt(#[from] crate::mqtt::MqttError),
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin_token::AdminTokenError),
     #[error(
         "the NATS JetStream backend (--nats) is not part of this build yet; run without --nats to use the embedded log"
     )]
@@ -134,6 +138,12 @@ pub async fn run(
             .await
             .map_err(|e| ReportError::Storage(e.to_string()))??
     };
+    let keys = config.keys.clone();
+    let secrets =
+        tokio::task::spawn_blocking(move || crate::secrets::SecretsKey::load_or_create(&keys))
+            .await
+            .map_err(|e| LogError::Storage(e.to_string()))??;
+    let secrets = Arc::new(secrets);
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let hub = Hub::new(cloud.engine.clone());
     hub.set_snapshots(config.sync_snapshots);
@@ -144,6 +154,16 @@ pub async fn run(
             let _ = stopping.wait_for(|s| *s).await;
         }
     }));
+    let deliveries = tokio::spawn(crate::controllers::secrets::run(
+        cloud.engine.clone(),
+        secrets.clone(),
+        {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        },
+    ));
     let stopped = {
         let stopping = stopping.clone();
         move || {
@@ -185,14 +205,16 @@ pub async fn run(
         mqtt: vec![advertised],
         nats: config.nats.clone(),
         stopping,
-        hub,
+        hub: hub.clone(),
         reports: reports.clone(),
+        secrets: secrets.clone(),
     };
     // Streams (`events --follow`) end when shutdown starts, so it does not wait on them.
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
+    crate::admin_token::ensure(&cloud.engine, &config.data).await?;
     let head = cloud.engine.read().head.next_seq - 1;
     let scheme = if tls_plan.is_tls() { "https" } else { "http" };
     tracing::info!(api = %format!("{scheme}://{local}"), data = %config.data.display(), events = head, "skerry serve is ready");
@@ -239,6 +261,9 @@ pub async fn run(
     }
     // The monitor saw the stop; wait for it, so no status change is submitted after the
     // engine closes.
+    if let Err(e) = deliveries.await {
+        tracing::error!(error = %e, "the secrets delivery controller failed");
+    }
     if let Err(e) = monitor.await {
         tracing::error!(error = %e, "the liveness monitor failed");
     }

@@ -47,6 +47,7 @@ async fn server() -> Server {
         stopping,
         hub: Hub::new(engine),
         reports: reports.clone(),
+        secrets: Arc::new(skerry_cloud::secrets::SecretsKey::generate()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -678,6 +678,7 @@ async fn the_api_shows_lag_last_seen_and_replica_states() {
             Default::default(),
         )
         .unwrap(),
+        secrets: Arc::new(skerry_cloud::secrets::SecretsKey::generate()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

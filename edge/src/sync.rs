@@ -656,4 +656,5 @@ fn changed(a: &NodeDesired, b: &NodeDesired) -> bool {
         || a.labels != b.labels
         || a.envs != b.envs
         || a.instances != b.instances
+        || a.secrets != b.secrets
 }

@@ -98,6 +98,10 @@ pub struct EnrollRequest {
     pub csr: String,
     pub name: Name,
     pub profile: FirmwareProfile,
+    /// The node's X25519 public key for secrets, 64 hex digits; left out by agents
+    /// without secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_key: Option<String>,
 }
 
 /// The answer to an enrollment.

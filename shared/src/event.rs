@@ -16,6 +16,7 @@ use crate::hash::Digest;
 use crate::ids::{Labels, Name, NodeId, TokenId};
 use crate::manifest::Manifest;
 use crate::profile::FirmwareProfile;
+use crate::secret::{NodeSecretsKey, SealedAtRest, SealedForNode};
 
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +255,32 @@ pub enum EventPayload {
         certificate: Digest,
         expires: Timestamp,
     },
+    /// A secret was set: a new version, its value sealed under the cloud's secrets key
+    /// (never in plain text). Concerns no node: each node's copy is a `SecretDelivered`.
+    SecretSet {
+        name: Name,
+        /// The environment it is limited to; `None`: every environment.
+        env: Option<Name>,
+        /// From 1, one more at each `secret set` of this name.
+        version: u64,
+        sealed: SealedAtRest,
+    },
+    /// A secret was deleted; the nodes holding a copy drop it.
+    SecretDeleted {
+        name: Name,
+    },
+    /// One node's copy of a secret version, sealed for that node's key alone.
+    SecretDelivered {
+        name: Name,
+        version: u64,
+        node: NodeId,
+        sealed: SealedForNode,
+    },
+    /// A node's public key for secrets (its X25519 key, sent at enrollment).
+    NodeSecretsKeyRegistered {
+        node: NodeId,
+        key: NodeSecretsKey,
+    },
 }
 
 impl EventPayload {
@@ -276,6 +303,10 @@ impl EventPayload {
             EventPayload::ApiTokenRevoked { .. } => "api-token.revoked",
             EventPayload::NodeRemoved { .. } => "node.removed",
             EventPayload::NodeCertificateRenewed { .. } => "node.certificate-renewed",
+            EventPayload::SecretSet { .. } => "secret.set",
+            EventPayload::SecretDeleted { .. } => "secret.deleted",
+            EventPayload::SecretDelivered { .. } => "secret.delivered",
+            EventPayload::NodeSecretsKeyRegistered { .. } => "node.secrets-key-registered",
         }
     }
 
@@ -349,6 +380,20 @@ impl EventPayload {
             EventPayload::NodeCertificateRenewed { node, expires, .. } => {
                 format!("node {node}, valid until {expires}")
             }
+            EventPayload::SecretSet {
+                name, env, version, ..
+            } => match env {
+                Some(env) => format!("secret {name} version {version} for {env}"),
+                None => format!("secret {name} version {version}"),
+            },
+            EventPayload::SecretDeleted { name } => format!("secret {name}"),
+            EventPayload::SecretDelivered {
+                name,
+                version,
+                node,
+                ..
+            } => format!("secret {name} version {version} to node {node}"),
+            EventPayload::NodeSecretsKeyRegistered { node, .. } => format!("node {node}"),
         }
     }
 

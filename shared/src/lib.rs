@@ -18,6 +18,7 @@
 //! - [`outbox`]: what an agent queues to say (replica states, log batches) and how it travels.
 //! - [`reducer`]: events to a node's desired state, idempotent by `node_seq`.
 //! - [`report`]: replica states as agents report them.
+//! - [`secret`]: secrets' crypto formats (sealed at rest, sealed for a node) and bounds.
 //! - [`planner`]: desired and actual state to ordered actions.
 //! - `fuzzing` (with the `fuzzing` feature): one fuzz target per decoder of outside bytes,
 //!   shared by the stable fuzz test and the cargo-fuzz targets under `fuzz/`.
@@ -39,3 +40,4 @@ pub mod profile;
 pub mod quantity;
 pub mod reducer;
 pub mod report;
+pub mod secret;

@@ -88,6 +88,7 @@ impl TestNode {
             csr: csr_pem.to_owned(),
             name,
             profile: self.profile.clone(),
+            secrets_key: None,
         };
         serde_json::to_value(&request)
             .map_err(|e| Error::unexpected(format!("enrollment request to JSON: {e}")))

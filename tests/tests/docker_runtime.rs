@@ -117,6 +117,7 @@ impl TestNode {
                 })
                 .collect(),
             log_dir_host: None,
+            secrets: Vec::new(),
             key,
             component,
         }

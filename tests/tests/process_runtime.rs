@@ -48,6 +48,7 @@ fn spec(node: NodeId, key: &ReplicaKey, component: Component) -> ReplicaSpec {
         ports: Vec::new(),
         storage: Vec::new(),
         log_dir_host: None,
+        secrets: Vec::new(),
     }
 }
 

@@ -171,6 +171,7 @@ async fn a_new_runtime_keeps_the_last_exit_and_the_backoff() {
         ports: Vec::new(),
         storage: Vec::new(),
         log_dir_host: None,
+        secrets: Vec::new(),
     };
     let rt = ProcessRuntime::new(state.clone()).unwrap();
     rt.start(&spec).await.unwrap();

@@ -65,7 +65,9 @@ pub const ROUTES: &[Route] = &[
     row(Method::GET, "/api/v1/tokens", Role::Admin),
     row(Method::POST, "/api/v1/tokens", Role::Admin),
     row(Method::DELETE, "/api/v1/tokens/{id}", Role::Admin),
-    // Secrets: rows are added with their routes.
+    row(Method::GET, "/api/v1/secrets", Role::Viewer),
+    row(Method::PUT, "/api/v1/secrets/{name}", Role::Admin),
+    row(Method::DELETE, "/api/v1/secrets/{name}", Role::Admin),
 ];
 
 /// The least role `method path` needs; a route without a row needs `admin`.

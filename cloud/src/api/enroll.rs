@@ -9,6 +9,7 @@ use skerry_shared::clock::Timestamp;
 use skerry_shared::enroll::{EnrollRequest, EnrollResponse, EnrollmentToken};
 use skerry_shared::event::{Actor, EventPayload};
 use skerry_shared::ids::NodeId;
+use skerry_shared::secret::NodeSecretsKey;
 
 use super::caller::Caller;
 use super::dto::{CreateEnrollmentToken, EnrollmentTokenDto};
@@ -120,6 +121,19 @@ pub async fn enroll(
                 profile: req.profile,
                 address: peer.0.ip().to_string(),
                 certificate: digest,
+                secrets_key: req
+                    .secrets_key
+                    .as_deref()
+                    .map(|k| {
+                        NodeSecretsKey::from_hex(k).ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_secrets_key",
+                                "secrets_key",
+                                "not 64 hex digits (an X25519 public key)",
+                            )
+                        })
+                    })
+                    .transpose()?,
             })),
         )
         .await?;

@@ -41,6 +41,7 @@ mod instances;
 mod logs;
 mod nodes;
 mod query;
+pub mod secrets;
 mod state;
 mod views;
 
@@ -157,4 +158,9 @@ pub fn protected() -> Router<AppState> {
         .route("/api/v1/instances/{name}/upgrade", post(later))
         .route("/api/v1/instances/{name}/rollback", post(later))
         .route("/api/v1/events/verify", get(events::verify))
+        .route("/api/v1/secrets", get(secrets::list))
+        .route(
+            "/api/v1/secrets/{name}",
+            axum::routing::put(secrets::set).delete(secrets::delete),
+        )
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub hub: crate::sync::Hub,
     /// What agents reported through their outboxes: log lines, drops, replica statuses.
     pub reports: crate::reports::ReportStore,
+    /// The cloud's secrets key ([`crate::secrets`]).
+    pub secrets: Arc<crate::secrets::SecretsKey>,
 }
 
 /// A node's id by its name or id, or 404 `unknown_node` (field `node`).

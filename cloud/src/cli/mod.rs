@@ -34,6 +34,7 @@ pub mod lines;
 pub mod logs;
 pub mod node;
 pub mod output;
+pub mod secret;
 pub mod token;
 pub mod values;
 
@@ -132,6 +133,10 @@ pub enum Command {
     /// Apps and their versions.
     #[command(subcommand)]
     App(app::AppCommand),
+    /// Secrets: values components receive as an env var or a file, stored and delivered
+    /// encrypted.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Deploy an app version into an environment as a named instance.
     Deploy(instance::DeployArgs),
     // `upgrade` and `rollback` are hidden from help until rollouts are built.
@@ -288,6 +293,7 @@ pub async fn run(opts: ClientOpts, command: Command) -> Result<ExitCode, CliErro
         Command::Env(cmd) => env::run(cmd, c, format).await.map(done),
         Command::Node(cmd) => node::run(cmd, c, format).await.map(done),
         Command::Token(cmd) => token::run(cmd, c, format).await.map(done),
+        Command::Secret(cmd) => secret::run(cmd, c, format).await.map(done),
         Command::App(cmd) => app::run(cmd, c, format).await.map(done),
         Command::Deploy(args) => instance::deploy(args, c, format).await.map(done),
         Command::Upgrade(args) => instance::upgrade(args, c, format).await.map(done),

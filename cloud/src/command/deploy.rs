@@ -205,6 +205,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Re
             version: &version,
         },
     )?;
+    super::secret::check_deploy(p, &env.name, manifest, &nodes)?;
 
     Ok(DeployPlan {
         spec: InstanceSpec {

@@ -24,6 +24,9 @@ pub struct Enrollment {
     pub address: String,
     /// SHA-256 of the certificate issued to the node.
     pub certificate: Digest,
+    /// The node's public key for secrets, recorded with the enrollment (`None`: an agent
+    /// without secrets).
+    pub secrets_key: Option<skerry_shared::secret::NodeSecretsKey>,
 }
 
 /// Everything that can change state. Fields are raw user input where the handler is the
@@ -79,6 +82,19 @@ pub enum Command {
     SetNodeStatus {
         node: NodeId,
         status: NodeStatus,
+    },
+    /// Sets a secret's next version ([`super::secret`]), sealed by the caller.
+    SetSecret(Box<super::secret::NewSecret>),
+    /// One node's copy of a secret's latest version (the delivery controller).
+    DeliverSecret {
+        name: Name,
+        version: u64,
+        node: NodeId,
+        sealed: skerry_shared::secret::SealedForNode,
+    },
+    /// Deletes a secret no instance uses.
+    DeleteSecret {
+        name: String,
     },
 }
 

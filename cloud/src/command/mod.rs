@@ -13,6 +13,8 @@
 //!   undeploy.
 //! - `deploy`: a deploy checked into an [`InstanceSpec`](skerry_shared::event::InstanceSpec)
 //!   ([`plan_deploy`]), and the per-node plan of a dry run.
+//! - [`secret`]: secrets set ([`secret::NewSecret`]), delivered to nodes, deleted, and
+//!   what a deploy needs of them.
 //! - [`placement`]: which nodes an instance goes on (named nodes, the selector, weights),
 //!   using [`fit`]: whether a node can take it.
 //!
@@ -28,6 +30,7 @@ pub mod intent;
 mod node;
 pub mod outcome;
 pub mod placement;
+pub mod secret;
 
 use skerry_shared::clock::Timestamp;
 
@@ -54,7 +57,13 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             secret_hash,
             expires,
         } => env::issue_token(p, env, *id, *secret_hash, *expires, now),
-        Command::Enroll(e) => node::enroll(p, e, now),
+        Command::Enroll(e) => {
+            let mut out = node::enroll(p, e, now)?;
+            if let Some(key) = e.secrets_key {
+                out.extend(secret::register_key(p, e.node, key)?);
+            }
+            Ok(out)
+        }
         Command::RenameNode { node, name } => node::rename(p, node, name),
         Command::LabelNode { node, set, remove } => node::label(p, node, set, remove),
         Command::JoinEnvironment { node, env } => node::join(p, node, env),
@@ -66,5 +75,13 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
         }
         Command::Undeploy { name, purge } => app::undeploy(p, name, *purge),
         Command::SetNodeStatus { node, status } => node::set_status(p, *node, *status),
+        Command::SetSecret(s) => secret::set(p, s),
+        Command::DeliverSecret {
+            name,
+            version,
+            node,
+            sealed,
+        } => secret::deliver(p, name, *version, *node, sealed),
+        Command::DeleteSecret { name } => secret::delete(p, name),
     }
 }

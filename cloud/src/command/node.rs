@@ -35,6 +35,7 @@ pub(super) fn enroll(
         profile,
         address,
         certificate,
+        secrets_key: _,
     } = e;
     let (node, certificate) = (*node, *certificate);
     // One answer for every kind of bad token, so the endpoint tells an attacker nothing.

@@ -21,5 +21,7 @@
 //! # Layout
 //! - [`liveness`]: node status from heartbeats, `Normal` or `Abnormal` (the Abnormal
 //!   marking).
+//! - [`secrets`]: each secret's latest version delivered to every node in its scope.
 
 pub mod liveness;
+pub mod secrets;

@@ -63,6 +63,7 @@ pub async fn enroll(engine: &Engine, name: &str, profile: FirmwareProfile) -> No
                 profile,
                 address: "192.0.2.10".into(),
                 certificate: Digest::ZERO,
+                secrets_key: None,
             })),
         )
         .await

@@ -3,14 +3,17 @@
 //!
 //! [`enroll`] runs once, on a node with no identity:
 //! 1. it parses the token (`skr1.<id>.<secret>.<ca-sha256>`);
-//! 2. it makes a P-256 key pair, and a CSR whose subject names the node;
+//! 2. it makes a P-256 key pair, and a CSR whose subject names the node, and an X25519
+//!    key pair for secrets (`crate::runtime::secrets`), whose public half goes with the
+//!    request;
 //! 3. it sends `POST {cloud}/api/v1/enroll` with the token, the CSR, the name and the
 //!    firmware profile;
 //! 4. it checks the answer: the CA certificate's SHA-256 is the token's, the node
 //!    certificate is issued by that CA for client authentication, names the node id the
 //!    cloud assigned, and carries the node's own public key;
-//! 5. only then it saves the identity ([`crate::identity`]). The private key never leaves
-//!    the node, and nothing is written when a check fails.
+//! 5. only then it saves the identity ([`crate::identity`]), then the secrets key
+//!    (`identity/secrets.key`, mode 0600). The private keys never leave the node, and
+//!    nothing is written when a check fails.
 //!
 //! # HTTPS
 //! The cloud's address may be `http://` or `https://`. Before enrollment the agent knows
@@ -70,13 +73,26 @@ pub async fn enroll(
             dir: Identity::dir(data).display().to_string(),
         });
     }
-    let identity = request(cloud, token, name, profile).await?;
+    // The node's key for secrets: its public half goes with the request, the private
+    // half is saved beside the identity (mode 0600) once the identity is.
+    let secrets_key = crate::runtime::secrets::NodeKey::generate();
+    let identity =
+        request_with_key(cloud, token, name, profile, Some(secrets_key.public())).await?;
     let data = data.to_owned();
-    let identity = tokio::task::spawn_blocking(move || identity.save(&data).map(|()| identity))
-        .await
-        .map_err(|e| {
-            EnrollError::Internal(format!("the task that saves the identity failed: {e}"))
-        })??;
+    let identity = tokio::task::spawn_blocking(move || {
+        identity.save(&data)?;
+        secrets_key
+            .save(&data)
+            .map_err(|e| crate::identity::IdentityError::Io {
+                path: crate::runtime::secrets::NodeKey::path(&data),
+                source: e,
+            })?;
+        Ok::<_, crate::identity::IdentityError>(identity)
+    })
+    .await
+    .map_err(|e| {
+        EnrollError::Internal(format!("the task that saves the identity failed: {e}"))
+    })??;
     tracing::info!(
         node = %identity.node_id(),
         env = %identity.env(),
@@ -93,6 +109,17 @@ pub async fn request(
     token: &str,
     name: &Name,
     profile: &FirmwareProfile,
+) -> Result<Identity, EnrollError> {
+    request_with_key(cloud, token, name, profile, None).await
+}
+
+/// [`request`], sending the node's public key for secrets when there is one.
+pub async fn request_with_key(
+    cloud: &str,
+    token: &str,
+    name: &Name,
+    profile: &FirmwareProfile,
+    secrets_key: Option<skerry_shared::secret::NodeSecretsKey>,
 ) -> Result<Identity, EnrollError> {
     let parsed: EnrollmentToken = token.parse()?;
     let base = cloud_url(cloud)?;
@@ -112,6 +139,7 @@ pub async fn request(
         csr,
         name: name.clone(),
         profile: profile.clone(),
+        secrets_key: secrets_key.map(|k| k.to_hex()),
     };
     tracing::info!(cloud = %base, token = %parsed.id, name = %name, "enrolling");
     let verdict = Verdict::default();

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::Serialize;
 use skerry_shared::ids::Name;
 use skerry_shared::manifest::ComponentKind;
-use skerry_shared::planner::spec_hash;
+use skerry_shared::planner::replica_hash;
 
 use super::{EventSpan, Journal, JournalError, Memos, OutboxStats};
 
@@ -143,7 +143,7 @@ pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalErro
             .components
             .iter()
             .map(|c| {
-                let hash = spec_hash(spec, c);
+                let hash = replica_hash(spec, c, &desired.secrets);
                 let init = (c.kind == ComponentKind::Init).then(|| {
                     let key = (name.clone(), c.name.clone());
                     if memos

@@ -136,7 +136,7 @@ impl Reconciler {
             resolve::replica_spec(ctx, &d.spec, c, key.replica, &mut self.memos, &mut changes)
                 .map_err(RuntimeError::Unrunnable);
         self.save(changes);
-        let spec = spec?;
+        let spec = crate::runtime::secrets::attach(&self.data, desired, spec?)?;
         if let Some(dir) = &spec.log_dir_host {
             std::fs::create_dir_all(dir)
                 .map_err(|e| RuntimeError::Engine(format!("{}: {e}", dir.display())))?;

@@ -93,7 +93,7 @@ impl Reconciler {
                 .iter()
                 .filter(|c| c.kind == ComponentKind::Init)
             {
-                let hash = planner::spec_hash(&d.spec, c);
+                let hash = planner::replica_hash(&d.spec, c, &desired.secrets);
                 let key = ReplicaKey::new(&d.spec.name, &c.name, 0);
                 let Some((o, _)) = observed.get(&key) else {
                     continue;

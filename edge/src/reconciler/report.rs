@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use skerry_shared::ids::Name;
 use skerry_shared::manifest::{ComponentKind, RestartPolicy};
 use skerry_shared::outbox::OutboxBody;
-use skerry_shared::planner::{ActualState, Phase, ReplicaKey, spec_hash, waiting_on};
+use skerry_shared::planner::{ActualState, Phase, ReplicaKey, replica_hash, waiting_on};
 use skerry_shared::reducer::NodeDesired;
 use skerry_shared::report::{ReplicaReport, ReplicaState, ReplicaStatus};
 
@@ -27,7 +27,7 @@ pub fn replica_reports(
     for desired_instance in desired.instances.values() {
         let spec = &desired_instance.spec;
         for c in &spec.manifest.components {
-            let hash = spec_hash(spec, c);
+            let hash = replica_hash(spec, c, &desired.secrets);
             for replica in 0..c.replicas() {
                 let key = ReplicaKey::new(&spec.name, &c.name, replica);
                 let seen = observed.get(&key).filter(|o| o.spec_hash == hash);

@@ -157,6 +157,7 @@ pub fn replica_spec(
                 log_dir_host(data, &key)
             }
         }),
+        secrets: Vec::new(),
     })
 }
 

@@ -12,6 +12,7 @@
 
 pub mod docker;
 pub mod process;
+pub mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub struct ReplicaSpec {
     pub storage: Vec<StorageMount>,
     /// For components with a `log_dir`: the node's directory that backs it.
     pub log_dir_host: Option<PathBuf>,
+    /// The component's secrets, opened for this start only ([`secrets`]); never saved.
+    pub secrets: Vec<secrets::SecretMount>,
 }
 
 /// A replica as a runtime found it.

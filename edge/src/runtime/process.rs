@@ -280,6 +280,7 @@ impl ProcessRuntime {
             }
         }
         cgroup::remove(&self.cgroup_root, key);
+        crate::runtime::secrets::remove_files(node, key);
         let (paths, key2) = (Arc::clone(&self.paths), key.clone());
         let removed = blocking(move || {
             let (out, err) = paths.own_logs(&key2);
@@ -296,6 +297,15 @@ impl ProcessRuntime {
     /// `ops`.
     async fn adopt(&self, record: Record) {
         let key = record.key.clone();
+        // Its secrets were in the last agent's memory only: stop it, and the reconciler
+        // starts it again with them.
+        if !record.spec.component.secrets.is_empty() {
+            tracing::info!(replica = %key, "not adopting a process that uses secrets; it starts again");
+            if let Err(e) = self.stop_locked(record.node, &key).await {
+                tracing::warn!(replica = %key, error = %e, "cannot stop a process that uses secrets");
+            }
+            return;
+        }
         let spec = record.spec.to_spec(record.node, &key, record.spec_hash);
         let launch = Arc::new(Launch::of(&self.paths, &spec));
         let recorded_exit = Phase::Exited {

@@ -32,8 +32,12 @@ impl Manifest {
 }
 
 /// One process or container of an app.
+///
+/// Its serde implementations are in `wire.rs`: YAML and JSON use the derived field map;
+/// postcard keeps the layout of the first release, `secrets` riding in the last field's
+/// slot, so logs and journals written before secrets existed still decode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Component {
     pub name: Name,
     #[serde(default)]
@@ -70,6 +74,9 @@ pub struct Component {
     pub restart: Option<RestartPolicy>,
     #[serde(default)]
     pub schedule: Option<String>,
+    /// The secrets the component uses, each as an env var or a file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretUse>,
 }
 
 impl Component {
@@ -95,6 +102,7 @@ impl Component {
             health: None,
             restart: None,
             schedule: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -277,6 +285,18 @@ pub enum MountType {
 pub struct Storage {
     pub name: Name,
     pub container: String,
+}
+
+/// A secret a component uses: `{name: db-password, env: DB_PASSWORD}` or
+/// `{name: tls, file: /run/secrets/tls}` (exactly one of `env` and `file`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretUse {
+    pub name: Name,
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
 }
 
 /// A health check.

@@ -26,6 +26,29 @@ pub fn spec_hash(instance: &InstanceSpec, component: &Component) -> Digest {
     ])
 }
 
+/// The hash a replica of `component` runs under: [`spec_hash`], and for a component that
+/// uses secrets, the version of each secret it names as this node holds it (0: not here
+/// yet), so that a new `secret set` restarts the replicas that use it. A component
+/// without secrets keeps its [`spec_hash`].
+pub fn replica_hash(
+    instance: &InstanceSpec,
+    component: &Component,
+    secrets: &std::collections::BTreeMap<crate::ids::Name, crate::reducer::DesiredSecret>,
+) -> Digest {
+    let base = spec_hash(instance, component);
+    if component.secrets.is_empty() {
+        return base;
+    }
+    let mut parts: Vec<Vec<u8>> = vec![b"skerry.spec-hash.secrets.v1".to_vec(), base.0.to_vec()];
+    for s in &component.secrets {
+        let version = secrets.get(&s.name).map_or(0, |d| d.version);
+        parts.push(s.name.as_str().as_bytes().to_vec());
+        parts.push(version.to_be_bytes().to_vec());
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Digest::of_parts(&refs)
+}
+
 /// How many replicas of a component the planner keeps: a service's `replicas`, one init
 /// run, and no job runs (the scheduler's business).
 pub(super) fn wanted_replicas(component: &Component) -> u32 {

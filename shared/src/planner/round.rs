@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::readiness::{needs_network, ready_with, spec_hash, topological_order, wanted_replicas};
+use super::readiness::{
+    needs_network, ready_with, replica_hash, spec_hash, topological_order, wanted_replicas,
+};
 use super::state::{Action, ActualReplica, ActualState, ReplicaKey, StopReason};
 use crate::hash::Digest;
 use crate::ids::Name;
@@ -15,7 +17,10 @@ fn desired_hashes(desired: &NodeDesired) -> BTreeMap<(&Name, &Name), Digest> {
     let mut out = BTreeMap::new();
     for (name, inst) in &desired.instances {
         for c in &inst.spec.manifest.components {
-            out.insert((name, &c.name), spec_hash(&inst.spec, c));
+            out.insert(
+                (name, &c.name),
+                replica_hash(&inst.spec, c, &desired.secrets),
+            );
         }
     }
     out

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventPayload, InstanceSpec, NodeEvent};
 use crate::hash::Digest;
 use crate::ids::{Labels, Name, NodeId};
+use crate::secret::SealedForNode;
 
 /// How many out-of-order events a [`NodeReducer`] keeps by default.
 pub const DEFAULT_MAX_PENDING: usize = 4096;
@@ -62,6 +63,38 @@ pub struct NodeDesired {
     pub instances: BTreeMap<Name, DesiredInstance>,
     /// The `node_seq` of the last event folded in (0: none).
     pub applied: u64,
+    /// The latest copy of each secret delivered to this node, sealed for its key, by
+    /// secret name. Last, and left out when empty, so a state stored or sent before
+    /// secrets existed decodes and one without secrets encodes as it did (see
+    /// [`trailing`]).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "trailing"
+    )]
+    pub secrets: BTreeMap<Name, DesiredSecret>,
+}
+
+/// A secret version delivered to this node, still sealed for its key: the agent opens it
+/// only when it starts a replica that uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredSecret {
+    pub version: u64,
+    pub sealed: SealedForNode,
+}
+
+/// The last field of a postcard value stored before that field existed: its absence (the
+/// end of the bytes) reads as the default. In human-readable formats, the field as usual.
+fn trailing<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    if d.is_human_readable() {
+        T::deserialize(d)
+    } else {
+        Ok(T::deserialize(d).unwrap_or_default())
+    }
 }
 
 impl NodeDesired {
@@ -74,6 +107,7 @@ impl NodeDesired {
             envs: BTreeSet::new(),
             instances: BTreeMap::new(),
             applied: 0,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -234,6 +268,29 @@ fn apply_checked(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload)
         }
         EventPayload::InstanceUndeployed { name, .. } => {
             state.instances.remove(name);
+        }
+        EventPayload::SecretDelivered {
+            name,
+            version,
+            node,
+            sealed,
+        } if *node == me => {
+            let newer = state
+                .secrets
+                .get(name)
+                .is_none_or(|s| s.version <= *version);
+            if newer {
+                state.secrets.insert(
+                    name.clone(),
+                    DesiredSecret {
+                        version: *version,
+                        sealed: sealed.clone(),
+                    },
+                );
+            }
+        }
+        EventPayload::SecretDeleted { name } => {
+            state.secrets.remove(name);
         }
         _ => {}
     }

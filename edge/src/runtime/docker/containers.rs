@@ -92,7 +92,10 @@ impl DockerRuntime {
             .await
         {
             Ok(()) => {}
-            Err(e) if error::not_found(&e) => return Ok(()),
+            Err(e) if error::not_found(&e) => {
+                crate::runtime::secrets::remove_files(node, key);
+                return Ok(());
+            }
             // 304: it was not running. Anything else: the forced remove below kills it.
             Err(e) => {
                 if !matches!(error::status(&e), Some((304, _))) {
@@ -101,6 +104,7 @@ impl DockerRuntime {
             }
         }
         self.remove_container(&name).await?;
+        crate::runtime::secrets::remove_files(node, key);
         tracing::info!(container = %name, replica = %key, "stopped and removed");
         Ok(())
     }

@@ -13,6 +13,7 @@ use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::manifest::{ComponentKind, MountType as SkerryMount, RestartPolicy};
 use skerry_shared::planner::ReplicaKey;
 
+use super::super::secrets::SecretTarget;
 use super::super::{ReplicaSpec, RuntimeError, labels};
 
 /// The label that says what kind of component a container runs (`service`, `init`, `job`).
@@ -184,6 +185,16 @@ pub fn container_body(
     if let (Some(host_dir), Some(log_dir)) = (&spec.log_dir_host, &component.log_dir) {
         mounts.push(bind(&host_dir.to_string_lossy(), log_dir));
     }
+    // Secret files: a tmpfs file of the agent's, read-only (the value is in no layer and
+    // not in the container's configuration).
+    for s in &spec.secrets {
+        if let (SecretTarget::File(path), Some(host_file)) = (&s.target, &s.host_file) {
+            mounts.push(Mount {
+                read_only: Some(true),
+                ..bind(&host_file.to_string_lossy(), path)
+            });
+        }
+    }
     if !mounts.is_empty() {
         host.mounts = Some(mounts);
     }
@@ -250,7 +261,19 @@ pub fn container_body(
     Ok(ContainerCreateBody {
         image: Some(image),
         cmd: component.command.clone(),
-        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: Some(
+            spec.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .chain(spec.secrets.iter().filter_map(|s| match &s.target {
+                    SecretTarget::Env(var) => Some(format!(
+                        "{var}={}",
+                        String::from_utf8_lossy(s.value.as_bytes())
+                    )),
+                    SecretTarget::File(_) => None,
+                }))
+                .collect(),
+        ),
         labels: Some(container_labels(spec)),
         exposed_ports: exposed,
         healthcheck,
@@ -297,6 +320,7 @@ mod tests {
             ports: Vec::new(),
             storage: Vec::new(),
             log_dir_host: None,
+            secrets: Vec::new(),
             component,
         }
     }

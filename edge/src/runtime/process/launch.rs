@@ -12,7 +12,10 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use super::state::{self, Paths};
+use crate::runtime::secrets::{self, SecretTarget};
 use crate::runtime::{ReplicaSpec, RuntimeError};
+use skerry_shared::secret::SecretValue;
+use std::os::unix::ffi::OsStrExt;
 
 /// Where `PATH` lookups go when neither the replica nor the agent has a `PATH`.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -30,6 +33,13 @@ pub(super) struct Launch {
     /// The output files are the agent's own (no `log_dir`): the log collector ships them
     /// and the supervisor rotates them.
     pub forward_output: bool,
+    /// Secrets as environment variables (in memory only; never in the state file).
+    pub secret_env: Vec<(String, SecretValue)>,
+    /// Secrets as files: each file's name in `secret_dir` and its value.
+    pub secret_files: Vec<(String, SecretValue)>,
+    /// The replica's private directory of secret files (tmpfs, 0700), in
+    /// `SKERRY_SECRETS_DIR`; written at each start, removed when the process ends.
+    pub secret_dir: Option<PathBuf>,
 }
 
 impl Launch {
@@ -41,6 +51,24 @@ impl Launch {
             let dir = paths.storage(&key.instance, &s.name);
             env.insert(
                 storage_var(s.name.as_str()),
+                dir.to_string_lossy().into_owned(),
+            );
+        }
+        let mut secret_env = Vec::new();
+        let mut secret_files = Vec::new();
+        for s in &spec.secrets {
+            match &s.target {
+                SecretTarget::Env(var) => secret_env.push((var.clone(), s.value.clone())),
+                SecretTarget::File(path) => {
+                    let name = path.rsplit('/').next().unwrap_or(path.as_str());
+                    secret_files.push((name.to_owned(), s.value.clone()));
+                }
+            }
+        }
+        let secret_dir = (!secret_files.is_empty()).then(|| secrets::replica_dir(spec.node, key));
+        if let Some(dir) = &secret_dir {
+            env.insert(
+                "SKERRY_SECRETS_DIR".to_owned(),
                 dir.to_string_lossy().into_owned(),
             );
         }
@@ -65,6 +93,33 @@ impl Launch {
             stdout,
             stderr,
             forward_output,
+            secret_env,
+            secret_files,
+            secret_dir,
+        }
+    }
+
+    /// Writes the secret files (before each start).
+    fn write_secrets(&self) -> io::Result<()> {
+        let Some(dir) = &self.secret_dir else {
+            return Ok(());
+        };
+        for (name, value) in &self.secret_files {
+            secrets::write_file(dir, name, value, 0o400)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the secret files (when the process has ended).
+    pub(super) fn remove_secrets(&self) {
+        if let Some(dir) = &self.secret_dir {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a replica's secret files")
+                }
+            }
         }
     }
 
@@ -122,6 +177,8 @@ impl Launch {
         };
         let stdout = open(&self.stdout)?;
         let stderr = open(&self.stderr)?;
+        self.write_secrets()
+            .map_err(|e| SpawnError::Io(format!("cannot write its secret files: {e}")))?;
         let mut cmd = Command::new(&program);
         if let Some(argv0) = self.argv.first() {
             cmd.arg0(argv0);
@@ -129,6 +186,11 @@ impl Launch {
         cmd.args(self.argv.iter().skip(1))
             .env_clear()
             .envs(&self.env)
+            .envs(
+                self.secret_env
+                    .iter()
+                    .map(|(k, v)| (k, std::ffi::OsStr::from_bytes(v.as_bytes()))),
+            )
             .current_dir(&self.work_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))

@@ -204,6 +204,7 @@ impl SavedSpec {
                 })
                 .collect(),
             log_dir_host: self.log_dir_host.clone(),
+            secrets: Vec::new(),
         }
     }
 }

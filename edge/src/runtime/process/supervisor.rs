@@ -216,6 +216,7 @@ impl Supervisor {
         next.exited_at = Some(skerry_shared::clock::Timestamp::now());
         next.generation = next.generation.wrapping_add(1);
         tracing::info!(replica = %self.spec.key, exit = %exit.describe(), restart, "process ended");
+        self.launch.remove_secrets();
         // On disk before it is reported.
         let record = self.record(&next, None, Some(exit.code()), delay);
         if let Err(e) = persist(&self.paths, record).await {

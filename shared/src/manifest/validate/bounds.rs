@@ -13,6 +13,8 @@ pub const MAX_COMPONENTS: usize = 64;
 pub const MAX_REPLICAS: u32 = 64;
 /// The most entries in one component's `depends_on`.
 pub const MAX_DEPENDS_ON: usize = MAX_COMPONENTS;
+/// The most `secrets` entries of one component.
+pub const MAX_SECRET_USES: usize = 64;
 /// The most `ports` of one component.
 pub const MAX_PORTS: usize = 64;
 /// The most `mounts` of one component.

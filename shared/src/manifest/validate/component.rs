@@ -259,6 +259,7 @@ pub(super) fn check_component(
     if let Some(dir) = &c.log_dir {
         check_absolute(errors, at("log_dir"), dir);
     }
+    super::secrets::check_secrets(errors, i, c);
     if let Some(health) = &c.health {
         if check_args(errors, &at("health.command"), &health.command) && health.command.is_empty() {
             errors.push(at("health.command"), "must not be empty");
@@ -320,7 +321,7 @@ fn check_absolute(errors: &mut Errors, field: String, path: &str) {
     }
 }
 
-fn is_env_name(name: &str) -> bool {
+pub(super) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

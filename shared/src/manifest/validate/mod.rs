@@ -14,6 +14,8 @@
 //!   no port twice, no host port twice in the app, and no ports with `host_network`;
 //! - environment variable names `[A-Za-z_][A-Za-z0-9_]*`, absolute paths, unique storage
 //!   names, non-empty commands, health intervals and timeouts above zero;
+//! - each of `secrets` with exactly one of `env` (a variable name not also in `env`) and
+//!   `file` (an absolute path), no variable or file the target of two entries;
 //! - every count and size within its bound (the `MAX_*` constants of `bounds`,
 //!   docs/manifest.md, "Limits"): a list or string past its bound is refused with the field
 //!   and the limit, and its items are not checked one by one, so a hostile manifest costs
@@ -30,6 +32,7 @@
 //! - `component`: the rules of one component (what runs, dependencies, kind, resources,
 //!   ports, environment, paths, storage, health);
 //! - `cycles`: the dependency cycles, each reported once;
+//! - `secrets`: the rules of a component's `secrets`;
 //! - `tests`: the bounds, one test each.
 
 use std::collections::BTreeMap;
@@ -41,6 +44,7 @@ mod bounds;
 mod component;
 mod cycles;
 mod errors;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -49,7 +53,7 @@ pub use bounds::{
     MAX_ARG_BYTES, MAX_ARGS, MAX_COMPONENTS, MAX_CYCLES_REPORTED, MAX_DEPENDS_ON,
     MAX_DESCRIPTION_BYTES, MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ERRORS_REPORTED,
     MAX_HEALTH_DURATION_MS, MAX_HEALTH_RETRIES, MAX_IMAGE_BYTES, MAX_MOUNTS, MAX_PATH_BYTES,
-    MAX_PORTS, MAX_REPLICAS, MAX_SCHEDULE_BYTES, MAX_STORAGE, MAX_VERSION_BYTES,
+    MAX_PORTS, MAX_REPLICAS, MAX_SCHEDULE_BYTES, MAX_SECRET_USES, MAX_STORAGE, MAX_VERSION_BYTES,
 };
 use component::check_component;
 use cycles::check_cycles;

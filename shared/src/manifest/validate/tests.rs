@@ -399,3 +399,70 @@ fn the_errors_listed_are_bounded() {
     let last = e.errors.last().unwrap();
     assert!(last.message.starts_with("and 64 more problems"), "{last}");
 }
+
+#[test]
+fn secrets_each_name_one_target_with_its_field() {
+    let yaml = "app: a\nversion: 1.0.0\ncomponents:\n  - name: web\n    image: web:1\n    env: { TZ: UTC }\n    secrets:\n      - { name: db, env: DB_PASSWORD }\n      - { name: tls, file: /run/secrets/tls }\n";
+    let m = crate::manifest::parse_manifest(yaml).unwrap();
+    assert_eq!(m.components[0].secrets.len(), 2);
+    assert_eq!(
+        m.components[0].secrets[1].file.as_deref(),
+        Some("/run/secrets/tls")
+    );
+
+    let bad = "app: a\nversion: 1.0.0\ncomponents:\n  - name: web\n    image: web:1\n    env: { TZ: UTC }\n    secrets:\n      - { name: db, env: TZ }\n      - { name: tls, file: run/tls }\n      - { name: x }\n      - { name: y, env: A, file: /a }\n      - { name: z, env: 1BAD }\n      - { name: w, file: /run/secrets/tls/.. }\n";
+    let e = crate::manifest::parse_manifest(bad).unwrap_err();
+    let fields: Vec<&str> = e.errors.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "components[0].secrets[0].env",
+            "components[0].secrets[1].file",
+            "components[0].secrets[2]",
+            "components[0].secrets[3]",
+            "components[0].secrets[4].env",
+            "components[0].secrets[5].file",
+        ]
+    );
+    let unknown = "app: a\nversion: 1.0.0\ncomponents:\n  - name: web\n    image: web:1\n    secrets: [{ name: db, path: /x }]\n";
+    let e = crate::manifest::parse_manifest(unknown).unwrap_err();
+    assert!(
+        e.errors[0].field.starts_with("components[0].secrets[0]"),
+        "{:?}",
+        e.errors
+    );
+}
+
+#[test]
+fn secrets_are_bounded_and_targets_unique() {
+    let mut c = web();
+    c.secrets = (0..=MAX_SECRET_USES)
+        .map(|k| crate::manifest::SecretUse {
+            name: name("s"),
+            env: Some(format!("V{k}")),
+            file: None,
+        })
+        .collect();
+    let e = validate(&one(c.clone())).unwrap_err();
+    assert_eq!(e.errors[0].field, "components[0].secrets");
+    c.secrets.truncate(2);
+    c.secrets[1].env = Some("V0".into());
+    let e = validate(&one(c)).unwrap_err();
+    assert_eq!(e.errors[0].field, "components[0].secrets[1].env");
+
+    let mut exec = Component {
+        image: None,
+        exec: Some(vec!["/bin/app".into()]),
+        ..web()
+    };
+    exec.secrets = ["/a/tls", "/b/tls"]
+        .iter()
+        .map(|p| crate::manifest::SecretUse {
+            name: name("s"),
+            env: None,
+            file: Some((*p).into()),
+        })
+        .collect();
+    let e = validate(&one(exec)).unwrap_err();
+    assert_eq!(e.errors[0].field, "components[0].secrets[1].file");
+}

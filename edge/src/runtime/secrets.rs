@@ -1,0 +1,242 @@
+//! Secrets on the node: its X25519 key (`DATA/identity/secrets.key`, mode 0600, made at
+//! enrollment), and the opening of a replica's secrets just before it starts.
+//!
+//! The journal holds each secret's latest copy sealed for this node's key
+//! ([`NodeDesired::secrets`]); [`attach`] opens the copies a component names, only for the
+//! start at hand, into [`ReplicaSpec::secrets`], which is never saved. A secret delivered
+//! as a file to a container is written to a directory on tmpfs ([`SECRETS_ROOT`], one per
+//! replica, mode 0700) and bind-mounted read-only; the directory goes when the container
+//! does ([`remove_files`]). The replica's hash includes each secret's version
+//! ([`replica_hash`]), so a new version restarts the replicas that use it.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use skerry_shared::ids::{Name, NodeId};
+use skerry_shared::manifest::RuntimeKind;
+use skerry_shared::planner::{ReplicaKey, replica_hash};
+use skerry_shared::reducer::NodeDesired;
+use skerry_shared::secret::{NodeSecretsKey, NodeSecretsPrivate, SecretValue, open_for_node};
+
+use super::{ReplicaSpec, RuntimeError};
+use crate::identity::Identity;
+
+/// Where secret files for containers are written: tmpfs (POSIX shared memory), never a
+/// disk.
+pub const SECRETS_ROOT: &str = "/dev/shm/skerry-secrets";
+
+const KEY_FILE: &str = "secrets.key";
+
+/// The node's private key for secrets.
+#[derive(Debug)]
+pub struct NodeKey(NodeSecretsPrivate);
+
+impl NodeKey {
+    /// A new key from the operating system's randomness.
+    pub fn generate() -> Self {
+        Self(NodeSecretsPrivate::from_bytes(rand::random()))
+    }
+
+    pub fn public(&self) -> NodeSecretsKey {
+        self.0.public()
+    }
+
+    /// `DATA/identity/secrets.key`.
+    pub fn path(data: &Path) -> PathBuf {
+        Identity::dir(data).join(KEY_FILE)
+    }
+
+    /// Writes the key (32 bytes, mode 0600), atomically.
+    pub fn save(&self, data: &Path) -> io::Result<()> {
+        let path = Self::path(data);
+        let tmp = path.with_extension("key.tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(self.0.to_bytes().as_ref())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    }
+
+    /// The key under `data`, if the node has one (an agent enrolled before secrets has
+    /// none).
+    pub fn load(data: &Path) -> io::Result<Option<NodeKey>> {
+        let path = Self::path(data);
+        let bytes = match fs::read(&path) {
+            Ok(b) => zeroize::Zeroizing::new(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let raw: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a 32-byte key", path.display()),
+            )
+        })?;
+        Ok(Some(NodeKey(NodeSecretsPrivate::from_bytes(raw))))
+    }
+}
+
+/// Where a secret reaches a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretTarget {
+    /// An environment variable.
+    Env(String),
+    /// A file: in a container, at this path; for a process, in its private directory.
+    File(String),
+}
+
+/// One secret opened for one start of a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub name: Name,
+    pub version: u64,
+    pub target: SecretTarget,
+    pub value: SecretValue,
+    /// For a file in a container: the tmpfs file that is bind-mounted.
+    pub host_file: Option<PathBuf>,
+}
+
+/// The directory of one container replica's secret files.
+pub fn replica_dir(node: NodeId, key: &ReplicaKey) -> PathBuf {
+    Path::new(SECRETS_ROOT).join(node.to_string()).join(format!(
+        "{}.{}.{}",
+        key.instance, key.component, key.replica
+    ))
+}
+
+/// Removes a replica's secret files (idempotent).
+pub fn remove_files(node: NodeId, key: &ReplicaKey) {
+    let dir = replica_dir(node, key);
+    match fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a replica's secret files")
+        }
+    }
+}
+
+fn unrunnable(what: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Unrunnable(what.to_string())
+}
+
+/// Opens the secrets `spec`'s component names from `desired` into `spec.secrets`, and sets
+/// its hash to [`replica_hash`]. A secret that has not reached the node yet is an engine
+/// error (tried again at the next pass); one that does not open, or a node without a key,
+/// is unrunnable.
+pub fn attach(
+    data: &Path,
+    desired: &NodeDesired,
+    mut spec: ReplicaSpec,
+) -> Result<ReplicaSpec, RuntimeError> {
+    let uses = spec.component.secrets.clone();
+    if uses.is_empty() {
+        return Ok(spec);
+    }
+    let instance = desired
+        .instances
+        .get(&spec.key.instance)
+        .ok_or_else(|| RuntimeError::Engine(format!("{}: instance is not desired", spec.key)))?;
+    spec.spec_hash = replica_hash(&instance.spec, &spec.component, &desired.secrets);
+    let key = NodeKey::load(data)
+        .map_err(|e| RuntimeError::Engine(format!("the node's secrets key: {e}")))?
+        .ok_or_else(|| {
+            unrunnable("this node has no secrets key (it enrolled before secrets); enroll it again")
+        })?;
+    let docker = spec.component.runtime() == RuntimeKind::Docker;
+    let mut opened = Vec::with_capacity(uses.len());
+    for (j, u) in uses.iter().enumerate() {
+        let copy = desired.secrets.get(&u.name).ok_or_else(|| {
+            RuntimeError::Engine(format!(
+                "{}: secret {} has not reached this node yet",
+                spec.key, u.name
+            ))
+        })?;
+        let value = open_for_node(&key.0, &u.name, copy.version, spec.node, &copy.sealed)
+            .map_err(|e| unrunnable(format!("{}: secret {}: {e}", spec.key, u.name)))?;
+        let target = match (&u.env, &u.file) {
+            (Some(var), _) => SecretTarget::Env(var.clone()),
+            (None, Some(path)) => SecretTarget::File(path.clone()),
+            (None, None) => {
+                return Err(unrunnable(format!(
+                    "{}: secret {} names no target",
+                    spec.key, u.name
+                )));
+            }
+        };
+        let host_file = match (&target, docker) {
+            (SecretTarget::File(_), true) => Some(
+                write_file(
+                    &replica_dir(spec.node, &spec.key),
+                    &j.to_string(),
+                    &value,
+                    0o444,
+                )
+                .map_err(|e| {
+                    RuntimeError::Engine(format!("{}: secret {}: {e}", spec.key, u.name))
+                })?,
+            ),
+            _ => None,
+        };
+        opened.push(SecretMount {
+            name: u.name.clone(),
+            version: copy.version,
+            target,
+            value,
+            host_file,
+        });
+    }
+    spec.secrets = opened;
+    Ok(spec)
+}
+
+/// Writes `value` to `dir/name` with `mode` (the directory 0700), atomically. `dir` must
+/// be on tmpfs. A container's file is 0444, so the container's own user reads it whoever
+/// it is (the directory keeps the host's other users out); a process's is 0400.
+pub fn write_file(dir: &Path, name: &str, value: &SecretValue, mode: u32) -> io::Result<PathBuf> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o400)
+        .open(&tmp)?;
+    f.write_all(value.as_bytes())?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+    fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_key_is_saved_with_mode_0600_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(Identity::dir(dir.path())).unwrap();
+        assert!(NodeKey::load(dir.path()).unwrap().is_none());
+        let key = NodeKey::generate();
+        key.save(dir.path()).unwrap();
+        let mode = fs::metadata(NodeKey::path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let back = NodeKey::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.public(), key.public());
+    }
+}
