@@ -87,7 +87,10 @@ pub fn down_frame(data: &[u8]) -> Fuzzed {
         }
         DownFrame::HeartbeatAck { .. }
         | DownFrame::OutboxAck { .. }
-        | DownFrame::NodeLogsRequest { .. } => {}
+        | DownFrame::NodeLogsRequest { .. }
+        | DownFrame::RenewCertificate { .. }
+        | DownFrame::Certificate { .. }
+        | DownFrame::CertificateRefused { .. } => {}
     }
     out
 }
@@ -136,7 +139,8 @@ pub fn up_frame(data: &[u8]) -> Fuzzed {
         | UpFrame::Heartbeat { .. }
         | UpFrame::Status(_)
         | UpFrame::NodeLogs { .. }
-        | UpFrame::Rebuild { .. } => {}
+        | UpFrame::Rebuild { .. }
+        | UpFrame::CertificateRequest { .. } => {}
     }
     out
 }

@@ -503,3 +503,54 @@ fn log_chunks_v2_payload() {
         |b| Ok(decode_chunks(b).unwrap()),
     );
 }
+
+#[test]
+fn down_renew_certificate_frame() {
+    check(
+        "down_renew_certificate",
+        DownFrame::RenewCertificate {
+            reason: "two thirds of its life have passed".into(),
+        },
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+#[test]
+fn down_certificate_frame() {
+    check(
+        "down_certificate",
+        DownFrame::Certificate {
+            certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                .into(),
+            expires: Timestamp(T0),
+        },
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+#[test]
+fn down_certificate_refused_frame() {
+    check(
+        "down_certificate_refused",
+        DownFrame::CertificateRefused {
+            reason: "the certificate signing request is not valid".into(),
+        },
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+#[test]
+fn up_certificate_request_frame() {
+    check(
+        "up_certificate_request",
+        UpFrame::CertificateRequest {
+            csr: "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+                .into(),
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}

@@ -32,6 +32,17 @@ pub enum DownFrame {
         since: Option<Timestamp>,
         max_bytes: u32,
     },
+    /// Asks the agent to renew the certificate it connected with (it has passed two thirds
+    /// of its life, or outlives what the cloud now issues): the agent answers with
+    /// [`UpFrame::CertificateRequest`](super::UpFrame::CertificateRequest). `reason` is
+    /// for its log.
+    RenewCertificate { reason: String },
+    /// The renewed certificate (PEM), valid until `expires`, recorded in the command log
+    /// before it was sent. The agent stores it durably, then reconnects with it.
+    Certificate { certificate: String, expires: Timestamp },
+    /// The cloud could not renew the certificate (a CSR it refused); the agent keeps its
+    /// certificate and asks again at a later connection.
+    CertificateRefused { reason: String },
 }
 
 pub fn encode_down(frame: &DownFrame) -> Result<Vec<u8>, FrameError> {

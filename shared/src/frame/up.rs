@@ -35,6 +35,12 @@ pub enum UpFrame {
     /// answers with a snapshot of the node's whole desired state (nothing, for a node
     /// without events), then live events, as after `Hello { last_node_seq: 0 }`.
     Rebuild { agent_version: String },
+    /// The answer to [`DownFrame::RenewCertificate`]: a PKCS#10 request (PEM) for the key
+    /// the node already has (the key never leaves the node and is never replaced, so one
+    /// file changes at a renewal and a crash at any point leaves a matching pair).
+    ///
+    /// [`DownFrame::RenewCertificate`]: super::DownFrame::RenewCertificate
+    CertificateRequest { csr: String },
 }
 
 /// The agent's runtime log, or why it could not be read.

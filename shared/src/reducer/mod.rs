@@ -292,6 +292,15 @@ fn apply_checked(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload)
         EventPayload::SecretDeleted { name } => {
             state.secrets.remove(name);
         }
+        EventPayload::NodeRemoved { node } if *node == me => {
+            // The node runs nothing more and holds nothing of the cloud's: its apps are
+            // stopped and removed (their named storage stays on disk), its secrets dropped.
+            // The agent forgets its identity when it commits this event.
+            state.instances.clear();
+            state.secrets.clear();
+            state.labels.clear();
+            state.envs.clear();
+        }
         _ => {}
     }
     state.applied = node_seq;

@@ -165,3 +165,90 @@ fn other_nodes_change_nothing_but_applied() {
     expected.applied = 1;
     assert_eq!(s, expected);
 }
+
+#[test]
+fn the_removal_of_this_node_empties_its_state_and_another_nodes_changes_nothing() {
+    let mut s = NodeDesired::new(node());
+    fold(&mut s, 1, &rename(1, "gw").payload);
+    fold(&mut s, 2, &deploy(2, 1).payload);
+    assert_eq!(s.instances.len(), 1);
+    let other = EventPayload::NodeRemoved {
+        node: NodeId(uuid::Uuid::from_u128(2)),
+    };
+    fold(&mut s, 3, &other);
+    assert_eq!(s.instances.len(), 1, "another node's removal");
+    fold(&mut s, 4, &EventPayload::NodeRemoved { node: node() });
+    assert!(s.instances.is_empty() && s.secrets.is_empty() && s.envs.is_empty());
+    assert_eq!(s.applied, 4);
+}
+
+fn delivered(node_seq: u64, to: NodeId, version: u64) -> NodeEvent {
+    NodeEvent {
+        node_seq,
+        seq: node_seq * 10,
+        time: Timestamp(1_000 + node_seq as i64),
+        payload: EventPayload::SecretDelivered {
+            name: Name::parse("db").unwrap(),
+            version,
+            node: to,
+            sealed: crate::secret::SealedForNode {
+                ephemeral: [version as u8; 32],
+                ciphertext: vec![1, 2, 3],
+            },
+        },
+    }
+}
+
+#[test]
+fn a_node_keeps_the_latest_copy_of_its_own_secrets_until_deleted() {
+    let mut r = NodeReducer::new(node());
+    r.offer(delivered(1, node(), 2));
+    // An older version delivered later (a replay) does not replace the newer one.
+    r.offer(delivered(2, node(), 1));
+    // Another node's copy is not this node's.
+    r.offer(delivered(3, NodeId::random(), 5));
+    assert_eq!(r.state().secrets["db"].version, 2);
+    assert_eq!(r.state().secrets.len(), 1);
+    r.offer(NodeEvent {
+        node_seq: 4,
+        seq: 40,
+        time: Timestamp(1_004),
+        payload: EventPayload::SecretDeleted {
+            name: Name::parse("db").unwrap(),
+        },
+    });
+    assert!(r.state().secrets.is_empty());
+}
+
+#[test]
+fn a_state_stored_before_secrets_decodes_and_one_without_secrets_encodes_as_before() {
+    /// The desired state as the first release stored it.
+    #[derive(serde::Serialize)]
+    struct Legacy {
+        node: NodeId,
+        name: Option<Name>,
+        labels: Labels,
+        envs: BTreeSet<Name>,
+        instances: BTreeMap<Name, DesiredInstance>,
+        applied: u64,
+    }
+    let old = Legacy {
+        node: node(),
+        name: Some(Name::parse("gw").unwrap()),
+        labels: Labels::new(),
+        envs: BTreeSet::new(),
+        instances: BTreeMap::new(),
+        applied: 7,
+    };
+    let bytes = postcard::to_stdvec(&old).unwrap();
+    let state: NodeDesired = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(state.applied, 7);
+    assert!(state.secrets.is_empty());
+    assert_eq!(postcard::to_stdvec(&state).unwrap(), bytes);
+
+    let mut r = NodeReducer::from_state(state);
+    r.offer(delivered(8, node(), 1));
+    let with = postcard::to_stdvec(r.state()).unwrap();
+    let back: NodeDesired = postcard::from_bytes(&with).unwrap();
+    assert_eq!(&back, r.state());
+}
