@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use skerry_shared::ids::{Name, shown};
 use skerry_shared::secret::{MAX_SECRET_BYTES, SecretValue};
+use zeroize::Zeroize;
 
 use super::caller::Caller;
 use super::error::{ApiError, Body, Path};
@@ -80,7 +81,7 @@ pub async fn set(
     State(s): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Body(req): Body<SetSecret>,
+    Body(mut req): Body<SetSecret>,
 ) -> Result<(StatusCode, Json<SecretDto>), ApiError> {
     let parsed = Name::parse(&name)
         .map_err(|e| ApiError::bad_request("invalid_name", "name", e.to_string()))?;
@@ -103,8 +104,10 @@ pub async fn set(
             format!("the value is over {MAX_SECRET_BYTES} bytes (64 KiB)"),
         ));
     }
+    let decoded = hex::decode(req.value_hex.as_bytes());
+    req.value_hex.zeroize();
     let value = SecretValue::new(
-        hex::decode(req.value_hex.as_bytes())
+        decoded
             .map_err(|_| ApiError::bad_request("invalid_value", "value_hex", "not hex digits"))?,
     );
     let secret = {

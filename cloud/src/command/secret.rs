@@ -228,3 +228,183 @@ pub fn check_deploy(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use skerry_shared::clock::Timestamp;
+    use skerry_shared::event::{Actor, Event, EventPayload, InstanceMode, InstanceSpec};
+    use skerry_shared::hash::Digest;
+    use skerry_shared::ids::{Labels, Name, NodeId};
+    use skerry_shared::manifest::parse_manifest;
+    use skerry_shared::secret::{NodeSecretsKey, SealedAtRest, SealedForNode};
+
+    use super::*;
+    use crate::command::outcome::RefusalKind;
+
+    fn n(s: &str) -> Name {
+        Name::parse(s).unwrap()
+    }
+
+    fn apply(p: &mut Projections, payload: EventPayload) {
+        let seq = p.head.next_seq;
+        let e = Event::seal(
+            seq,
+            Timestamp(seq as i64),
+            Actor::Cloud,
+            payload,
+            vec![],
+            p.head.last_hash,
+        )
+        .unwrap();
+        p.apply(&e);
+    }
+
+    fn sealed() -> SealedAtRest {
+        SealedAtRest {
+            nonce: [0; 12],
+            ciphertext: vec![9; 20],
+        }
+    }
+
+    fn copy() -> SealedForNode {
+        SealedForNode {
+            ephemeral: [1; 32],
+            ciphertext: vec![2; 20],
+        }
+    }
+
+    /// Environment `plant` with node `gw` (that has a key) and `old` (that has none).
+    fn fixture() -> (Projections, NodeId, NodeId) {
+        let mut p = Projections::default();
+        apply(
+            &mut p,
+            EventPayload::EnvironmentCreated {
+                name: n("plant"),
+                labels: Labels::new(),
+                entries: vec![],
+            },
+        );
+        let (gw, old) = (NodeId::random(), NodeId::random());
+        for (id, name) in [(gw, "gw"), (old, "old")] {
+            apply(
+                &mut p,
+                EventPayload::NodeEnrolled {
+                    node: id,
+                    name: n(name),
+                    env: n("plant"),
+                    address: "127.0.0.1".into(),
+                    profile: Box::new(skerry_shared::profile::builtin("x86-64-host").unwrap()),
+                    token: skerry_shared::ids::TokenId::random(),
+                    certificate: Digest::ZERO,
+                },
+            );
+        }
+        apply(
+            &mut p,
+            EventPayload::NodeSecretsKeyRegistered {
+                node: gw,
+                key: NodeSecretsKey([5; 32]),
+            },
+        );
+        (p, gw, old)
+    }
+
+    fn new_secret(version: u64, copies: Vec<(NodeId, SealedForNode)>) -> NewSecret {
+        NewSecret {
+            name: "db".into(),
+            env: None,
+            version,
+            sealed: sealed(),
+            copies,
+        }
+    }
+
+    #[test]
+    fn set_records_the_version_and_a_copy_for_each_keyed_node_only() {
+        let (mut p, gw, old) = fixture();
+        let out = set(&p, &new_secret(1, vec![(gw, copy()), (old, copy())])).unwrap();
+        assert_eq!(out.len(), 2, "the set and gw's copy; old has no key");
+        assert_eq!(out[1].audience, vec![gw]);
+        for e in &out {
+            apply(&mut p, e.payload.clone());
+        }
+        assert_eq!(p.secrets.get("db").unwrap().version, 1);
+        // A set that raced another is refused; the next version is 2.
+        let stale = set(&p, &new_secret(1, vec![])).unwrap_err();
+        assert_eq!(stale.kind, RefusalKind::Conflict);
+        assert!(set(&p, &new_secret(2, vec![])).is_ok());
+    }
+
+    #[test]
+    fn delivery_is_recorded_once_and_only_for_the_latest_version() {
+        let (mut p, gw, _) = fixture();
+        for e in set(&p, &new_secret(1, vec![])).unwrap() {
+            apply(&mut p, e.payload);
+        }
+        assert_eq!(
+            crate::controllers::secrets::missing(&p),
+            vec![(n("db"), 1, gw)]
+        );
+        let out = deliver(&p, &n("db"), 1, gw, &copy()).unwrap();
+        assert_eq!(out.len(), 1);
+        apply(&mut p, out[0].payload.clone());
+        assert!(crate::controllers::secrets::missing(&p).is_empty());
+        assert!(deliver(&p, &n("db"), 1, gw, &copy()).unwrap().is_empty());
+        assert!(deliver(&p, &n("db"), 0, gw, &copy()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_deploy_needs_its_secrets_and_keyed_nodes_and_a_used_secret_stays() {
+        let (mut p, gw, old) = fixture();
+        let m = parse_manifest(
+            "app: a\nversion: 1.0.0\ncomponents:\n  - name: web\n    image: web:1\n    secrets:\n      - { name: other, env: OTHER }\n      - { name: db, env: DB }\n",
+        )
+        .unwrap();
+        let target = |node| vec![skerry_shared::event::NodeTarget { node, weight: 1 }];
+        let e = check_deploy(&p, &n("plant"), &m, &target(gw)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("components[0].secrets[0].name"));
+        assert_eq!(e.kind, RefusalKind::Invalid);
+        for name in ["db", "other"] {
+            let mut s = new_secret(1, vec![]);
+            s.name = name.into();
+            for e in set(&p, &s).unwrap() {
+                apply(&mut p, e.payload);
+            }
+        }
+        assert!(check_deploy(&p, &n("plant"), &m, &target(gw)).is_ok());
+        let e = check_deploy(&p, &n("plant"), &m, &target(old)).unwrap_err();
+        assert_eq!(e.code, "node_without_secrets_key");
+
+        apply(
+            &mut p,
+            EventPayload::AppVersionPublished {
+                manifest: m.clone(),
+                digest: Digest::ZERO,
+            },
+        );
+        apply(
+            &mut p,
+            EventPayload::InstanceDeployed {
+                instance: Box::new(InstanceSpec {
+                    name: n("web"),
+                    env: n("plant"),
+                    app: n("a"),
+                    version: m.version.clone(),
+                    manifest: m.clone(),
+                    nodes: target(gw),
+                    unschedulable: vec![],
+                    selector: BTreeMap::new(),
+                    overrides: vec![],
+                    mode: InstanceMode::Production,
+                }),
+            },
+        );
+        let e = delete(&p, "db").unwrap_err();
+        assert_eq!(e.kind, RefusalKind::Conflict);
+        assert!(e.message.contains("web"), "{}", e.message);
+        assert_eq!(delete(&p, "nope").unwrap_err().kind, RefusalKind::NotFound);
+    }
+}

@@ -466,3 +466,19 @@ fn secrets_are_bounded_and_targets_unique() {
     let e = validate(&one(exec)).unwrap_err();
     assert_eq!(e.errors[0].field, "components[0].secrets[1].file");
 }
+
+/// docs/manifest.md's "Secrets" example (the YAML block after `<!-- manifest-example:
+/// secrets -->`) is a manifest that is accepted, with the uses it shows.
+#[test]
+fn the_documented_secrets_example_parses() {
+    let page = include_str!("../../../../docs/manifest.md");
+    let (_, after) = page
+        .split_once("<!-- manifest-example: secrets -->\n```yaml\n")
+        .expect("docs/manifest.md has the secrets example");
+    let (yaml, _) = after.split_once("```").unwrap();
+    let m = crate::manifest::parse_manifest(yaml).unwrap();
+    let api = m.component("api").unwrap();
+    assert_eq!(api.secrets[0].env.as_deref(), Some("DB_PASSWORD"));
+    assert_eq!(api.secrets[1].file.as_deref(), Some("/run/secrets/tls"));
+    assert_eq!(m.component("exporter").unwrap().secrets.len(), 2);
+}
