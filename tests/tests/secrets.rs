@@ -1,7 +1,8 @@
 //! Secrets end to end: a real `skerry serve`, a real agent with the Docker runtime and one
 //! with the process runtime, real containers from an image built `FROM scratch`.
 //!
-//! A component sees its secret as an environment variable and as a file; a new
+//! A component sees its secret as an environment variable and as a file, also on a node
+//! that enrolled after the secret was set; a new
 //! `secret set` restarts the replicas that use it; a deploy that names a missing secret is
 //! refused with the field; a secret in use is not deleted. And the value, plain, hex or
 //! base64, is in no byte of the cloud's data directory, the agents' data directories
@@ -171,8 +172,6 @@ fn a_secret_reaches_containers_and_processes_and_is_stored_nowhere_in_the_clear(
     let cloud = Cloud::start().unwrap();
     assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
     let agent = Agent::enroll(&cloud, "plant", "gw-1").unwrap();
-    let proc_agent =
-        Agent::enroll_with(&cloud, "plant", "gw-2", &["--runtime", "process"]).unwrap();
     let node = agent.node_id().unwrap();
     let tag: String = node.chars().take(8).collect();
     let work = tempfile::tempdir().unwrap();
@@ -185,6 +184,10 @@ fn a_secret_reaches_containers_and_processes_and_is_stored_nowhere_in_the_clear(
     let set = set_secret(&cloud, work.path(), "db-password", &password, &[]);
     assert_eq!(set["version"], 1);
     set_secret(&cloud, work.path(), "tls", &tls, &["--env", "plant"]);
+    // A node that enrolls after the secrets were set gets them too (the delivery
+    // controller).
+    let proc_agent =
+        Agent::enroll_with(&cloud, "plant", "gw-2", &["--runtime", "process"]).unwrap();
     let list = cli(&cloud, &["secret", "list", "-o", "json"]);
     assert_eq!(list.code, 0, "{list}");
     let listed = list.json().unwrap();

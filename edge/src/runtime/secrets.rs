@@ -122,6 +122,35 @@ pub fn remove_files(node: NodeId, key: &ReplicaKey) {
     }
 }
 
+/// The file system type of the mount that holds `path`, from `/proc/self/mounts` (the
+/// longest mount point that is a prefix of it).
+fn fs_type_of(mounts: &str, path: &Path) -> Option<String> {
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), kind.to_owned()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
+}
+
+/// Secret files go only where memory backs them: refuses a [`SECRETS_ROOT`] that is not
+/// on tmpfs (or ramfs).
+fn ensure_tmpfs() -> Result<(), RuntimeError> {
+    let mounts = fs::read_to_string("/proc/self/mounts")
+        .map_err(|e| RuntimeError::Engine(format!("/proc/self/mounts: {e}")))?;
+    match fs_type_of(&mounts, Path::new(SECRETS_ROOT)).as_deref() {
+        Some("tmpfs" | "ramfs") => Ok(()),
+        other => Err(unrunnable(format!(
+            "{SECRETS_ROOT} is not on tmpfs ({}): secret files are written to memory only",
+            other.unwrap_or("no mount found")
+        ))),
+    }
+}
+
 fn unrunnable(what: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Unrunnable(what.to_string())
 }
@@ -150,6 +179,9 @@ pub fn attach(
             unrunnable("this node has no secrets key (it enrolled before secrets); enroll it again")
         })?;
     let docker = spec.component.runtime() == RuntimeKind::Docker;
+    if uses.iter().any(|u| u.file.is_some()) {
+        ensure_tmpfs()?;
+    }
     let mut opened = Vec::with_capacity(uses.len());
     for (j, u) in uses.iter().enumerate() {
         let copy = desired.secrets.get(&u.name).ok_or_else(|| {
@@ -223,6 +255,16 @@ pub fn write_file(dir: &Path, name: &str, value: &SecretValue, mode: u32) -> io:
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_mount_that_holds_a_path_is_the_longest_prefix() {
+        let mounts = "/dev/vda / ext4 rw 0 0\nshm /dev/shm tmpfs rw 0 0\nproc /proc proc rw 0 0\n";
+        let kind = |p: &str| fs_type_of(mounts, Path::new(p));
+        assert_eq!(kind("/dev/shm/skerry-secrets").as_deref(), Some("tmpfs"));
+        assert_eq!(kind("/var/lib/x").as_deref(), Some("ext4"));
+        // A path component, not a string prefix.
+        assert_eq!(kind("/dev/shmx").as_deref(), Some("ext4"));
+    }
 
     #[test]
     fn the_key_is_saved_with_mode_0600_and_loads_back() {
