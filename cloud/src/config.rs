@@ -71,7 +71,22 @@ pub struct FileConfig {
     pub tls_names: Vec<String>,
     /// Serve the API over plain http beyond loopback.
     pub insecure_http: Option<bool>,
+    /// `[pki]`: node certificates.
+    pub pki: PkiFileConfig,
 }
+
+/// `[pki]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiFileConfig {
+    /// How long a node certificate is valid (`90d`; `5s` in tests). Agents renew theirs over
+    /// the link once two thirds of it have passed. Default 90 days.
+    pub node_certificate_lifetime: Option<String>,
+}
+
+/// The longest `[pki] node_certificate_lifetime` accepted: the CA's own ten years.
+pub const MAX_NODE_CERT_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(3650 * 24 * 3600);
 
 /// `[http]` in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -166,6 +181,8 @@ pub struct Config {
     pub tls_names: Vec<String>,
     /// Plain http beyond loopback is allowed (`--insecure-http`).
     pub insecure_http: bool,
+    /// How long the node certificates issued are valid (`[pki] node_certificate_lifetime`).
+    pub node_cert_lifetime: std::time::Duration,
 }
 
 impl Config {
@@ -191,7 +208,7 @@ impl Config {
     /// `SKERRY_LOG_RETENTION`, `SKERRY_LOG_MAX_BYTES`, `SKERRY_SYNC_SNAPSHOTS`,
     /// `SKERRY_HTTP_ALLOWED_ORIGINS`, `SKERRY_HTTP_HEADER_TIMEOUT`, `SKERRY_HTTP_BODY_TIMEOUT`,
     /// `SKERRY_HTTP_MAX_CONNECTIONS`, `SKERRY_TLS_NAMES` (comma-separated),
-    /// `SKERRY_INSECURE_HTTP`) and flags.
+    /// `SKERRY_INSECURE_HTTP`, `SKERRY_NODE_CERT_LIFETIME`) and flags.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut errors = Vec::new();
@@ -328,6 +345,10 @@ impl Config {
             },
             &mut errors,
         );
+        let node_cert_lifetime = node_cert_lifetime(
+            env("SKERRY_NODE_CERT_LIFETIME").or(file.pki.node_certificate_lifetime),
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -345,7 +366,30 @@ impl Config {
             http,
             tls_names,
             insecure_http,
+            node_cert_lifetime,
         })
+    }
+}
+
+/// `[pki] node_certificate_lifetime` (or `SKERRY_NODE_CERT_LIFETIME`), checked: from one
+/// second to [`MAX_NODE_CERT_LIFETIME`]; 90 days when not given.
+fn node_cert_lifetime(text: Option<String>, errors: &mut Vec<String>) -> std::time::Duration {
+    let default = crate::pki::DEFAULT_NODE_CERT_LIFETIME;
+    let Some(text) = text else { return default };
+    match humantime::parse_duration(&text) {
+        Ok(d) if d >= std::time::Duration::from_secs(1) && d <= MAX_NODE_CERT_LIFETIME => d,
+        Ok(_) => {
+            errors.push(format!(
+                "pki.node_certificate_lifetime: \"{text}\" is out of range; give 1s to 3650d"
+            ));
+            default
+        }
+        Err(e) => {
+            errors.push(format!(
+                "pki.node_certificate_lifetime: \"{text}\" is not a duration such as 90d or 5s ({e})"
+            ));
+            default
+        }
     }
 }
 
@@ -546,6 +590,34 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.0[0].contains("--tls-name"), "{err}");
+    }
+
+    #[test]
+    fn the_node_certificate_lifetime_is_90_days_unless_given_and_checked() {
+        let mut errors = Vec::new();
+        assert_eq!(
+            node_cert_lifetime(None, &mut errors),
+            Duration::from_secs(90 * 86400)
+        );
+        assert_eq!(
+            node_cert_lifetime(Some("5s".into()), &mut errors),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            node_cert_lifetime(Some("30d".into()), &mut errors),
+            Duration::from_secs(30 * 86400)
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        for bad in ["0s", "soon", "20000d", "500ms"] {
+            let mut errors = Vec::new();
+            node_cert_lifetime(Some(bad.into()), &mut errors);
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert!(errors[0].starts_with("pki.node_certificate_lifetime"));
+        }
+        let file: FileConfig =
+            toml::from_str("[pki]\nnode_certificate_lifetime = \"45d\"\n").unwrap();
+        assert_eq!(file.pki.node_certificate_lifetime.as_deref(), Some("45d"));
+        assert!(toml::from_str::<FileConfig>("[pki]\nlifetime = \"45d\"\n").is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! rcgen and keeps them in the keys directory: `ca.crt` and `ca.key`, the key with mode
 //! 0600 (the directory 0700). Later starts, and replicas given the same directory, load
 //! them. A node's certificate is issued from its CSR's public key only: the subject and
-//! names come from the cloud (the node id), never from the request.
+//! names come from the cloud (the node id), never from the request, and it is valid for
+//! the node certificate lifetime in force ([`DEFAULT_NODE_CERT_LIFETIME`], 90 days, unless
+//! `[pki] node_certificate_lifetime` says otherwise); agents renew theirs over the link.
 
 use std::fs;
 use std::io::Write as _;
@@ -47,11 +49,29 @@ fn cert(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
     }
 }
 
+/// How long a node certificate is valid by default.
+pub const DEFAULT_NODE_CERT_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// How far back a certificate's `not_before` is set, for clocks a little behind.
+const BACKDATE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A node certificate just issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCertificate {
+    pub pem: String,
+    /// SHA-256 of its DER.
+    pub digest: Digest,
+    /// Its `not_after`.
+    pub expires: skerry_shared::clock::Timestamp,
+}
+
 /// The CA.
 pub struct Pki {
     ca_pem: String,
     ca_digest: Digest,
     issuer: Issuer<'static, KeyPair>,
+    node_lifetime: std::time::Duration,
 }
 
 impl std::fmt::Debug for Pki {
@@ -64,7 +84,7 @@ impl std::fmt::Debug for Pki {
 }
 
 /// Writes `bytes` to `path` with `mode`, atomically (a temporary file, then a rename).
-fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -131,6 +151,7 @@ impl Pki {
             ca_pem,
             ca_digest,
             issuer,
+            node_lifetime: DEFAULT_NODE_CERT_LIFETIME,
         })
     }
 
@@ -155,9 +176,26 @@ impl Pki {
         }
     }
 
+    /// Node certificates issued from now on are valid for `lifetime`.
+    pub fn with_node_lifetime(mut self, lifetime: std::time::Duration) -> Pki {
+        self.node_lifetime = lifetime;
+        self
+    }
+
+    /// How long the node certificates issued now are valid.
+    pub fn node_lifetime(&self) -> std::time::Duration {
+        self.node_lifetime
+    }
+
     /// Issues a client certificate for `node` to the key in `csr_pem`, after checking the
     /// request's signature. Returns the certificate (PEM) and the SHA-256 of its DER.
     pub fn sign_node(&self, csr_pem: &str, node: NodeId) -> Result<(String, Digest), PkiError> {
+        self.issue_node(csr_pem, node).map(|c| (c.pem, c.digest))
+    }
+
+    /// [`Pki::sign_node`], with the certificate's expiry: valid from an hour ago (for
+    /// clocks a little behind) until the node lifetime from now.
+    pub fn issue_node(&self, csr_pem: &str, node: NodeId) -> Result<NodeCertificate, PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| PkiError::BadCsr(e.to_string()))?;
         let id = node.to_string();
@@ -173,12 +211,25 @@ impl Pki {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + time::Duration::days(825);
+        let lifetime =
+            time::Duration::try_from(self.node_lifetime).map_err(|e| PkiError::Cert {
+                what: "node certificate",
+                reason: format!("lifetime: {e}"),
+            })?;
+        let backdate = time::Duration::try_from(BACKDATE).unwrap_or(time::Duration::ZERO);
+        params.not_before = now - backdate;
+        params.not_after = now + lifetime;
         let certificate = params
             .signed_by(&csr.public_key, &self.issuer)
             .map_err(cert("node certificate"))?;
-        Ok((certificate.pem(), Digest::of(certificate.der())))
+        // Whole seconds, as the certificate holds it.
+        let expires =
+            skerry_shared::clock::Timestamp(params.not_after.unix_timestamp().saturating_mul(1000));
+        Ok(NodeCertificate {
+            pem: certificate.pem(),
+            digest: Digest::of(certificate.der()),
+            expires,
+        })
     }
 
     /// Issues a fresh server certificate, and its key, for the cloud's MQTT endpoint: one
@@ -226,6 +277,34 @@ impl Pki {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_certificates_live_as_long_as_the_lifetime_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let life = |pki: &Pki| {
+            let c = pki.issue_node(&csr, NodeId::random()).unwrap();
+            let der = pem_to_der(&c.pem).unwrap();
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            assert_eq!(c.digest, Digest::of(&der));
+            assert_eq!(c.expires.0 / 1000, cert.validity().not_after.timestamp());
+            cert.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp()
+        };
+        let pki = Pki::load_or_create(dir.path()).unwrap();
+        let default = life(&pki);
+        assert!(
+            (90 * 86400 - 5..=90 * 86400).contains(&default),
+            "{default}"
+        );
+        let pki = pki.with_node_lifetime(std::time::Duration::from_secs(5));
+        assert!((3..=5).contains(&life(&pki)));
+    }
 
     #[test]
     fn creates_then_loads_the_same_ca_with_a_private_key() {

@@ -252,6 +252,20 @@ impl Projections {
         self.apply_checked(e);
     }
 
+    /// A node is removed: it leaves every instance's targets (an instance left with no
+    /// node stays deployed, on none, as after `node.left`), its name is free, and its
+    /// certificates are revoked for good ([`certificates`]).
+    fn node_removed(&mut self, node: NodeId, at: Timestamp) {
+        if let Some(n) = self.nodes.remove(&node) {
+            self.node_names.remove(&n.name);
+        }
+        for i in self.instances.values_mut() {
+            i.spec.nodes.retain(|t| t.node != node);
+            i.spec.unschedulable.retain(|u| u.node != node);
+        }
+        self.certificates.node_removed(node, at);
+    }
+
     fn refuse(&mut self, e: &Event, reason: String) {
         let kind = e.payload.kind();
         tracing::error!(
@@ -325,6 +339,7 @@ impl Projections {
                 if let Some(t) = self.tokens.get_mut(token) {
                     t.used_by = Some(*node);
                 }
+                self.certificates.issued(*node, *certificate, None);
                 self.node_names.insert(name.clone(), *node);
                 self.nodes.insert(
                     *node,

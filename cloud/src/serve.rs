@@ -97,7 +97,8 @@ pub async fn open(config: &Config) -> Result<Cloud, ServeError> {
     let keys = config.keys.clone();
     let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&keys))
         .await
-        .map_err(|e| LogError::Storage(e.to_string()))??;
+        .map_err(|e| LogError::Storage(e.to_string()))??
+        .with_node_lifetime(config.node_cert_lifetime);
     Ok(Cloud {
         engine,
         pki: Arc::new(pki),
@@ -148,6 +149,7 @@ pub async fn run(
     let hub = Hub::new(cloud.engine.clone());
     hub.set_snapshots(config.sync_snapshots);
     hub.attach_reports(reports.clone(), statuses);
+    hub.attach_pki(cloud.pki.clone());
     let monitor = tokio::spawn(crate::controllers::liveness::run(hub.clone(), {
         let mut stopping = stopping.clone();
         async move {

@@ -261,6 +261,67 @@ impl Identity {
         Ok(())
     }
 
+    /// The same identity with a renewed `certificate_pem` (checked to be for the node's
+    /// key, as at [`Identity::new`]).
+    pub fn with_certificate(&self, certificate_pem: String) -> Result<Identity, IdentityError> {
+        Identity::new(
+            self.record.clone(),
+            self.key_pem.clone(),
+            certificate_pem,
+            self.ca_pem.clone(),
+        )
+    }
+
+    /// Replaces `node.crt` under `data` with this identity's certificate, atomically and
+    /// durably (the key and the record stay as they are): a crash leaves the old
+    /// certificate or the new one, each for the same key.
+    pub fn save_certificate(&self, data: &Path) -> Result<(), IdentityError> {
+        let dir = Self::dir(data);
+        write_atomic(&dir, CERT_FILE, self.certificate_pem.as_bytes(), FILE_MODE)?;
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))
+    }
+
+    /// Forgets the identity under `data`: `node.json` first (so that the node counts as
+    /// not enrolled from then on, whatever happens next), then the key, the certificate
+    /// and the CA, then the directory. Nothing there: nothing to do.
+    pub fn forget(data: &Path) -> Result<(), IdentityError> {
+        let dir = Self::dir(data);
+        for name in [NODE_FILE, KEY_FILE, CERT_FILE, CA_FILE] {
+            let path = dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+            if name == NODE_FILE && dir.exists() {
+                fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io(&dir))?;
+            }
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&dir)(e)),
+        }
+    }
+
+    /// The node's private key, PEM (for a renewal's CSR; never logged).
+    pub(crate) fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// When the node's certificate stops being valid (its `not_after`), in milliseconds
+    /// since the epoch; `None` if it does not parse (it did when loaded).
+    pub fn certificate_expires(&self) -> Option<skerry_shared::clock::Timestamp> {
+        let (_, cert) = x509_parser::parse_x509_certificate(self.certificate.as_ref()).ok()?;
+        Some(skerry_shared::clock::Timestamp(
+            cert.validity().not_after.timestamp().saturating_mul(1000),
+        ))
+    }
+
     /// The node's record (`node.json`).
     pub fn record(&self) -> &NodeRecord {
         &self.record

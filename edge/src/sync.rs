@@ -151,6 +151,8 @@ pub enum Other {
         since: Option<Timestamp>,
         max_bytes: u32,
     },
+    /// A frame of the certificate's renewal, for the credentials task.
+    Credentials(DownFrame),
 }
 
 /// Why the state machine refused a call.
@@ -378,6 +380,14 @@ impl AgentSync {
                     since,
                     max_bytes,
                 }),
+                ..Step::default()
+            },
+            Ok(
+                f @ (DownFrame::RenewCertificate { .. }
+                | DownFrame::Certificate { .. }
+                | DownFrame::CertificateRefused { .. }),
+            ) => Step {
+                other: Some(Other::Credentials(f)),
                 ..Step::default()
             },
         }

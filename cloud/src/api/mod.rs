@@ -126,7 +126,9 @@ pub fn protected() -> Router<AppState> {
         .route("/api/v1/nodes", get(nodes::list))
         .route(
             "/api/v1/nodes/{node}",
-            get(nodes::show).patch(nodes::rename),
+            get(nodes::show)
+                .patch(nodes::rename)
+                .delete(nodes::remove),
         )
         .route("/api/v1/nodes/{node}/labels", post(nodes::label))
         .route("/api/v1/nodes/{node}/environments", post(nodes::join))

@@ -132,6 +132,23 @@ pub async fn leave(
     command(&s, actor, &node, cmd).await
 }
 
+/// `DELETE /api/v1/nodes/{node}` (`node remove`): the node as it was before. Its agent is
+/// told to stop its apps and forget its identity, its open session is closed and its
+/// certificate revoked (see `command/remove.rs`).
+pub async fn remove(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(node): Path<String>,
+) -> Result<Json<NodeDto>, ApiError> {
+    let before = view(&s, &node)?;
+    let cmd = Command::RemoveNode {
+        node: before.id.clone(),
+    };
+    s.engine.submit(actor, cmd).await?;
+    tracing::info!(node = %before.id, name = %before.name, "node removed");
+    Ok(Json(before))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeLogsQuery {

@@ -63,9 +63,8 @@ pub enum NodeCommand {
         #[arg(long, value_name = "NAME")]
         env: String,
     },
-    // Hidden from help until it is built (the cloud answers 405).
-    /// Remove a node: its instances go, its agent stops, and it is revoked.
-    #[command(hide = true)]
+    /// Remove a node: its instances leave it, its agent stops and removes its apps and
+    /// forgets its identity, its session is closed and its certificate revoked for good.
     Remove {
         /// The node's name or id.
         node: String,
@@ -179,7 +178,11 @@ pub async fn run(cmd: NodeCommand, client: &Client, format: OutputFormat) -> Res
         }
         NodeCommand::Remove { node } => {
             let answer = client.delete(&["nodes", &node]).fetch_any().await?;
-            done(format, &answer, &format!("removed node {node}"))
+            done(
+                format,
+                &answer,
+                &format!("removed node {node}; its certificate is revoked"),
+            )
         }
         NodeCommand::Logs { node, since } => {
             let answer = client

@@ -96,6 +96,17 @@ pub enum Command {
     DeleteSecret {
         name: String,
     },
+    /// Removes a node, by name or id (`node remove`): see `command/remove.rs`.
+    RemoveNode {
+        node: String,
+    },
+    /// The sync layer signed a renewed certificate for a node over its link.
+    RenewNodeCertificate {
+        node: NodeId,
+        /// SHA-256 of the new certificate's DER.
+        certificate: Digest,
+        expires: Timestamp,
+    },
 }
 
 /// A deploy: which app version, into which environment, under which instance name, on which

@@ -15,6 +15,8 @@
 //!   ([`plan_deploy`]), and the per-node plan of a dry run.
 //! - [`secret`]: secrets set ([`secret::NewSecret`]), delivered to nodes, deleted, and
 //!   what a deploy needs of them.
+//! - `remove`: node removal (`node remove`), the refusal of a removed node's enrollment,
+//!   and certificates renewed over the link.
 //! - [`placement`]: which nodes an instance goes on (named nodes, the selector, weights),
 //!   using [`fit`]: whether a node can take it.
 //!
@@ -30,6 +32,7 @@ pub mod intent;
 mod node;
 pub mod outcome;
 pub mod placement;
+mod remove;
 pub mod secret;
 
 use skerry_shared::clock::Timestamp;
@@ -58,6 +61,7 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             expires,
         } => env::issue_token(p, env, *id, *secret_hash, *expires, now),
         Command::Enroll(e) => {
+            remove::check_not_removed(p, e.node)?;
             let mut out = node::enroll(p, e, now)?;
             if let Some(key) = e.secrets_key {
                 out.extend(secret::register_key(p, e.node, key)?);
@@ -83,5 +87,11 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             sealed,
         } => secret::deliver(p, name, *version, *node, sealed),
         Command::DeleteSecret { name } => secret::delete(p, name),
+        Command::RemoveNode { node } => remove::remove(p, node),
+        Command::RenewNodeCertificate {
+            node,
+            certificate,
+            expires,
+        } => remove::renewed(p, *node, *certificate, *expires),
     }
 }

@@ -79,8 +79,8 @@ pub(crate) async fn serve<S: Sessions>(
             }
         },
     };
-    let node = match tls::node_id(tls.get_ref().1.peer_certificates()) {
-        Ok(node) => node,
+    let peer_cert = match tls::peer(tls.get_ref().1.peer_certificates()) {
+        Ok(cert) => cert,
         Err(reason) => {
             stats.handshake_refused();
             tracing::info!(%peer, %reason, "MQTT: client certificate refused");
@@ -88,6 +88,7 @@ pub(crate) async fn serve<S: Sessions>(
             return;
         }
     };
+    let node = peer_cert.node;
     let mut framed = Framed::new(tls, packet_codec());
     let Some(connect) = first_packet(&mut framed, node, peer, deadline, &stats, &mut stop).await
     else {
@@ -102,7 +103,7 @@ pub(crate) async fn serve<S: Sessions>(
         close(framed.into_inner()).await;
         return;
     }
-    let mut connection = match sessions.open(node) {
+    let mut connection = match sessions.open_peer(&peer_cert) {
         Ok(connection) => connection,
         Err(reason) => {
             stats.session_refused();
@@ -226,7 +227,7 @@ impl End {
                 tracing::warn!(%node, %peer, %what, "MQTT: protocol error; disconnecting the client");
             }
             End::Replaced => {
-                tracing::info!(%node, %peer, "MQTT: session closed: the sync layer ended it (a newer connection of the node?)");
+                tracing::info!(%node, %peer, "MQTT: session closed: the sync layer ended it (a newer connection of the node, or the node was removed)");
             }
             End::SyncGone => {
                 tracing::info!(%node, %peer, "MQTT: session closed: the sync layer stopped taking its messages");

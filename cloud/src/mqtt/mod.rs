@@ -71,7 +71,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// The sync layer's seam, which the endpoint serves: re-exported here for its users.
-pub use crate::sync::{Connection, Sessions};
+pub use crate::sync::{Connection, PeerCertificate, Sessions};
 pub use authz::{authorize_publish, authorize_subscribe, down_topic, up_topic};
 pub use connection::packet_codec;
 pub use stats::EndpointStats;

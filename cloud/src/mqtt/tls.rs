@@ -45,6 +45,27 @@ pub(crate) fn server_config(pki: &Pki, names: &[String]) -> Result<Arc<ServerCon
     Ok(Arc::new(config))
 }
 
+/// The node id, digest and validity of a verified client certificate (see [`node_id`]).
+pub(crate) fn peer(
+    peer: Option<&[CertificateDer<'static>]>,
+) -> Result<crate::sync::PeerCertificate, String> {
+    let node = node_id(peer)?;
+    let Some(leaf) = peer.and_then(<[_]>::first) else {
+        return Err("no client certificate".to_owned());
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
+    let time = |t: x509_parser::time::ASN1Time| {
+        skerry_shared::clock::Timestamp(t.timestamp().saturating_mul(1000))
+    };
+    Ok(crate::sync::PeerCertificate {
+        node,
+        digest: skerry_shared::hash::Digest::of(leaf.as_ref()),
+        not_before: time(cert.validity().not_before),
+        not_after: time(cert.validity().not_after),
+    })
+}
+
 /// The node id a verified client certificate names: its subject common name, which must
 /// parse as a node id and, when the certificate has DNS names, be one of them (the cloud's
 /// CA issues node certificates with the id as both).

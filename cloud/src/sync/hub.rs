@@ -72,7 +72,14 @@ pub enum OpenError {
     UnknownNode(NodeId),
     #[error("sessions need a tokio runtime: {0}")]
     NoRuntime(String),
+    /// The node was removed, or the certificate is revoked.
+    #[error("{0}")]
+    Revoked(String),
 }
+
+/// How long after a node's removal is durable its open session is closed, if the session
+/// has not closed itself after sending the removal (a session that never said `Hello`).
+pub const REMOVAL_CLOSE_AFTER: Duration = Duration::from_millis(800);
 
 /// What the hub knows of a node right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +160,30 @@ impl Hub {
         self.inner.snapshots()
     }
 
+    /// Signs the certificates nodes renew over their link with `pki` (and its node
+    /// lifetime) from now on. Once only; without it no renewal is asked for.
+    pub fn attach_pki(&self, pki: std::sync::Arc<crate::pki::Pki>) {
+        if self.inner.pki.set(pki).is_err() {
+            tracing::warn!("the hub has a CA already");
+        }
+    }
+
+    /// Opens a session for the node of `peer`, as [`Hub::open`], unless the node was
+    /// removed or the certificate is revoked; the session asks for the certificate's
+    /// renewal when it is due (see `renewal.rs`).
+    pub fn open_peer(&self, peer: &super::PeerCertificate) -> Result<Connection, OpenError> {
+        if let Some(reason) = self
+            .inner
+            .engine
+            .read()
+            .certificates
+            .refuses(peer.node, &peer.digest)
+        {
+            return Err(OpenError::Revoked(reason));
+        }
+        self.open_with(peer.node, Some(*peer))
+    }
+
     /// The report store, once attached.
     pub fn reports(&self) -> Option<&ReportStore> {
         self.inner.reports()
@@ -161,11 +192,25 @@ impl Hub {
     /// Opens a session for `node` (enrolled here), replacing any open one. Call it on a
     /// tokio runtime: the session is a task.
     pub fn open(&self, node: NodeId) -> Result<Connection, OpenError> {
+        self.open_with(node, None)
+    }
+
+    fn open_with(
+        &self,
+        node: NodeId,
+        peer: Option<super::PeerCertificate>,
+    ) -> Result<Connection, OpenError> {
         if !self.inner.engine.read().nodes.contains_key(&node) {
             return Err(OpenError::UnknownNode(node));
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| OpenError::NoRuntime(e.to_string()))?;
+        if !self.inner.removals.swap(true, Ordering::AcqRel) {
+            runtime.spawn(close_removed(
+                std::sync::Arc::downgrade(&self.inner),
+                self.inner.engine().subscribe(),
+            ));
+        }
         let (up_tx, up_rx) = mpsc::channel(UP_CAPACITY);
         let (down_tx, down_rx) = mpsc::channel(DOWN_CAPACITY);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_CAPACITY);
@@ -185,6 +230,7 @@ impl Hub {
             up_rx,
             down_tx,
             control_rx,
+            peer,
         ));
         entry.session = Some((id, task.abort_handle()));
         entry.control = Some(control_tx);
@@ -359,5 +405,49 @@ impl Hub {
 impl Sessions for Hub {
     fn open(&self, node: NodeId) -> Result<Connection, String> {
         Hub::open(self, node).map_err(|e| e.to_string())
+    }
+
+    fn open_peer(&self, peer: &super::PeerCertificate) -> Result<Connection, String> {
+        Hub::open_peer(self, peer).map_err(|e| e.to_string())
+    }
+}
+
+/// Closes the open session of each node removed, [`REMOVAL_CLOSE_AFTER`] after its
+/// removal is durable (the session closes itself at once after it sent the removal; this
+/// is for one that did not). After a lagged broadcast, every session of a node that is no
+/// longer enrolled is closed. Ends with the engine, or when the hub is gone.
+async fn close_removed(
+    hub: std::sync::Weak<Shared>,
+    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<skerry_shared::event::Event>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let removed: Vec<NodeId> = match events.recv().await {
+            Ok(e) => match e.payload {
+                skerry_shared::event::EventPayload::NodeRemoved { node } => vec![node],
+                _ => continue,
+            },
+            Err(RecvError::Lagged(_)) => {
+                let Some(shared) = hub.upgrade() else { return };
+                let p = shared.engine().read();
+                let open: Vec<NodeId> = shared.nodes.lock().keys().copied().collect();
+                open.into_iter()
+                    .filter(|n| !p.nodes.contains_key(n))
+                    .collect()
+            }
+            Err(RecvError::Closed) => return,
+        };
+        tokio::time::sleep(REMOVAL_CLOSE_AFTER).await;
+        let Some(shared) = hub.upgrade() else { return };
+        let mut nodes = shared.nodes.lock();
+        for node in removed {
+            if let Some(e) = nodes.get_mut(&node)
+                && let Some((id, handle)) = e.session.take()
+            {
+                tracing::info!(%node, session = id, "closing the session of a removed node");
+                handle.abort();
+                e.control = None;
+            }
+        }
     }
 }

@@ -7,6 +7,15 @@
 //! then reads the node's head and starts catch-up. Log pages are read on the blocking pool;
 //! the broadcast is read only once catch-up is over (a lag then sends the session back to
 //! the log).
+//!
+//! A frame that carries this node's `node.removed` ends the session once the agent has
+//! acknowledged it, or [`REMOVAL_LINGER`] after it was handed to the transport, whichever
+//! comes first; the transport then closes the connection. (Closing at once can cut the
+//! frame off: a client that reads the frame and the end of the stream in one read may drop
+//! the frame.) When the session knows the
+//! certificate the node connected with, it asks for that certificate's renewal when it is
+//! due (`renewal.rs`), signs the CSR that comes back, records `node.certificate-renewed`
+//! and sends the certificate once that is durable.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +32,10 @@ use tokio::task::JoinHandle;
 use super::live::Shared;
 use super::session::{NodeSession, Output, SyncError};
 use crate::log::LogError;
+
+/// How long a session that sent its node's removal waits for the agent's ack before it
+/// closes.
+pub const REMOVAL_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Broadcast events handed to the session at once.
 const LIVE_BATCH: usize = 256;
@@ -58,6 +71,7 @@ pub(super) async fn run(
     mut up: mpsc::Receiver<Bytes>,
     down: mpsc::Sender<Bytes>,
     mut control: mpsc::Receiver<DownFrame>,
+    peer: Option<super::PeerCertificate>,
 ) {
     let _closing = Closing {
         hub: hub.clone(),
@@ -75,6 +89,13 @@ pub(super) async fn run(
         events: None,
         page: None,
         down,
+        closing: None,
+        renewal: Renewal {
+            peer,
+            at: None,
+            asked: false,
+            signed: false,
+        },
     };
     match link.serve(&mut up, &mut control).await {
         Stop::Gone => {}
@@ -89,6 +110,28 @@ struct Link {
     events: Option<broadcast::Receiver<Arc<Event>>>,
     page: Option<Page>,
     down: mpsc::Sender<Bytes>,
+    /// The removal was sent at this `node_seq`: close on its ack, or at the deadline.
+    closing: Option<(u64, tokio::time::Instant)>,
+    renewal: Renewal,
+}
+
+/// The renewal of the certificate the session opened with.
+struct Renewal {
+    peer: Option<super::PeerCertificate>,
+    /// When to ask, on the monotonic clock, once `Hello` came and it was not due yet.
+    at: Option<tokio::time::Instant>,
+    /// Asked in this session (once at most).
+    asked: bool,
+    /// A CSR was signed in this session (once at most).
+    signed: bool,
+}
+
+/// Never resolves without a deadline.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Link {
@@ -99,7 +142,17 @@ impl Link {
     ) -> Stop {
         loop {
             let live = self.session.is_live() && self.page.is_none();
+            if let Some((seq, _)) = self.closing
+                && self.hub.acked_of(self.node) >= seq
+            {
+                tracing::info!(node = %self.node, "the node acknowledged its removal; closing its session");
+                return Stop::Gone;
+            }
             let outputs = tokio::select! {
+                () = until(self.closing.map(|(_, at)| at)) => {
+                    tracing::info!(node = %self.node, "the node did not acknowledge its removal within {REMOVAL_LINGER:?}; closing its session");
+                    return Stop::Gone;
+                },
                 frame = up.recv() => match frame {
                     Some(bytes) => self.up(&bytes).await,
                     None => return Stop::Gone,
@@ -115,6 +168,10 @@ impl Link {
                         Ok(Err(e)) => Err(e.into()),
                         Err(e) => Err(LogError::Storage(format!("log read: {e}")).into()),
                     }
+                },
+                () = until(self.renewal.at) => {
+                    self.renewal.at = None;
+                    Ok(self.ask_renewal("two thirds of its life have passed".into()))
                 },
                 got = recv(&mut self.events), if live => match got {
                     Ok(first) => self.live(first),
@@ -183,9 +240,10 @@ impl Link {
                 };
                 tracing::info!(node = %self.node, last_node_seq, head, agent = %agent_version, "hello");
                 self.hub.heard(self.node);
-                let out = self.session.hello(last_node_seq, head);
+                let mut out = self.session.hello(last_node_seq, head);
                 // What the agent says it applied counts as acknowledged.
                 self.hub.acked(self.node, self.session.sent());
+                out.extend(self.renewal_on_hello());
                 Ok(out)
             }
             UpFrame::Ack { node_seq } => {
@@ -209,7 +267,77 @@ impl Link {
                 self.hub.node_logs_answer(self.node, request, result);
                 Ok(Vec::new())
             }
+            UpFrame::CertificateRequest { csr } => Ok(self.renew(&csr).await),
         }
+    }
+
+    /// After `Hello`: ask for the renewal now if it is due, else at its time.
+    fn renewal_on_hello(&mut self) -> Vec<Output> {
+        let (Some(peer), Some(pki)) = (self.renewal.peer, self.hub.pki.get()) else {
+            return Vec::new();
+        };
+        if self.renewal.asked {
+            return Vec::new();
+        }
+        let now = Timestamp::now();
+        match super::renewal::due(&peer, now, pki.node_lifetime()) {
+            super::renewal::Due::Now(reason) => self.ask_renewal(reason),
+            super::renewal::Due::At(at) => {
+                let wait = u64::try_from(at.0.saturating_sub(now.0)).unwrap_or(0);
+                self.renewal.at =
+                    Some(tokio::time::Instant::now() + std::time::Duration::from_millis(wait));
+                Vec::new()
+            }
+        }
+    }
+
+    fn ask_renewal(&mut self, reason: String) -> Vec<Output> {
+        if self.renewal.asked {
+            return Vec::new();
+        }
+        self.renewal.asked = true;
+        tracing::info!(node = %self.node, %reason, "asking the node to renew its certificate");
+        vec![Output::Send(DownFrame::RenewCertificate { reason })]
+    }
+
+    /// A CSR from the node: signed (once per session, and only when asked for), recorded,
+    /// then the certificate sent down.
+    async fn renew(&mut self, csr: &str) -> Vec<Output> {
+        let refused = |reason: String| vec![Output::Send(DownFrame::CertificateRefused { reason })];
+        let Some(pki) = self.hub.pki.get().cloned() else {
+            return refused("this cloud renews no certificates".into());
+        };
+        if !self.renewal.asked || self.renewal.signed {
+            tracing::warn!(node = %self.node, "a certificate request that was not asked for; refused");
+            return refused("no renewal was asked for in this session".into());
+        }
+        self.renewal.signed = true;
+        let issued = match pki.issue_node(csr, self.node) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(node = %self.node, error = %e, "the node's certificate request is refused");
+                return refused(e.to_string());
+            }
+        };
+        let cmd = crate::command::Command::RenewNodeCertificate {
+            node: self.node,
+            certificate: issued.digest,
+            expires: issued.expires,
+        };
+        if let Err(e) = self
+            .hub
+            .engine()
+            .submit(skerry_shared::event::Actor::Node(self.node), cmd)
+            .await
+        {
+            tracing::error!(node = %self.node, error = %e, "cannot record the renewed certificate; not sending it");
+            return refused(format!("the cloud could not record the certificate: {e}"));
+        }
+        tracing::info!(node = %self.node, certificate = %issued.digest, expires = %issued.expires, "renewed the node's certificate");
+        vec![Output::Send(DownFrame::Certificate {
+            certificate: issued.pem,
+            expires: issued.expires,
+        })]
     }
 
     /// Outbox entries: stored durably (duplicates skipped), then acknowledged.
@@ -273,6 +401,12 @@ impl Link {
                     if self.down.send(Bytes::from(bytes)).await.is_err() {
                         return Err(Stop::Gone);
                     }
+                    if let Some(seq) = removal(&f, self.node)
+                        && self.closing.is_none()
+                    {
+                        tracing::info!(node = %self.node, "the node's removal is sent; closing its session once it is acknowledged");
+                        self.closing = Some((seq, tokio::time::Instant::now() + REMOVAL_LINGER));
+                    }
                 }
                 Output::Read { after, limit } => {
                     let log = self.hub.engine().log().clone();
@@ -285,6 +419,22 @@ impl Link {
         }
         Ok(())
     }
+}
+
+/// The `node_seq` of the removal of `node` that `frame` carries, if it does.
+fn removal(frame: &DownFrame, node: NodeId) -> Option<u64> {
+    let DownFrame::Events(events) = frame else {
+        return None;
+    };
+    events
+        .iter()
+        .find(|e| {
+            matches!(
+                e.payload,
+                skerry_shared::event::EventPayload::NodeRemoved { node: n } if n == node
+            )
+        })
+        .map(|e| e.node_seq)
 }
 
 /// Waits for the read in flight, if any (never resolves otherwise).

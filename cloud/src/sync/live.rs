@@ -57,6 +57,11 @@ pub(super) struct Shared {
     /// Where the nodes' outbox entries are stored (without it they are not acknowledged,
     /// and the agents keep them).
     pub reports: std::sync::OnceLock<ReportStore>,
+    /// The CA, which signs the certificates nodes renew over their link (without it no
+    /// renewal is asked for).
+    pub pki: std::sync::OnceLock<std::sync::Arc<crate::pki::Pki>>,
+    /// The task that closes removed nodes' sessions has started.
+    pub removals: AtomicBool,
 }
 
 impl Shared {
@@ -72,6 +77,8 @@ impl Shared {
             next_request: AtomicU64::new(1),
             snapshots: AtomicBool::new(true),
             reports: std::sync::OnceLock::new(),
+            pki: std::sync::OnceLock::new(),
+            removals: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +122,11 @@ impl Shared {
         if let Some(e) = self.nodes.lock().get_mut(&node) {
             e.acked = e.acked.max(node_seq);
         }
+    }
+
+    /// The highest `node_seq` `node` acknowledged (0: none, or no record).
+    pub(super) fn acked_of(&self, node: NodeId) -> u64 {
+        self.nodes.lock().get(&node).map_or(0, |e| e.acked)
     }
 
     pub(super) fn report(&self, node: NodeId, report: StatusReport) {

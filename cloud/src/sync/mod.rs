@@ -30,17 +30,19 @@
 //!   queries on each node's live state, fetches agents' runtime logs, and gives watchers
 //!   the nodes as last heard from ([`Hub::heard_from`]).
 //! - [`replicas`]: the latest replica reports of one node.
+//! - [`renewal`]: when a session asks its node to renew its certificate (pure).
 
 mod hub;
 mod link;
 mod live;
+pub mod renewal;
 pub mod replicas;
 pub mod session;
 pub mod transport;
 
 pub use hub::{
-    DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, NodeHeard, NodeLive, NodeLogsError, NodeLogsText,
+    DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, REMOVAL_CLOSE_AFTER, NodeHeard, NodeLive, NodeLogsError, NodeLogsText,
     OpenError, UP_CAPACITY,
 };
 pub use session::{NodeSession, Output, SyncError};
-pub use transport::{Connection, Sessions};
+pub use transport::{Connection, PeerCertificate, Sessions};

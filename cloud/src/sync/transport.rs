@@ -10,6 +10,8 @@
 //! way round.
 
 use bytes::Bytes;
+use skerry_shared::clock::Timestamp;
+use skerry_shared::hash::Digest;
 use skerry_shared::ids::NodeId;
 use tokio::sync::mpsc;
 
@@ -22,6 +24,25 @@ pub trait Sessions: Clone + Send + Sync + 'static {
     /// connect again while an older connection of it is open; replacing the older one
     /// (dropping its `down` sender) is the sync layer's call.
     fn open(&self, node: NodeId) -> Result<Connection, String>;
+
+    /// [`Sessions::open`] for the client certificate `peer` presented: the sync layer
+    /// refuses a revoked certificate (a removed node's) and asks for the renewal of one
+    /// near its end. The default knows no certificates and opens by the node id alone.
+    fn open_peer(&self, peer: &PeerCertificate) -> Result<Connection, String> {
+        self.open(peer.node)
+    }
+}
+
+/// What a transport read from the certificate a node connected with (verified against
+/// the cloud's CA, and within its validity, by the transport's TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCertificate {
+    pub node: NodeId,
+    /// SHA-256 of the certificate's DER.
+    pub digest: Digest,
+    /// Its validity, from `not_before` to `not_after`.
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
 }
 
 /// One node session's two directions, as the transport holds them: what the node published

@@ -12,7 +12,9 @@
 //! - **a failed commit** (a full disk): goes back to what the journal holds and asks the
 //!   cloud for the events again with a `Hello` sent after a backoff, so that a disk that
 //!   stays full is not hammered;
-//! - **its heartbeat timer**: a heartbeat while the link is up, then a pump of the outbox.
+//! - **its heartbeat timer**: a heartbeat while the link is up, then a pump of the outbox;
+//! - **the node's credentials**: renewal frames, and this node's removal once committed,
+//!   go to the credentials task (`credentials.rs`).
 //!
 //! It never waits on a reconcile pass, so heartbeats and acks go on while one runs. It
 //! stops when `shutdown` resolves or the link's channel closes, and its channels to the
@@ -58,6 +60,8 @@ pub(super) struct CommitPath<'a> {
     pub purges: mpsc::UnboundedSender<Purges>,
     pub outbox: mpsc::UnboundedSender<ToOutbox>,
     pub pump: Pump,
+    /// Renewal frames, and this node's removal once committed.
+    pub credentials: mpsc::UnboundedSender<super::credentials::ToCredentials>,
 }
 
 /// What became of the journal commit a down frame asked for.
@@ -179,6 +183,9 @@ impl CommitPath<'_> {
                     }
                 }
             }
+            Some(Other::Credentials(f)) => {
+                let _ = self.credentials.send(super::credentials::ToCredentials::Frame(f));
+            }
             None => {}
         }
         Ok(())
@@ -213,6 +220,16 @@ impl CommitPath<'_> {
                     "committed"
                 );
                 send(self.link, ack).await;
+                // Only this node's removal reaches it (its own node_seq).
+                if commit
+                    .events
+                    .iter()
+                    .any(|e| matches!(e.payload, EventPayload::NodeRemoved { .. }))
+                {
+                    let _ = self
+                        .credentials
+                        .send(super::credentials::ToCredentials::Removed);
+                }
                 Ok((purges, step.other, Committed::Yes))
             }
             Err(e) => {

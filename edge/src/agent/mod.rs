@@ -37,6 +37,9 @@
 //!   again, the replica reports of each pass queued in the outbox.
 //! - `outbox.rs`: the outbox sent while the link is up, control before logs; after each
 //!   connect everything not acknowledged goes again, behind a complete report.
+//! - `credentials.rs`: the node's certificate renewed over the link (a CSR for the same
+//!   key, the certificate stored atomically, then the link reconnects with it), and the
+//!   identity forgotten once the node's removal is committed.
 //! - `collector.rs`: the log collector's task (a tokio task of its own), queueing log
 //!   batches into the outbox and waking the outbox sender.
 //!
@@ -51,6 +54,7 @@
 
 mod collector;
 mod commit;
+mod credentials;
 mod error;
 mod io;
 mod outbox;
@@ -81,17 +85,46 @@ use crate::runtime::process::ProcessRuntime;
 use crate::sync::{AgentSync, SyncConfig};
 
 /// The identity under `config.data`, enrolling first if there is none.
+///
+/// A certificate that expired while the agent was off is said in the log: the cloud
+/// refuses it, so the agent runs its apps from the journal without a link. It recovers by
+/// enrolling again as a new node: `DATA/identity` moved away, then a run with `--cloud`
+/// and a new token. A new enrollment sets aside the journal of an identity before it (a
+/// removed or expired node's), as `journal.redb.previous`.
 pub async fn identity(config: &AgentConfig) -> Result<Identity, AgentError> {
     if let Some(id) = Identity::load(&config.data)? {
-        return Ok(id);
+        let now = skerry_shared::clock::Timestamp::now();
+        match id.certificate_expires() {
+            Some(expires) if expires <= now => {
+                tracing::error!(node = %id.node_id(), %expires, "this node's certificate expired at {expires}, while the agent was not connected to renew it: the cloud refuses it, so the agent runs its apps from the journal without a link. To reconnect, enroll it again as a new node: move DATA/identity away, then run skerry-edge run --cloud URL --token TOKEN with a new token (skerry node token)");
+                return Ok(id);
+            }
+            _ => return Ok(id),
+        }
     }
     let (Some(cloud), Some(token)) = (&config.cloud, &config.token) else {
         return Err(AgentError::NotEnrolled);
     };
+    set_aside_journal(&config.data)?;
     let id =
         crate::enroll::enroll(cloud, token, &config.name, &config.profile, &config.data).await?;
     tracing::info!(node = %id.node_id(), name = %id.name(), env = %id.env(), "enrolled");
     Ok(id)
+}
+
+/// Before a new enrollment: a journal left by an identity before it (a removed node's, or
+/// one whose certificate expired) belongs to another node id, so it is renamed
+/// `journal.redb.previous` (replacing an older one) and the new node starts empty.
+fn set_aside_journal(data: &Path) -> Result<(), AgentError> {
+    let path = data.join(FILE_NAME);
+    if !path.exists() {
+        return Ok(());
+    }
+    let aside = data.join(format!("{FILE_NAME}.previous"));
+    std::fs::rename(&path, &aside)
+        .map_err(|e| AgentError::Io(format!("{}: {e}", path.display())))?;
+    tracing::warn!(journal = %aside.display(), "set aside the journal of this machine's previous identity before enrolling again");
+    Ok(())
 }
 
 /// How long the agent waits at start for a journal another process holds. `skerry-edge
@@ -298,6 +331,7 @@ pub async fn run_with(
     let (complete_tx, complete_rx) = watch::channel(None);
     let (purges_tx, purges_rx) = mpsc::unbounded_channel();
     let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+    let (credentials_tx, credentials_rx) = mpsc::unbounded_channel();
     let collector = Collector::new(
         node,
         config.data.clone(),
@@ -350,6 +384,13 @@ pub async fn run_with(
         purges: purges_tx,
         outbox: outbox_tx,
         pump,
+        credentials: credentials_tx,
+    };
+    let credentials = credentials::CredentialsTask {
+        identity: identity.clone(),
+        data: config.data.clone(),
+        link: link.as_ref(),
+        inbox: credentials_rx,
     };
     // The scheduler is a task of its own, so that the commit path's frames and heartbeats
     // never poll the pass in flight (and the other way round).
@@ -365,8 +406,12 @@ pub async fn run_with(
         outbox.run().await;
         Ok(())
     };
+    let renewing = async {
+        credentials.run().await;
+        Ok(())
+    };
     // An error of the commit path ends the agent at once (the pass in flight with it).
-    if let Err(e) = tokio::try_join!(front, sending) {
+    if let Err(e) = tokio::try_join!(front, sending, renewing) {
         scheduling.abort();
         return Err(e);
     }

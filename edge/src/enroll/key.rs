@@ -27,6 +27,25 @@ pub(super) fn csr_pem(key: &KeyPair, name: &Name) -> Result<String, EnrollError>
         .map_err(|e| EnrollError::Key(e.to_string()))
 }
 
+/// A renewal's request: for the node's own key (`key_pem`; it is never replaced), with
+/// its id as the subject's common name. Also returns the key pair, to check the answer.
+pub(crate) fn renewal_csr(
+    key_pem: &str,
+    node: skerry_shared::ids::NodeId,
+) -> Result<(KeyPair, String), EnrollError> {
+    // rcgen's messages never quote the key.
+    let key = KeyPair::from_pem(key_pem).map_err(|e| EnrollError::Key(e.to_string()))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, node.to_string());
+    params.distinguished_name = dn;
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(|e| EnrollError::Key(e.to_string()))?;
+    Ok((key, csr))
+}
+
 /// The CA the cloud sent is the one the token names.
 pub(super) fn check_ca(response: &EnrollResponse, expected: Digest) -> Result<(), EnrollError> {
     let ca = identity::pem_certificate(&response.ca).map_err(|e| {
@@ -45,9 +64,21 @@ pub(super) fn check_certificate(
     response: &EnrollResponse,
     key: &KeyPair,
 ) -> Result<(), EnrollError> {
+    check_issued(&response.ca, &response.certificate, response.node_id, key)
+}
+
+/// `certificate_pem` is issued by the CA of `ca_pem` for client authentication, names
+/// `node` (common name, and every DNS name), and carries `key`'s public key: the checks of
+/// an enrollment's certificate and of a renewed one.
+pub(crate) fn check_issued(
+    ca_pem: &str,
+    certificate_pem: &str,
+    node_id: skerry_shared::ids::NodeId,
+    key: &KeyPair,
+) -> Result<(), EnrollError> {
     let bad = EnrollError::BadCertificate;
-    let ca = identity::pem_certificate(&response.ca).map_err(bad)?;
-    let cert = identity::pem_certificate(&response.certificate)
+    let ca = identity::pem_certificate(ca_pem).map_err(bad)?;
+    let cert = identity::pem_certificate(certificate_pem)
         .map_err(|e| bad(format!("it does not parse: {e}")))?;
     let mut roots = RootCertStore::empty();
     roots
@@ -70,7 +101,7 @@ pub(super) fn check_certificate(
         })?;
 
     let (_, parsed) = x509_parser::parse_x509_certificate(&cert).map_err(|e| bad(e.to_string()))?;
-    let node = response.node_id.to_string();
+    let node = node_id.to_string();
     let cn = parsed
         .subject()
         .iter_common_name()

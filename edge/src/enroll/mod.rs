@@ -36,6 +36,7 @@
 
 mod error;
 mod key;
+pub(crate) use key::{check_issued, renewal_csr};
 #[cfg(test)]
 mod tests;
 mod tls;

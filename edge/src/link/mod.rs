@@ -12,6 +12,9 @@
 //!   with [`LinkError::NotConnected`] while there is none (the agent keeps what it had to
 //!   say for the next session: delivery is the sync protocol's, by acknowledgement);
 //! - **close**: [`Link::close`] ends the session cleanly and stops the link.
+//! - **new credentials**: [`Link::renewed`] ends the open session and connects again with
+//!   the identity given (a renewed certificate); [`Link::forget`] ends the session and never
+//!   connects again (the node was removed and forgot its identity).
 //!
 //! Transports: [`mqtt`] (rumqttc over TLS with the node's certificate;
 //! [`mqtt::MqttLink`] is its connector). A NATS link goes beside it, as `nats.rs`, chosen
@@ -51,6 +54,14 @@ pub trait Link: Send + Sync + std::fmt::Debug {
 
     /// Ends the session cleanly (if one is open) and stops the link.
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+
+    /// Connects again, at once, with `identity`'s credentials (a renewed certificate), and
+    /// with them from then on. The agent hears `Disconnected`, then `Connected`.
+    fn renewed(&self, identity: &Identity) -> Result<(), LinkError>;
+
+    /// Ends the session and never connects again: the credentials it holds are no longer
+    /// the node's. [`Link::close`] still ends the link.
+    fn forget(&self);
 }
 
 /// Starts a [`Link`] of one transport.

@@ -170,26 +170,14 @@ impl MqttLink {
         let tls = identity.tls_client_config()?;
         let node = identity.node_id();
         let capacity = options.capacity.clamp(1, MAX_CAPACITY);
-        let mqtt = |endpoint: &Endpoint| {
-            let mut o = MqttOptions::new(node.to_string(), endpoint.host.clone(), endpoint.port);
-            o.set_keep_alive(options.keepalive.max(MIN_KEEPALIVE))
-                .set_clean_session(true)
-                .set_max_packet_size(
-                    MAX_FRAME_BYTES + PACKET_HEADROOM,
-                    MAX_FRAME_BYTES + PACKET_HEADROOM,
-                )
-                .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                    tls.clone(),
-                )));
-            o
-        };
-        let all: Vec<MqttOptions> = endpoints.iter().map(mqtt).collect();
+        let all = mqtt_options(node, &endpoints, options.keepalive, &tls);
         let (client, mut eventloop) = AsyncClient::new(all[0].clone(), capacity);
         let mut network = NetworkOptions::new();
         network.set_connection_timeout(CONNECT_TIMEOUT_SECS);
         eventloop.set_network_options(network);
         let (state_tx, state_rx) = watch::channel(false);
         let (stop_tx, stop_rx) = oneshot::channel();
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let task = LinkTask {
             eventloop,
             client: client.clone(),
@@ -200,6 +188,9 @@ impl MqttLink {
             inbound,
             state: state_tx,
             backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
+            control: control_rx,
+            keepalive: options.keepalive,
+            forgotten: false,
         };
         tracing::info!(node = %node, endpoint = %task.endpoints[0], "starting the MQTT link");
         let join = tokio::spawn(task.run(stop_rx));
@@ -210,8 +201,34 @@ impl MqttLink {
             state: state_rx,
             stop: Some(stop_tx),
             task: Some(join),
+            control: control_tx,
         })
     }
+}
+
+/// The rumqttc options of each endpoint, with the node's TLS configuration.
+fn mqtt_options(
+    node: NodeId,
+    endpoints: &[Endpoint],
+    keepalive: Duration,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Vec<MqttOptions> {
+    endpoints
+        .iter()
+        .map(|endpoint| {
+            let mut o = MqttOptions::new(node.to_string(), endpoint.host.clone(), endpoint.port);
+            o.set_keep_alive(keepalive.max(MIN_KEEPALIVE))
+                .set_clean_session(true)
+                .set_max_packet_size(
+                    MAX_FRAME_BYTES + PACKET_HEADROOM,
+                    MAX_FRAME_BYTES + PACKET_HEADROOM,
+                )
+                .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                    tls.clone(),
+                )));
+            o
+        })
+        .collect()
 }
 
 impl Connector for MqttLink {
@@ -235,6 +252,15 @@ pub struct MqttHandle {
     state: watch::Receiver<bool>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// What the handle asks of the link task besides stopping.
+enum Control {
+    /// Connect again with these options (one per endpoint, renewed credentials).
+    Renewed(Vec<MqttOptions>),
+    /// Never connect again.
+    Forget,
 }
 
 impl MqttHandle {
@@ -246,6 +272,26 @@ impl MqttHandle {
     /// Whether a session is open now.
     pub fn is_connected(&self) -> bool {
         *self.state.borrow()
+    }
+
+    /// The options of every endpoint for `identity` (the same endpoints, new credentials).
+    fn options_for(
+        &self,
+        identity: &Identity,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Vec<MqttOptions>, LinkError> {
+        let endpoints = identity
+            .mqtt()
+            .iter()
+            .map(|e| parse_endpoint(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(LinkError::NoEndpoint {
+                nats: identity.nats().to_vec(),
+            });
+        }
+        // The keep-alive the link started with.
+        Ok(mqtt_options(self.node, &endpoints, Duration::ZERO, &tls))
     }
 
     /// Publishes `payload` (one frame) QoS 0 on the node's `up` topic. Fails at once with
@@ -295,6 +341,18 @@ impl Link for MqttHandle {
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(MqttHandle::shutdown(*self))
     }
+
+    fn renewed(&self, identity: &Identity) -> Result<(), LinkError> {
+        let tls = identity.tls_client_config()?;
+        let options = self.options_for(identity, tls)?;
+        self.control
+            .send(Control::Renewed(options))
+            .map_err(|_| LinkError::Stopped)
+    }
+
+    fn forget(&self) {
+        let _ = self.control.send(Control::Forget);
+    }
 }
 
 /// What to do after handing an event to the agent.
@@ -314,6 +372,10 @@ struct LinkTask {
     inbound: mpsc::Sender<LinkEvent>,
     state: watch::Sender<bool>,
     backoff: Backoff,
+    control: mpsc::UnboundedReceiver<Control>,
+    keepalive: Duration,
+    /// The node forgot its identity: no connection again.
+    forgotten: bool,
 }
 
 impl LinkTask {
@@ -326,7 +388,11 @@ impl LinkTask {
             let polled = tokio::select! {
                 biased;
                 _ = &mut stop => break,
-                polled = self.eventloop.poll() => polled,
+                Some(control) = self.control.recv() => {
+                    self.on_control(control).await;
+                    continue;
+                }
+                polled = self.eventloop.poll(), if !self.forgotten => polled,
             };
             let flow = match polled {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -385,6 +451,37 @@ impl LinkTask {
             self.disconnect().await;
         }
         tracing::info!("the MQTT link stopped");
+    }
+
+    /// New credentials, or none: the open session ends either way.
+    async fn on_control(&mut self, control: Control) {
+        let was_up = self.state.send_replace(false);
+        if was_up {
+            self.disconnect().await;
+        }
+        self.eventloop.clean();
+        match control {
+            Control::Renewed(mut options) => {
+                for o in &mut options {
+                    o.set_keep_alive(self.keepalive.max(MIN_KEEPALIVE));
+                }
+                self.options = options;
+                self.current = 0;
+                if let Some(first) = self.options.first() {
+                    self.eventloop.mqtt_options = first.clone();
+                }
+                self.backoff.reset();
+                tracing::info!("reconnecting with the renewed certificate");
+            }
+            Control::Forget => {
+                self.forgotten = true;
+                tracing::warn!("the MQTT link stops for good: the node forgot its identity");
+            }
+        }
+        if was_up {
+            let reason = "the link is renewing its credentials".to_owned();
+            let _ = self.inbound.send(LinkEvent::Disconnected(reason)).await;
+        }
     }
 
     /// A session opened: ask for the down topic, then tell the agent.
