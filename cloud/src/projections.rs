@@ -264,6 +264,7 @@ impl Projections {
             i.spec.unschedulable.retain(|u| u.node != node);
         }
         self.certificates.node_removed(node, at);
+        self.secrets.node_removed(node);
     }
 
     fn refuse(&mut self, e: &Event, reason: String) {

@@ -21,7 +21,7 @@ use std::fmt;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
 use serde::{Deserialize, Serialize};
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::{PublicKey, StaticSecret, X25519_BASEPOINT_BYTES, x25519};
 use zeroize::Zeroizing;
 
 use crate::ids::{Name, NodeId};
@@ -103,7 +103,7 @@ impl NodeSecretsPrivate {
     }
 
     pub fn public(&self) -> NodeSecretsKey {
-        NodeSecretsKey(PublicKey::from(&self.0).to_bytes())
+        NodeSecretsKey(public_of(&self.0))
     }
 }
 
@@ -141,6 +141,16 @@ pub enum SecretCryptoError {
     TooLarge(usize),
     #[error("the crypto library refused the operation")]
     Crypto,
+}
+
+/// The public key of `secret`, by the Montgomery ladder on the base point: the same value as
+/// `PublicKey::from`, without the Edwards-curve code that one pulls in (which would cost the
+/// agent's binary more than the ladder it uses anyway).
+fn public_of(secret: &StaticSecret) -> [u8; 32] {
+    x25519(
+        *zeroize::Zeroizing::new(secret.to_bytes()),
+        X25519_BASEPOINT_BYTES,
+    )
 }
 
 fn aad(context: &[u8], name: &Name, version: u64, node: Option<NodeId>) -> Vec<u8> {
@@ -260,7 +270,7 @@ pub fn seal_for_node(
     value: &SecretValue,
 ) -> Result<SealedForNode, SecretCryptoError> {
     let secret = StaticSecret::from(ephemeral);
-    let ephemeral_public = PublicKey::from(&secret).to_bytes();
+    let ephemeral_public = public_of(&secret);
     let shared = secret.diffie_hellman(&PublicKey::from(recipient.0));
     if !shared.was_contributory() {
         return Err(SecretCryptoError::WeakKey);
@@ -376,6 +386,14 @@ mod tests {
             seal_at_rest(&[1; 32], [0; 12], &name("a"), 1, &big),
             Err(SecretCryptoError::TooLarge(MAX_SECRET_BYTES + 1))
         );
+    }
+
+    #[test]
+    fn the_ladder_gives_the_public_key_the_library_does() {
+        for seed in [[0u8; 32], [9u8; 32], [255u8; 32]] {
+            let secret = StaticSecret::from(seed);
+            assert_eq!(public_of(&secret), PublicKey::from(&secret).to_bytes());
+        }
     }
 
     #[test]

@@ -91,4 +91,12 @@ impl Secrets {
     pub(super) fn key_registered(&mut self, node: NodeId, key: NodeSecretsKey) {
         self.node_keys.insert(node, key);
     }
+
+    /// A removed node gets no more copies, and a deletion is not addressed to it.
+    pub(super) fn node_removed(&mut self, node: NodeId) {
+        self.node_keys.remove(&node);
+        for s in self.by_name.values_mut() {
+            s.delivered.remove(&node);
+        }
+    }
 }
