@@ -472,6 +472,36 @@ mod tests {
     }
 
     #[test]
+    fn a_renewed_certificate_replaces_only_node_crt_and_forget_leaves_nothing() {
+        let data = tempfile::tempdir().unwrap();
+        let node = NodeId::random();
+        let (key, cert, ca) = credentials(node);
+        let id = Identity::new(record(node), key.clone(), cert.clone(), ca.clone()).unwrap();
+        id.save(data.path()).unwrap();
+        assert!(id.certificate_expires().is_some());
+        // A certificate for another key is refused; one for the node's key is taken.
+        let (_, other_cert, _) = credentials(node);
+        assert!(id.with_certificate(other_cert).is_err());
+        let dir = Identity::dir(data.path());
+        let key_before = fs::read(dir.join(KEY_FILE)).unwrap();
+        let renewed = id.with_certificate(cert.clone()).unwrap();
+        renewed.save_certificate(data.path()).unwrap();
+        assert_eq!(fs::read(dir.join(KEY_FILE)).unwrap(), key_before);
+        assert_eq!(fs::read_to_string(dir.join(CERT_FILE)).unwrap(), cert);
+        assert!(Identity::load(data.path()).unwrap().is_some());
+
+        Identity::forget(data.path()).unwrap();
+        assert!(!dir.exists());
+        assert!(Identity::load(data.path()).unwrap().is_none());
+        // Nothing there: nothing to do.
+        Identity::forget(data.path()).unwrap();
+        // A crash after node.json went: the node counts as not enrolled.
+        id.save(data.path()).unwrap();
+        fs::remove_file(dir.join(NODE_FILE)).unwrap();
+        assert!(Identity::load(data.path()).unwrap().is_none());
+    }
+
+    #[test]
     fn saves_loads_and_keeps_the_key_private() {
         let data = tempfile::tempdir().unwrap();
         assert!(Identity::load(data.path()).unwrap().is_none());

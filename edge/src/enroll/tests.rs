@@ -143,3 +143,37 @@ fn a_csr_carries_the_name_and_the_key() {
     assert_eq!(csr.public_key.der_bytes(), key.public_key_raw());
     assert!(!pem.contains("PRIVATE"));
 }
+
+#[test]
+fn a_renewal_csr_is_for_the_nodes_own_key_and_its_answer_is_checked() {
+    use rcgen::{CertificateSigningRequestParams, ExtendedKeyUsagePurpose};
+    use skerry_shared::ids::NodeId;
+    let ca = ca();
+    let node = NodeId::random();
+    let key = KeyPair::generate().unwrap();
+    let (again, csr) = super::renewal_csr(&key.serialize_pem(), node).unwrap();
+    assert_eq!(again.public_key_raw(), key.public_key_raw());
+    let parsed = CertificateSigningRequestParams::from_pem(&csr).unwrap();
+    assert_eq!(parsed.public_key.der_bytes(), key.public_key_raw());
+    // What the cloud signs for the CSR's key and the node id passes the checks.
+    let issue = |id: NodeId, public: &CertificateSigningRequestParams| {
+        let mut params = CertificateParams::new(vec![id.to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, id.to_string());
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params
+            .signed_by(&public.public_key, &ca.issuer)
+            .unwrap()
+            .pem()
+    };
+    let ca_pem = ca.cert.pem();
+    let good = issue(node, &parsed);
+    super::check_issued(&ca_pem, &good, node, &again).unwrap();
+    // Another node's id, another key or another CA: refused.
+    assert!(super::check_issued(&ca_pem, &issue(NodeId::random(), &parsed), node, &again).is_err());
+    let stranger = KeyPair::generate().unwrap();
+    assert!(super::check_issued(&ca_pem, &good, node, &stranger).is_err());
+    assert!(super::check_issued(&self::ca().cert.pem(), &good, node, &again).is_err());
+    assert!(super::renewal_csr("not a key", node).is_err());
+}
