@@ -189,7 +189,6 @@ impl MqttLink {
             state: state_tx,
             backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             control: control_rx,
-            keepalive: options.keepalive,
             forgotten: false,
         };
         tracing::info!(node = %node, endpoint = %task.endpoints[0], "starting the MQTT link");
@@ -202,6 +201,7 @@ impl MqttLink {
             stop: Some(stop_tx),
             task: Some(join),
             control: control_tx,
+            keepalive: options.keepalive,
         })
     }
 }
@@ -253,6 +253,8 @@ pub struct MqttHandle {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     control: mpsc::UnboundedSender<Control>,
+    /// The keep-alive the link started with, kept for renewed credentials.
+    keepalive: Duration,
 }
 
 /// What the handle asks of the link task besides stopping.
@@ -290,8 +292,7 @@ impl MqttHandle {
                 nats: identity.nats().to_vec(),
             });
         }
-        // The keep-alive the link started with.
-        Ok(mqtt_options(self.node, &endpoints, Duration::ZERO, &tls))
+        Ok(mqtt_options(self.node, &endpoints, self.keepalive, &tls))
     }
 
     /// Publishes `payload` (one frame) QoS 0 on the node's `up` topic. Fails at once with
@@ -373,7 +374,6 @@ struct LinkTask {
     state: watch::Sender<bool>,
     backoff: Backoff,
     control: mpsc::UnboundedReceiver<Control>,
-    keepalive: Duration,
     /// The node forgot its identity: no connection again.
     forgotten: bool,
 }
@@ -461,10 +461,7 @@ impl LinkTask {
         }
         self.eventloop.clean();
         match control {
-            Control::Renewed(mut options) => {
-                for o in &mut options {
-                    o.set_keep_alive(self.keepalive.max(MIN_KEEPALIVE));
-                }
+            Control::Renewed(options) => {
                 self.options = options;
                 self.current = 0;
                 if let Some(first) = self.options.first() {
