@@ -79,7 +79,7 @@ pub enum OpenError {
 
 /// How long after a node's removal is durable its open session is closed, if the session
 /// has not closed itself after sending the removal (a session that never said `Hello`).
-pub const REMOVAL_CLOSE_AFTER: Duration = Duration::from_millis(800);
+pub const REMOVAL_CLOSE_AFTER: Duration = Duration::from_millis(600);
 
 /// What the hub knows of a node right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
