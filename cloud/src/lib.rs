@@ -24,12 +24,15 @@
 //! - [`reports`]: the report store (`reports.redb`): what agents send through their
 //!   outboxes (replica statuses, log lines, lines dropped for the log quota), stored once per
 //!   (node, epoch, seq) with group commit, with log retention, and read by `/api/v1/logs`.
-//! - [`api`]: the REST API (axum) and its JSON bodies ([`api::dto`]).
+//! - [`api`]: the REST API (axum) and its JSON bodies ([`api::dto`]); who may call what
+//!   ([`api::auth`]).
+//! - [`admin_token`]: the first API token, made and printed by `skerry serve`.
 //! - [`local_node`]: the agent `skerry serve` runs in-process in the environment `local`.
 //! - [`serve`]: `skerry serve`'s composition root: opens everything and runs it until
 //!   shutdown.
 //! - [`cli`]: the operator's command line, a client of the REST API.
 
+pub mod admin_token;
 pub mod api;
 pub mod cli;
 pub mod command;

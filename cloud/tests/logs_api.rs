@@ -35,6 +35,7 @@ async fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let engine = common::engine(dir.path()).await;
     let node = common::enroll(&engine, "gw-1", common::x86()).await;
+    let http = common::admin_client(&engine).await;
     let pki = skerry_cloud::pki::Pki::load_or_create(&dir.path().join("keys")).unwrap();
     let reports =
         ReportStore::open(&dir.path().join("reports.redb"), LogRetention::default()).unwrap();
@@ -67,7 +68,7 @@ async fn server() -> Server {
         reports,
         node,
         stop,
-        http: reqwest::Client::new(),
+        http,
     }
 }
 

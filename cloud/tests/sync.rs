@@ -692,7 +692,7 @@ async fn the_api_shows_lag_last_seen_and_replica_states() {
             .await
             .unwrap();
     });
-    let http = reqwest::Client::new();
+    let http = common::admin_client(&c.engine).await;
     let get_node = || async {
         http.get(format!("http://{addr}/api/v1/nodes/gw-1"))
             .send()

@@ -1,8 +1,11 @@
 //! Running the real `skerry` binary as an operator would: [`cli`] runs one command to its
 //! end; [`CliStream`] runs a long-lived one (`events --follow`) and reads its lines.
 //!
-//! Every command gets `--cloud URL` first; `SKERRY_CLOUD` and `SKERRY_TOKEN` are removed
-//! from its environment, so the test's environment cannot change what it talks to.
+//! Every command gets `--cloud URL` first; `SKERRY_CLOUD`, `SKERRY_TOKEN` and `SKERRY_CA`
+//! are removed from its environment, so the test's environment cannot change what it talks
+//! to. [`cli`] then sets `SKERRY_TOKEN` to the cloud's admin token ([`Cloud::token`]);
+//! [`cli_as`] runs as another token, or none; [`cli_at`] sends none (for URLs that are not
+//! a Skerry cloud).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -94,15 +97,21 @@ impl fmt::Display for CliOutput {
     }
 }
 
-fn command(url: &str, args: &[&str]) -> Command {
+fn command(url: &str, token: Option<&str>, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("skerry"));
     cmd.arg("--cloud")
         .arg(url)
         .args(args)
         .env_remove("SKERRY_CLOUD")
         .env_remove("SKERRY_TOKEN")
+        .env_remove("SKERRY_CA")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
+    // Through the environment, so that the command line a failure shows holds no secret
+    // and an argument given by the test (`--token`) still wins.
+    if let Some(token) = token {
+        cmd.env("SKERRY_TOKEN", token);
+    }
     cmd
 }
 
@@ -122,8 +131,13 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<St
 
 /// Runs `skerry --cloud URL ARGS...` to its end (at most [`CLI_TIMEOUT`]).
 pub fn try_cli_at(url: &str, args: &[&str]) -> Result<CliOutput, Error> {
+    try_cli_with(url, None, args)
+}
+
+/// Runs `skerry --cloud URL ARGS...` with `SKERRY_TOKEN` set to `token` (if any).
+pub fn try_cli_with(url: &str, token: Option<&str>, args: &[&str]) -> Result<CliOutput, Error> {
     let described = describe(url, args);
-    let mut child = command(url, args)
+    let mut child = command(url, token, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -162,7 +176,18 @@ pub fn cli_at(url: &str, args: &[&str]) -> CliOutput {
 /// # Panics
 /// When the binary cannot be run or does not finish in time.
 pub fn cli(cloud: &Cloud, args: &[&str]) -> CliOutput {
-    cli_at(&cloud.url(), args)
+    cli_as(cloud, Some(cloud.token()), args)
+}
+
+/// Runs `skerry --cloud URL ARGS...` against `cloud` with `token` (`None`: no token at all).
+///
+/// # Panics
+/// When the binary cannot be run or does not finish in time.
+pub fn cli_as(cloud: &Cloud, token: Option<&str>, args: &[&str]) -> CliOutput {
+    match try_cli_with(&cloud.url(), token, args) {
+        Ok(out) => out,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// A long-lived `skerry` command whose standard output is read line by line while it runs.
@@ -180,7 +205,7 @@ impl CliStream {
     pub fn start(cloud: &Cloud, args: &[&str]) -> Result<CliStream, Error> {
         let url = cloud.url();
         let described = describe(&url, args);
-        let mut child = command(&url, args)
+        let mut child = command(&url, Some(cloud.token()), args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

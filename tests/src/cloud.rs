@@ -58,6 +58,8 @@ pub struct Cloud {
     env: Vec<(String, String)>,
     /// Whether `serve` runs its local node ([`Cloud::start_with_local_node`]).
     local_node: bool,
+    /// The admin token `serve` wrote to `DATA/admin.token` at its first start.
+    token: Option<String>,
 }
 
 /// Why one start attempt failed.
@@ -95,6 +97,7 @@ impl Cloud {
             child: None,
             env: Vec::new(),
             local_node,
+            token: None,
         };
         let mut attempts = 0;
         loop {
@@ -146,9 +149,21 @@ impl Cloud {
         self.child.as_ref().map(Child::id)
     }
 
-    /// A blocking API client of this cloud (not for use inside an async context).
+    /// A blocking API client of this cloud, with its admin token (not for use inside an
+    /// async context).
     pub fn api(&self) -> Result<Api, Error> {
-        Api::new(&self.url())
+        Api::with_token(&self.url(), self.token.as_deref())
+    }
+
+    /// The admin token (`DATA/admin.token`), which [`crate::cli::cli`] and [`Cloud::api`]
+    /// send; empty if the cloud wrote none.
+    pub fn token(&self) -> &str {
+        self.token.as_deref().unwrap_or_default()
+    }
+
+    /// An async reqwest client that sends the admin token with every request.
+    pub fn http(&self) -> Result<reqwest::Client, Error> {
+        crate::http::http_client_with(self.token.as_deref())
     }
 
     /// Kills the process with SIGKILL (what `Child::kill` sends on unix) and reaps it.
@@ -268,7 +283,14 @@ impl Cloud {
             healthz(listen).then_some(Ok(()))
         });
         match outcome {
-            Some(Ok(())) => Ok(()),
+            Some(Ok(())) => {
+                // Written before the API answers (the token is made before `serve` is ready).
+                self.token = std::fs::read_to_string(skerry_cloud::admin_token::path(&self.data_dir()))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty());
+                Ok(())
+            }
             Some(Err(reason)) => {
                 self.child = None;
                 Err(StartFailure::Exited(reason))

@@ -34,8 +34,24 @@ pub fn init_crypto() {
 
 /// A reqwest client for tests, with the crypto provider installed.
 pub fn http_client() -> Result<reqwest::Client, Error> {
+    http_client_with(None)
+}
+
+/// The headers that send `token` as `Authorization: Bearer`.
+pub fn bearer(token: &str) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    headers
+}
+
+/// A reqwest client for tests that sends `token` (if any) with every request.
+pub fn http_client_with(token: Option<&str>) -> Result<reqwest::Client, Error> {
     init_crypto();
     reqwest::Client::builder()
+        .default_headers(token.map(bearer).unwrap_or_default())
         .timeout(REQUEST_TIMEOUT)
         .pool_idle_timeout(skerry_cloud::api::server::CLIENT_POOL_IDLE)
         .build()
@@ -111,15 +127,21 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client of the cloud at `base` (`http://127.0.0.1:PORT`).
+    /// A client of the cloud at `base` (`http://127.0.0.1:PORT`), without a token (which
+    /// reaches `/healthz` and `/api/v1/enroll` only).
     pub fn new(base: &str) -> Result<Api, Error> {
+        Self::with_token(base, None)
+    }
+
+    /// A client of the cloud at `base` that sends `token` with every request.
+    pub fn with_token(base: &str, token: Option<&str>) -> Result<Api, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start a tokio runtime", e))?;
         Ok(Api {
             base: base.trim_end_matches('/').to_owned(),
-            http: http_client()?,
+            http: http_client_with(token)?,
             runtime,
         })
     }
@@ -249,8 +271,15 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// 127.0.0.1), so the cloud counts it as a client of its own.
 #[allow(clippy::expect_used)]
 pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+    client_from_with(ip, None)
+}
+
+/// [`client_from`], sending `token` (if any) with every request.
+#[allow(clippy::expect_used)]
+pub fn client_from_with(ip: std::net::IpAddr, token: Option<&str>) -> reqwest::Client {
     init_crypto();
     reqwest::Client::builder()
+        .default_headers(token.map(bearer).unwrap_or_default())
         .local_address(ip)
         .connect_timeout(Duration::from_secs(10))
         .build()

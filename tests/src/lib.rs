@@ -160,7 +160,7 @@ pub mod smallfs;
 pub mod wait;
 
 pub use binaries::{bin, try_bin};
-pub use cli::{CliOutput, CliStream, cli, cli_at, try_cli_at};
+pub use cli::{CliOutput, CliStream, cli, cli_as, cli_at, try_cli_at, try_cli_with};
 pub use cloud::{Cloud, free_port};
 pub use error::Error;
 pub use http::{Api, HttpResponse, http_client, init_crypto};

@@ -236,7 +236,10 @@ fn no_request_gets_a_5xx_or_an_error_outside_the_shape() {
     // A new connection per request: the cloud closes a connection whose request body it
     // did not read, and a pooled client could race that close with its next request.
     skerry_tests::http::init_crypto();
+    // As the admin: the handlers behind the auth layer are what is fuzzed here (the auth
+    // layer itself has its own property test, `api_access`).
     let http = reqwest::Client::builder()
+        .default_headers(skerry_tests::http::bearer(cloud.token()))
         .pool_max_idle_per_host(0)
         .timeout(std::time::Duration::from_secs(30))
         .build()

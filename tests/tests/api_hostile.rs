@@ -38,7 +38,7 @@ fn request(
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = skerry_tests::http::http_client().unwrap();
+        let client = cloud.http().unwrap();
         let mut req = client.request(method, format!("{}{path}", cloud.url()));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -233,8 +233,9 @@ async fn half_sent_heads_are_closed_after_the_header_timeout() {
     let healthz_took = started.elapsed();
     // A node still enrolls meanwhile: the API serves real requests.
     let url = cloud.url();
+    let admin = cloud.token().to_owned();
     tokio::task::spawn_blocking(move || {
-        let api = skerry_tests::Api::new(&url).unwrap();
+        let api = skerry_tests::Api::with_token(&url, Some(&admin)).unwrap();
         let token = api.enrollment_token("local", None).unwrap();
         skerry_tests::TestNode::new("under-load")
             .unwrap()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
-use skerry_tests::{Cloud, TestNode, cli, http_client};
+use skerry_tests::{Cloud, TestNode, cli};
 
 const CLIENTS: usize = 64;
 const CYCLES: usize = 3;
@@ -123,7 +123,7 @@ async fn load(
     kill_after: Duration,
     nodes: Arc<Vec<String>>,
 ) -> Cycle {
-    let http = http_client().unwrap();
+    let http = cloud.http().unwrap();
     let url = cloud.url();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

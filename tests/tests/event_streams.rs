@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use skerry_cloud::api::streams::{MAX_STREAMS, MAX_STREAMS_PER_CLIENT};
-use skerry_tests::http::{client_from, loopback, open, runtime};
+use skerry_tests::http::{client_from_with, loopback, open, runtime};
 use skerry_tests::procfs::rss;
 use skerry_tests::{Cloud, TestNode, fixtures};
 
@@ -163,19 +163,20 @@ async fn open_all(clients: &[reqwest::Client], url: &str, each: usize) -> Vec<re
 #[test]
 fn the_stream_cap_answers_429_and_frees_the_slots_of_closed_streams() {
     let cloud = Cloud::start().unwrap();
+    let token = cloud.token().to_owned();
     let follow = format!("{}/api/v1/events?follow=true", cloud.url());
     let large = format!("{}/api/v1/events?limit=100000", cloud.url());
     let small = format!("{}/api/v1/events?limit=10", cloud.url());
     let rt = runtime();
     rt.block_on(async {
-        let one = [client_from(loopback(0))];
+        let one = [client_from_with(loopback(0), Some(&token))];
         let held = open_all(&one, &follow, MAX_STREAMS_PER_CLIENT).await;
         expect_too_many(&one[0], &follow, "one client's follow beyond its cap").await;
         expect_too_many(&one[0], &large, "one client's large read beyond its cap").await;
         // A small page is no stream.
         assert_eq!(open(&one[0], &small).await.status().as_u16(), 200);
         // Another client is not held up by the first.
-        let other = client_from(loopback(1));
+        let other = client_from_with(loopback(1), Some(&token));
         let extra = open(&other, &follow).await;
         assert_eq!(extra.status().as_u16(), 200);
         drop(extra);
@@ -209,7 +210,7 @@ fn the_stream_cap_answers_429_and_frees_the_slots_of_closed_streams() {
         // The cap of all clients together.
         let clients: Vec<reqwest::Client> = (10..)
             .take(MAX_STREAMS.div_ceil(MAX_STREAMS_PER_CLIENT))
-            .map(|n| client_from(loopback(n)))
+            .map(|n| client_from_with(loopback(n), Some(&token)))
             .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut held = Vec::new();
@@ -230,7 +231,7 @@ fn the_stream_cap_answers_429_and_frees_the_slots_of_closed_streams() {
                 }
             }
         }
-        let fresh = client_from(loopback(5));
+        let fresh = client_from_with(loopback(5), Some(&token));
         expect_too_many(&fresh, &follow, "a new client beyond the cap of all").await;
         drop(held);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -319,12 +320,13 @@ fn follows_of_a_big_backlog_deliver_every_event_in_order_with_bounded_memory() {
     const EVENTS: usize = 2000;
     const STREAMS: usize = 300;
     let cloud = Cloud::start().unwrap();
+    let token = cloud.token().to_owned();
     let pid = cloud.pid().unwrap();
     let url = cloud.url();
     let rt = runtime();
     let started = Instant::now();
     rt.block_on(async {
-        let http = skerry_tests::http::http_client().unwrap();
+        let http = cloud.http().unwrap();
         let mut versions = (0..EVENTS).collect::<Vec<_>>().into_iter();
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -373,7 +375,7 @@ fn follows_of_a_big_backlog_deliver_every_event_in_order_with_bounded_memory() {
     let (peak, sampler) = sample_peak(pid, stop.clone());
     let started = Instant::now();
     let clients: Vec<reqwest::Client> = (0..STREAMS.div_ceil(MAX_STREAMS_PER_CLIENT))
-        .map(|n| client_from(loopback(n as u32)))
+        .map(|n| client_from_with(loopback(n as u32), Some(&token)))
         .collect();
     let follow = format!("{url}/api/v1/events?follow=true&after=0");
     rt.block_on(async {
@@ -468,10 +470,11 @@ fn follows_of_a_big_backlog_deliver_every_event_in_order_with_bounded_memory() {
 #[test]
 fn a_filtered_follow_of_a_busy_log_still_gets_its_keepalive() {
     let cloud = Cloud::start().unwrap();
+    let token = cloud.token().to_owned();
     let url = cloud.url();
     let rt = runtime();
     rt.block_on(async {
-        let client = client_from(loopback(0));
+        let client = client_from_with(loopback(0), Some(&token));
         // No event is dated 2100 or later: none matches.
         let follow = format!("{url}/api/v1/events?follow=true&since=2100-01-01T00:00:00Z");
         let mut answer = open(&client, &follow).await;

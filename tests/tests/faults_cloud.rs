@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{containers, journal_status, sleeper_manifest};
 use skerry_tests::images::{busybox_image, unique};
-use skerry_tests::{Api, Cloud, cli, http_client, wait_for};
+use skerry_tests::{Api, Cloud, cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(120);
 const REPLICAS: usize = 2;
@@ -176,7 +176,7 @@ fn the_cloud_killed_under_load_with_deploys_in_flight_keeps_every_2xx() {
         .enable_all()
         .build()
         .unwrap();
-    let http = http_client().unwrap();
+    let http = cloud.http().unwrap();
     let prefix = unique("load");
     // 16 clients set labels as fast as the cloud answers.
     let mut label_tasks = Vec::new();

@@ -22,7 +22,7 @@ use skerry_tests::fault::{
 };
 use skerry_tests::images::unique;
 use skerry_tests::proxy::Proxy;
-use skerry_tests::{Cloud, cli, http_client, wait_for};
+use skerry_tests::{Cloud, cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(180);
 const CLIENTS: usize = 16;
@@ -42,7 +42,7 @@ fn record_labels(cloud: &Cloud, node: &str, count: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let http = http_client().unwrap();
+    let http = cloud.http().unwrap();
     let next = Arc::new(AtomicUsize::new(0));
     rt.block_on(async {
         let mut tasks = Vec::new();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skerry_tests::Cloud;
-use skerry_tests::http::{client_from, loopback, open, runtime};
+use skerry_tests::http::{client_from_with, loopback, open, runtime};
 
 /// The lines of a logs answer: (cursor, file, text).
 fn log_lines(answer: &Value) -> Vec<(u64, String, String)> {
@@ -40,6 +40,7 @@ fn a_large_log_read_is_sent_in_pages_and_answers_as_small_pages_do() {
     const LINES: usize = 3000;
     let image = busybox_image("1").unwrap();
     let cloud = Cloud::start().unwrap();
+    let token = cloud.token().to_owned();
     let api = cloud.api().unwrap();
     api.post_json("/api/v1/environments", &json!({ "name": "plant" }))
         .unwrap()
@@ -113,7 +114,7 @@ components:
         cloud.url()
     );
     let followed = rt.block_on(async {
-        let mut answer = open(&client_from(loopback(0)), &url).await;
+        let mut answer = open(&client_from_with(loopback(0), Some(&token)), &url).await;
         assert_eq!(answer.status().as_u16(), 200);
         let mut buf = Vec::new();
         let mut got = Vec::new();

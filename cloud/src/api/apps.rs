@@ -19,7 +19,7 @@ use crate::projections::Projections;
 /// published under that version, 400 naming the field when the manifest is refused.
 pub async fn publish(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<AppVersionDto>), ApiError> {
     let body =

@@ -419,3 +419,42 @@ pub struct NodeLogsDto {
     /// Older lines were left out (the size asked for, or one frame).
     pub truncated: bool,
 }
+
+/// `POST /api/v1/tokens`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiToken {
+    /// `admin`, `operator` or `viewer`.
+    pub role: String,
+    /// The environments the token is limited to; empty: every environment.
+    #[serde(default)]
+    pub envs: Vec<String>,
+    /// A duration (`30d`, `12h`); none: the token does not expire.
+    #[serde(default)]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// An API token as lists show it: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiTokenDto {
+    pub id: String,
+    pub role: String,
+    /// Empty: every environment.
+    pub envs: Vec<String>,
+    pub description: String,
+    pub created: String,
+    pub expires: Option<String>,
+    pub revoked: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+}
+
+/// The answer of `POST /api/v1/tokens`: the token itself, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedApiTokenDto {
+    #[serde(flatten)]
+    pub info: ApiTokenDto,
+    pub token: String,
+}

@@ -22,9 +22,10 @@ const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3
 
 pub async fn issue_token(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    Caller { actor, scope }: Caller,
     Body(req): Body<CreateEnrollmentToken>,
 ) -> Result<(StatusCode, Json<EnrollmentTokenDto>), ApiError> {
+    super::state::seen_env(&scope, "env", &req.env)?;
     let ttl = match &req.ttl {
         None => DEFAULT_TTL,
         Some(t) => humantime::parse_duration(t).map_err(|e| {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use super::caller::Caller;
 use super::dto::{CreateEnvironment, EnvironmentDto};
 use super::error::{ApiError, Body, Path};
-use super::state::AppState;
+use super::state::{AppState, seen_env};
 use super::views;
 use crate::command::Command;
 
@@ -25,13 +25,21 @@ fn view(s: &AppState, name: &str) -> Result<EnvironmentDto, ApiError> {
 
 pub async fn create(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Body(req): Body<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<EnvironmentDto>), ApiError> {
+    if !caller.scope.is_all() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Some("name"),
+            "a token limited to some environments cannot create one",
+        ));
+    }
     let name = req.name.clone();
     s.engine
         .submit(
-            actor,
+            caller.actor,
             Command::CreateEnvironment {
                 name: req.name,
                 labels: req.labels,
@@ -42,26 +50,35 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&s, &name)?)))
 }
 
-pub async fn list(State(s): State<AppState>) -> Json<Vec<EnvironmentDto>> {
+pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<Vec<EnvironmentDto>> {
     let p = s.engine.read();
-    Json(p.envs.values().map(|e| views::environment(&p, e)).collect())
+    Json(
+        p.envs
+            .values()
+            .filter(|e| caller.scope.sees_env(e.name.as_str()))
+            .map(|e| views::environment(&p, e))
+            .collect(),
+    )
 }
 
 pub async fn show(
     State(s): State<AppState>,
+    caller: Caller,
     Path(env): Path<String>,
 ) -> Result<Json<EnvironmentDto>, ApiError> {
+    seen_env(&caller.scope, "env", &env)?;
     view(&s, &env).map(Json)
 }
 
 pub async fn delete(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path(env): Path<String>,
 ) -> Result<Json<EnvironmentDto>, ApiError> {
+    seen_env(&caller.scope, "env", &env)?;
     let before = view(&s, &env)?;
     s.engine
-        .submit(actor, Command::DeleteEnvironment { name: env })
+        .submit(caller.actor, Command::DeleteEnvironment { name: env })
         .await?;
     Ok(Json(before))
 }

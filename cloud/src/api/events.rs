@@ -12,15 +12,16 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use skerry_shared::clock::Timestamp;
-use skerry_shared::event::Event;
+use skerry_shared::event::{Actor, Event, EventPayload};
 use skerry_shared::ids::{Name, NodeId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
+use super::caller::{Caller, Scope};
 use super::dto::{EventDto, VerifyDto};
 use super::error::{ApiError, Params};
 use super::query;
-use super::state::{AppState, node_id};
+use super::state::{AppState, node_id, seen_instance, seen_node};
 use super::streams::{self, Chunk, PAGE_BYTES, PAGE_ITEMS};
 use crate::log::EventLog;
 
@@ -37,6 +38,9 @@ pub struct EventsQuery {
     /// A node's name or id.
     node: Option<String>,
     instance: Option<String>,
+    /// Who caused it: an API token's id, or an actor as events show it (`cloud`,
+    /// `node:ID`, `anonymous@ADDR`).
+    actor: Option<String>,
     /// RFC 3339.
     since: Option<String>,
     /// Only events after this sequence number.
@@ -51,7 +55,10 @@ pub struct EventsQuery {
 struct Filter {
     node: Option<NodeId>,
     instance: Option<Name>,
+    actor: Option<String>,
     since: Option<Timestamp>,
+    /// What a token limited to some environments may read (`None`: everything).
+    scope: Option<Arc<Seen>>,
     /// Not a filter: why the read models did not take recorded events (by `seq`, as of the
     /// request), so that the answer marks them.
     refused: Arc<BTreeMap<u64, String>>,
@@ -65,6 +72,59 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|i| e.payload.instance().is_some_and(|x| x == i))
             && self.since.is_none_or(|t| e.time >= t)
+            && self.actor.as_deref().is_none_or(|a| actor_is(&e.actor, a))
+            && self.scope.as_deref().is_none_or(|seen| seen.sees(e))
+    }
+}
+
+/// Whether `actor` is the one a filter names: a token by its id, any actor as it is shown.
+fn actor_is(actor: &Actor, wanted: &str) -> bool {
+    match actor {
+        Actor::Token { id, .. } if id == wanted => true,
+        other => other.to_string() == wanted,
+    }
+}
+
+/// What a token limited to some environments sees of the log: events that name one of
+/// its environments, or concern a node in one of them, and every app's publications (apps
+/// belong to no environment). Token events and anything else are left out.
+#[derive(Debug)]
+struct Seen {
+    envs: Vec<Name>,
+    nodes: std::collections::BTreeSet<NodeId>,
+}
+
+impl Seen {
+    fn new(p: &crate::projections::Projections, scope: &Scope) -> Option<Seen> {
+        let envs = scope.envs()?.to_vec();
+        let nodes = p
+            .nodes
+            .values()
+            .filter(|n| scope.sees_node(n))
+            .map(|n| n.id)
+            .collect();
+        Some(Seen { envs, nodes })
+    }
+
+    fn sees(&self, e: &Event) -> bool {
+        let env = |name: &Name| self.envs.contains(name);
+        let node = |id: &NodeId| self.nodes.contains(id);
+        match &e.payload {
+            EventPayload::EnvironmentCreated { name, .. }
+            | EventPayload::EnvironmentDeleted { name } => env(name),
+            EventPayload::EnrollmentTokenIssued { env: name, .. }
+            | EventPayload::NodeEnrolled { env: name, .. }
+            | EventPayload::NodeJoined { env: name, .. }
+            | EventPayload::NodeLeft { env: name, .. } => env(name),
+            EventPayload::InstanceDeployed { instance } => env(&instance.env),
+            EventPayload::NodeRenamed { node: id, .. }
+            | EventPayload::NodeLabelled { node: id, .. }
+            | EventPayload::NodeStatusChanged { node: id, .. }
+            | EventPayload::NodeRemoved { node: id }
+            | EventPayload::NodeCertificateRenewed { node: id, .. } => node(id),
+            EventPayload::AppVersionPublished { .. } => true,
+            _ => e.node_seqs.iter().any(|ns| node(&ns.node)),
+        }
     }
 }
 
@@ -178,7 +238,13 @@ fn line(e: &Event, why: Option<&String>) -> Bytes {
 /// The query's filters, checked against the read models: an unknown node is 404
 /// `unknown_node`, an instance name never deployed 404 `unknown_instance` (one that was
 /// undeployed has its history and is read).
-fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
+fn resolve(s: &AppState, q: &EventsQuery, scope: &Scope) -> Result<Filter, ApiError> {
+    if let Some(n) = q.node.as_deref() {
+        seen_node(s, scope, n)?;
+    }
+    if let Some(i) = q.instance.as_deref() {
+        seen_instance(s, scope, i)?;
+    }
     let node = q.node.as_deref().map(|n| node_id(s, n)).transpose()?;
     let instance = match q.instance.as_deref() {
         None => None,
@@ -203,10 +269,13 @@ fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
         .iter()
         .map(|(seq, r)| (*seq, r.reason.clone()))
         .collect();
+    let seen = Seen::new(&s.engine.read(), scope).map(Arc::new);
     Ok(Filter {
         node,
         instance,
+        actor: q.actor.clone(),
         since,
+        scope: seen,
         refused: Arc::new(refused),
     })
 }
@@ -214,10 +283,11 @@ fn resolve(s: &AppState, q: &EventsQuery) -> Result<Filter, ApiError> {
 pub async fn list(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Params(q): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let limit = streams::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT, "events")?;
-    let filter = resolve(&s, &q)?;
+    let filter = resolve(&s, &q, &caller.scope)?;
     let slot = match streams::admit_for(q.follow, limit, peer.ip()) {
         Ok(slot) => slot,
         Err(refused) => return Ok(refused.into_response()),

@@ -11,7 +11,7 @@ use super::dto::{
     DeployInstance, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
 };
 use super::error::{ApiError, Body, Params, Path};
-use super::state::AppState;
+use super::state::{AppState, seen_env, seen_instance};
 use super::views;
 use crate::command::{Command, DeployIntent, NodeChoice, plan_deploy};
 
@@ -102,25 +102,37 @@ fn dry_run(s: &AppState, intent: &DeployIntent) -> Result<DryRunDto, ApiError> {
 /// (which records nothing).
 pub async fn deploy(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Body(body): Body<DeployInstance>,
 ) -> Result<Response, ApiError> {
     let (intent, dry) = intent(body);
+    seen_env(&caller.scope, "env", &intent.env)?;
+    // An instance of that name elsewhere is a conflict the command names; out of the
+    // scope, it is one the caller cannot see, so the name is refused as taken.
+    seen_instance(&s, &caller.scope, &intent.name).map_err(|_| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "instance_exists",
+            Some("name"),
+            format!("the instance name \"{}\" is taken", intent.name),
+        )
+    })?;
     if dry {
         return Ok(Json(dry_run(&s, &intent)?).into_response());
     }
     let name = intent.name.clone();
     s.engine
-        .submit(actor, Command::Deploy(Box::new(intent)))
+        .submit(caller.actor, Command::Deploy(Box::new(intent)))
         .await?;
     Ok((StatusCode::CREATED, Json(view(&s, &name)?)).into_response())
 }
 
-pub async fn list(State(s): State<AppState>) -> Json<Vec<InstanceDto>> {
+pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<Vec<InstanceDto>> {
     let p = s.engine.read();
     Json(
         p.instances
             .values()
+            .filter(|i| caller.scope.sees_instance(&i.spec))
             .map(|i| views::instance(&p, i, &s.hub))
             .collect(),
     )
@@ -128,8 +140,10 @@ pub async fn list(State(s): State<AppState>) -> Json<Vec<InstanceDto>> {
 
 pub async fn show(
     State(s): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceDto>, ApiError> {
+    seen_instance(&s, &caller.scope, &name)?;
     view(&s, &name).map(Json)
 }
 
@@ -142,14 +156,15 @@ pub struct UndeployQuery {
 
 pub async fn undeploy(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path(name): Path<String>,
     Params(q): Params<UndeployQuery>,
 ) -> Result<Json<UndeployDto>, ApiError> {
+    seen_instance(&s, &caller.scope, &name)?;
     let events = s
         .engine
         .submit(
-            actor,
+            caller.actor,
             Command::Undeploy {
                 name: name.clone(),
                 purge: q.purge,

@@ -203,9 +203,14 @@ fn waiting_dto(p: &Projections, w: &NodeWaiting) -> NodeWaitingDto {
 pub async fn list(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: super::caller::Caller,
     Params(q): Params<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let query = resolve(&s, &q)?;
+    super::state::seen_instance(&s, &caller.scope, query.instance.as_str())?;
+    if let Some(node) = q.node.as_deref() {
+        super::state::seen_node(&s, &caller.scope, node)?;
+    }
     // An instance that is gone still has its lines; one that never had any is a typo.
     let known = s.engine.read().instances.contains_key(&query.instance);
     if !known {

@@ -43,6 +43,7 @@ mod nodes;
 mod query;
 pub mod secrets;
 mod state;
+pub mod tokens;
 mod views;
 
 use axum::Router;
@@ -74,13 +75,17 @@ pub fn router(state: AppState) -> Router {
 ///
 /// This is the one place the two routers meet: [`public`] and [`protected`] are merged,
 /// then the fallbacks (405 and 404 in the error shape) and the guard apply to every route
-/// of both alike. The auth layer (`auth.rs`, a later release) goes on [`protected`] alone,
-/// here, before the merge (`protected().route_layer(...)`), so that a node can enroll and a
-/// probe check health without a token.
+/// of both alike. The auth layer ([`auth::check`]) goes on [`protected`] alone, here,
+/// before the merge, so that a node can enroll and a probe check health without a token;
+/// as a route layer it runs on matched routes only, where it knows the route's row in
+/// [`auth::ROUTES`].
 pub fn router_with(state: AppState, guard: server::Guard) -> Router {
     Router::new()
         .merge(public())
-        .merge(protected())
+        .merge(protected().route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        )))
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -114,7 +119,8 @@ pub fn public() -> Router<AppState> {
         .route("/api/v1/enroll", post(enroll::enroll))
 }
 
-/// Every other route: the ones an API token will be asked for.
+/// Every other route: each needs an API token with the role its row in [`auth::ROUTES`]
+/// names.
 pub fn protected() -> Router<AppState> {
     Router::new()
         .route("/api/v1/environments", get(envs::list).post(envs::create))
@@ -154,8 +160,8 @@ pub fn protected() -> Router<AppState> {
         .route("/api/v1/logs", get(logs::list))
         // Resources of later releases answer 501 in the error shape, so clients can tell
         // "not in this release" from "not found".
-        .route("/api/v1/tokens", get(later).post(later))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(later))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/nodes/{node}/logs", get(nodes::logs))
         .route("/api/v1/instances/{name}/upgrade", post(later))
         .route("/api/v1/instances/{name}/rollback", post(later))

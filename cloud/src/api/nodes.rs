@@ -3,12 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use skerry_shared::event::Actor;
 
 use super::caller::Caller;
 use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, RenameNode};
 use super::error::{ApiError, Body, Params, Path};
-use super::state::AppState;
+use super::state::{AppState, seen_env, seen_node};
 use super::{query, views};
 use crate::command::Command;
 use crate::sync::NodeLogsError;
@@ -29,12 +28,13 @@ fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
 /// up by id after the command, so a rename is followed.
 async fn command(
     s: &AppState,
-    actor: Actor,
+    caller: Caller,
     node: &str,
     cmd: Command,
 ) -> Result<Json<NodeDto>, ApiError> {
+    seen_node(s, &caller.scope, node)?;
     let id = view(s, node)?.id;
-    s.engine.submit(actor, cmd).await?;
+    s.engine.submit(caller.actor, cmd).await?;
     view(s, &id).map(Json)
 }
 
@@ -46,8 +46,12 @@ pub struct ListQuery {
 
 pub async fn list(
     State(s): State<AppState>,
+    caller: Caller,
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Vec<NodeDto>>, ApiError> {
+    if let Some(env) = &q.env {
+        seen_env(&caller.scope, "env", env)?;
+    }
     let p = s.engine.read();
     if let Some(env) = &q.env
         && !p.envs.contains_key(env.as_str())
@@ -62,6 +66,7 @@ pub async fn list(
     let mut nodes: Vec<NodeDto> = p
         .nodes
         .values()
+        .filter(|n| caller.scope.sees_node(n))
         .filter(|n| {
             q.env
                 .as_ref()
@@ -75,14 +80,16 @@ pub async fn list(
 
 pub async fn show(
     State(s): State<AppState>,
+    caller: Caller,
     Path(node): Path<String>,
 ) -> Result<Json<NodeDto>, ApiError> {
+    seen_node(&s, &caller.scope, &node)?;
     view(&s, &node).map(Json)
 }
 
 pub async fn rename(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path(node): Path<String>,
     Body(req): Body<RenameNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
@@ -90,12 +97,12 @@ pub async fn rename(
         node: node.clone(),
         name: req.name,
     };
-    command(&s, actor, &node, cmd).await
+    command(&s, caller, &node, cmd).await
 }
 
 pub async fn label(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path(node): Path<String>,
     Body(req): Body<LabelNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
@@ -104,32 +111,34 @@ pub async fn label(
         set: req.set,
         remove: req.remove,
     };
-    command(&s, actor, &node, cmd).await
+    command(&s, caller, &node, cmd).await
 }
 
 pub async fn join(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path(node): Path<String>,
     Body(req): Body<JoinEnvironment>,
 ) -> Result<Json<NodeDto>, ApiError> {
+    seen_env(&caller.scope, "env", &req.env)?;
     let cmd = Command::JoinEnvironment {
         node: node.clone(),
         env: req.env,
     };
-    command(&s, actor, &node, cmd).await
+    command(&s, caller, &node, cmd).await
 }
 
 pub async fn leave(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path((node, env)): Path<(String, String)>,
 ) -> Result<Json<NodeDto>, ApiError> {
+    seen_env(&caller.scope, "env", &env)?;
     let cmd = Command::LeaveEnvironment {
         node: node.clone(),
         env,
     };
-    command(&s, actor, &node, cmd).await
+    command(&s, caller, &node, cmd).await
 }
 
 /// `DELETE /api/v1/nodes/{node}` (`node remove`): the node as it was before. Its agent is
@@ -137,14 +146,15 @@ pub async fn leave(
 /// certificate revoked (see `command/remove.rs`).
 pub async fn remove(
     State(s): State<AppState>,
-    Caller(actor): Caller,
+    caller: Caller,
     Path(node): Path<String>,
 ) -> Result<Json<NodeDto>, ApiError> {
+    seen_node(&s, &caller.scope, &node)?;
     let before = view(&s, &node)?;
     let cmd = Command::RemoveNode {
         node: before.id.clone(),
     };
-    s.engine.submit(actor, cmd).await?;
+    s.engine.submit(caller.actor, cmd).await?;
     tracing::info!(node = %before.id, name = %before.name, "node removed");
     Ok(Json(before))
 }
@@ -161,9 +171,11 @@ pub struct NodeLogsQuery {
 /// `GET /api/v1/nodes/{node}/logs`: the agent's own runtime log, fetched from it now.
 pub async fn logs(
     State(s): State<AppState>,
+    caller: Caller,
     Path(node): Path<String>,
     Params(q): Params<NodeLogsQuery>,
 ) -> Result<Json<NodeLogsDto>, ApiError> {
+    seen_node(&s, &caller.scope, &node)?;
     let (id, name) = {
         let p = s.engine.read();
         let n = p.node(&node).ok_or_else(|| {

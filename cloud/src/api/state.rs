@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use skerry_shared::ids::NodeId;
+use skerry_shared::ids::{NodeId, shown};
+
+use super::caller::Scope;
 
 use super::error::ApiError;
 use crate::engine::Engine;
@@ -36,4 +38,47 @@ pub(crate) fn node_id(s: &AppState, node: &str) -> Result<NodeId, ApiError> {
             format!("no node named or with id \"{node}\""),
         )
     })
+}
+
+// A scope's check answers exactly as a missing object does, so that a token learns
+// nothing of the environments, nodes and instances outside its scope.
+
+/// 404 `unknown_environment` (field `field`) unless `scope` sees the environment `env`.
+pub(crate) fn seen_env(scope: &Scope, field: &str, env: &str) -> Result<(), ApiError> {
+    if scope.sees_env(env) {
+        return Ok(());
+    }
+    Err(ApiError::not_found(
+        "unknown_environment",
+        field,
+        format!("no environment named {}", shown(env)),
+    ))
+}
+
+/// 404 `unknown_node` unless `scope` sees the node `node` (a name or an id); a node
+/// that does not exist passes, for the handler to refuse as it does.
+pub(crate) fn seen_node(s: &AppState, scope: &Scope, node: &str) -> Result<(), ApiError> {
+    let p = s.engine.read();
+    match p.node(node) {
+        Some(n) if !scope.sees_node(n) => Err(ApiError::not_found(
+            "unknown_node",
+            "node",
+            format!("no node named or with id \"{node}\""),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// 404 `unknown_instance` unless `scope` sees the instance `name`; an instance that does
+/// not exist passes, for the handler to refuse as it does.
+pub(crate) fn seen_instance(s: &AppState, scope: &Scope, name: &str) -> Result<(), ApiError> {
+    let p = s.engine.read();
+    match p.instances.get(name) {
+        Some(i) if !scope.sees_instance(&i.spec) => Err(ApiError::not_found(
+            "unknown_instance",
+            "instance",
+            format!("no instance named \"{name}\""),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -26,7 +26,7 @@ pub const DEFAULT_LIMIT: u32 = crate::api::EVENTS_DEFAULT_LIMIT as u32;
 /// "REST API"); more are read with `--after`.
 pub const MAX_LIMIT: u32 = crate::api::EVENTS_MAX_LIMIT as u32;
 
-/// `skerry events [--node NODE] [--instance I] [--since T] [--after SEQ] [--limit N]
+/// `skerry events [--node NODE] [--instance I] [--actor A] [--since T] [--after SEQ] [--limit N]
 /// [--follow] | verify`
 #[derive(Debug, Clone, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -39,6 +39,9 @@ pub struct EventsArgs {
     /// Only events about this instance.
     #[arg(long, value_name = "I")]
     pub instance: Option<String>,
+    /// Only events this actor caused: an API token's id, `cloud`, or `node:ID`.
+    #[arg(long, value_name = "A")]
+    pub actor: Option<String>,
     /// From this time: RFC 3339 or a duration before now (90s, 10m, 2h, 3d).
     #[arg(long, value_name = "T", value_parser = values::since)]
     pub since: Option<String>,
@@ -71,6 +74,7 @@ pub async fn run(
         let call = client.get(&["events"]).query(&[
             ("node", args.node.as_deref()),
             ("instance", args.instance.as_deref()),
+            ("actor", args.actor.as_deref()),
             ("since", args.since.as_deref()),
             ("after", args.after.map(|a| a.to_string()).as_deref()),
             ("follow", args.follow.then_some("true")),
@@ -105,6 +109,7 @@ pub async fn run(
             .query(&[
                 ("node", args.node.as_deref()),
                 ("instance", args.instance.as_deref()),
+                ("actor", args.actor.as_deref()),
                 ("since", args.since.as_deref()),
                 ("after", Some(&after)),
                 ("limit", Some(&asked.to_string())),

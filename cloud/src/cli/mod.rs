@@ -125,10 +125,8 @@ pub enum Command {
     /// Nodes and their enrollment tokens.
     #[command(subcommand)]
     Node(node::NodeCommand),
-    // Hidden from help until API tokens are built (the cloud answers "not available in
-    // this release"); the issue that builds them shows it again.
-    /// API tokens.
-    #[command(subcommand, hide = true)]
+    /// API tokens: who may call the API, with which role, in which environments.
+    #[command(subcommand)]
     Token(token::TokenCommand),
     /// Apps and their versions.
     #[command(subcommand)]

@@ -77,6 +77,14 @@ pub enum Command {
         name: String,
         purge: bool,
     },
+    /// Creates an API token ([`super::token`]).
+    CreateApiToken(Box<super::token::NewApiToken>),
+    /// Revokes an API token, by its id; `within` is the asking token's scope (`None`:
+    /// every environment), outside which tokens are not found.
+    RevokeApiToken {
+        id: String,
+        within: Option<Vec<Name>>,
+    },
     /// The cloud noticed a node's liveness change (the liveness monitor). Records nothing
     /// when the node already has that status.
     SetNodeStatus {

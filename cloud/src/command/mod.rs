@@ -13,6 +13,7 @@
 //!   undeploy.
 //! - `deploy`: a deploy checked into an [`InstanceSpec`](skerry_shared::event::InstanceSpec)
 //!   ([`plan_deploy`]), and the per-node plan of a dry run.
+//! - [`token`]: API tokens, created ([`token::NewApiToken`]) and revoked.
 //! - [`secret`]: secrets set ([`secret::NewSecret`]), delivered to nodes, deleted, and
 //!   what a deploy needs of them.
 //! - `remove`: node removal (`node remove`), the refusal of a removed node's enrollment,
@@ -34,6 +35,7 @@ pub mod outcome;
 pub mod placement;
 mod remove;
 pub mod secret;
+pub mod token;
 
 use skerry_shared::clock::Timestamp;
 
@@ -79,6 +81,8 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
         }
         Command::Undeploy { name, purge } => app::undeploy(p, name, *purge),
         Command::SetNodeStatus { node, status } => node::set_status(p, *node, *status),
+        Command::CreateApiToken(t) => token::create(p, t, now),
+        Command::RevokeApiToken { id, within } => token::revoke(p, id, within.as_deref()),
         Command::SetSecret(s) => secret::set(p, s),
         Command::DeliverSecret {
             name,

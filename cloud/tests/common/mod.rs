@@ -70,3 +70,33 @@ pub async fn enroll(engine: &Engine, name: &str, profile: FirmwareProfile) -> No
         .unwrap();
     node
 }
+
+/// Records a new admin API token in `engine` and answers a reqwest client that sends it.
+#[allow(dead_code)]
+pub async fn admin_client(engine: &Engine) -> reqwest::Client {
+    let token = skerry_cloud::api::tokens::random_token();
+    engine
+        .submit(
+            Actor::Cloud,
+            Command::CreateApiToken(Box::new(skerry_cloud::command::token::NewApiToken {
+                id: token.id,
+                secret_hash: token.secret_hash(),
+                role: skerry_shared::access::Role::Admin,
+                envs: Vec::new(),
+                expires: None,
+                description: "test".into(),
+                within: None,
+            })),
+        )
+        .await
+        .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}

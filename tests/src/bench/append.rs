@@ -119,6 +119,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let cloud = Cloud::start()?;
     let http = runtime.block_on(load::post_json(
         &cloud.url(),
+        cloud.token(),
         args.clients,
         Until::Time(Duration::from_secs(args.secs)),
         |n| {

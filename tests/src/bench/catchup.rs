@@ -150,9 +150,15 @@ fn raw_tcp(bytes: u64) -> anyhow::Result<Duration> {
 }
 
 /// Records `events` label changes of `node` (values unique, keys cycling over 64).
-async fn record(url: &str, clients: usize, node: String, events: u64) -> anyhow::Result<()> {
+async fn record(
+    url: &str,
+    token: &str,
+    clients: usize,
+    node: String,
+    events: u64,
+) -> anyhow::Result<()> {
     let path = format!("/api/v1/nodes/{node}/labels");
-    let run = load::post_json(url, clients, Until::Count(events), move |n| {
+    let run = load::post_json(url, token, clients, Until::Count(events), move |n| {
         (
             path.clone(),
             json!({ "set": { format!("k{}", n % 64): format!("v{n}") } }),
@@ -189,6 +195,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     for agent in [&a, &b] {
         runtime.block_on(record(
             &cloud.url(),
+            cloud.token(),
             args.clients,
             agent.name().to_owned(),
             args.events,

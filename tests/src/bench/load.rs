@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::Value;
 
-use crate::http::http_client;
+use crate::http::http_client_with;
 
 /// When a load stops.
 #[derive(Debug, Clone, Copy)]
@@ -33,10 +33,11 @@ impl Run {
     }
 }
 
-/// `clients` clients POST JSON to `url` + the path `request(n)` gives for the `n`th request
+/// `clients` clients POST JSON (with the API token `token`) to `url` + the path `request(n)` gives for the `n`th request
 /// (from 0, over all clients). Any answer other than 2xx fails the load.
 pub async fn post_json<F>(
     url: &str,
+    token: &str,
     clients: usize,
     until: Until,
     request: F,
@@ -44,7 +45,7 @@ pub async fn post_json<F>(
 where
     F: Fn(u64) -> (String, Value) + Send + Sync + 'static,
 {
-    let http = http_client()?;
+    let http = http_client_with(Some(token))?;
     let request = Arc::new(request);
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicU64::new(0));

@@ -161,12 +161,17 @@ async fn slow_client(
 /// One client following the log from 0 until the siege ends.
 async fn stream_client(
     url: String,
+    token: String,
     from: IpAddr,
     backlog: u64,
     stop: Arc<AtomicBool>,
     t: Arc<Tally>,
 ) {
-    let Ok(http) = reqwest::Client::builder().local_address(from).build() else {
+    let Ok(http) = reqwest::Client::builder()
+        .local_address(from)
+        .default_headers(crate::http::bearer(&token))
+        .build()
+    else {
         t.streams_failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -262,7 +267,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     // The backlog.
     let filled = Instant::now();
-    rt.block_on(load::post_json(&url, 16, Until::Count(args.events), |n| {
+    rt.block_on(load::post_json(&url, cloud.token(), 16, Until::Count(args.events), |n| {
         let name = format!("backlog-{n}");
         let body = json!({ "name": name, "labels": { "site": format!("s{}", n % 97) } });
         ("/api/v1/environments".to_owned(), body)
@@ -306,6 +311,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         let from = source(j, args.sources);
         tasks.push(rt.spawn(stream_client(
             url.clone(),
+            cloud.token().to_owned(),
             from,
             backlog,
             stop.clone(),
