@@ -6,7 +6,7 @@
 //! Each page runs in its own scratch directory (the working directory of its commands,
 //! with `deploy/` linked in), blocks in page order, against one cloud. `skerry` and
 //! `skerry-edge` are the binaries of this build (`target/debug`), first on the `PATH`, and
-//! `SKERRY_CLOUD` points at the test's cloud. `cargo run --release --bin X --` runs `X`.
+//! `SKERRY_CLOUD` points at the test's cloud and `SKERRY_TOKEN` holds its admin token. `cargo run --release --bin X --` runs `X`.
 //! The page's addresses (`127.0.0.1:8080` and `127.0.0.1:7883`, and `18282`/`17882` in
 //! docs/cli.md) are replaced by the cloud's, and its scratch paths (`/tmp/docs2`,
 //! `/var/lib/skerry-edge`) by the test's directory. `NAME=$(COMMAND)` sets `NAME` for the
@@ -153,7 +153,8 @@ impl Session {
             .current_dir(self.scratch.path())
             .env("PATH", format!("{}:{path}", self.bin_dir.display()))
             .env("SKERRY_CLOUD", self.cloud.url())
-            .env_remove("SKERRY_TOKEN")
+            // As the README's reader does after `export SKERRY_TOKEN=...`.
+            .env("SKERRY_TOKEN", self.cloud.token())
             .env_remove("SKERRY_ENROLL_TOKEN")
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")

@@ -51,7 +51,11 @@ pub const ROUTES: &[Route] = &[
     row(Method::PATCH, "/api/v1/nodes/{node}", Role::Admin),
     row(Method::DELETE, "/api/v1/nodes/{node}", Role::Admin),
     row(Method::POST, "/api/v1/nodes/{node}/labels", Role::Operator),
-    row(Method::POST, "/api/v1/nodes/{node}/environments", Role::Admin),
+    row(
+        Method::POST,
+        "/api/v1/nodes/{node}/environments",
+        Role::Admin,
+    ),
     row(
         Method::DELETE,
         "/api/v1/nodes/{node}/environments/{env}",
@@ -61,13 +65,25 @@ pub const ROUTES: &[Route] = &[
     row(Method::GET, "/api/v1/apps", Role::Viewer),
     row(Method::POST, "/api/v1/apps", Role::Operator),
     row(Method::GET, "/api/v1/apps/{app}", Role::Viewer),
-    row(Method::GET, "/api/v1/apps/{app}/versions/{version}", Role::Viewer),
+    row(
+        Method::GET,
+        "/api/v1/apps/{app}/versions/{version}",
+        Role::Viewer,
+    ),
     row(Method::GET, "/api/v1/instances", Role::Viewer),
     row(Method::POST, "/api/v1/instances", Role::Operator),
     row(Method::GET, "/api/v1/instances/{name}", Role::Viewer),
     row(Method::DELETE, "/api/v1/instances/{name}", Role::Operator),
-    row(Method::POST, "/api/v1/instances/{name}/upgrade", Role::Operator),
-    row(Method::POST, "/api/v1/instances/{name}/rollback", Role::Operator),
+    row(
+        Method::POST,
+        "/api/v1/instances/{name}/upgrade",
+        Role::Operator,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/instances/{name}/rollback",
+        Role::Operator,
+    ),
     row(Method::GET, "/api/v1/events", Role::Viewer),
     row(Method::GET, "/api/v1/events/verify", Role::Viewer),
     row(Method::GET, "/api/v1/logs", Role::Viewer),
@@ -186,4 +202,131 @@ pub async fn check(State(state): State<AppState>, mut request: Request, next: Ne
     }
     request.extensions_mut().insert(identity);
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `.route(PATH, METHOD(..)...)` of `protected()` in `mod.rs`, read from its
+    /// source: axum does not list a router's routes, and a route without a row would need
+    /// `admin` silently.
+    fn routed() -> Vec<(String, String)> {
+        let source = include_str!("mod.rs");
+        let protected = source
+            .split("pub fn protected()")
+            .nth(1)
+            .unwrap_or_else(|| panic!("mod.rs has protected()"));
+        let mut routes = Vec::new();
+        for call in protected.split(".route(").skip(1) {
+            let mut quoted = call.split('"');
+            let path = quoted
+                .nth(1)
+                .unwrap_or_else(|| panic!("a path in {call}"))
+                .to_owned();
+            // The handlers of this route: up to the next call of the chain at its indent.
+            let handlers = call.split("\n        .").next().unwrap_or(call);
+            for (name, method) in [
+                ("get(", "GET"),
+                ("post(", "POST"),
+                ("put(", "PUT"),
+                ("patch(", "PATCH"),
+                ("delete(", "DELETE"),
+            ] {
+                if handlers.contains(name) {
+                    routes.push((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn every_protected_route_has_its_row_and_every_row_its_route() {
+        let routed = routed();
+        assert!(routed.len() >= 20, "{routed:?}");
+        for (method, path) in &routed {
+            assert!(
+                ROUTES
+                    .iter()
+                    .any(|r| r.method.as_str() == method && r.path == path),
+                "{method} {path} is routed but has no row in ROUTES"
+            );
+        }
+        for r in ROUTES {
+            assert!(
+                routed
+                    .iter()
+                    .any(|(m, p)| m == r.method.as_str() && p == r.path),
+                "{} {} has a row but is not routed",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn a_route_without_a_row_needs_admin() {
+        assert_eq!(role_for(&Method::GET, "/api/v1/not-a-route"), Role::Admin);
+        assert_eq!(role_for(&Method::GET, "/api/v1/nodes"), Role::Viewer);
+        assert_eq!(
+            role_for(&Method::DELETE, "/api/v1/nodes/{node}"),
+            Role::Admin
+        );
+    }
+
+    fn tokens_with(role: Role, revoked: bool, expires: Option<Timestamp>) -> (ApiTokens, ApiToken) {
+        let token = ApiToken {
+            id: TokenId::random(),
+            secret: [9; 32],
+        };
+        let mut tokens = ApiTokens::default();
+        tokens.insert_for_test(crate::projections::ApiTokenState {
+            id: token.id,
+            role,
+            envs: Vec::new(),
+            secret_hash: token.secret_hash(),
+            expires,
+            description: String::new(),
+            created: Timestamp(0),
+            revoked: revoked.then_some(Timestamp(1)),
+        });
+        (tokens, token)
+    }
+
+    fn header(text: &str) -> HeaderValue {
+        HeaderValue::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_token_is_checked_for_its_secret_its_revocation_and_its_end() {
+        let now = Timestamp(1_000);
+        let (tokens, t) = tokens_with(Role::Operator, false, None);
+        let good = header(&format!("Bearer {t}"));
+        assert_eq!(
+            authenticate(&tokens, Some(&good), now).map(|i| i.role),
+            Ok(Role::Operator)
+        );
+        assert!(authenticate(&tokens, Some(&header(&format!("bearer {t}"))), now).is_ok());
+        assert!(authenticate(&tokens, None, now).is_err());
+        assert!(authenticate(&tokens, Some(&header(&format!("Basic {t}"))), now).is_err());
+        let wrong = ApiToken {
+            id: t.id,
+            secret: [8; 32],
+        };
+        assert_eq!(
+            authenticate(&tokens, Some(&header(&format!("Bearer {wrong}"))), now),
+            Err("the API token is not known to this cloud")
+        );
+        let (revoked, t) = tokens_with(Role::Admin, true, None);
+        assert_eq!(
+            authenticate(&revoked, Some(&header(&format!("Bearer {t}"))), now),
+            Err("the API token was revoked")
+        );
+        let (expired, t) = tokens_with(Role::Admin, false, Some(now));
+        assert_eq!(
+            authenticate(&expired, Some(&header(&format!("Bearer {t}"))), now),
+            Err("the API token has expired")
+        );
+    }
 }

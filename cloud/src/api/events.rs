@@ -80,7 +80,15 @@ impl Filter {
 /// Whether `actor` is the one a filter names: a token by its id, any actor as it is shown.
 fn actor_is(actor: &Actor, wanted: &str) -> bool {
     match actor {
-        Actor::Token { id, .. } if id == wanted => true,
+        // An id in either form: hyphenated, as events show it, or 32 hex digits, as it
+        // stands in the token.
+        Actor::Token { id, .. } => {
+            id == wanted
+                || wanted
+                    .parse::<skerry_shared::ids::TokenId>()
+                    .is_ok_and(|w| w.to_string() == *id)
+                || actor.to_string() == wanted
+        }
         other => other.to_string() == wanted,
     }
 }

@@ -59,6 +59,12 @@ impl ApiTokens {
         self.by_id.values().filter(|t| t.revoked.is_none()).count()
     }
 
+    /// A token put in directly, for unit tests of what reads the model.
+    #[cfg(test)]
+    pub fn insert_for_test(&mut self, token: ApiTokenState) {
+        self.created(token);
+    }
+
     pub(super) fn created(&mut self, token: ApiTokenState) {
         self.by_id.insert(token.id, token);
     }
