@@ -125,6 +125,19 @@ impl TestCloud {
         })
         .await;
         assert!(healthy.is_ok(), "the cloud did not become ready");
+        // The admin token, written before the API answered.
+        let admin = std::fs::read_to_string(skerry_cloud::admin_token::path(&data)).unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", admin.trim()).parse().unwrap(),
+        );
+        let mut cloud = cloud;
+        cloud.http = reqwest::Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .unwrap();
         cloud
             .post("/api/v1/environments", json!({"name": "prod"}))
             .await;
