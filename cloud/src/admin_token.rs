@@ -87,11 +87,9 @@ async fn make_if_missing(engine: &Engine, file: &Path) -> Result<AdminToken, Adm
                 crate::pki::write_private(&path, text.as_bytes(), 0o600)
             })
             .await
-            .map_err(|e| {
-                PkiError::Io {
-                    path: file.to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                }
+            .map_err(|e| PkiError::Io {
+                path: file.to_owned(),
+                source: std::io::Error::other(e.to_string()),
             })??;
             t
         }

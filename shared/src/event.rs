@@ -365,10 +365,7 @@ impl EventPayload {
                 let scope = if envs.is_empty() {
                     "every environment".to_owned()
                 } else {
-                    envs.iter()
-                        .map(Name::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    envs.iter().map(Name::as_str).collect::<Vec<_>>().join(", ")
                 };
                 match expires {
                     Some(t) => format!("token {token} ({role}) for {scope}, expires {t}"),

@@ -521,8 +521,7 @@ fn down_certificate_frame() {
     check(
         "down_certificate",
         DownFrame::Certificate {
-            certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-                .into(),
+            certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
             expires: Timestamp(T0),
         },
         frame::encode_down,

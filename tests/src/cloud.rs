@@ -285,10 +285,11 @@ impl Cloud {
         match outcome {
             Some(Ok(())) => {
                 // Written before the API answers (the token is made before `serve` is ready).
-                self.token = std::fs::read_to_string(skerry_cloud::admin_token::path(&self.data_dir()))
-                    .ok()
-                    .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty());
+                self.token =
+                    std::fs::read_to_string(skerry_cloud::admin_token::path(&self.data_dir()))
+                        .ok()
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty());
                 Ok(())
             }
             Some(Err(reason)) => {

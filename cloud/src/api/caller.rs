@@ -135,7 +135,8 @@ mod tests {
     #[tokio::test]
     async fn the_caller_is_the_checked_token_with_its_scope() {
         let id = skerry_shared::ids::TokenId::random();
-        let envs = vec![skerry_shared::ids::Name::parse("plant-a").unwrap_or_else(|e| panic!("{e}"))];
+        let envs =
+            vec![skerry_shared::ids::Name::parse("plant-a").unwrap_or_else(|e| panic!("{e}"))];
         let (mut parts, ()) = Request::builder()
             .extension(super::Identity {
                 id,

@@ -82,10 +82,12 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, guard: server::Guard) -> Router {
     Router::new()
         .merge(public())
-        .merge(protected().route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::check,
-        )))
+        .merge(
+            protected().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::check,
+            )),
+        )
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -132,9 +134,7 @@ pub fn protected() -> Router<AppState> {
         .route("/api/v1/nodes", get(nodes::list))
         .route(
             "/api/v1/nodes/{node}",
-            get(nodes::show)
-                .patch(nodes::rename)
-                .delete(nodes::remove),
+            get(nodes::show).patch(nodes::rename).delete(nodes::remove),
         )
         .route("/api/v1/nodes/{node}/labels", post(nodes::label))
         .route("/api/v1/nodes/{node}/environments", post(nodes::join))

@@ -41,8 +41,8 @@ pub mod session;
 pub mod transport;
 
 pub use hub::{
-    DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, REMOVAL_CLOSE_AFTER, NodeHeard, NodeLive, NodeLogsError, NodeLogsText,
-    OpenError, UP_CAPACITY,
+    DOWN_CAPACITY, Hub, NODE_LOGS_TIMEOUT, NodeHeard, NodeLive, NodeLogsError, NodeLogsText,
+    OpenError, REMOVAL_CLOSE_AFTER, UP_CAPACITY,
 };
 pub use session::{NodeSession, Output, SyncError};
 pub use transport::{Connection, PeerCertificate, Sessions};

@@ -184,7 +184,9 @@ impl CommitPath<'_> {
                 }
             }
             Some(Other::Credentials(f)) => {
-                let _ = self.credentials.send(super::credentials::ToCredentials::Frame(f));
+                let _ = self
+                    .credentials
+                    .send(super::credentials::ToCredentials::Frame(f));
             }
             None => {}
         }

@@ -39,7 +39,10 @@ pub enum DownFrame {
     RenewCertificate { reason: String },
     /// The renewed certificate (PEM), valid until `expires`, recorded in the command log
     /// before it was sent. The agent stores it durably, then reconnects with it.
-    Certificate { certificate: String, expires: Timestamp },
+    Certificate {
+        certificate: String,
+        expires: Timestamp,
+    },
     /// The cloud could not renew the certificate (a CSR it refused); the agent keeps its
     /// certificate and asks again at a later connection.
     CertificateRefused { reason: String },

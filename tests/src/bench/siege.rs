@@ -267,11 +267,17 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     // The backlog.
     let filled = Instant::now();
-    rt.block_on(load::post_json(&url, cloud.token(), 16, Until::Count(args.events), |n| {
-        let name = format!("backlog-{n}");
-        let body = json!({ "name": name, "labels": { "site": format!("s{}", n % 97) } });
-        ("/api/v1/environments".to_owned(), body)
-    }))
+    rt.block_on(load::post_json(
+        &url,
+        cloud.token(),
+        16,
+        Until::Count(args.events),
+        |n| {
+            let name = format!("backlog-{n}");
+            let body = json!({ "name": name, "labels": { "site": format!("s{}", n % 97) } });
+            ("/api/v1/environments".to_owned(), body)
+        },
+    ))
     .context("filling the backlog with environments")?;
     for v in 0..args.versions {
         let answer = api.post_bytes(
