@@ -41,6 +41,9 @@ pub enum AdminToken {
     Made(String),
     /// A live admin token exists; its file is at this path.
     Exists(PathBuf),
+    /// A live admin token exists, but the file at this path is missing or holds another
+    /// (a revoked one, say).
+    Elsewhere(PathBuf),
 }
 
 /// Makes sure a live admin token exists (see the module docs), and prints what a person
@@ -57,23 +60,37 @@ pub async fn ensure(engine: &Engine, data: &Path) -> Result<AdminToken, AdminTok
             );
         }
         AdminToken::Exists(at) => println!("admin token: in {}", at.display()),
+        AdminToken::Elsewhere(at) => println!(
+            "admin token: a live admin token exists, but {} does not hold it (it was replaced or removed); use the one you keep, or revoke every admin token and restart to make a new one",
+            at.display()
+        ),
     }
     Ok(outcome)
 }
 
 async fn make_if_missing(engine: &Engine, file: &Path) -> Result<AdminToken, AdminTokenError> {
     let now = Timestamp::now();
-    let (live, known_in_file) = {
+    let is_live_admin = |t: &crate::projections::ApiTokenState| {
+        t.role == Role::Admin && t.envs.is_empty() && t.is_live(now)
+    };
+    let (live, file_is_live, known_in_file) = {
         let p = engine.read();
-        let live = p
-            .api_tokens
-            .iter()
-            .any(|t| t.role == Role::Admin && t.envs.is_empty() && t.is_live(now));
-        let in_file = read(file).filter(|t| p.api_tokens.get(&t.id).is_none());
-        (live, in_file)
+        let live = p.api_tokens.iter().any(is_live_admin);
+        let in_file = read(file);
+        let file_is_live = in_file.as_ref().is_some_and(|t| {
+            p.api_tokens
+                .get(&t.id)
+                .is_some_and(|s| s.secret_hash == t.secret_hash() && is_live_admin(s))
+        });
+        let unknown = in_file.filter(|t| p.api_tokens.get(&t.id).is_none());
+        (live, file_is_live, unknown)
     };
     if live {
-        return Ok(AdminToken::Exists(file.to_owned()));
+        return Ok(if file_is_live {
+            AdminToken::Exists(file.to_owned())
+        } else {
+            AdminToken::Elsewhere(file.to_owned())
+        });
     }
     // A token in the file that the log does not know was written just before a crash:
     // record that one, so that the file stays right.

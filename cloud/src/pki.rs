@@ -83,7 +83,8 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-/// Writes `bytes` to `path` with `mode`, atomically (a temporary file, then a rename).
+/// Writes `bytes` to `path` with `mode`, atomically and durably (a temporary file synced,
+/// a rename, then the directory synced, so that the new name survives a power loss).
 pub(crate) fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
@@ -96,7 +97,14 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), 
     f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    fs::rename(&tmp, path).map_err(io(path))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {

@@ -140,9 +140,11 @@ pub struct Projections {
     node_names: BTreeMap<Name, NodeId>,
     pub apps: BTreeMap<Name, BTreeMap<semver::Version, AppVersion>>,
     pub instances: BTreeMap<Name, Instance>,
-    /// Every instance name ever deployed, undeployed ones too: the names that have a
-    /// history in the log (`GET /api/v1/events?instance=` answers 404 for any other).
-    pub instance_names: BTreeSet<Name>,
+    /// Every instance name ever deployed, undeployed ones too, with the environment it was
+    /// last deployed in: the names that have a history in the log (`GET
+    /// /api/v1/events?instance=` answers 404 for any other), and what a token limited to
+    /// some environments may read of it once it is gone.
+    pub instance_envs: BTreeMap<Name, Name>,
     pub tokens: HashMap<TokenId, EnrollmentTokenState>,
     /// API tokens ([`access`]).
     pub api_tokens: ApiTokens,
@@ -165,7 +167,7 @@ impl Default for Projections {
             node_names: BTreeMap::new(),
             apps: BTreeMap::new(),
             instances: BTreeMap::new(),
-            instance_names: BTreeSet::new(),
+            instance_envs: BTreeMap::new(),
             tokens: HashMap::new(),
             api_tokens: ApiTokens::default(),
             secrets: Secrets::default(),
@@ -404,7 +406,8 @@ impl Projections {
                 );
             }
             EventPayload::InstanceDeployed { instance } => {
-                self.instance_names.insert(instance.name.clone());
+                self.instance_envs
+                    .insert(instance.name.clone(), instance.env.clone());
                 self.instances.insert(
                     instance.name.clone(),
                     Instance {

@@ -315,3 +315,97 @@ fn every_route_refuses_every_role_below_its_own() {
         })
         .unwrap();
 }
+
+/// What a token limited to one environment must not learn or change through another's
+/// objects: a node shared by two environments, an app's instances, a gone instance's
+/// events and lines, a node named in a deploy, and a follow that outlives its token.
+#[test]
+fn a_scoped_token_reaches_nothing_of_another_environment_through_shared_objects() {
+    let cloud = Cloud::start().unwrap();
+    two_plants(&cloud);
+    // gw-plant-b is in plant-b and local too.
+    ok(cli(
+        &cloud,
+        &["node", "join", "gw-plant-b", "--env", "local"],
+    ));
+    ok(cli(&cloud, &["undeploy", "w-plant-b"]));
+    let operator = token(&cloud, "operator", &["local", "plant-a"]);
+    let as_op = |args: &[&str]| cli_as(&cloud, Some(&operator), args);
+
+    // The shared node: its other environment and instances are not shown...
+    let node = ok(as_op(&["-o", "json", "node", "show", "gw-plant-b"]))
+        .json()
+        .unwrap();
+    assert_eq!(node["envs"], serde_json::json!(["local"]), "{node}");
+    // ...and it may not be changed for all of them.
+    for args in [
+        &["node", "label", "gw-plant-b", "zone=x"][..],
+        &["node", "rename", "gw-plant-b", "gw-x"],
+        &["node", "remove", "gw-plant-b"],
+    ] {
+        let out = as_op(args);
+        assert_eq!(out.code, 5, "{out}");
+        assert!(!out.stderr.contains("plant-b\""), "{out}");
+    }
+    // An app lists only the instances the token sees.
+    let app = ok(as_op(&["-o", "json", "app", "show", "weather"]))
+        .json()
+        .unwrap();
+    assert_eq!(app["instances"], serde_json::json!(["w-plant-a"]), "{app}");
+    // A gone instance of plant-b: neither its events nor its lines.
+    assert_eq!(as_op(&["events", "--instance", "w-plant-b"]).code, 4);
+    assert_eq!(as_op(&["logs", "w-plant-b"]).code, 4);
+    let events = ok(as_op(&["-o", "json", "events"])).json().unwrap();
+    for e in events.as_array().unwrap() {
+        let summary = e["summary"].as_str().unwrap();
+        assert!(!summary.contains("w-plant-b"), "{summary}");
+    }
+    // A deploy that names a node of plant-b only: unknown, as a node that does not exist.
+    ok(cli(&cloud, &["env", "create", "plant-c"]));
+    let out = as_op(&[
+        "deploy",
+        "weather@1.0.0",
+        "--env",
+        "plant-a",
+        "--name",
+        "w-x",
+        "--node",
+        "gw-plant-a",
+        "--node",
+        "gw-nowhere",
+    ]);
+    assert_eq!(out.code, 4, "{out}");
+
+    // A follow ends once its token is revoked.
+    let rt = skerry_tests::http::runtime();
+    let http = skerry_tests::http::http_client().unwrap();
+    let url = format!("{}/api/v1/events?follow=true", cloud.url());
+    let id = token_id(&cloud, "operator");
+    rt.block_on(async {
+        let mut answer = http.get(&url).bearer_auth(&operator).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        // The backlog arrives.
+        answer.chunk().await.unwrap().unwrap();
+        let revoke = cli(&cloud, &["token", "revoke", &id]);
+        assert_eq!(revoke.code, 0, "{revoke}");
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Ok(Some(_)) = answer.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the revoked token's follow went on");
+    });
+}
+
+/// The id of the first token of `role` that `token list` shows.
+fn token_id(cloud: &Cloud, role: &str) -> String {
+    let tokens = ok(cli(cloud, &["-o", "json", "token", "list"]))
+        .json()
+        .unwrap();
+    tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == role && t["state"] == "active")
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .unwrap()
+}

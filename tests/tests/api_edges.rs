@@ -116,10 +116,12 @@ fn a_since_out_of_range_is_refused_in_the_users_words() {
 fn later_routes_say_so() {
     let cloud = Cloud::start().unwrap();
     let api = cloud.api().unwrap();
-    let answer = api.request(Method::GET, "/api/v1/tokens", None).unwrap();
+    let answer = api
+        .request(Method::POST, "/api/v1/instances/demo-1/rollback", None)
+        .unwrap();
     assert_eq!(answer.status, 501);
     assert_eq!(answer.error_code().as_deref(), Some("not_implemented"));
-    let out = cli(&cloud, &["token", "list"]);
+    let out = cli(&cloud, &["rollback", "demo-1"]);
     assert_eq!(out.code, 1, "{out}");
     assert!(
         out.stderr.contains("not available in this release"),

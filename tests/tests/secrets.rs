@@ -307,21 +307,28 @@ fn a_secret_reaches_containers_and_processes_and_is_stored_nowhere_in_the_clear(
         ],
     );
     assert_eq!(out.code, 0, "{out}");
-    let got = wait_for(CONVERGE, || {
-        Some((
+    // The process writes its files one after the other, each created before it is
+    // written: wait for the last one, and for the values themselves.
+    let expected = (password.clone(), tls.clone(), "700".to_owned());
+    let secret_dir = wait_for(CONVERGE, || {
+        let got = (
             read_latest(out_dir.path(), "env.")?,
             read_latest(out_dir.path(), "file.")?,
             read_latest(out_dir.path(), "mode.")?,
-        ))
+        );
+        let dir = read_latest(out_dir.path(), "dir")?;
+        (got == expected && !dir.is_empty()).then_some(dir)
     })
     .unwrap_or_else(|| {
         panic!(
-            "the process did not run with its secrets\n{}",
+            "the process did not run with its secrets: env {:?}, file {:?}, mode {:?}, dir {:?}\n{}",
+            read_latest(out_dir.path(), "env."),
+            read_latest(out_dir.path(), "file."),
+            read_latest(out_dir.path(), "mode."),
+            read_latest(out_dir.path(), "dir"),
             proc_agent.logs()
         )
     });
-    assert_eq!(got, (password.clone(), tls.clone(), "700".to_owned()));
-    let secret_dir = read_latest(out_dir.path(), "dir").unwrap();
 
     // Rotation: a new version restarts the replicas that use it, with the new value.
     let set = set_secret(&cloud, work.path(), "db-password", &rotated, &[]);

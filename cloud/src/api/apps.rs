@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use skerry_shared::manifest::parse_manifest;
 
-use super::caller::Caller;
+use super::caller::{Caller, Scope};
 use super::dto::{AppDto, AppVersionDto};
 use super::error::{ApiError, Path};
 use super::state::AppState;
@@ -66,7 +66,8 @@ pub async fn publish(
     Ok((status, Json(views::app_version(v, created, false))))
 }
 
-fn app_view(p: &Projections, name: &str) -> Option<AppDto> {
+/// An app, with the instances of it that a caller of `scope` sees.
+fn app_view(p: &Projections, name: &str, scope: &Scope) -> Option<AppDto> {
     let versions = p.apps.get(name)?;
     Some(AppDto {
         name: name.to_owned(),
@@ -79,28 +80,29 @@ fn app_view(p: &Projections, name: &str) -> Option<AppDto> {
         instances: p
             .instances
             .values()
-            .filter(|i| i.spec.app.as_str() == name)
+            .filter(|i| i.spec.app.as_str() == name && scope.sees_instance(&i.spec))
             .map(|i| i.spec.name.to_string())
             .collect(),
     })
 }
 
-pub async fn list(State(s): State<AppState>) -> Json<Vec<AppDto>> {
+pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<Vec<AppDto>> {
     let p = s.engine.read();
     Json(
         p.apps
             .keys()
-            .filter_map(|a| app_view(&p, a.as_str()))
+            .filter_map(|a| app_view(&p, a.as_str(), &caller.scope))
             .collect(),
     )
 }
 
 pub async fn show(
     State(s): State<AppState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<AppDto>, ApiError> {
     let p = s.engine.read();
-    app_view(&p, &app).map(Json).ok_or_else(|| {
+    app_view(&p, &app, &caller.scope).map(Json).ok_or_else(|| {
         ApiError::not_found(
             "unknown_app",
             "app",

@@ -162,6 +162,20 @@ pub fn authenticate(
     })
 }
 
+/// Whether `token` is still accepted (`None`: a caller without a token, on a public
+/// route): what a follow checks as it goes, so that a revoked or expired token's stream
+/// ends at its next event, page or keep-alive.
+pub fn still_live(state: &AppState, token: Option<TokenId>) -> bool {
+    let Some(id) = token else { return true };
+    let now = Timestamp::now();
+    state
+        .engine
+        .read()
+        .api_tokens
+        .get(&id)
+        .is_some_and(|t| t.is_live(now))
+}
+
 /// The auth layer of [`super::protected`]: checks the request's token against the table and
 /// leaves its [`Identity`] in the request for the handler.
 pub async fn check(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use skerry_shared::event::{Actor, InstanceSpec};
-use skerry_shared::ids::Name;
+use skerry_shared::ids::{Name, TokenId};
 
 use super::auth::Identity;
 use crate::projections::{Node, Projections};
@@ -69,6 +69,9 @@ impl Scope {
 pub struct Caller {
     pub actor: Actor,
     pub scope: Scope,
+    /// The API token, on the routes that need one: a long-lived answer (a follow) ends once
+    /// it is no longer live ([`super::auth::still_live`]).
+    pub token: Option<TokenId>,
 }
 
 impl Caller {
@@ -77,6 +80,7 @@ impl Caller {
         Caller {
             actor: Actor::Cloud,
             scope: Scope::all(),
+            token: None,
         }
     }
 }
@@ -92,6 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                     role: identity.role.to_string(),
                 },
                 scope: Scope::of(&identity.envs),
+                token: Some(identity.id),
             });
         }
         let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await?;
@@ -100,6 +105,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 peer: peer.ip().to_string(),
             },
             scope: Scope::all(),
+            token: None,
         })
     }
 }

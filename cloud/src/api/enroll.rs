@@ -22,7 +22,7 @@ const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3
 
 pub async fn issue_token(
     State(s): State<AppState>,
-    Caller { actor, scope }: Caller,
+    Caller { actor, scope, .. }: Caller,
     Body(req): Body<CreateEnrollmentToken>,
 ) -> Result<(StatusCode, Json<EnrollmentTokenDto>), ApiError> {
     super::state::seen_env(&scope, "env", &req.env)?;

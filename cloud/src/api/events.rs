@@ -59,6 +59,8 @@ struct Filter {
     since: Option<Timestamp>,
     /// What a token limited to some environments may read (`None`: everything).
     scope: Option<Arc<Seen>>,
+    /// The caller's token: a follow ends when it is revoked or expires.
+    token: Option<skerry_shared::ids::TokenId>,
     /// Not a filter: why the read models did not take recorded events (by `seq`, as of the
     /// request), so that the answer marks them.
     refused: Arc<BTreeMap<u64, String>>,
@@ -93,13 +95,19 @@ fn actor_is(actor: &Actor, wanted: &str) -> bool {
     }
 }
 
-/// What a token limited to some environments sees of the log: events that name one of
-/// its environments, or concern a node in one of them, and every app's publications (apps
-/// belong to no environment). Token events and anything else are left out.
+/// What a token limited to some environments sees of the log: events about one of its
+/// environments, an instance or a secret of one of them (by the environment the instance
+/// was last deployed in, the secret's now), or a node that is in one of them, and every
+/// app's publications (apps belong to no environment). Token events and anything else are
+/// left out.
 #[derive(Debug)]
 struct Seen {
     envs: Vec<Name>,
     nodes: std::collections::BTreeSet<NodeId>,
+    /// Instances ever deployed in one of the environments.
+    instances: std::collections::BTreeSet<Name>,
+    /// Secrets of one of the environments.
+    secrets: std::collections::BTreeSet<Name>,
 }
 
 impl Seen {
@@ -111,7 +119,24 @@ impl Seen {
             .filter(|n| scope.sees_node(n))
             .map(|n| n.id)
             .collect();
-        Some(Seen { envs, nodes })
+        let instances = p
+            .instance_envs
+            .iter()
+            .filter(|(_, env)| scope.sees_env(env.as_str()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let secrets = p
+            .secrets
+            .iter()
+            .filter(|s| s.env.as_ref().is_some_and(|e| scope.sees_env(e.as_str())))
+            .map(|s| s.name.clone())
+            .collect();
+        Some(Seen {
+            envs,
+            nodes,
+            instances,
+            secrets,
+        })
     }
 
     fn sees(&self, e: &Event) -> bool {
@@ -125,13 +150,20 @@ impl Seen {
             | EventPayload::NodeJoined { env: name, .. }
             | EventPayload::NodeLeft { env: name, .. } => env(name),
             EventPayload::InstanceDeployed { instance } => env(&instance.env),
+            EventPayload::InstanceUndeployed { name, .. } => self.instances.contains(name),
+            EventPayload::SecretSet { env: Some(e), .. } => env(e),
+            EventPayload::SecretDeleted { name } => self.secrets.contains(name),
+            EventPayload::SecretDelivered { name, node: id, .. } => {
+                self.secrets.contains(name) && node(id)
+            }
+            EventPayload::NodeSecretsKeyRegistered { node: id, .. } => node(id),
             EventPayload::NodeRenamed { node: id, .. }
             | EventPayload::NodeLabelled { node: id, .. }
             | EventPayload::NodeStatusChanged { node: id, .. }
             | EventPayload::NodeRemoved { node: id }
             | EventPayload::NodeCertificateRenewed { node: id, .. } => node(id),
             EventPayload::AppVersionPublished { .. } => true,
-            _ => e.node_seqs.iter().any(|ns| node(&ns.node)),
+            _ => false,
         }
     }
 }
@@ -246,7 +278,8 @@ fn line(e: &Event, why: Option<&String>) -> Bytes {
 /// The query's filters, checked against the read models: an unknown node is 404
 /// `unknown_node`, an instance name never deployed 404 `unknown_instance` (one that was
 /// undeployed has its history and is read).
-fn resolve(s: &AppState, q: &EventsQuery, scope: &Scope) -> Result<Filter, ApiError> {
+fn resolve(s: &AppState, q: &EventsQuery, caller: &Caller) -> Result<Filter, ApiError> {
+    let scope = &caller.scope;
     if let Some(n) = q.node.as_deref() {
         seen_node(s, scope, n)?;
     }
@@ -259,7 +292,7 @@ fn resolve(s: &AppState, q: &EventsQuery, scope: &Scope) -> Result<Filter, ApiEr
         Some(i) => {
             let name = Name::parse(i)
                 .map_err(|e| ApiError::bad_request("invalid_name", "instance", e.to_string()))?;
-            if !s.engine.read().instance_names.contains(&name) {
+            if !s.engine.read().instance_envs.contains_key(&name) {
                 return Err(ApiError::not_found(
                     "unknown_instance",
                     "instance",
@@ -284,6 +317,7 @@ fn resolve(s: &AppState, q: &EventsQuery, scope: &Scope) -> Result<Filter, ApiEr
         actor: q.actor.clone(),
         since,
         scope: seen,
+        token: caller.token,
         refused: Arc::new(refused),
     })
 }
@@ -295,7 +329,7 @@ pub async fn list(
     Params(q): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let limit = streams::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT, "events")?;
-    let filter = resolve(&s, &q, &caller.scope)?;
+    let filter = resolve(&s, &q, &caller)?;
     let slot = match streams::admit_for(q.follow, limit, peer.ip()) {
         Ok(slot) => slot,
         Err(refused) => return Ok(refused.into_response()),
@@ -372,6 +406,9 @@ async fn follow(s: AppState, filter: Filter, mut cursor: Cursor, tx: mpsc::Sende
     let mut backlog = true;
     let mut keepalive = tokio::time::Instant::now() + KEEPALIVE;
     loop {
+        if !super::auth::still_live(&s, filter.token) {
+            return;
+        }
         if backlog {
             // Everything up to `tip` is in the log now, so reading to the end covers it;
             // what comes later arrives on `live`, which was subscribed before this.

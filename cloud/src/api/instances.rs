@@ -11,7 +11,7 @@ use super::dto::{
     DeployInstance, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
 };
 use super::error::{ApiError, Body, Params, Path};
-use super::state::{AppState, seen_env, seen_instance};
+use super::state::{AppState, seen_env, seen_instance, seen_node};
 use super::views;
 use crate::command::{Command, DeployIntent, NodeChoice, plan_deploy};
 
@@ -107,6 +107,10 @@ pub async fn deploy(
 ) -> Result<Response, ApiError> {
     let (intent, dry) = intent(body);
     seen_env(&caller.scope, "env", &intent.env)?;
+    // A node named out of the scope is unknown, as a node that does not exist is.
+    for choice in &intent.nodes {
+        seen_node(&s, &caller.scope, &choice.node)?;
+    }
     // An instance of that name elsewhere is a conflict the command names; out of the
     // scope, it is one the caller cannot see, so the name is refused as taken.
     seen_instance(&s, &caller.scope, &intent.name).map_err(|_| {

@@ -233,7 +233,7 @@ pub async fn list(
     };
     if q.follow {
         let (tx, answer) = streams::pipe("application/x-ndjson", slot);
-        tokio::spawn(follow(s, query, tx));
+        tokio::spawn(follow(s, query, caller.token, tx));
         return Ok(answer);
     }
     // The first page is read here, so that a failing store still gets an error answer.
@@ -297,13 +297,23 @@ async fn read_rest(
 /// Streams the backlog, then lines as they are stored, as NDJSON, until the client goes
 /// away or the server stops. An empty line after 15 s without one keeps the connection
 /// alive (counted from the last line sent: lines of other instances do not put it off).
-async fn follow(s: AppState, mut q: LogQuery, tx: mpsc::Sender<Chunk>) {
+/// Ends when the caller's `token` is revoked or expires (checked at each wake: lines
+/// stored, or the keep-alive).
+async fn follow(
+    s: AppState,
+    mut q: LogQuery,
+    token: Option<skerry_shared::ids::TokenId>,
+    tx: mpsc::Sender<Chunk>,
+) {
     // Subscribe before the first read, so a line stored in between wakes the loop.
     let mut stored = s.reports.subscribe();
     let mut stopping = s.stopping.clone();
     q.limit = PAGE;
     let mut keepalive = tokio::time::Instant::now() + KEEPALIVE;
     loop {
+        if !super::auth::still_live(&s, token) {
+            return;
+        }
         let page = tokio::select! {
             p = read(&s, q.clone(), Format::Lines) => p,
             () = tx.closed() => return,

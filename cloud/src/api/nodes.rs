@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::caller::Caller;
+use super::caller::{Caller, Scope};
 use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, RenameNode};
 use super::error::{ApiError, Body, Params, Path};
 use super::state::{AppState, seen_env, seen_node};
@@ -12,7 +12,7 @@ use super::{query, views};
 use crate::command::Command;
 use crate::sync::NodeLogsError;
 
-fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
+fn view(s: &AppState, scope: &Scope, node: &str) -> Result<NodeDto, ApiError> {
     let p = s.engine.read();
     let n = p.node(node).ok_or_else(|| {
         ApiError::not_found(
@@ -21,7 +21,37 @@ fn view(s: &AppState, node: &str) -> Result<NodeDto, ApiError> {
             format!("no node named or with id \"{node}\""),
         )
     })?;
-    Ok(views::node(&p, n, &s.hub))
+    Ok(views::node(&p, n, &s.hub, scope))
+}
+
+/// 403 `forbidden` unless `scope` sees every environment of `node`: what changes a node
+/// for all of them (its name, its labels, which steer other environments' selectors, its
+/// removal, which drops their placements) needs a caller of every one. The caller sees
+/// the node already, so the answer names none of the environments it does not see.
+fn whole_node(s: &AppState, scope: &Scope, node: &str) -> Result<(), ApiError> {
+    let p = s.engine.read();
+    match p.node(node) {
+        Some(n) if !n.envs.iter().all(|e| scope.sees_env(e.as_str())) => Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            Some("node"),
+            format!(
+                "node {} is also in environments this token does not see; only a token of \
+                 all of them may rename, label or remove it",
+                n.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// How much of a node a command's caller must see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// One of its environments (joining or leaving one of the caller's).
+    Part,
+    /// All of them ([`whole_node`]).
+    Whole,
 }
 
 /// Runs a node command and answers with the node as it is afterwards. The node is looked
@@ -30,12 +60,16 @@ async fn command(
     s: &AppState,
     caller: Caller,
     node: &str,
+    needs: Needs,
     cmd: Command,
 ) -> Result<Json<NodeDto>, ApiError> {
     seen_node(s, &caller.scope, node)?;
-    let id = view(s, node)?.id;
+    if needs == Needs::Whole {
+        whole_node(s, &caller.scope, node)?;
+    }
+    let id = view(s, &caller.scope, node)?.id;
     s.engine.submit(caller.actor, cmd).await?;
-    view(s, &id).map(Json)
+    view(s, &caller.scope, &id).map(Json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +106,7 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|e| n.envs.iter().any(|x| x.as_str() == e))
         })
-        .map(|n| views::node(&p, n, &s.hub))
+        .map(|n| views::node(&p, n, &s.hub, &caller.scope))
         .collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(nodes))
@@ -84,7 +118,7 @@ pub async fn show(
     Path(node): Path<String>,
 ) -> Result<Json<NodeDto>, ApiError> {
     seen_node(&s, &caller.scope, &node)?;
-    view(&s, &node).map(Json)
+    view(&s, &caller.scope, &node).map(Json)
 }
 
 pub async fn rename(
@@ -97,7 +131,7 @@ pub async fn rename(
         node: node.clone(),
         name: req.name,
     };
-    command(&s, caller, &node, cmd).await
+    command(&s, caller, &node, Needs::Whole, cmd).await
 }
 
 pub async fn label(
@@ -111,7 +145,7 @@ pub async fn label(
         set: req.set,
         remove: req.remove,
     };
-    command(&s, caller, &node, cmd).await
+    command(&s, caller, &node, Needs::Whole, cmd).await
 }
 
 pub async fn join(
@@ -125,7 +159,7 @@ pub async fn join(
         node: node.clone(),
         env: req.env,
     };
-    command(&s, caller, &node, cmd).await
+    command(&s, caller, &node, Needs::Part, cmd).await
 }
 
 pub async fn leave(
@@ -138,7 +172,7 @@ pub async fn leave(
         node: node.clone(),
         env,
     };
-    command(&s, caller, &node, cmd).await
+    command(&s, caller, &node, Needs::Part, cmd).await
 }
 
 /// `DELETE /api/v1/nodes/{node}` (`node remove`): the node as it was before. Its agent is
@@ -150,7 +184,8 @@ pub async fn remove(
     Path(node): Path<String>,
 ) -> Result<Json<NodeDto>, ApiError> {
     seen_node(&s, &caller.scope, &node)?;
-    let before = view(&s, &node)?;
+    whole_node(&s, &caller.scope, &node)?;
+    let before = view(&s, &caller.scope, &node)?;
     let cmd = Command::RemoveNode {
         node: before.id.clone(),
     };

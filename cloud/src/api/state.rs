@@ -69,12 +69,13 @@ pub(crate) fn seen_node(s: &AppState, scope: &Scope, node: &str) -> Result<(), A
     }
 }
 
-/// 404 `unknown_instance` unless `scope` sees the instance `name`; an instance that does
-/// not exist passes, for the handler to refuse as it does.
+/// 404 `unknown_instance` unless `scope` sees the instance `name`, deployed now or once
+/// (by the environment it was last deployed in); a name never deployed passes, for the
+/// handler to refuse as it does.
 pub(crate) fn seen_instance(s: &AppState, scope: &Scope, name: &str) -> Result<(), ApiError> {
     let p = s.engine.read();
-    match p.instances.get(name) {
-        Some(i) if !scope.sees_instance(&i.spec) => Err(ApiError::not_found(
+    match p.instance_envs.get(name) {
+        Some(env) if !scope.sees_env(env.as_str()) => Err(ApiError::not_found(
             "unknown_instance",
             "instance",
             format!("no instance named \"{name}\""),

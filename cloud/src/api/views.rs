@@ -3,6 +3,7 @@
 use skerry_shared::event::NodeStatus;
 use skerry_shared::manifest::{ComponentKind, Manifest};
 
+use super::caller::Scope;
 use super::dto::{
     AppVersionDto, ComponentSummary, EnvironmentDto, InstanceDto, NodeDto, ReplicaStatusDto,
     TargetDto, UnschedulableDto,
@@ -34,13 +35,20 @@ pub fn environment(p: &Projections, e: &Environment) -> EnvironmentDto {
 
 /// A node: its record from the projections, with lag and last-seen time from the hub.
 /// The status is the projections' (it changes by events).
-pub fn node(p: &Projections, n: &Node, hub: &Hub) -> NodeDto {
+/// Of a node in several environments, a caller of `scope` sees only its own environments
+/// and their instances.
+pub fn node(p: &Projections, n: &Node, hub: &Hub, scope: &Scope) -> NodeDto {
     let live = hub.live(n.id);
     let acked = live.map_or(n.acked, |l| l.acked.max(n.acked));
     NodeDto {
         id: n.id.to_string(),
         name: n.name.to_string(),
-        envs: n.envs.iter().map(ToString::to_string).collect(),
+        envs: n
+            .envs
+            .iter()
+            .filter(|e| scope.sees_env(e.as_str()))
+            .map(ToString::to_string)
+            .collect(),
         labels: n.labels.clone(),
         address: n.address.clone(),
         profile: n.profile.clone(),
@@ -55,6 +63,7 @@ pub fn node(p: &Projections, n: &Node, hub: &Hub) -> NodeDto {
         enrolled: n.enrolled.to_rfc3339(),
         instances: p
             .instances_on(n.id)
+            .filter(|i| scope.sees_instance(&i.spec))
             .map(|i| i.spec.name.to_string())
             .collect(),
     }

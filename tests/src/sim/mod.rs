@@ -281,6 +281,7 @@ impl Fleet {
         let started = Instant::now();
         let identities: Vec<Identity> = rt.block_on(async {
             let client = reqwest::Client::builder()
+                .default_headers(crate::http::bearer(cloud.token()))
                 .pool_max_idle_per_host(options.enroll_concurrency)
                 .pool_idle_timeout(skerry_cloud::api::server::CLIENT_POOL_IDLE)
                 .build()?;
