@@ -276,7 +276,8 @@ pub enum EventPayload {
         node: NodeId,
         sealed: SealedForNode,
     },
-    /// A node's public key for secrets (its X25519 key, sent at enrollment).
+    /// A node's public key for secrets (its X25519 key, sent at enrollment, or over its
+    /// link by a node enrolled without one).
     NodeSecretsKeyRegistered {
         node: NodeId,
         key: NodeSecretsKey,

@@ -140,7 +140,8 @@ pub fn up_frame(data: &[u8]) -> Fuzzed {
         | UpFrame::Status(_)
         | UpFrame::NodeLogs { .. }
         | UpFrame::Rebuild { .. }
-        | UpFrame::CertificateRequest { .. } => {}
+        | UpFrame::CertificateRequest { .. }
+        | UpFrame::SecretsKey { .. } => {}
     }
     out
 }

@@ -79,6 +79,14 @@ impl NodeSecretsKey {
         hex::decode_to_slice(s, &mut out).ok()?;
         Some(Self(out))
     }
+
+    /// Whether secrets can be sealed for this key: every 32 bytes name a point, but a
+    /// low-order one (the identity, say) gives every sealing a shared secret known in
+    /// advance, and [`seal_for_node`] refuses it. A clamped scalar is a multiple of 8, so
+    /// its product with a low-order point is the identity (all zero bytes).
+    pub fn is_usable(&self) -> bool {
+        x25519([1; 32], self.0) != [0; 32]
+    }
 }
 
 impl fmt::Debug for NodeSecretsKey {

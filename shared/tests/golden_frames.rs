@@ -553,3 +553,24 @@ fn up_certificate_request_frame() {
         frame::decode_up,
     );
 }
+
+#[test]
+fn up_secrets_key_frame() {
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::try_from(i).unwrap();
+    }
+    let frame = UpFrame::SecretsKey {
+        key: skerry_shared::secret::NodeSecretsKey(key),
+    };
+    check(
+        "up_secrets_key",
+        frame.clone(),
+        frame::encode_up,
+        frame::decode_up,
+    );
+    // Fixed size: the format byte, the variant, the 32 bytes; a short key does not decode.
+    let bytes = frame::encode_up(&frame).unwrap();
+    assert_eq!(bytes.len(), 34);
+    assert!(frame::decode_up(&bytes[..33]).is_err());
+}

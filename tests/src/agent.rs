@@ -84,6 +84,59 @@ impl Agent {
         Ok(agent)
     }
 
+    /// A node of `env` called `name`, enrolled the way agents enrolled before nodes had
+    /// keys for secrets, and not started: the agent's own enrollment code
+    /// (`skerry_edge::enroll::request`, which sends no key) and `Identity::save`, so
+    /// neither the node's identity nor the cloud holds a key. [`Agent::restart`] runs it
+    /// (with `--data`, `--name`, the x86-64-host profile and `extra`).
+    pub fn enrolled_without_secrets_key(
+        cloud: &Cloud,
+        env: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<Agent, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("skerry-agent-")
+            .tempdir()
+            .map_err(|e| Error::io("create a temporary directory", e))?;
+        let root = dir.path().to_path_buf();
+        let token = cli(cloud, &["node", "token", "--env", env]);
+        if token.code != 0 {
+            return Err(Error::unexpected(format!("node token failed:\n{token}")));
+        }
+        let profile = "x86-64-host";
+        let builtin = skerry_shared::profile::builtin(profile)
+            .ok_or_else(|| Error::unexpected(format!("no builtin profile {profile}")))?;
+        let node_name = skerry_shared::ids::Name::parse(name)
+            .map_err(|e| Error::unexpected(format!("node name {name}: {e}")))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start a tokio runtime", e))?;
+        let identity = rt
+            .block_on(skerry_edge::enroll::request(
+                &cloud.url(),
+                token.stdout.trim(),
+                &node_name,
+                &builtin,
+            ))
+            .map_err(|e| Error::unexpected(format!("enrollment without a key: {e}")))?;
+        let agent = Agent {
+            dir: Some(dir),
+            root,
+            name: name.to_owned(),
+            profile: profile.to_owned(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
+            child: None,
+            cleanup: Some(DockerCleanup::new(identity.node_id())),
+        };
+        identity
+            .save(&agent.data_dir())
+            .map_err(|e| Error::unexpected(format!("save the identity: {e}")))?;
+        Ok(agent)
+    }
+
     /// `--data`.
     pub fn data_dir(&self) -> PathBuf {
         self.root.join("data")

@@ -115,6 +115,12 @@ pub enum Command {
         certificate: Digest,
         expires: Timestamp,
     },
+    /// A node enrolled without a key for secrets sent one over its link: recorded only
+    /// while the node has none (a registered key never changes).
+    RegisterNodeSecretsKey {
+        node: NodeId,
+        key: skerry_shared::secret::NodeSecretsKey,
+    },
 }
 
 /// A deploy: which app version, into which environment, under which instance name, on which

@@ -97,5 +97,8 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             certificate,
             expires,
         } => remove::renewed(p, *node, *certificate, *expires),
+        Command::RegisterNodeSecretsKey { node, key } => {
+            secret::register_key_over_link(p, *node, *key)
+        }
     }
 }

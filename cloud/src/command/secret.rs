@@ -53,6 +53,27 @@ pub(super) fn set(p: &Projections, s: &NewSecret) -> Result<Vec<Pending>, Refusa
             format!("{MAX_SECRETS} secrets exist; delete some first"),
         ));
     }
+    // One secret per name: a set keeps its environment. Moving it would hand one
+    // environment's value to another and change what running instances receive.
+    if let Some(c) = current
+        && c.env != env
+    {
+        let scope = |e: &Option<Name>| {
+            e.as_ref().map_or_else(
+                || "every environment".to_owned(),
+                |e| format!("environment {e}"),
+            )
+        };
+        return Err(Refusal::conflict(
+            "secret_env_changed",
+            "env",
+            format!(
+                "secret {name} is for {}, not {}; delete it first to set it for another",
+                scope(&c.env),
+                scope(&env)
+            ),
+        ));
+    }
     let expected = current.map_or(1, |c| c.version + 1);
     if s.version != expected {
         return Err(Refusal::conflict(
@@ -168,6 +189,37 @@ pub(super) fn register_key(
     )])
 }
 
+/// A key a node sent over its link (it enrolled before nodes had one): recorded only for
+/// an enrolled node without a key. The same key again changes nothing; another key than
+/// the registered one is refused, so a node's key never changes without a new enrollment.
+pub(super) fn register_key_over_link(
+    p: &Projections,
+    node: NodeId,
+    key: NodeSecretsKey,
+) -> Result<Vec<Pending>, Refusal> {
+    if !p.nodes.contains_key(&node) {
+        return Err(Refusal::not_found(
+            "unknown_node",
+            "node",
+            format!("no node with id \"{node}\" (removed?)"),
+        ));
+    }
+    match p.secrets.node_key(node) {
+        None => Ok(vec![Pending::cloud_only(
+            EventPayload::NodeSecretsKeyRegistered { node, key },
+        )]),
+        Some(registered) if *registered == key => Ok(Vec::new()),
+        Some(_) => Err(Refusal::conflict(
+            "secrets_key_changed",
+            "key",
+            format!(
+                "node {node} already has another key for secrets; a node's key changes only \
+                 by enrolling it again"
+            ),
+        )),
+    }
+}
+
 /// What a deploy of `manifest` in `env` to `nodes` needs of secrets: each secret a
 /// component names exists and is for that environment (or every one), and each target
 /// node has a key to receive it with.
@@ -219,8 +271,9 @@ pub fn check_deploy(
                 "node_without_secrets_key",
                 "nodes",
                 format!(
-                    "node(s) {} have no key to receive secrets with (enrolled by an agent \
-                     without secrets); enroll them again",
+                    "node(s) {} have no key to receive secrets with yet (enrolled by an \
+                     agent without secrets); an agent of this release registers one when it \
+                     connects",
                     keyless.into_iter().collect::<Vec<_>>().join(", ")
                 ),
             ));
@@ -336,6 +389,73 @@ mod tests {
         let stale = set(&p, &new_secret(1, vec![])).unwrap_err();
         assert_eq!(stale.kind, RefusalKind::Conflict);
         assert!(set(&p, &new_secret(2, vec![])).is_ok());
+    }
+
+    #[test]
+    fn a_set_does_not_move_an_existing_secret_to_another_environment() {
+        let (mut p, gw, _) = fixture();
+        apply(
+            &mut p,
+            EventPayload::EnvironmentCreated {
+                name: n("other"),
+                labels: Labels::new(),
+                entries: vec![],
+            },
+        );
+        let mut s = new_secret(1, vec![(gw, copy())]);
+        s.env = Some("plant".into());
+        for e in set(&p, &s).unwrap() {
+            apply(&mut p, e.payload);
+        }
+        // To another environment, to every one; and a secret for every one to one.
+        for env in [Some("other"), None] {
+            let mut moved = new_secret(2, vec![]);
+            moved.env = env.map(Into::into);
+            let e = set(&p, &moved).unwrap_err();
+            assert_eq!(
+                (e.kind, e.code, e.field.as_deref()),
+                (RefusalKind::Conflict, "secret_env_changed", Some("env"))
+            );
+            assert!(e.message.contains("delete it first"), "{}", e.message);
+        }
+        assert_eq!(p.secrets.get("db").unwrap().env, Some(n("plant")));
+        let mut global = new_secret(1, vec![]);
+        global.name = "everywhere".into();
+        for e in set(&p, &global).unwrap() {
+            apply(&mut p, e.payload);
+        }
+        let mut moved = new_secret(2, vec![]);
+        moved.name = "everywhere".into();
+        moved.env = Some("plant".into());
+        assert_eq!(set(&p, &moved).unwrap_err().code, "secret_env_changed");
+        // The same environment: the next version.
+        s.version = 2;
+        assert!(set(&p, &s).is_ok());
+    }
+
+    #[test]
+    fn a_key_over_the_link_is_recorded_only_for_a_keyless_enrolled_node() {
+        let (mut p, gw, old) = fixture();
+        let key = NodeSecretsKey([7; 32]);
+        let out = register_key_over_link(&p, old, key).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].audience.is_empty(), "the cloud's own record");
+        apply(&mut p, out[0].payload.clone());
+        assert_eq!(p.secrets.node_key(old), Some(&key));
+        // The same key again: nothing; another one: refused, the first one stays.
+        assert!(register_key_over_link(&p, old, key).unwrap().is_empty());
+        let e = register_key_over_link(&p, old, NodeSecretsKey([8; 32])).unwrap_err();
+        assert_eq!(
+            (e.kind, e.code),
+            (RefusalKind::Conflict, "secrets_key_changed")
+        );
+        assert!(!e.message.contains(&NodeSecretsKey([8; 32]).to_hex()));
+        let e = register_key_over_link(&p, gw, key).unwrap_err();
+        assert_eq!(e.code, "secrets_key_changed");
+        assert_eq!(p.secrets.node_key(old), Some(&key));
+        // A node the cloud does not know.
+        let e = register_key_over_link(&p, NodeId::random(), key).unwrap_err();
+        assert_eq!(e.kind, RefusalKind::NotFound);
     }
 
     #[test]

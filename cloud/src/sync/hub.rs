@@ -280,6 +280,12 @@ impl Hub {
         self.inner.dropped_total.load(Ordering::Relaxed)
     }
 
+    /// Secrets keys sent over a link and refused because the node has another one
+    /// registered, all nodes together.
+    pub fn secrets_keys_refused(&self) -> u64 {
+        self.inner.secrets_keys_refused.load(Ordering::Relaxed)
+    }
+
     /// When this hub started, on the monotonic clock: the grace period of nodes that were
     /// `Normal` before a restart starts here.
     pub fn started(&self) -> Instant {

@@ -15,7 +15,8 @@
 //! the frame.) When the session knows the
 //! certificate the node connected with, it asks for that certificate's renewal when it is
 //! due (`renewal.rs`), signs the CSR that comes back, records `node.certificate-renewed`
-//! and sends the certificate once that is durable.
+//! and sends the certificate once that is durable. A node's key for secrets sent over
+//! the link is recorded only for a node without one (`secrets_key.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -268,6 +269,10 @@ impl Link {
                 Ok(Vec::new())
             }
             UpFrame::CertificateRequest { csr } => Ok(self.renew(&csr).await),
+            UpFrame::SecretsKey { key } => {
+                super::secrets_key::received(&self.hub, self.node, key).await;
+                Ok(Vec::new())
+            }
         }
     }
 

@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub engine: Engine,
     pub nodes: Mutex<HashMap<NodeId, Entry>>,
     pub dropped_total: AtomicU64,
+    /// Secrets keys refused over a link: another key than the node's registered one.
+    pub secrets_keys_refused: AtomicU64,
     pub next_session: AtomicU64,
     /// Wakes the liveness monitor early (an Abnormal node was heard from).
     pub wake: Notify,
@@ -70,6 +72,7 @@ impl Shared {
             engine,
             nodes: Mutex::new(HashMap::new()),
             dropped_total: AtomicU64::new(0),
+            secrets_keys_refused: AtomicU64::new(0),
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
             started: Instant::now(),
@@ -101,6 +104,11 @@ impl Shared {
         if let Some(e) = self.nodes.lock().get_mut(&node) {
             e.dropped += 1;
         }
+    }
+
+    /// A node sent another secrets key than its registered one (`secrets_key.rs`).
+    pub(super) fn secrets_key_refused(&self) {
+        self.secrets_keys_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The node said `Hello` or sent a heartbeat.

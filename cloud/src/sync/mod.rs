@@ -15,7 +15,7 @@
 //! reads [`Hub::heard_from`]; nothing here depends on it).
 //!
 //! Within the module the arrows go one way: `hub` uses `link`, `live`, `replicas` and
-//! `transport`; `link` uses `live` and `session`; `live` uses `replicas`.
+//! `transport`; `link` uses `live`, `secrets_key` and `session`; `live` uses `replicas`.
 //!
 //! # Layout
 //! - [`transport`]: the seam a transport serves: [`Sessions`] (open a node's session) and
@@ -31,12 +31,15 @@
 //!   the nodes as last heard from ([`Hub::heard_from`]).
 //! - [`replicas`]: the latest replica reports of one node.
 //! - [`renewal`]: when a session asks its node to renew its certificate (pure).
+//! - `secrets_key`: a node's key for secrets sent over its link, recorded only for a node
+//!   without one.
 
 mod hub;
 mod link;
 mod live;
 pub mod renewal;
 pub mod replicas;
+mod secrets_key;
 pub mod session;
 pub mod transport;
 

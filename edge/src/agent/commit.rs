@@ -1,8 +1,8 @@
 //! The commit path: the agent's side of the link session, over the sans-IO [`AgentSync`].
 //!
 //! It owns the sync state machine and takes the link's events in order:
-//! - **connected**: says `Hello` (or `Rebuild`), then tells the outbox sender
-//!   ([`ToOutbox::Reconnected`]);
+//! - **connected**: says `Hello` (or `Rebuild`) and the node's key for secrets, then tells
+//!   the outbox sender ([`ToOutbox::Reconnected`]);
 //! - **a down frame**: applies it, makes the batch durable in the journal and only then
 //!   sends the ack (a commit is durable before its ack); hands the reconcile scheduler the
 //!   storage to purge for instances undeployed with `--purge`, then the new desired state
@@ -62,6 +62,8 @@ pub(super) struct CommitPath<'a> {
     pub pump: Pump,
     /// Renewal frames, and this node's removal once committed.
     pub credentials: mpsc::UnboundedSender<super::credentials::ToCredentials>,
+    /// Said after every `Hello` (see [`super::Parts::secrets_key`]).
+    pub secrets_key: Option<skerry_shared::secret::NodeSecretsKey>,
 }
 
 /// What became of the journal commit a down frame asked for.
@@ -94,6 +96,7 @@ impl CommitPath<'_> {
                         LinkEvent::Connected => {
                             tracing::info!("connected to the cloud");
                             send(self.link, self.sync.connected()?).await;
+                            self.say_secrets_key().await;
                             let _ = self.outbox.send(ToOutbox::Reconnected);
                         }
                         LinkEvent::Disconnected(reason) => {
@@ -119,6 +122,17 @@ impl CommitPath<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The node's key for secrets, after `Hello` on every connect: 34 bytes, and the cloud
+    /// records it only for a node without one, so saying it always is simpler than knowing
+    /// whether the cloud has it (a registration it lost to a crash is made again).
+    async fn say_secrets_key(&self) {
+        let Some(key) = self.secrets_key else { return };
+        match frame::encode_up(&UpFrame::SecretsKey { key }) {
+            Ok(bytes) => send(self.link, bytes).await,
+            Err(e) => tracing::error!(error = %e, "cannot encode the key for secrets"),
+        }
     }
 
     /// One down frame: apply, commit to the journal, then ack; then tell the other tasks

@@ -195,6 +195,10 @@ pub struct Parts {
     pub rebuild: bool,
     /// Starts the link to the cloud ([`MqttLink`] for the endpoints the cloud advertised).
     pub link: Box<dyn Connector>,
+    /// The node's public key for secrets, said to the cloud after every `Hello` (a node
+    /// enrolled without one makes it at start: [`crate::enroll::secrets_key`]). `None`:
+    /// none is said, and the node receives no secrets.
+    pub secrets_key: Option<skerry_shared::secret::NodeSecretsKey>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -224,6 +228,7 @@ pub async fn run(
         token: None,
         ..config
     };
+    let secrets_key = node_secrets_key(&config.data).await;
     let (journal, _, damaged) = open_journal(
         &config.data,
         config.profile.agent.redb_cache.bytes(),
@@ -237,8 +242,26 @@ pub async fn run(
         docker: config.runtimes.contains(&RuntimeKind::Docker),
         rebuild: damaged,
         link: Box::new(MqttLink),
+        secrets_key,
     };
     run_with(config, parts, shutdown).await
+}
+
+/// The node's key for secrets, made first if it was enrolled without one. A failure is
+/// logged and the agent runs on: its apps do not wait for secrets they may not use.
+async fn node_secrets_key(data: &Path) -> Option<skerry_shared::secret::NodeSecretsKey> {
+    let dir = data.to_owned();
+    match tokio::task::spawn_blocking(move || crate::enroll::secrets_key(&dir)).await {
+        Ok(Ok(key)) => Some(key),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "no key for secrets: this node cannot receive secrets");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the task that loads the key for secrets failed");
+            None
+        }
+    }
 }
 
 /// [`run`] on the given parts: resumes from `parts.journal` and drives `parts.runtimes`.
@@ -256,6 +279,7 @@ pub async fn run_with(
         docker: wants_docker,
         rebuild: damaged,
         link: connector,
+        secrets_key,
     } = parts;
     // The agent's one Docker client: the Docker runtime and the log collector share it.
     let mut runtimes = runtimes;
@@ -385,6 +409,7 @@ pub async fn run_with(
         outbox: outbox_tx,
         pump,
         credentials: credentials_tx,
+        secrets_key,
     };
     let credentials = credentials::CredentialsTask {
         identity: identity.clone(),

@@ -32,11 +32,15 @@
 //! - `key.rs`: the key pair's CSR, and the checks of the CA and the certificate the cloud
 //!   sent.
 //! - `tls.rs`: the HTTP client, trusting only the token's CA (`PinnedCa`).
+//! - `late_key.rs`: [`secrets_key`], the key for secrets of a node enrolled without one,
+//!   made at start.
 //! - `tests.rs`: the unit tests.
 
 mod error;
 mod key;
 pub(crate) use key::{check_issued, renewal_csr};
+mod late_key;
+pub use late_key::secrets_key;
 #[cfg(test)]
 mod tests;
 mod tls;

@@ -1,5 +1,5 @@
 //! Secrets on the node: its X25519 key (`DATA/identity/secrets.key`, mode 0600, made at
-//! enrollment), and the opening of a replica's secrets just before it starts.
+//! enrollment, or at start for a node enrolled without one), and the opening of a replica's secrets just before it starts.
 //!
 //! The journal holds each secret's latest copy sealed for this node's key
 //! ([`NodeDesired::secrets`]); [`attach`] opens the copies a component names, only for the
@@ -48,7 +48,8 @@ impl NodeKey {
         Identity::dir(data).join(KEY_FILE)
     }
 
-    /// Writes the key (32 bytes, mode 0600), atomically.
+    /// Writes the key (32 bytes, mode 0600), atomically and durably (the directory is
+    /// synced after the rename: the cloud may record its public half next).
     pub fn save(&self, data: &Path) -> io::Result<()> {
         let path = Self::path(data);
         let tmp = path.with_extension("key.tmp");
@@ -60,11 +61,12 @@ impl NodeKey {
             .open(&tmp)?;
         f.write_all(self.0.to_bytes().as_ref())?;
         f.sync_all()?;
-        fs::rename(&tmp, &path)
+        fs::rename(&tmp, &path)?;
+        fs::File::open(Identity::dir(data))?.sync_all()
     }
 
-    /// The key under `data`, if the node has one (an agent enrolled before secrets has
-    /// none).
+    /// The key under `data`, if the node has one (a node enrolled before secrets has none
+    /// until the agent's next start makes it: `crate::enroll::secrets_key`).
     pub fn load(data: &Path) -> io::Result<Option<NodeKey>> {
         let path = Self::path(data);
         let bytes = match fs::read(&path) {

@@ -41,6 +41,11 @@ pub enum UpFrame {
     ///
     /// [`DownFrame::RenewCertificate`]: super::DownFrame::RenewCertificate
     CertificateRequest { csr: String },
+    /// The node's public X25519 key for secrets, sent after `Hello` (or `Rebuild`) on
+    /// every connect: a node enrolled before nodes had one makes it at start, and the
+    /// cloud records it only while the node has none (a registered key never changes).
+    /// 32 bytes: the frame's size is fixed.
+    SecretsKey { key: crate::secret::NodeSecretsKey },
 }
 
 /// The agent's runtime log, or why it could not be read.

@@ -343,6 +343,8 @@ impl Fleet {
                 docker: false,
                 rebuild: false,
                 link: Box::new(MqttLink),
+                // Simulated nodes enroll without keys for secrets.
+                secrets_key: None,
             };
             let mut stopped = stop.subscribe();
             tasks.push(rt.spawn(run_with(config, parts, async move {
