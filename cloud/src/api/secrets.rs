@@ -112,6 +112,14 @@ pub async fn set(
     );
     let secret = {
         let p = s.engine.read();
+        // One secret per name: one of an environment the caller does not see (or for
+        // every environment, for a scoped caller) is as unknown to it as a missing one.
+        if p.secrets
+            .get(parsed.as_str())
+            .is_some_and(|c| !sees(&caller, c))
+        {
+            return Err(unknown(&name));
+        }
         let version = p.secrets.get(parsed.as_str()).map_or(1, |c| c.version + 1);
         let env = req
             .env
