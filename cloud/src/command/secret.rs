@@ -88,13 +88,23 @@ pub(super) fn set(p: &Projections, s: &NewSecret) -> Result<Vec<Pending>, Refusa
         version: s.version,
         sealed: s.sealed.clone(),
     })];
-    for (node, sealed) in &s.copies {
-        let fits = p.nodes.get(node).is_some_and(|n| in_scope(env.as_ref(), n))
-            && p.secrets.node_key(*node).is_some();
-        if fits {
-            out.push(delivered(&name, s.version, *node, sealed.clone()));
-        }
-    }
+    // By node name, so that the log reads in the order people name the nodes (and the
+    // same set gives the same events whatever the nodes' random ids).
+    let mut copies: Vec<(&Name, NodeId, &SealedForNode)> = s
+        .copies
+        .iter()
+        .filter_map(|(node, sealed)| {
+            let n = p.nodes.get(node)?;
+            (in_scope(env.as_ref(), n) && p.secrets.node_key(*node).is_some())
+                .then_some((&n.name, *node, sealed))
+        })
+        .collect();
+    copies.sort_by(|a, b| a.0.cmp(b.0));
+    out.extend(
+        copies
+            .into_iter()
+            .map(|(_, node, sealed)| delivered(&name, s.version, node, sealed.clone())),
+    );
     Ok(out)
 }
 
