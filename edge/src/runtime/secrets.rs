@@ -9,9 +9,11 @@
 //! does ([`remove_files`]). The replica's hash includes each secret's version
 //! ([`replica_hash`]), so a new version restarts the replicas that use it.
 
+mod files;
+
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use skerry_shared::ids::{Name, NodeId};
@@ -20,11 +22,13 @@ use skerry_shared::planner::{ReplicaKey, replica_hash};
 use skerry_shared::reducer::NodeDesired;
 use skerry_shared::secret::{NodeSecretsKey, NodeSecretsPrivate, SecretValue, open_for_node};
 
+pub use self::files::{SecretFileError, UnsafeDir, remove_dir, write_file};
 use super::{ReplicaSpec, RuntimeError};
 use crate::identity::Identity;
 
-/// Where secret files for containers are written: tmpfs (POSIX shared memory), never a
-/// disk.
+/// Where secret files for containers are written: tmpfs, never a disk. Each level is made
+/// by the agent, 0700, and one that is there already is used only when it is the agent's
+/// alone ([`write_file`]).
 pub const SECRETS_ROOT: &str = "/dev/shm/skerry-secrets";
 
 const KEY_FILE: &str = "secrets.key";
@@ -114,14 +118,7 @@ pub fn replica_dir(node: NodeId, key: &ReplicaKey) -> PathBuf {
 
 /// Removes a replica's secret files (idempotent).
 pub fn remove_files(node: NodeId, key: &ReplicaKey) {
-    let dir = replica_dir(node, key);
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a replica's secret files")
-        }
-    }
+    remove_dir(&replica_dir(node, key));
 }
 
 /// The file system type of the mount that holds `path`, from `/proc/self/mounts` (the
@@ -213,7 +210,11 @@ pub fn attach(
                     0o444,
                 )
                 .map_err(|e| {
-                    RuntimeError::Engine(format!("{}: secret {}: {e}", spec.key, u.name))
+                    let what = format!("{}: secret {}: {e}", spec.key, u.name);
+                    match e {
+                        SecretFileError::Unsafe { .. } => unrunnable(what),
+                        SecretFileError::Io { .. } => RuntimeError::Engine(what),
+                    }
                 })?,
             ),
             _ => None,
@@ -230,32 +231,11 @@ pub fn attach(
     Ok(spec)
 }
 
-/// Writes `value` to `dir/name` with `mode` (the directory 0700), atomically. `dir` must
-/// be on tmpfs. A container's file is 0444, so the container's own user reads it whoever
-/// it is (the directory keeps the host's other users out); a process's is 0400.
-pub fn write_file(dir: &Path, name: &str, value: &SecretValue, mode: u32) -> io::Result<PathBuf> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o400)
-        .open(&tmp)?;
-    f.write_all(value.as_bytes())?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
-    fs::rename(&tmp, &path)?;
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -266,6 +246,23 @@ mod tests {
         assert_eq!(kind("/var/lib/x").as_deref(), Some("ext4"));
         // A path component, not a string prefix.
         assert_eq!(kind("/dev/shmx").as_deref(), Some("ext4"));
+    }
+
+    #[test]
+    fn a_replica_dir_is_two_levels_under_the_root_one_under_the_tmpfs() {
+        let key = ReplicaKey {
+            instance: Name::parse("web").unwrap(),
+            component: Name::parse("api").unwrap(),
+            replica: 0,
+        };
+        let dir = replica_dir(NodeId::random(), &key);
+        let levels: Vec<PathBuf> = files::levels(Path::new(files::SHM), &dir)
+            .unwrap()
+            .collect();
+        // The first level is the one `check_level` holds to 0700.
+        assert_eq!(levels[0], Path::new(SECRETS_ROOT));
+        assert_eq!(levels.len(), 3);
+        assert_eq!(levels[2], dir);
     }
 
     #[test]

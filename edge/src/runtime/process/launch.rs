@@ -100,7 +100,7 @@ impl Launch {
     }
 
     /// Writes the secret files (before each start).
-    fn write_secrets(&self) -> io::Result<()> {
+    fn write_secrets(&self) -> Result<(), secrets::SecretFileError> {
         let Some(dir) = &self.secret_dir else {
             return Ok(());
         };
@@ -113,13 +113,7 @@ impl Launch {
     /// Removes the secret files (when the process has ended).
     pub(super) fn remove_secrets(&self) {
         if let Some(dir) = &self.secret_dir {
-            match fs::remove_dir_all(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a replica's secret files")
-                }
-            }
+            secrets::remove_dir(dir);
         }
     }
 
@@ -177,8 +171,13 @@ impl Launch {
         };
         let stdout = open(&self.stdout)?;
         let stderr = open(&self.stderr)?;
-        self.write_secrets()
-            .map_err(|e| SpawnError::Io(format!("cannot write its secret files: {e}")))?;
+        self.write_secrets().map_err(|e| {
+            let what = format!("cannot write its secret files: {e}");
+            match e {
+                secrets::SecretFileError::Unsafe { .. } => SpawnError::Unrunnable(what),
+                secrets::SecretFileError::Io { .. } => SpawnError::Io(what),
+            }
+        })?;
         let mut cmd = Command::new(&program);
         if let Some(argv0) = self.argv.first() {
             cmd.arg0(argv0);
