@@ -247,20 +247,7 @@ impl Cloud {
             .stdout(stdout)
             .stderr(stderr);
         // The environment must not override the flags above.
-        for var in [
-            "SKERRY_CONFIG",
-            "SKERRY_DATA",
-            "SKERRY_LISTEN",
-            "SKERRY_MQTT",
-            "SKERRY_MQTT_ADVERTISE",
-            "SKERRY_NATS",
-            "SKERRY_KEYS",
-            "SKERRY_LOCAL_NODE",
-            "SKERRY_HTTP_ALLOWED_ORIGINS",
-            "SKERRY_HTTP_HEADER_TIMEOUT",
-            "SKERRY_HTTP_BODY_TIMEOUT",
-            "SKERRY_HTTP_MAX_CONNECTIONS",
-        ] {
+        for var in crate::served::SERVE_VARS {
             cmd.env_remove(var);
         }
         if std::env::var_os("RUST_LOG").is_none() {

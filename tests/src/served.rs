@@ -19,8 +19,9 @@ use crate::cloud::{READY_TIMEOUT, free_port};
 use crate::error::Error;
 use crate::wait::wait_for;
 
-/// The `SKERRY_*` variables of `skerry serve`, removed from its environment.
-const SERVE_VARS: [&str; 16] = [
+/// The `SKERRY_*` variables of `skerry serve`, removed from its environment (here and by
+/// [`crate::Cloud`]), so that the test's environment cannot change what a test starts.
+pub(crate) const SERVE_VARS: [&str; 17] = [
     "SKERRY_CONFIG",
     "SKERRY_DATA",
     "SKERRY_LISTEN",
@@ -37,6 +38,7 @@ const SERVE_VARS: [&str; 16] = [
     "SKERRY_INSECURE_HTTP",
     "SKERRY_CA",
     "SKERRY_TOKEN",
+    "SKERRY_NODE_CERT_LIFETIME",
 ];
 
 /// A `skerry serve` started with a test's own arguments.
