@@ -100,11 +100,7 @@ fn tokens_roles_and_scopes_hold_and_a_revocation_is_kept() {
     two_plants(&cloud);
 
     // No token, a malformed one, an unknown one: 401, CLI exit 5.
-    for t in [
-        None,
-        Some("nope"),
-        Some(&*other_secret(cloud.token())),
-    ] {
+    for t in [None, Some("nope"), Some(&*other_secret(cloud.token()))] {
         let out = cli_as(&cloud, t, &["env", "list"]);
         assert_eq!(out.code, 5, "{out}");
         assert!(out.stderr.contains("API token"), "{out}");
