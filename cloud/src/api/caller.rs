@@ -15,7 +15,7 @@ use skerry_shared::event::{Actor, InstanceSpec};
 use skerry_shared::ids::{Name, TokenId};
 
 use super::auth::Identity;
-use crate::projections::{Node, Projections};
+use crate::projections::Node;
 
 /// The environments a caller may see and change.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,11 +57,6 @@ impl Scope {
     pub fn sees_instance(&self, spec: &InstanceSpec) -> bool {
         self.sees_env(spec.env.as_str())
     }
-
-    /// Whether the node `reference` (a name or an id) is seen: unknown nodes are not.
-    pub fn sees_node_ref(&self, p: &Projections, reference: &str) -> bool {
-        p.node(reference).is_some_and(|n| self.sees_node(n))
-    }
 }
 
 /// The caller of a request: the [`Actor`] its commands are recorded under, and its scope.
@@ -72,17 +67,6 @@ pub struct Caller {
     /// The API token, on the routes that need one: a long-lived answer (a follow) ends once
     /// it is no longer live ([`super::auth::still_live`]).
     pub token: Option<TokenId>,
-}
-
-impl Caller {
-    /// A caller with every right and scope: the cloud itself.
-    pub fn cloud() -> Caller {
-        Caller {
-            actor: Actor::Cloud,
-            scope: Scope::all(),
-            token: None,
-        }
-    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

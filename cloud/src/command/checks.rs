@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use skerry_shared::ids::{Labels, MAX_LABELS, Name, shown};
+use skerry_shared::ids::{Labels, MAX_LABELS, Name, NodeId, shown};
 
 use super::outcome::Refusal;
 use crate::projections::{Environment, Node, Projections};
@@ -65,6 +65,18 @@ pub(crate) fn node_ref<'a>(
             "unknown_node",
             field,
             format!("no node named or with id {}", shown(node)),
+        )
+    })
+}
+
+/// The node `node` (an id the cloud itself holds: a session's, a controller's), or 404
+/// `unknown_node`: it was removed meanwhile.
+pub(crate) fn enrolled(p: &Projections, node: NodeId) -> Result<&Node, Refusal> {
+    p.nodes.get(&node).ok_or_else(|| {
+        Refusal::not_found(
+            "unknown_node",
+            "node",
+            format!("no node with id \"{node}\" (removed?)"),
         )
     })
 }

@@ -33,13 +33,7 @@ pub(super) fn renewed(
     certificate: Digest,
     expires: Timestamp,
 ) -> Result<Vec<Pending>, Refusal> {
-    if !p.nodes.contains_key(&node) {
-        return Err(Refusal::not_found(
-            "unknown_node",
-            "node",
-            format!("no node with id \"{node}\" (removed?)"),
-        ));
-    }
+    super::checks::enrolled(p, node)?;
     Ok(vec![Pending::cloud_only(
         EventPayload::NodeCertificateRenewed {
             node,

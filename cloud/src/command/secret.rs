@@ -207,13 +207,7 @@ pub(super) fn register_key_over_link(
     node: NodeId,
     key: NodeSecretsKey,
 ) -> Result<Vec<Pending>, Refusal> {
-    if !p.nodes.contains_key(&node) {
-        return Err(Refusal::not_found(
-            "unknown_node",
-            "node",
-            format!("no node with id \"{node}\" (removed?)"),
-        ));
-    }
+    super::checks::enrolled(p, node)?;
     match p.secrets.node_key(node) {
         None => Ok(vec![Pending::cloud_only(
             EventPayload::NodeSecretsKeyRegistered { node, key },

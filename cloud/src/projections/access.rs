@@ -46,14 +46,6 @@ impl ApiTokens {
         self.by_id.values()
     }
 
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     /// Tokens that are not revoked (expired ones too: they are still listed).
     pub fn unrevoked(&self) -> usize {
         self.by_id.values().filter(|t| t.revoked.is_none()).count()
