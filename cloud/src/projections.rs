@@ -20,14 +20,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub mod access;
 pub mod certificates;
+pub mod rollouts;
 pub mod secrets;
 
 pub use access::{ApiTokenState, ApiTokens};
 pub use certificates::Certificates;
+pub use rollouts::{BatchState, Instance, RolloutState};
 pub use secrets::{SecretState, Secrets};
 
 use skerry_shared::clock::Timestamp;
-use skerry_shared::event::{Event, EventPayload, InstanceSpec, NodeStatus};
+use skerry_shared::event::{Event, EventPayload, NodeStatus};
 use skerry_shared::hash::Digest;
 use skerry_shared::ids::{Labels, Name, NodeId, TokenId};
 use skerry_shared::manifest::{Manifest, validate};
@@ -75,14 +77,6 @@ pub struct AppVersion {
     pub manifest: Manifest,
     pub digest: Digest,
     pub published: Timestamp,
-    pub seq: u64,
-}
-
-/// A deployed instance.
-#[derive(Debug, Clone)]
-pub struct Instance {
-    pub spec: InstanceSpec,
-    pub deployed: Timestamp,
     pub seq: u64,
 }
 
@@ -145,6 +139,9 @@ pub struct Projections {
     /// /api/v1/events?instance=` answers 404 for any other), and what a token limited to
     /// some environments may read of it once it is gone.
     pub instance_envs: BTreeMap<Name, Name>,
+    /// The last rollout id of every instance name ever rolled out (ids go on across an
+    /// undeploy and a new deploy of the same name, so the log never has two rollout 1s).
+    pub rollout_ids: BTreeMap<Name, u64>,
     pub tokens: HashMap<TokenId, EnrollmentTokenState>,
     /// API tokens ([`access`]).
     pub api_tokens: ApiTokens,
@@ -168,6 +165,7 @@ impl Default for Projections {
             apps: BTreeMap::new(),
             instances: BTreeMap::new(),
             instance_envs: BTreeMap::new(),
+            rollout_ids: BTreeMap::new(),
             tokens: HashMap::new(),
             api_tokens: ApiTokens::default(),
             secrets: Secrets::default(),
@@ -217,7 +215,8 @@ impl Projections {
         match payload {
             EventPayload::AppVersionPublished { manifest, .. } => validate(manifest)
                 .map_err(|err| format!("manifest {}@{}: {err}", manifest.app, manifest.version)),
-            EventPayload::InstanceDeployed { instance } => {
+            EventPayload::InstanceDeployed { instance }
+            | EventPayload::InstanceNodesChanged { instance, .. } => {
                 if self
                     .app_version(instance.app.as_str(), &instance.version)
                     .is_none()
@@ -229,6 +228,14 @@ impl Projections {
                     ));
                 }
                 check_instance(instance)
+            }
+            EventPayload::RolloutStarted { rollout } => {
+                if !self.instances.contains_key(&rollout.instance) {
+                    return Err(format!("instance {} is not deployed", rollout.instance));
+                }
+                self.check(&EventPayload::InstanceDeployed {
+                    instance: Box::new(rollout.to.clone()),
+                })
             }
             _ => Ok(()),
         }
@@ -264,9 +271,19 @@ impl Projections {
         for i in self.instances.values_mut() {
             i.spec.nodes.retain(|t| t.node != node);
             i.spec.unschedulable.retain(|u| u.node != node);
+            i.runs.remove(&node);
         }
         self.certificates.node_removed(node, at);
         self.secrets.node_removed(node);
+    }
+
+    /// The running rollout `id` of `instance`.
+    fn rollout_mut(&mut self, instance: &Name, id: u64) -> Option<&mut RolloutState> {
+        self.instances
+            .get_mut(instance)?
+            .rollout
+            .as_mut()
+            .filter(|r| r.id() == id && r.outcome.is_none())
     }
 
     fn refuse(&mut self, e: &Event, reason: String) {
@@ -386,6 +403,7 @@ impl Projections {
                 for i in self.instances.values_mut() {
                     if &i.spec.env == env {
                         i.spec.nodes.retain(|t| t.node != *node);
+                        i.runs.remove(node);
                     }
                 }
             }
@@ -410,11 +428,7 @@ impl Projections {
                     .insert(instance.name.clone(), instance.env.clone());
                 self.instances.insert(
                     instance.name.clone(),
-                    Instance {
-                        spec: (**instance).clone(),
-                        deployed: e.time,
-                        seq: e.seq,
-                    },
+                    Instance::new((**instance).clone(), e.time, e.seq),
                 );
             }
             EventPayload::InstanceUndeployed { name, .. } => {
@@ -466,6 +480,68 @@ impl Projections {
             EventPayload::NodeSecretsKeyRegistered { node, key } => {
                 self.secrets.key_registered(*node, *key);
             }
+            EventPayload::InstanceNodesChanged { instance, changes } => {
+                if let Some(i) = self.instances.get_mut(&instance.name) {
+                    i.nodes_changed(instance, changes, e.time);
+                }
+            }
+            EventPayload::RolloutStarted { rollout } => {
+                self.rollout_ids
+                    .insert(rollout.instance.clone(), rollout.id);
+                if let Some(i) = self.instances.get_mut(&rollout.instance) {
+                    i.rollout = Some(RolloutState::new((**rollout).clone(), &i.spec, e.time));
+                }
+            }
+            EventPayload::RolloutBatchStarted {
+                instance,
+                rollout,
+                batch,
+                nodes,
+                offline,
+            } => {
+                if let Some(r) = self.rollout_mut(instance, *rollout) {
+                    r.batch_started(*batch, nodes, offline, e.time);
+                }
+            }
+            EventPayload::RolloutBatchFinished {
+                instance,
+                rollout,
+                batch,
+                passed,
+                failed,
+                passed_batch,
+                ..
+            } => {
+                if let Some(r) = self.rollout_mut(instance, *rollout) {
+                    r.batch_finished(*batch, passed, failed, *passed_batch, e.time);
+                }
+            }
+            EventPayload::RolloutPaused { instance, rollout } => {
+                if let Some(r) = self.rollout_mut(instance, *rollout) {
+                    r.paused = true;
+                }
+            }
+            EventPayload::RolloutResumed { instance, rollout } => {
+                if let Some(r) = self.rollout_mut(instance, *rollout) {
+                    r.paused = false;
+                    r.resumed = Some(e.time);
+                }
+            }
+            EventPayload::RolloutFinished {
+                instance,
+                rollout,
+                outcome,
+            } => {
+                if let Some(i) = self.instances.get_mut(instance)
+                    && i.rollout.as_ref().is_some_and(|r| r.id() == *rollout)
+                {
+                    i.rollout_finished(outcome, e.time);
+                }
+            }
+            // Environments and node addresses (`env rename`, `env set`, `node set`).
+            EventPayload::EnvironmentRenamed { .. }
+            | EventPayload::EnvironmentUpdated { .. }
+            | EventPayload::NodeAddressChanged { .. } => {}
         }
     }
 }

@@ -730,6 +730,7 @@ fn deploy_spec(replicas: u32) -> skerry_shared::event::InstanceSpec {
         selector: Default::default(),
         overrides: vec![],
         mode: InstanceMode::Production,
+        targeting: skerry_shared::event::Targeting::Named,
     }
 }
 

@@ -18,6 +18,12 @@ use crate::manifest::Manifest;
 use crate::profile::FirmwareProfile;
 use crate::secret::{NodeSecretsKey, SealedAtRest, SealedForNode};
 
+pub use crate::instance::{
+    ChangeReason, EnvOverride, InstanceMode, InstanceSpec, NodeChange, NodeTarget, Targeting,
+    Unschedulable,
+};
+use crate::rollout::{NodeFailure, RolloutOutcome, RolloutStart};
+
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {
@@ -58,108 +64,6 @@ impl std::fmt::Display for NodeStatus {
             NodeStatus::Normal => "Normal",
             NodeStatus::Abnormal => "Abnormal",
         })
-    }
-}
-
-/// How an instance runs. `production` runs the image as published and changes only by
-/// an upgrade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstanceMode {
-    #[default]
-    Production,
-}
-
-/// A node an instance runs on, with its weight (its relative share of the instance's
-/// traffic at the environment's entry addresses).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeTarget {
-    pub node: NodeId,
-    pub weight: u32,
-}
-
-/// A node that matched an instance's selector but does not fit it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unschedulable {
-    pub node: NodeId,
-    pub reasons: Vec<String>,
-}
-
-/// An environment-variable override: `--set COMPONENT.VAR=VALUE`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvOverride {
-    pub component: Name,
-    pub var: String,
-    pub value: String,
-}
-
-/// Everything a node needs to run an instance: the deploy command, resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstanceSpec {
-    pub name: Name,
-    pub env: Name,
-    pub app: Name,
-    pub version: semver::Version,
-    pub manifest: Manifest,
-    pub nodes: Vec<NodeTarget>,
-    pub unschedulable: Vec<Unschedulable>,
-    pub selector: Labels,
-    pub overrides: Vec<EnvOverride>,
-    pub mode: InstanceMode,
-}
-
-impl InstanceSpec {
-    pub fn targets(&self, node: NodeId) -> bool {
-        self.nodes.iter().any(|t| t.node == node)
-    }
-
-    /// The spec with only `node`'s entries in `nodes` and `unschedulable` (see
-    /// [`EventPayload::for_node`]); the other lists are not copied.
-    pub fn for_node(&self, node: NodeId) -> InstanceSpec {
-        InstanceSpec {
-            name: self.name.clone(),
-            env: self.env.clone(),
-            app: self.app.clone(),
-            version: self.version.clone(),
-            manifest: self.manifest.clone(),
-            nodes: self
-                .nodes
-                .iter()
-                .filter(|t| t.node == node)
-                .cloned()
-                .collect(),
-            unschedulable: self
-                .unschedulable
-                .iter()
-                .filter(|u| u.node == node)
-                .cloned()
-                .collect(),
-            selector: self.selector.clone(),
-            overrides: self.overrides.clone(),
-            mode: self.mode,
-        }
-    }
-
-    /// The effective environment of a component: the manifest's, then the overrides.
-    pub fn env_of(&self, component: &str) -> Labels {
-        let mut env: Labels = self
-            .manifest
-            .component(component)
-            .map(|c| {
-                c.env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for o in self
-            .overrides
-            .iter()
-            .filter(|o| o.component.as_str() == component)
-        {
-            env.insert(o.var.clone(), o.value.clone());
-        }
-        env
     }
 }
 
@@ -282,6 +186,68 @@ pub enum EventPayload {
         node: NodeId,
         key: NodeSecretsKey,
     },
+    /// Some nodes of an instance change what they run of it: each node in `changes` runs
+    /// `instance` from now on if `instance` targets it, and nothing of it otherwise.
+    /// `instance.nodes` and `instance.unschedulable` are the instance's whole lists after
+    /// the change; in a rollout the other nodes keep the spec they run.
+    InstanceNodesChanged {
+        instance: Box<InstanceSpec>,
+        changes: Vec<NodeChange>,
+    },
+    /// A rollout started (`upgrade`, `rollback`); concerns no node until a batch starts.
+    RolloutStarted {
+        rollout: Box<RolloutStart>,
+    },
+    /// A batch of a rollout started: `nodes` are changed (in waves of the rollout's
+    /// `max_unavailable`), `offline` were skipped.
+    RolloutBatchStarted {
+        instance: Name,
+        rollout: u64,
+        batch: u32,
+        nodes: Vec<NodeId>,
+        offline: Vec<NodeId>,
+    },
+    /// A batch ended: `passed` settled, `failed` did not (and why); `passed_batch` says
+    /// whether the batch passed (within `--max-failed`).
+    RolloutBatchFinished {
+        instance: Name,
+        rollout: u64,
+        batch: u32,
+        passed: Vec<NodeId>,
+        failed: Vec<NodeFailure>,
+        offline: Vec<NodeId>,
+        passed_batch: bool,
+    },
+    RolloutPaused {
+        instance: Name,
+        rollout: u64,
+    },
+    RolloutResumed {
+        instance: Name,
+        rollout: u64,
+    },
+    /// A rollout ended, and how.
+    RolloutFinished {
+        instance: Name,
+        rollout: u64,
+        outcome: RolloutOutcome,
+    },
+    /// An environment has a new name; everything that named it follows.
+    EnvironmentRenamed {
+        name: Name,
+        to: Name,
+    },
+    /// An environment's description and entry addresses.
+    EnvironmentUpdated {
+        name: Name,
+        description: Option<String>,
+        entries: Vec<String>,
+    },
+    /// A node's address, set by hand (`node set --address`).
+    NodeAddressChanged {
+        node: NodeId,
+        address: String,
+    },
 }
 
 impl EventPayload {
@@ -308,6 +274,16 @@ impl EventPayload {
             EventPayload::SecretDeleted { .. } => "secret.deleted",
             EventPayload::SecretDelivered { .. } => "secret.delivered",
             EventPayload::NodeSecretsKeyRegistered { .. } => "node.secrets-key-registered",
+            EventPayload::InstanceNodesChanged { .. } => "instance.nodes-changed",
+            EventPayload::RolloutStarted { .. } => "rollout.started",
+            EventPayload::RolloutBatchStarted { .. } => "rollout.batch-started",
+            EventPayload::RolloutBatchFinished { .. } => "rollout.batch-finished",
+            EventPayload::RolloutPaused { .. } => "rollout.paused",
+            EventPayload::RolloutResumed { .. } => "rollout.resumed",
+            EventPayload::RolloutFinished { .. } => "rollout.finished",
+            EventPayload::EnvironmentRenamed { .. } => "environment.renamed",
+            EventPayload::EnvironmentUpdated { .. } => "environment.updated",
+            EventPayload::NodeAddressChanged { .. } => "node.address-changed",
         }
     }
 
@@ -392,6 +368,74 @@ impl EventPayload {
                 ..
             } => format!("secret {name} version {version} to node {node}"),
             EventPayload::NodeSecretsKeyRegistered { node, .. } => format!("node {node}"),
+            EventPayload::InstanceNodesChanged { instance, changes } => {
+                let parts: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        let verb = if instance.targets(c.node) { "runs" } else { "leaves" };
+                        format!("node {} {verb} it ({})", c.node, c.reason)
+                    })
+                    .collect();
+                format!(
+                    "{} = {}@{}: {}",
+                    instance.name,
+                    instance.app,
+                    instance.version,
+                    parts.join("; ")
+                )
+            }
+            EventPayload::RolloutStarted { rollout } => format!(
+                "{} rollout {}: {} to {}@{} on {} node(s) in {} batch(es)",
+                rollout.instance,
+                rollout.id,
+                rollout.kind,
+                rollout.to.app,
+                rollout.to.version,
+                rollout.order.len(),
+                rollout.batches.len()
+            ),
+            EventPayload::RolloutBatchStarted {
+                instance,
+                rollout,
+                batch,
+                nodes,
+                offline,
+            } => format!(
+                "{instance} rollout {rollout} batch {batch}: {} node(s), {} offline",
+                nodes.len(),
+                offline.len()
+            ),
+            EventPayload::RolloutBatchFinished {
+                instance,
+                rollout,
+                batch,
+                passed,
+                failed,
+                offline,
+                passed_batch,
+            } => format!(
+                "{instance} rollout {rollout} batch {batch} {}: {} passed, {} failed, {} offline",
+                if *passed_batch { "passed" } else { "failed" },
+                passed.len(),
+                failed.len(),
+                offline.len()
+            ),
+            EventPayload::RolloutPaused { instance, rollout } => {
+                format!("{instance} rollout {rollout}")
+            }
+            EventPayload::RolloutResumed { instance, rollout } => {
+                format!("{instance} rollout {rollout}")
+            }
+            EventPayload::RolloutFinished {
+                instance,
+                rollout,
+                outcome,
+            } => format!("{instance} rollout {rollout} {outcome}"),
+            EventPayload::EnvironmentRenamed { name, to } => format!("environment {name} is now {to}"),
+            EventPayload::EnvironmentUpdated { name, .. } => format!("environment {name}"),
+            EventPayload::NodeAddressChanged { node, address } => {
+                format!("node {node} at {address}")
+            }
         }
     }
 
@@ -404,6 +448,12 @@ impl EventPayload {
             EventPayload::InstanceDeployed { instance } => EventPayload::InstanceDeployed {
                 instance: Box::new(instance.for_node(node)),
             },
+            EventPayload::InstanceNodesChanged { instance, changes } => {
+                EventPayload::InstanceNodesChanged {
+                    instance: Box::new(instance.for_node(node)),
+                    changes: changes.iter().filter(|c| c.node == node).cloned().collect(),
+                }
+            }
             other => other.clone(),
         }
     }
@@ -413,6 +463,13 @@ impl EventPayload {
         match self {
             EventPayload::InstanceDeployed { instance } => Some(&instance.name),
             EventPayload::InstanceUndeployed { name, .. } => Some(name),
+            EventPayload::InstanceNodesChanged { instance, .. } => Some(&instance.name),
+            EventPayload::RolloutStarted { rollout } => Some(&rollout.instance),
+            EventPayload::RolloutBatchStarted { instance, .. }
+            | EventPayload::RolloutBatchFinished { instance, .. }
+            | EventPayload::RolloutPaused { instance, .. }
+            | EventPayload::RolloutResumed { instance, .. }
+            | EventPayload::RolloutFinished { instance, .. } => Some(instance),
             _ => None,
         }
     }
@@ -653,6 +710,7 @@ mod tests {
             selector: Labels::new(),
             overrides: vec![],
             mode: InstanceMode::Production,
+            targeting: crate::event::Targeting::Named,
         };
         let payload = EventPayload::InstanceDeployed {
             instance: Box::new(spec.clone()),

@@ -12,6 +12,8 @@
 //! - [`manifest`]: the app manifest model, its YAML parser and its validation rules.
 //! - [`cron`]: 5- or 6-field Unix cron translated for the `cron` crate, errors by field.
 //! - [`profile`]: the firmware-profile schema (a class of device and the agent's tuning).
+//! - [`instance`]: what a deploy records: the instance's spec, its nodes and targeting.
+//! - [`rollout`]: rollouts' policy, batches and outcomes, as the events record them.
 //! - [`event`]: the events, the command log's entry format and the hash chain.
 //! - [`enroll`]: the enrollment request and answer, shared by cloud and agent.
 //! - [`frame`]: postcard wire frames, each starting with a format version.
@@ -33,11 +35,13 @@ pub mod frame;
 pub mod fuzzing;
 pub mod hash;
 pub mod ids;
+pub mod instance;
 pub mod manifest;
 pub mod outbox;
 pub mod planner;
 pub mod profile;
 pub mod quantity;
 pub mod reducer;
+pub mod rollout;
 pub mod report;
 pub mod secret;

@@ -117,6 +117,7 @@ fn instance() -> InstanceSpec {
             value: "CET".into(),
         }],
         mode: InstanceMode::Production,
+        targeting: skerry_shared::event::Targeting::Named,
     }
 }
 

@@ -102,6 +102,7 @@ fn spec(name: &str, manifest: Manifest) -> InstanceSpec {
         selector: Labels::new(),
         overrides: vec![],
         mode: InstanceMode::Production,
+        targeting: skerry_shared::event::Targeting::Named,
     }
 }
 

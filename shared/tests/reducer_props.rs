@@ -124,6 +124,7 @@ fn payload(op: &Op) -> EventPayload {
                     selector: Labels::new(),
                     overrides: vec![],
                     mode: InstanceMode::Production,
+                    targeting: skerry_shared::event::Targeting::Named,
                 }),
             }
         }

@@ -275,6 +275,7 @@ mod tests {
                 selector: Labels::new(),
                 overrides: vec![],
                 mode: InstanceMode::Production,
+                targeting: skerry_shared::event::Targeting::Named,
             },
             deployed: Timestamp(0),
             seq: 1,

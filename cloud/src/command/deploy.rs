@@ -219,6 +219,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Re
             selector,
             overrides,
             mode: InstanceMode::Production,
+            targeting: skerry_shared::event::Targeting::Named,
         },
     })
 }

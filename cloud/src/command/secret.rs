@@ -523,6 +523,7 @@ mod tests {
                     selector: BTreeMap::new(),
                     overrides: vec![],
                     mode: InstanceMode::Production,
+                    targeting: skerry_shared::event::Targeting::Named,
                 }),
             },
         );

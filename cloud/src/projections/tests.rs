@@ -48,6 +48,7 @@ fn deploy(manifest: Manifest) -> EventPayload {
             selector: Labels::new(),
             overrides: vec![],
             mode: InstanceMode::Production,
+            targeting: skerry_shared::event::Targeting::Named,
         }),
     }
 }

@@ -64,6 +64,7 @@ fn weather(version: &str) -> InstanceSpec {
         selector: Default::default(),
         overrides: vec![],
         mode: InstanceMode::Production,
+        targeting: crate::event::Targeting::Named,
     }
 }
 

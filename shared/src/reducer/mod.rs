@@ -169,7 +169,10 @@ pub fn check_instance(spec: &InstanceSpec) -> Result<(), String> {
 /// checked: a deploy that targets it.
 pub fn check(me: NodeId, payload: &EventPayload) -> Result<(), String> {
     match payload {
-        EventPayload::InstanceDeployed { instance } if instance.targets(me) => {
+        EventPayload::InstanceDeployed { instance }
+        | EventPayload::InstanceNodesChanged { instance, .. }
+            if instance.targets(me) =>
+        {
             check_instance(instance)
         }
         _ => Ok(()),
@@ -268,6 +271,32 @@ fn apply_checked(state: &mut NodeDesired, node_seq: u64, payload: &EventPayload)
         }
         EventPayload::InstanceUndeployed { name, .. } => {
             state.instances.remove(name);
+        }
+        EventPayload::InstanceNodesChanged { instance, changes }
+            if changes.iter().any(|c| c.node == me) =>
+        {
+            if instance.targets(me) {
+                state.instances.insert(
+                    instance.name.clone(),
+                    DesiredInstance {
+                        spec: (**instance).clone(),
+                        deployed_at: node_seq,
+                    },
+                );
+            } else {
+                // Its labels stopped matching, it left, or it does not fit any more.
+                state.instances.remove(&instance.name);
+            }
+        }
+        EventPayload::EnvironmentRenamed { name, to } => {
+            if state.envs.remove(name) {
+                state.envs.insert(to.clone());
+            }
+            for i in state.instances.values_mut() {
+                if i.spec.env == *name {
+                    i.spec.env = to.clone();
+                }
+            }
         }
         EventPayload::SecretDelivered {
             name,

@@ -111,6 +111,7 @@ fn deploy(node_seq: u64, replicas: u32) -> NodeEvent {
                 selector: Labels::new(),
                 overrides: vec![],
                 mode: InstanceMode::Production,
+                targeting: crate::event::Targeting::Named,
             }),
         },
     }

@@ -180,6 +180,7 @@ fn deploy_to_many(log: &mut Log) {
         selector: Default::default(),
         overrides: vec![],
         mode: InstanceMode::Production,
+        targeting: skerry_shared::event::Targeting::Named,
     };
     log.push(
         EventPayload::InstanceDeployed {

@@ -1,0 +1,234 @@
+//! What each node of an instance runs, and the instance's rollouts, folded from the log.
+//!
+//! An instance's [`Instance::spec`] is what it is deployed as: its version, overrides and
+//! nodes. Most of the time every target node runs exactly that. During a rollout (and after
+//! one that failed without a rollback, or whose failed nodes stayed behind) some nodes run
+//! another spec: [`Instance::runs`] holds those, by node, and [`Instance::spec_on`] answers
+//! for any node.
+//!
+//! A rollout's state ([`RolloutState`]) is a projection like any other: started, each batch
+//! started and finished, paused, resumed, finished. A cloud restarted in the middle of a
+//! rollout rebuilds it from the log and its controller goes on from the batch it was in;
+//! a batch recorded as started is never started again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use skerry_shared::clock::Timestamp;
+use skerry_shared::event::{ChangeReason, InstanceSpec, NodeChange};
+use skerry_shared::ids::NodeId;
+use skerry_shared::rollout::{NodeFailure, RolloutOutcome, RolloutStart};
+
+/// A deployed instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The instance as deployed (or as its last completed rollout left it).
+    pub spec: InstanceSpec,
+    pub deployed: Timestamp,
+    pub seq: u64,
+    /// The target nodes that run another spec than [`Self::spec`] (its `nodes` lists are
+    /// not kept), by node.
+    pub runs: BTreeMap<NodeId, Arc<InstanceSpec>>,
+    /// The spec before the last completed rollout: what `rollback` returns to.
+    pub previous: Option<Arc<InstanceSpec>>,
+    /// The running rollout, or the last one.
+    pub rollout: Option<RolloutState>,
+}
+
+impl Instance {
+    pub fn new(spec: InstanceSpec, deployed: Timestamp, seq: u64) -> Instance {
+        Instance {
+            spec,
+            deployed,
+            seq,
+            runs: BTreeMap::new(),
+            previous: None,
+            rollout: None,
+        }
+    }
+
+    /// The spec `node` runs (or would run, were it a target).
+    pub fn spec_on(&self, node: NodeId) -> &InstanceSpec {
+        self.runs.get(&node).map_or(&self.spec, |s| s)
+    }
+
+    /// The rollout in progress, if any.
+    pub fn active_rollout(&self) -> Option<&RolloutState> {
+        self.rollout.as_ref().filter(|r| r.outcome.is_none())
+    }
+
+    /// Folds an `instance.nodes-changed` event.
+    pub fn nodes_changed(&mut self, to: &InstanceSpec, changes: &[NodeChange], at: Timestamp) {
+        self.spec.nodes.clone_from(&to.nodes);
+        self.spec.unschedulable.clone_from(&to.unschedulable);
+        let shared = (!same_run(to, &self.spec)).then(|| Arc::new(without_nodes(to)));
+        for c in changes {
+            match (&shared, to.targets(c.node)) {
+                (Some(run), true) => {
+                    self.runs.insert(c.node, Arc::clone(run));
+                }
+                _ => {
+                    self.runs.remove(&c.node);
+                }
+            }
+            if let Some(r) = self.rollout.as_mut().filter(|r| r.outcome.is_none()) {
+                r.node_changed(c, at);
+            }
+        }
+        let targets: BTreeSet<NodeId> = self.spec.nodes.iter().map(|t| t.node).collect();
+        self.runs.retain(|n, _| targets.contains(n));
+    }
+
+    /// Folds a `rollout.finished` event: a completed rollout makes its spec the
+    /// instance's (keeping the nodes it has now), and the one before it `previous`.
+    pub fn rollout_finished(&mut self, outcome: &RolloutOutcome, at: Timestamp) {
+        let Some(r) = self.rollout.as_mut() else {
+            return;
+        };
+        r.outcome = Some((outcome.clone(), at));
+        if *outcome == RolloutOutcome::Completed {
+            let mut to = r.start.to.clone();
+            to.nodes.clone_from(&self.spec.nodes);
+            to.unschedulable.clone_from(&self.spec.unschedulable);
+            let before = std::mem::replace(&mut self.spec, to);
+            self.previous = Some(Arc::new(without_nodes(&before)));
+            let spec = &self.spec;
+            self.runs.retain(|_, run| !same_run(run, spec));
+        }
+    }
+}
+
+/// Whether two specs run the same on a node: the same version, manifest and overrides.
+pub fn same_run(a: &InstanceSpec, b: &InstanceSpec) -> bool {
+    a.version == b.version && a.overrides == b.overrides && a.manifest == b.manifest
+}
+
+fn without_nodes(s: &InstanceSpec) -> InstanceSpec {
+    InstanceSpec {
+        nodes: Vec::new(),
+        unschedulable: Vec::new(),
+        ..s.clone()
+    }
+}
+
+/// One batch of a rollout, as far as it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchState {
+    /// From 1.
+    pub batch: u32,
+    pub started: Timestamp,
+    pub finished: Option<Timestamp>,
+    /// The batch's new nodes that were online when it started.
+    pub nodes: Vec<NodeId>,
+    /// The batch's new nodes that were offline when it started (`waiting: offline`).
+    pub offline: Vec<NodeId>,
+    /// The nodes changed so far, in order.
+    pub changed: Vec<NodeId>,
+    pub passed: Vec<NodeId>,
+    pub failed: Vec<NodeFailure>,
+    /// Whether it passed (once finished).
+    pub ok: Option<bool>,
+}
+
+/// A rollout, as the log has it so far.
+#[derive(Debug, Clone)]
+pub struct RolloutState {
+    pub start: Arc<RolloutStart>,
+    pub started: Timestamp,
+    /// The spec the instance had when the rollout started: what a rollback returns to.
+    pub from: Arc<InstanceSpec>,
+    pub batches: Vec<BatchState>,
+    /// Every node this rollout changed (for a rollback).
+    pub changed: BTreeSet<NodeId>,
+    pub paused: bool,
+    /// When it was last resumed (a batch's timeout counts from then, not from its start).
+    pub resumed: Option<Timestamp>,
+    pub outcome: Option<(RolloutOutcome, Timestamp)>,
+}
+
+impl RolloutState {
+    pub fn new(start: RolloutStart, from: &InstanceSpec, at: Timestamp) -> RolloutState {
+        RolloutState {
+            start: Arc::new(start),
+            started: at,
+            from: Arc::new(without_nodes(from)),
+            batches: Vec::new(),
+            changed: BTreeSet::new(),
+            paused: false,
+            resumed: None,
+            outcome: None,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.start.id
+    }
+
+    /// The batch in progress or last finished.
+    pub fn current(&self) -> Option<&BatchState> {
+        self.batches.last()
+    }
+
+    pub fn batch_started(
+        &mut self,
+        batch: u32,
+        nodes: &[NodeId],
+        offline: &[NodeId],
+        at: Timestamp,
+    ) {
+        self.batches.push(BatchState {
+            batch,
+            started: at,
+            finished: None,
+            nodes: nodes.to_vec(),
+            offline: offline.to_vec(),
+            changed: Vec::new(),
+            passed: Vec::new(),
+            failed: Vec::new(),
+            ok: None,
+        });
+    }
+
+    pub fn batch_finished(
+        &mut self,
+        batch: u32,
+        passed: &[NodeId],
+        failed: &[NodeFailure],
+        ok: bool,
+        at: Timestamp,
+    ) {
+        if let Some(b) = self.batches.iter_mut().find(|b| b.batch == batch) {
+            b.finished = Some(at);
+            b.passed = passed.to_vec();
+            b.failed = failed.to_vec();
+            b.ok = Some(ok);
+        }
+    }
+
+    fn node_changed(&mut self, c: &NodeChange, _at: Timestamp) {
+        match c.reason {
+            ChangeReason::Rollout { rollout, batch } if rollout == self.id() => {
+                self.changed.insert(c.node);
+                if let Some(b) = self.batches.iter_mut().find(|b| b.batch == batch)
+                    && !b.changed.contains(&c.node)
+                {
+                    b.changed.push(c.node);
+                    // A node that was offline when the batch started and came back in time.
+                    b.offline.retain(|n| *n != c.node);
+                    if !b.nodes.contains(&c.node) {
+                        b.nodes.push(c.node);
+                    }
+                }
+            }
+            ChangeReason::RolledBack { rollout } if rollout == self.id() => {
+                self.changed.remove(&c.node);
+            }
+            _ => {}
+        }
+    }
+
+    /// The nodes skipped while offline, over every batch so far.
+    pub fn offline(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.batches.iter().flat_map(|b| b.offline.iter().copied())
+    }
+}
