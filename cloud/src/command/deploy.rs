@@ -1,15 +1,14 @@
 //! `deploy`: checking a [`DeployIntent`] (names, version, app, overrides), placing it
 //! ([`placement`](super::placement)), and the per-node plan for `--dry-run`.
 
-use skerry_shared::event::{EnvOverride, EventPayload, InstanceMode, InstanceSpec};
+use skerry_shared::event::{EventPayload, InstanceMode, InstanceSpec};
 use skerry_shared::ids::{NodeId, shown};
-use skerry_shared::manifest::{
-    MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_VERSION_BYTES,
-};
+use skerry_shared::manifest::MAX_VERSION_BYTES;
 use skerry_shared::planner::{self, Action, ActualState};
 use skerry_shared::reducer::{DesiredInstance, NodeDesired};
 
 use super::checks::{environment, labels, name};
+use super::overrides::overrides;
 use super::intent::DeployIntent;
 use super::outcome::{Pending, Refusal};
 use super::placement::{Placement, Wanted, place};
@@ -67,47 +66,6 @@ impl DeployPlan {
     }
 }
 
-/// The most `--set` overrides of one deploy: as many as a component has variables.
-pub const MAX_OVERRIDES: usize = MAX_ENV;
-
-fn parse_set(i: usize, s: &str) -> Result<(String, String, String), Refusal> {
-    let field = format!("set[{i}]");
-    let bad = |why: &str| {
-        Refusal::invalid(
-            "invalid_override",
-            field.clone(),
-            format!("{}: {why}", shown(s)),
-        )
-    };
-    let (lhs, value) = s
-        .split_once('=')
-        .ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
-    let (component, var) = lhs
-        .split_once('.')
-        .ok_or_else(|| bad("expected COMPONENT.VAR=VALUE"))?;
-    let valid_var = var
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if var.len() > MAX_ENV_NAME_BYTES {
-        return Err(bad(&format!(
-            "the variable name is {} bytes long; at most {MAX_ENV_NAME_BYTES} bytes are accepted",
-            var.len()
-        )));
-    }
-    if !valid_var {
-        return Err(bad("the variable name must match [A-Za-z_][A-Za-z0-9_]*"));
-    }
-    if value.len() > MAX_ENV_VALUE_BYTES {
-        return Err(bad(&format!(
-            "the value is {} bytes long; at most {MAX_ENV_VALUE_BYTES} bytes are accepted",
-            value.len()
-        )));
-    }
-    Ok((component.to_owned(), var.to_owned(), value.to_owned()))
-}
-
 /// Checks a deploy against the projections and resolves it into an [`InstanceSpec`].
 pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Refusal> {
     let instance_name = name("name", &req.name)?;
@@ -161,35 +119,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Re
     })?;
     let manifest = &published.manifest;
 
-    if req.set.len() > MAX_OVERRIDES {
-        return Err(Refusal::invalid(
-            "invalid_override",
-            "set",
-            format!(
-                "{} overrides; at most {MAX_OVERRIDES} are accepted",
-                req.set.len()
-            ),
-        ));
-    }
-    let mut overrides = Vec::new();
-    for (i, s) in req.set.iter().enumerate() {
-        let (component, var, value) = parse_set(i, s)?;
-        let component = manifest
-            .component(&component)
-            .map(|c| c.name.clone())
-            .ok_or_else(|| {
-                Refusal::invalid(
-                    "invalid_override",
-                    format!("set[{i}]"),
-                    format!("{app}@{version} has no component {}", shown(&component)),
-                )
-            })?;
-        overrides.push(EnvOverride {
-            component,
-            var,
-            value,
-        });
-    }
+    let overrides = overrides(manifest, &req.set)?;
 
     let Placement {
         nodes,

@@ -18,6 +18,8 @@
 //!   what a deploy needs of them.
 //! - `remove`: node removal (`node remove`), the refusal of a removed node's enrollment,
 //!   and certificates renewed over the link.
+//! - `overrides`: `--set COMPONENT.VAR=VALUE` checked against a manifest, and merged for an
+//!   upgrade.
 //! - [`placement`]: which nodes an instance goes on (named nodes, the selector, weights),
 //!   using [`fit`]: whether a node can take it.
 //!
@@ -32,6 +34,7 @@ pub mod fit;
 pub mod intent;
 mod node;
 pub mod outcome;
+mod overrides;
 pub mod placement;
 mod remove;
 pub mod secret;
