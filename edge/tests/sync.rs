@@ -706,6 +706,7 @@ fn weather(replicas: u32) -> skerry_shared::manifest::Manifest {
         app: name("weather"),
         version: "1.0.0".parse().unwrap(),
         description: None,
+        platforms: None,
         components: vec![Component {
             replicas: Some(replicas),
             ..Component::image(name("api"), "weather:1")

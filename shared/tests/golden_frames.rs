@@ -93,6 +93,7 @@ fn manifest() -> Manifest {
         app: n("weather"),
         version: "1.0.0".parse().unwrap(),
         description: Some("Weather station gateway apps".into()),
+        platforms: None,
         components: vec![migrate, db, cleanup],
     }
 }

@@ -83,6 +83,7 @@ fn gen_manifest() -> impl Strategy<Value = Manifest> {
             app: n("app"),
             version: "1.0.0".parse().unwrap(),
             description: None,
+            platforms: None,
             components,
         })
 }

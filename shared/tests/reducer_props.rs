@@ -42,6 +42,7 @@ fn manifest(version: &str) -> Manifest {
         app: n("weather"),
         version: version.parse().unwrap(),
         description: None,
+        platforms: None,
         components: vec![comp("migrate", ComponentKind::Init), db],
     }
 }

@@ -255,6 +255,7 @@ mod tests {
             app: name("weather"),
             version: "1.0.0".parse().unwrap(),
             description: None,
+            platforms: None,
             components: vec![Component {
                 replicas: Some(u32::MAX),
                 ..Component::image(name("api"), "weather:1")

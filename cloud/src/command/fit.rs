@@ -161,6 +161,7 @@ mod tests {
             app,
             version: semver::Version::new(1, 0, 0),
             description: None,
+            platforms: None,
             components: vec![big.clone(), big],
         };
         let d = demand(&m);

@@ -25,6 +25,7 @@ fn manifest(version: &str, replicas: u32) -> Manifest {
         app: name("weather"),
         version: version.parse().unwrap(),
         description: None,
+        platforms: None,
         components: vec![Component {
             replicas: Some(replicas),
             ..Component::image(name("api"), "weather:1")

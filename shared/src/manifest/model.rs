@@ -12,22 +12,142 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::Name;
+use crate::profile::Arch;
 use crate::quantity::{Cpu, Duration, Memory};
 
 /// One published app version's manifest.
+///
+/// Its serde implementations are in `wire.rs`: YAML and JSON use the derived field map;
+/// postcard keeps the layout of the first release, `platforms` riding in the
+/// `description` slot, so logs and journals written before platforms existed still decode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Manifest {
     pub app: Name,
     pub version: semver::Version,
     #[serde(default)]
     pub description: Option<String>,
+    /// The platforms the app's images and programs are built for; `None`: any platform.
+    /// A node whose architecture is not listed does not fit. Validation refuses an empty
+    /// list and a platform listed twice. (A boxed slice, not a `Vec`: 8 bytes less in
+    /// every event that carries a manifest.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Box<[Platform]>>,
     pub components: Vec<Component>,
 }
 
 impl Manifest {
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.name.as_str() == name)
+    }
+
+    /// Whether the app runs on `arch`: listed in `platforms`, or `platforms` left out.
+    pub fn runs_on(&self, arch: Arch) -> bool {
+        self.platforms
+            .as_ref()
+            .is_none_or(|list| list.contains(&Platform::of(arch)))
+    }
+}
+
+/// A platform an app is built for, as container images name it (`linux/arm64`). Each is
+/// one firmware-profile [`Arch`]: `linux/amd64` is `x86_64`, `linux/arm64` is `aarch64`,
+/// `linux/arm/v7` is `armv7`.
+///
+/// In YAML and JSON it is that string; in postcard one byte, its index in
+/// [`Platform::ALL`] (new platforms are added at the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    LinuxAmd64 = 0,
+    LinuxArm64 = 1,
+    LinuxArmV7 = 2,
+}
+
+impl Platform {
+    /// Every platform, in the order of their postcard codes.
+    pub const ALL: [Platform; 3] = [
+        Platform::LinuxAmd64,
+        Platform::LinuxArm64,
+        Platform::LinuxArmV7,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::LinuxAmd64 => "linux/amd64",
+            Platform::LinuxArm64 => "linux/arm64",
+            Platform::LinuxArmV7 => "linux/arm/v7",
+        }
+    }
+
+    /// The firmware-profile architecture this platform runs on.
+    pub fn arch(self) -> Arch {
+        match self {
+            Platform::LinuxAmd64 => Arch::X86_64,
+            Platform::LinuxArm64 => Arch::Aarch64,
+            Platform::LinuxArmV7 => Arch::Armv7,
+        }
+    }
+
+    /// The platform of a firmware-profile architecture.
+    pub fn of(arch: Arch) -> Platform {
+        match arch {
+            Arch::X86_64 => Platform::LinuxAmd64,
+            Arch::Aarch64 => Platform::LinuxArm64,
+            Arch::Armv7 => Platform::LinuxArmV7,
+        }
+    }
+
+    /// `linux/amd64, linux/arm64, linux/arm/v7`: what a refusal lists as accepted.
+    pub fn accepted() -> String {
+        Platform::ALL.map(Platform::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown platform {}; accepted: {}",
+                    crate::ids::shown(s),
+                    Platform::accepted()
+                )
+            })
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            // The discriminant, which is the index in ALL.
+            s.serialize_u8(*self as u8)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(de::Error::custom)
+        } else {
+            let code = u8::deserialize(d)?;
+            Platform::ALL
+                .get(usize::from(code))
+                .copied()
+                .ok_or_else(|| de::Error::custom(format!("unknown platform code {code}")))
+        }
     }
 }
 

@@ -245,6 +245,29 @@ mod tests {
     }
 
     #[test]
+    fn platforms_parse_and_an_unknown_one_names_its_index() {
+        use crate::manifest::Platform;
+        let yaml = |list: &str| {
+            format!("{HEAD}platforms: {list}\ncomponents:\n  - name: x\n    image: i\n")
+        };
+        let m = parse_yaml(&yaml("[linux/amd64, linux/arm64, linux/arm/v7]")).unwrap();
+        assert_eq!(m.platforms.as_deref(), Some(&Platform::ALL[..]));
+        let m = parse_yaml(&format!("{HEAD}components: []\n")).unwrap();
+        assert_eq!(m.platforms, None);
+        let e = refusal(&yaml("[linux/amd64, linux/386]"));
+        assert_eq!(e.field, "platforms[1]");
+        assert!(
+            e.message.starts_with(
+                "unknown platform \"linux/386\"; accepted: linux/amd64, linux/arm64, linux/arm/v7"
+            ),
+            "{}",
+            e.message
+        );
+        let e = refusal(&yaml("linux/amd64"));
+        assert_eq!(e.field, "platforms");
+    }
+
+    #[test]
     fn empty_and_malformed_documents() {
         for empty in ["", "   \n", "# nothing here\n"] {
             let e = refusal(empty);

@@ -1,5 +1,5 @@
-//! [`Component`]'s serde: the derived field map for human-readable formats (YAML, JSON),
-//! and for postcard the first release's layout, kept byte for byte.
+//! [`Component`]'s and [`Manifest`]'s serde: the derived field map for human-readable
+//! formats (YAML, JSON), and for postcard the first release's layout, kept byte for byte.
 //!
 //! Postcard is not self-describing: a field added to a struct makes every stored value
 //! written before it undecodable. So in postcard a component keeps its first 17 fields as
@@ -8,12 +8,18 @@
 //! bytes of `None` and `Some(schedule)`, and `2` carries the schedule and the secrets. A
 //! manifest without secrets encodes as it always did (its digest does not change), and
 //! every log and journal written before secrets decodes.
+//!
+//! A manifest does the same with its `description: Option<String>` slot (the third of
+//! four: app, version, description, components), which holds a [`ManifestTail`]: `0` (no
+//! description, no platforms) and `1 <string>` (a description, no platforms) are the bytes
+//! of `None` and `Some(description)`, and `2` carries the description and the platforms.
+//! A manifest without `platforms` encodes as it always did.
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::model::{Component, SecretUse};
+use super::model::{Component, Manifest, Platform, SecretUse};
 
 /// The last slot of a component in postcard.
 #[derive(Serialize, Deserialize)]
@@ -160,6 +166,93 @@ impl<'de> Visitor<'de> for Binary {
     }
 }
 
+/// The `description` slot of a manifest in postcard.
+#[derive(Serialize, Deserialize)]
+enum ManifestTail {
+    /// No description, no platforms (the bytes of `Option::None`).
+    Plain,
+    /// A description, no platforms (the bytes of `Option::Some`).
+    Described(String),
+    /// Anything with platforms (an empty list too, so that it decodes as it was).
+    Extended {
+        description: Option<String>,
+        platforms: Box<[Platform]>,
+    },
+}
+
+const MANIFEST_FIELDS: &[&str] = &["app", "version", "tail", "components"];
+
+impl Serialize for Manifest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return Manifest::serialize(self, s);
+        }
+        let tail = match (&self.description, &self.platforms) {
+            (None, None) => ManifestTail::Plain,
+            (Some(description), None) => ManifestTail::Described(description.clone()),
+            (description, Some(platforms)) => ManifestTail::Extended {
+                description: description.clone(),
+                platforms: platforms.clone(),
+            },
+        };
+        let mut st = s.serialize_struct("Manifest", MANIFEST_FIELDS.len())?;
+        st.serialize_field("app", &self.app)?;
+        st.serialize_field("version", &self.version)?;
+        st.serialize_field("tail", &tail)?;
+        st.serialize_field("components", &self.components)?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            return Manifest::deserialize(d);
+        }
+        d.deserialize_struct("Manifest", MANIFEST_FIELDS, ManifestBinary)
+    }
+}
+
+struct ManifestBinary;
+
+impl<'de> Visitor<'de> for ManifestBinary {
+    type Value = Manifest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a manifest")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Manifest, A::Error> {
+        let mut at = 0usize;
+        macro_rules! field {
+            () => {{
+                at += 1;
+                seq.next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(at - 1, &"4 fields"))?
+            }};
+        }
+        let app = field!();
+        let version = field!();
+        let tail: ManifestTail = field!();
+        let components = field!();
+        let (description, platforms) = match tail {
+            ManifestTail::Plain => (None, None),
+            ManifestTail::Described(d) => (Some(d), None),
+            ManifestTail::Extended {
+                description,
+                platforms,
+            } => (description, Some(platforms)),
+        };
+        Ok(Manifest {
+            app,
+            version,
+            description,
+            platforms,
+            components,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -237,5 +330,80 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains("\"secrets\""));
         assert_eq!(serde_json::from_str::<Component>(&json).unwrap(), c);
+    }
+
+    /// The first release's manifest, derived as it was (its components are today's, whose
+    /// own bytes the tests above keep).
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct LegacyManifest {
+        app: Name,
+        version: semver::Version,
+        description: Option<String>,
+        components: Vec<Component>,
+    }
+
+    fn legacy_manifest(description: Option<&str>) -> LegacyManifest {
+        let old = postcard::to_stdvec(&legacy(Some("*/5 * * * *"))).unwrap();
+        LegacyManifest {
+            app: Name::parse("weather").unwrap(),
+            version: semver::Version::new(1, 2, 3),
+            description: description.map(str::to_owned),
+            components: vec![
+                postcard::from_bytes(&old).unwrap(),
+                Component::image(Name::parse("db").unwrap(), "db:1"),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_manifest_without_platforms_has_the_first_release_bytes() {
+        for description in [None, Some("Weather station gateway apps")] {
+            let legacy = legacy_manifest(description);
+            let old = postcard::to_stdvec(&legacy).unwrap();
+            let m: Manifest = postcard::from_bytes(&old).unwrap();
+            assert_eq!(m.description.as_deref(), description);
+            assert_eq!(m.platforms, None);
+            assert_eq!(m.components, legacy.components);
+            assert_eq!(postcard::to_stdvec(&m).unwrap(), old);
+        }
+    }
+
+    #[test]
+    fn platforms_round_trip_in_postcard_and_json() {
+        let old = postcard::to_stdvec(&legacy_manifest(Some("d"))).unwrap();
+        let mut m: Manifest = postcard::from_bytes(&old).unwrap();
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(!json.contains("platforms"), "{json}");
+        for (description, platforms) in [
+            (Some("d"), vec![Platform::LinuxArmV7, Platform::LinuxAmd64]),
+            (None, vec![Platform::LinuxArm64]),
+            (None, vec![]),
+        ] {
+            m.description = description.map(str::to_owned);
+            m.platforms = Some(platforms.into());
+            let bytes = postcard::to_stdvec(&m).unwrap();
+            assert_ne!(bytes, old);
+            assert_eq!(postcard::from_bytes::<Manifest>(&bytes).unwrap(), m);
+            let json = serde_json::to_string(&m).unwrap();
+            assert!(json.contains("\"platforms\""), "{json}");
+            assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+        }
+        m.platforms = Some([Platform::LinuxArmV7].into());
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("\"platforms\":[\"linux/arm/v7\"]"), "{json}");
+    }
+
+    #[test]
+    fn an_unknown_platform_code_is_refused_in_postcard() {
+        let mut m: Manifest =
+            postcard::from_bytes(&postcard::to_stdvec(&legacy_manifest(None)).unwrap()).unwrap();
+        m.platforms = Some([Platform::LinuxArmV7].into());
+        let mut bytes = postcard::to_stdvec(&m).unwrap();
+        // app "weather" (1 + 7 bytes), version 1.2.3 (1 + 5), tail 2, no description 0,
+        // one platform 1, its code.
+        let code = 1 + 7 + 1 + 5 + 3;
+        assert_eq!(bytes[code], 2);
+        bytes[code] = 9;
+        assert!(postcard::from_bytes::<Manifest>(&bytes).is_err());
     }
 }

@@ -43,6 +43,7 @@ fn weather(version: &str) -> InstanceSpec {
         app: n("weather"),
         version: version.parse().unwrap(),
         description: None,
+        platforms: None,
         components: vec![
             api,
             comp("cleanup", ComponentKind::Job, &[]),

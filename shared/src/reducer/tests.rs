@@ -87,6 +87,7 @@ fn deploy(node_seq: u64, replicas: u32) -> NodeEvent {
         app: Name::parse("weather").unwrap(),
         version: "1.0.0".parse().unwrap(),
         description: None,
+        platforms: None,
         components: vec![Component {
             replicas: Some(replicas),
             ..Component::image(Name::parse("api").unwrap(), "weather:1")

@@ -35,6 +35,9 @@ pub const MAX_ARG_BYTES: usize = 4096;
 pub const MAX_VERSION_BYTES: usize = 128;
 /// The longest `description`, in bytes.
 pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// The most entries in `platforms`. Only three platforms are known and none may be listed
+/// twice, so three is the most a valid list has; the bound leaves room for new platforms.
+pub const MAX_PLATFORMS: usize = 8;
 /// The longest `image` reference, in bytes.
 pub const MAX_IMAGE_BYTES: usize = 512;
 /// The longest path (`mounts`, `storage[].container`, `log_dir`), in bytes (Linux' PATH_MAX).

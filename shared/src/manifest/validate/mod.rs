@@ -2,6 +2,7 @@
 //!
 //! [`validate`] reports every broken rule, each with the field it concerns, in the order
 //! of the components and of their fields. The rules (docs/manifest.md, "Validation"):
+//! - `platforms`, when given, names at least one platform and none twice;
 //! - at least one component, component names unique;
 //! - `depends_on` names other components of the app that are not jobs, without cycles;
 //! - exactly one of `image` and `exec`; an `exec` component takes none of `pull`,
@@ -53,7 +54,8 @@ pub use bounds::{
     MAX_ARG_BYTES, MAX_ARGS, MAX_COMPONENTS, MAX_CYCLES_REPORTED, MAX_DEPENDS_ON,
     MAX_DESCRIPTION_BYTES, MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ERRORS_REPORTED,
     MAX_HEALTH_DURATION_MS, MAX_HEALTH_RETRIES, MAX_IMAGE_BYTES, MAX_MOUNTS, MAX_PATH_BYTES,
-    MAX_PORTS, MAX_REPLICAS, MAX_SCHEDULE_BYTES, MAX_SECRET_USES, MAX_STORAGE, MAX_VERSION_BYTES,
+    MAX_PLATFORMS, MAX_PORTS, MAX_REPLICAS, MAX_SCHEDULE_BYTES, MAX_SECRET_USES, MAX_STORAGE,
+    MAX_VERSION_BYTES,
 };
 use component::check_component;
 use cycles::check_cycles;
@@ -76,6 +78,38 @@ pub fn validate_on_node(manifest: &Manifest) -> Result<(), ManifestError> {
     validate_with(manifest, |_| Ok(()))
 }
 
+/// `platforms`: left out (any platform), or at least one, at most [`MAX_PLATFORMS`],
+/// none twice. (An unknown platform does not parse: `parse` names it.)
+fn check_platforms(errors: &mut Errors, manifest: &Manifest) {
+    let Some(platforms) = &manifest.platforms else {
+        return;
+    };
+    if platforms.is_empty() {
+        errors.push(
+            "platforms",
+            "an empty list fits no node; leave the field out to run on any platform",
+        );
+        return;
+    }
+    if !bounds::count_within(
+        errors,
+        "platforms",
+        "platforms",
+        platforms.len(),
+        MAX_PLATFORMS,
+    ) {
+        return;
+    }
+    for (i, platform) in platforms.iter().enumerate() {
+        if let Some(j) = platforms[..i].iter().position(|p| p == platform) {
+            errors.push(
+                format!("platforms[{i}]"),
+                format!("{platform} is listed twice (also platforms[{j}])"),
+            );
+        }
+    }
+}
+
 /// The rules, with `schedule` checking a job's cron expression.
 fn validate_with(
     manifest: &Manifest,
@@ -85,6 +119,7 @@ fn validate_with(
     if !check_top_bounds(&mut errors, manifest) {
         return Err(ManifestError { errors: errors.0 });
     }
+    check_platforms(&mut errors, manifest);
     if manifest.components.is_empty() {
         errors.push("components", "at least one component is required");
     }

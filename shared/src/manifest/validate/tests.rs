@@ -19,6 +19,7 @@ fn manifest(components: Vec<Component>) -> Manifest {
         app: name("a"),
         version: semver::Version::new(1, 0, 0),
         description: None,
+        platforms: None,
         components,
     }
 }
@@ -481,4 +482,26 @@ fn the_documented_secrets_example_parses() {
     assert_eq!(api.secrets[0].env.as_deref(), Some("DB_PASSWORD"));
     assert_eq!(api.secrets[1].file.as_deref(), Some("/run/secrets/tls"));
     assert_eq!(m.component("exporter").unwrap().secrets.len(), 2);
+}
+
+#[test]
+fn platforms_are_checked() {
+    use crate::manifest::Platform::{LinuxAmd64, LinuxArm64, LinuxArmV7};
+    let mut m = one(web());
+    accepted(&m);
+    m.platforms = Some(vec![LinuxArm64, LinuxAmd64, LinuxArmV7].into());
+    accepted(&m);
+    m.platforms = Some(vec![LinuxArm64, LinuxAmd64, LinuxArm64].into());
+    let e = validate(&m).unwrap_err();
+    assert_eq!(e.first().field, "platforms[2]");
+    assert_eq!(
+        e.first().message,
+        "linux/arm64 is listed twice (also platforms[0])"
+    );
+    m.platforms = Some(vec![].into());
+    let e = validate(&m).unwrap_err();
+    assert_eq!(e.first().field, "platforms");
+    assert!(e.first().message.contains("leave the field out"), "{e}");
+    m.platforms = Some(vec![LinuxAmd64; MAX_PLATFORMS + 1].into());
+    refused(&m, "platforms", MAX_PLATFORMS);
 }
