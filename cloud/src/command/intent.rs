@@ -121,6 +121,19 @@ pub enum Command {
         node: NodeId,
         key: skerry_shared::secret::NodeSecretsKey,
     },
+    /// `upgrade` or `rollback` ([`super::rollout`]).
+    StartRollout(Box<super::rollout::RolloutIntent>),
+    /// `rollout pause | resume | abort`.
+    ControlRollout {
+        instance: String,
+        action: super::rollout::RolloutAction,
+    },
+    /// A step of rollout `rollout` of `instance`, as the rollout controller decided it.
+    AdvanceRollout {
+        instance: Name,
+        rollout: u64,
+        step: Box<super::rollout::RolloutStep>,
+    },
 }
 
 /// A deploy: which app version, into which environment, under which instance name, on which

@@ -16,6 +16,8 @@
 //! - [`token`]: API tokens, created ([`token::NewApiToken`]) and revoked.
 //! - [`secret`]: secrets set ([`secret::NewSecret`]), delivered to nodes, deleted, and
 //!   what a deploy needs of them.
+//! - [`rollout`]: `upgrade` and `rollback` into a rollout, its steps (from the rollout
+//!   controller) and the operator's pause, resume and abort.
 //! - `remove`: node removal (`node remove`), the refusal of a removed node's enrollment,
 //!   and certificates renewed over the link.
 //! - `overrides`: `--set COMPONENT.VAR=VALUE` checked against a manifest, and merged for an
@@ -37,6 +39,7 @@ pub mod outcome;
 mod overrides;
 pub mod placement;
 mod remove;
+pub mod rollout;
 pub mod secret;
 pub mod token;
 
@@ -103,5 +106,19 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
         Command::RegisterNodeSecretsKey { node, key } => {
             secret::register_key_over_link(p, *node, *key)
         }
+        Command::StartRollout(intent) => {
+            let plan = rollout::plan(p, intent)?;
+            Ok(vec![Pending::cloud_only(
+                skerry_shared::event::EventPayload::RolloutStarted {
+                    rollout: Box::new(plan.start),
+                },
+            )])
+        }
+        Command::ControlRollout { instance, action } => rollout::control(p, instance, *action),
+        Command::AdvanceRollout {
+            instance,
+            rollout: id,
+            step,
+        } => rollout::advance(p, instance, *id, step),
     }
 }

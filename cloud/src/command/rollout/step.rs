@@ -1,0 +1,336 @@
+//! The steps of a running rollout into events, each checked against the rollout's state
+//! first, and the operator's pause, resume and abort.
+//!
+//! - **Start a batch**: only the next one, only after the one before passed, with exactly
+//!   that batch's new nodes. Records `rollout.batch-started` and, for its first wave, the
+//!   `instance.nodes-changed` that moves those nodes to the target.
+//! - **A wave**: more nodes of the batch in progress, never one changed already.
+//! - **Finish a batch**: it passes when at most `--max-failed` of its nodes failed and at
+//!   least one passed. Its failed nodes return to the spec before (they stay on the
+//!   previous version, listed). The last batch passing completes the rollout: every node
+//!   of the instance not on the target yet and not failed (skipped while offline, placed
+//!   since) gets it, as the rollout's outcome. A batch failing rolls every node the rollout
+//!   changed back (or, with `--no-auto-rollback`, leaves them), and ends the rollout.
+
+use std::collections::BTreeSet;
+
+use skerry_shared::event::{ChangeReason, EventPayload, InstanceSpec, NodeChange};
+use skerry_shared::ids::{Name, NodeId};
+use skerry_shared::rollout::{NodeFailure, RolloutOutcome, bounded_reason};
+
+use super::super::checks::name;
+use super::super::outcome::{Pending, Refusal};
+use super::{RolloutAction, RolloutStep, describe, unknown_instance};
+use crate::projections::rollouts::same_run;
+use crate::projections::{Instance, Projections, RolloutState};
+
+fn stale(why: impl Into<String>) -> Refusal {
+    Refusal::conflict("rollout_step_stale", "step", why)
+}
+
+/// Checks one of the controller's steps against the rollout `id` of `instance`.
+pub fn advance(
+    p: &Projections,
+    instance: &Name,
+    id: u64,
+    step: &RolloutStep,
+) -> Result<Vec<Pending>, Refusal> {
+    let inst = p
+        .instances
+        .get(instance)
+        .ok_or_else(|| unknown_instance(instance.as_str()))?;
+    let r = inst
+        .active_rollout()
+        .filter(|r| r.id() == id)
+        .ok_or_else(|| stale(format!("rollout {id} of {instance} is not running")))?;
+    if r.paused {
+        return Err(stale(format!("rollout {id} of {instance} is paused")));
+    }
+    let start = &r.start;
+    match step {
+        RolloutStep::StartBatch {
+            batch,
+            nodes,
+            offline,
+            wave,
+        } => {
+            let next = r.batches.len() + 1;
+            if *batch as usize != next || next > start.batches.len() {
+                return Err(stale(format!("batch {batch} is not the next one")));
+            }
+            if r.current().is_some_and(|b| b.ok != Some(true)) {
+                return Err(stale("the batch before has not passed"));
+            }
+            let from = if next == 1 {
+                0
+            } else {
+                start.batches[next - 2] as usize
+            };
+            let to = start.batches[next - 1] as usize;
+            let want: BTreeSet<&NodeId> = start.order[from..to].iter().collect();
+            let got: BTreeSet<&NodeId> = nodes.iter().chain(offline).collect();
+            if want != got || got.len() != nodes.len() + offline.len() {
+                return Err(stale(format!("batch {batch} has other nodes")));
+            }
+            if !wave.iter().all(|n| nodes.contains(n)) {
+                return Err(stale("a wave node is not an online node of the batch"));
+            }
+            let mut out = vec![Pending::cloud_only(EventPayload::RolloutBatchStarted {
+                instance: instance.clone(),
+                rollout: id,
+                batch: *batch,
+                nodes: nodes.clone(),
+                offline: offline.clone(),
+            })];
+            if !wave.is_empty() {
+                out.push(change(
+                    inst,
+                    &start.to,
+                    wave,
+                    ChangeReason::Rollout {
+                        rollout: id,
+                        batch: *batch,
+                    },
+                ));
+            }
+            Ok(out)
+        }
+        RolloutStep::Wave { batch, nodes } => {
+            let b = r
+                .current()
+                .filter(|b| b.batch == *batch && b.finished.is_none())
+                .ok_or_else(|| stale(format!("batch {batch} is not in progress")))?;
+            let open = |n: &NodeId| {
+                (b.nodes.contains(n) || b.offline.contains(n)) && !b.changed.contains(n)
+            };
+            if nodes.is_empty() || !nodes.iter().all(open) {
+                return Err(stale(format!(
+                    "a node is not waiting to change in batch {batch}"
+                )));
+            }
+            Ok(vec![change(
+                inst,
+                &start.to,
+                nodes,
+                ChangeReason::Rollout {
+                    rollout: id,
+                    batch: *batch,
+                },
+            )])
+        }
+        RolloutStep::FinishBatch {
+            batch,
+            passed,
+            failed,
+        } => {
+            let b = r
+                .current()
+                .filter(|b| b.batch == *batch && b.finished.is_none())
+                .ok_or_else(|| stale(format!("batch {batch} is not in progress")))?;
+            let failed: Vec<NodeFailure> = failed
+                .iter()
+                .map(|f| NodeFailure {
+                    node: f.node,
+                    reason: bounded_reason(&f.reason),
+                })
+                .collect();
+            let allowed = start.policy.max_failed.of(b.nodes.len() + b.offline.len());
+            let ok = failed.len() <= allowed && !passed.is_empty();
+            let mut out = vec![Pending::cloud_only(EventPayload::RolloutBatchFinished {
+                instance: instance.clone(),
+                rollout: id,
+                batch: *batch,
+                passed: passed.clone(),
+                failed: failed.clone(),
+                offline: b
+                    .offline
+                    .iter()
+                    .filter(|n| !b.changed.contains(n))
+                    .copied()
+                    .collect(),
+                passed_batch: ok,
+            })];
+            if ok {
+                let back: Vec<NodeId> = failed
+                    .iter()
+                    .map(|f| f.node)
+                    .filter(|n| r.changed.contains(n))
+                    .collect();
+                if !back.is_empty() {
+                    out.push(change(
+                        inst,
+                        &r.from,
+                        &back,
+                        ChangeReason::RolledBack { rollout: id },
+                    ));
+                }
+                if *batch as usize == start.batches.len() {
+                    out.extend(complete(inst, r, &failed));
+                }
+            } else {
+                let reason = batch_failure(*batch, passed, &failed, b.changed.is_empty());
+                out.extend(fail(inst, r, reason));
+            }
+            Ok(out)
+        }
+        RolloutStep::Complete => {
+            if !start.batches.is_empty() {
+                return Err(stale("the rollout has nodes to change"));
+            }
+            Ok(complete(inst, r, &[]))
+        }
+    }
+}
+
+/// Why a batch failed, in one line.
+fn batch_failure(
+    batch: u32,
+    passed: &[NodeId],
+    failed: &[NodeFailure],
+    none_changed: bool,
+) -> String {
+    if none_changed && failed.is_empty() {
+        return format!("batch {batch}: no node of it was online before the timeout");
+    }
+    let first = failed
+        .first()
+        .map(|f| format!("; first: node {}: {}", f.node, f.reason))
+        .unwrap_or_default();
+    format!(
+        "batch {batch}: {} node(s) failed, {} passed{first}",
+        failed.len(),
+        passed.len()
+    )
+}
+
+/// The events that end a rollout that passed: the nodes not on the target yet get it
+/// (but for the failed ones, which stay behind), then `rollout.finished`.
+fn complete(inst: &Instance, r: &RolloutState, failed_now: &[NodeFailure]) -> Vec<Pending> {
+    let failed: BTreeSet<NodeId> = r
+        .batches
+        .iter()
+        .flat_map(|b| b.failed.iter().map(|f| f.node))
+        .chain(failed_now.iter().map(|f| f.node))
+        .collect();
+    let behind: Vec<NodeId> = inst
+        .spec
+        .nodes
+        .iter()
+        .map(|t| t.node)
+        .filter(|n| !failed.contains(n) && !same_run(inst.spec_on(*n), &r.start.to))
+        .collect();
+    let mut out = Vec::new();
+    if !behind.is_empty() {
+        out.push(change(
+            inst,
+            &r.start.to,
+            &behind,
+            ChangeReason::RolloutOutcome { rollout: r.id() },
+        ));
+    }
+    out.push(finished(inst, r, RolloutOutcome::Completed));
+    out
+}
+
+/// The events that end a rollout whose batch failed.
+fn fail(inst: &Instance, r: &RolloutState, reason: String) -> Vec<Pending> {
+    let mut out = Vec::new();
+    if r.start.policy.auto_rollback {
+        let changed: Vec<NodeId> = r.changed.iter().copied().collect();
+        if !changed.is_empty() {
+            out.push(change(
+                inst,
+                &r.from,
+                &changed,
+                ChangeReason::RolledBack { rollout: r.id() },
+            ));
+        }
+        out.push(finished(inst, r, RolloutOutcome::RolledBack { reason }));
+    } else {
+        out.push(finished(inst, r, RolloutOutcome::Failed { reason }));
+    }
+    out
+}
+
+fn finished(inst: &Instance, r: &RolloutState, outcome: RolloutOutcome) -> Pending {
+    Pending::cloud_only(EventPayload::RolloutFinished {
+        instance: inst.spec.name.clone(),
+        rollout: r.id(),
+        outcome,
+    })
+}
+
+/// `nodes` of the instance move to `run` (a spec whose own node lists do not matter: the
+/// instance's current ones are recorded).
+fn change(inst: &Instance, run: &InstanceSpec, nodes: &[NodeId], reason: ChangeReason) -> Pending {
+    let spec = InstanceSpec {
+        nodes: inst.spec.nodes.clone(),
+        unschedulable: inst.spec.unschedulable.clone(),
+        targeting: inst.spec.targeting,
+        ..run.clone()
+    };
+    Pending {
+        payload: EventPayload::InstanceNodesChanged {
+            instance: Box::new(spec),
+            changes: nodes
+                .iter()
+                .map(|n| NodeChange {
+                    node: *n,
+                    reason: reason.clone(),
+                })
+                .collect(),
+        },
+        audience: nodes.to_vec(),
+    }
+}
+
+/// `rollout pause | resume | abort INSTANCE`.
+pub fn control(
+    p: &Projections,
+    instance: &str,
+    action: RolloutAction,
+) -> Result<Vec<Pending>, Refusal> {
+    let name = name("instance", instance)?;
+    let inst = p
+        .instances
+        .get(&name)
+        .ok_or_else(|| unknown_instance(instance))?;
+    let r = inst.active_rollout().ok_or_else(|| {
+        Refusal::conflict(
+            "no_rollout",
+            "instance",
+            format!("instance {name} has no rollout in progress"),
+        )
+    })?;
+    let id = r.id();
+    let payload = match action {
+        RolloutAction::Pause if r.paused => {
+            return Err(Refusal::conflict(
+                "rollout_paused",
+                "action",
+                format!("{}: it is paused already", describe(&name, r)),
+            ));
+        }
+        RolloutAction::Pause => EventPayload::RolloutPaused {
+            instance: name,
+            rollout: id,
+        },
+        RolloutAction::Resume if !r.paused => {
+            return Err(Refusal::conflict(
+                "rollout_not_paused",
+                "action",
+                format!("{}: it is not paused", describe(&name, r)),
+            ));
+        }
+        RolloutAction::Resume => EventPayload::RolloutResumed {
+            instance: name,
+            rollout: id,
+        },
+        RolloutAction::Abort => EventPayload::RolloutFinished {
+            instance: name,
+            rollout: id,
+            outcome: RolloutOutcome::Aborted,
+        },
+    };
+    Ok(vec![Pending::cloud_only(payload)])
+}
