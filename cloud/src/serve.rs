@@ -156,6 +156,12 @@ pub async fn run(
             let _ = stopping.wait_for(|s| *s).await;
         }
     }));
+    let rollouts = tokio::spawn(crate::controllers::rollouts::run(hub.clone(), {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    }));
     let deliveries = tokio::spawn(crate::controllers::secrets::run(
         cloud.engine.clone(),
         secrets.clone(),
@@ -265,6 +271,9 @@ pub async fn run(
     // engine closes.
     if let Err(e) = deliveries.await {
         tracing::error!(error = %e, "the secrets delivery controller failed");
+    }
+    if let Err(e) = rollouts.await {
+        tracing::error!(error = %e, "the rollout controller failed");
     }
     if let Err(e) = monitor.await {
         tracing::error!(error = %e, "the liveness monitor failed");

@@ -21,7 +21,10 @@
 //! # Layout
 //! - [`liveness`]: node status from heartbeats, `Normal` or `Abnormal` (the Abnormal
 //!   marking).
+//! - [`rollouts`]: each running rollout moved on batch by batch, from what the nodes
+//!   report (health gates, timeouts, rollbacks).
 //! - [`secrets`]: each secret's latest version delivered to every node in its scope.
 
 pub mod liveness;
+pub mod rollouts;
 pub mod secrets;

@@ -49,7 +49,7 @@ mod state;
 mod tests;
 
 pub use readiness::{
-    component_ready, needs_network, phase_ready, replica_hash, spec_hash, topological_order,
+    component_ready, needs_network, phase_ready, replica_hash, replica_hash_by, spec_hash, topological_order,
     waiting_on,
 };
 pub use round::plan;

@@ -35,13 +35,26 @@ pub fn replica_hash(
     component: &Component,
     secrets: &std::collections::BTreeMap<crate::ids::Name, crate::reducer::DesiredSecret>,
 ) -> Digest {
+    replica_hash_by(instance, component, |name| {
+        secrets.get(name).map_or(0, |d| d.version)
+    })
+}
+
+/// [`replica_hash`] with the version of each secret a node holds given by `version_of`
+/// (0: not there): how the cloud, which knows what it delivered, computes the hash a
+/// node's replica will report.
+pub fn replica_hash_by(
+    instance: &InstanceSpec,
+    component: &Component,
+    version_of: impl Fn(&crate::ids::Name) -> u64,
+) -> Digest {
     let base = spec_hash(instance, component);
     if component.secrets.is_empty() {
         return base;
     }
     let mut parts: Vec<Vec<u8>> = vec![b"skerry.spec-hash.secrets.v1".to_vec(), base.0.to_vec()];
     for s in &component.secrets {
-        let version = secrets.get(&s.name).map_or(0, |d| d.version);
+        let version = version_of(&s.name);
         parts.push(s.name.as_str().as_bytes().to_vec());
         parts.push(version.to_be_bytes().to_vec());
     }
