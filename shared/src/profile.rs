@@ -3,10 +3,12 @@
 //! A profile is a TOML file in `firmware-profiles/` (see the files there for commented
 //! examples). It says what the device is (architecture, CPU, memory, disk), what it can
 //! run (docker, process), how it is linked (ethernet, wifi, cellular-metered), and the
-//! fixed budgets the agent keeps on it (`[agent]`). The cloud uses it for fit (runtimes,
-//! capacity; `arch` is recorded, and fit checks it once manifests name architectures);
-//! the agent sizes its caches, queues and batches from it, keeps what it stores within
-//! `disk`, and batches by `link` ([`Link::tuning`]). `docs/profiles.md` describes every
+//! fixed budgets the agent keeps on it (`[agent]`). The cloud uses it for fit (`arch`
+//! against the manifest's `platforms`, runtimes, capacity); the agent sizes its caches,
+//! queues and batches from it, keeps what it stores within `disk`, and batches by `link`
+//! ([`Link::tuning`]); `name`, `description` and `cpu.model` are for people (`node list`
+//! and `node show`). Every field is used by one of these, and a field the schema does not
+//! have is refused, named (`deny_unknown_fields`). `docs/profiles.md` describes every
 //! field and what reads it (a test checks that each one is there).
 //!
 //! The same struct travels in events and enrollment (postcard and JSON), so it uses no
@@ -31,8 +33,8 @@ pub struct FirmwareProfile {
     /// What the device is, for people.
     #[serde(default)]
     pub description: String,
-    /// The CPU architecture: `x86_64`, `aarch64` or `armv7`. Recorded for the node; not
-    /// part of fit yet (manifests name no architecture).
+    /// The CPU architecture: `x86_64`, `aarch64` or `armv7`. Part of fit: a manifest that
+    /// lists `platforms` fits only nodes of one of them ([`crate::manifest::Platform`]).
     pub arch: Arch,
     pub cpu: CpuSpec,
     /// Memory that apps and the agent share.
@@ -313,7 +315,15 @@ fn with_line(message: &str, span: Option<std::ops::Range<usize>>, text: &str) ->
     format!("{message} (line {line}, column {column})")
 }
 
-const BUILTIN: [(&str, &str); 3] = [
+const BUILTIN: [(&str, &str); 5] = [
+    (
+        "beaglebone-black",
+        include_str!("../../firmware-profiles/beaglebone-black.toml"),
+    ),
+    (
+        "orange-pi-zero",
+        include_str!("../../firmware-profiles/orange-pi-zero.toml"),
+    ),
     (
         "raspberry-pi-4",
         include_str!("../../firmware-profiles/raspberry-pi-4.toml"),
@@ -328,7 +338,13 @@ const BUILTIN: [(&str, &str); 3] = [
     ),
 ];
 
-const BUILTIN_NAMES: [&str; 3] = [BUILTIN[0].0, BUILTIN[1].0, BUILTIN[2].0];
+const BUILTIN_NAMES: [&str; 5] = [
+    BUILTIN[0].0,
+    BUILTIN[1].0,
+    BUILTIN[2].0,
+    BUILTIN[3].0,
+    BUILTIN[4].0,
+];
 
 /// The names of the profiles shipped in `firmware-profiles/`, sorted.
 pub fn builtin_names() -> &'static [&'static str] {
@@ -400,6 +416,18 @@ cores = 1
         assert_eq!(
             field(&MINIMAL.replace("cores = 1", "cores = 0")),
             "cpu.cores"
+        );
+        // An unknown field is refused at every level, named.
+        let unknown = FirmwareProfile::from_toml(&MINIMAL.replace("link", "gpu = \"mali\"\nlink"))
+            .unwrap_err();
+        assert_eq!(unknown.errors[0].field, "gpu", "{unknown}");
+        assert!(
+            unknown.to_string().contains("unknown field `gpu`"),
+            "{unknown}"
+        );
+        assert_eq!(
+            field(&format!("{MINIMAL}\n[agent]\nswap = \"1Gi\"\n")),
+            "agent.swap"
         );
         assert_eq!(field(&MINIMAL.replace("\"tiny\"", "\"Tiny\"")), "name");
         assert_eq!(field(&MINIMAL.replace("[\"process\"]", "[]")), "runtimes");

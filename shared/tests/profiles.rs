@@ -21,7 +21,7 @@ fn profile_files() -> Vec<PathBuf> {
 #[test]
 fn every_profile_file_parses_and_validates() {
     let files = profile_files();
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 5, "{files:?}");
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let profile =
