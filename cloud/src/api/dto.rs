@@ -252,6 +252,65 @@ pub struct NodePlanDto {
     pub weight: u32,
     /// Rounds of actions; the actions of one round do not wait on each other.
     pub steps: Vec<Vec<String>>,
+    /// What the instance needs of the node, and what is free there.
+    #[serde(default)]
+    pub resources: ResourcesDto,
+    /// Why the node could not take the instance; empty when it can.
+    #[serde(default)]
+    pub shortfalls: Vec<String>,
+    /// The containers and processes that would be created, replaced or removed.
+    #[serde(default)]
+    pub changes: Vec<ChangeDto>,
+}
+
+/// An instance's needs on a node against what the node has free (its capacity less the
+/// requests of the other instances there).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourcesDto {
+    pub cpu_millicores: AmountDto,
+    pub memory_bytes: AmountDto,
+    /// Each fixed host port the instance asks for.
+    pub host_ports: Vec<HostPortDto>,
+}
+
+/// One resource: needed, free and the capacity, in its unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountDto {
+    pub needed: u64,
+    pub free: u64,
+    pub capacity: u64,
+}
+
+/// A fixed host port, and the instance that holds it already (`null`: it is free).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPortDto {
+    pub port: u16,
+    pub component: String,
+    #[serde(default)]
+    pub in_use_by: Option<String>,
+}
+
+/// A replica that would be created, replaced or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeDto {
+    /// `create`, `replace` or `remove`.
+    pub action: String,
+    /// `container` or `process`.
+    pub kind: String,
+    /// `INSTANCE/COMPONENT.REPLICA`.
+    pub replica: String,
+    /// `service` or `init` (jobs run on their schedule and are not listed).
+    pub component_kind: String,
+}
+
+/// A node the selector matched that does not fit: what the instance needs of it and what
+/// is free (its reasons are those of `unschedulable`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnfitNodeDto {
+    pub node: String,
+    pub node_id: String,
+    pub resources: ResourcesDto,
+    pub shortfalls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,6 +321,9 @@ pub struct DryRunDto {
     pub env: String,
     pub plan: Vec<NodePlanDto>,
     pub unschedulable: Vec<UnschedulableDto>,
+    /// The room on each node of `unschedulable`, in the same order.
+    #[serde(default)]
+    pub unfit: Vec<UnfitNodeDto>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

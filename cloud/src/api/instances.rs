@@ -5,14 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use skerry_shared::manifest::ComponentKind;
 
 use super::caller::Caller;
 use super::dto::{
-    DeployInstance, DryRunDto, InstanceDto, NodePlanDto, UndeployDto, UnschedulableDto,
+    AmountDto, ChangeDto, DeployInstance, DryRunDto, HostPortDto, InstanceDto, NodePlanDto,
+    ResourcesDto, UndeployDto, UnfitNodeDto, UnschedulableDto,
 };
 use super::error::{ApiError, Body, Params, Path};
 use super::state::{AppState, seen_env, seen_instance, seen_node};
 use super::views;
+use crate::command::fit::Amount;
+use crate::command::preview::NodePreview;
 use crate::command::{Command, DeployIntent, NodeChoice, plan_deploy};
 
 fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
@@ -58,6 +62,47 @@ fn intent(body: DeployInstance) -> (DeployIntent, bool) {
     (intent, dry_run)
 }
 
+/// The room, shortfalls and changes of a [`NodePreview`], as the dry runs' JSON says them.
+pub(super) fn preview_dto(preview: &NodePreview) -> (ResourcesDto, Vec<String>, Vec<ChangeDto>) {
+    let amount = |a: &Amount| AmountDto {
+        needed: a.needed,
+        free: a.free,
+        capacity: a.capacity,
+    };
+    let room = &preview.room;
+    let resources = ResourcesDto {
+        cpu_millicores: amount(&room.cpu),
+        memory_bytes: amount(&room.memory),
+        host_ports: room
+            .host_ports
+            .iter()
+            .map(|h| HostPortDto {
+                port: h.port,
+                component: h.component.clone(),
+                in_use_by: h.in_use_by.clone(),
+            })
+            .collect(),
+    };
+    let changes = preview
+        .changes
+        .iter()
+        .map(|c| ChangeDto {
+            action: c.kind.to_string(),
+            kind: c.what().to_owned(),
+            replica: c.replica_name(),
+            component_kind: match c.component_kind {
+                ComponentKind::Service => "service",
+                ComponentKind::Init => "init",
+                ComponentKind::Job => "job",
+            }
+            .to_owned(),
+        })
+        .collect();
+    (resources, preview.shortfalls.clone(), changes)
+}
+
+/// The plan of a deploy, recording nothing: per target node the planner's rounds, the
+/// room and the replicas created; per unfit node its reasons and room.
 fn dry_run(s: &AppState, intent: &DeployIntent) -> Result<DryRunDto, ApiError> {
     let p = s.engine.read();
     let plan = plan_deploy(&p, intent)?;
@@ -72,17 +117,23 @@ fn dry_run(s: &AppState, intent: &DeployIntent) -> Result<DryRunDto, ApiError> {
         version: plan.spec.version.to_string(),
         env: plan.spec.env.to_string(),
         plan: plan
-            .node_plans()
+            .node_plans(&p)
             .into_iter()
-            .map(|np| NodePlanDto {
-                node: name_of(&np.node),
-                node_id: np.node.to_string(),
-                weight: np.weight,
-                steps: np
-                    .steps
-                    .iter()
-                    .map(|round| round.iter().map(ToString::to_string).collect())
-                    .collect(),
+            .map(|np| {
+                let (resources, shortfalls, changes) = preview_dto(&np.preview);
+                NodePlanDto {
+                    node: name_of(&np.node),
+                    node_id: np.node.to_string(),
+                    weight: np.weight,
+                    steps: np
+                        .steps
+                        .iter()
+                        .map(|round| round.iter().map(ToString::to_string).collect())
+                        .collect(),
+                    resources,
+                    shortfalls,
+                    changes,
+                }
             })
             .collect(),
         unschedulable: plan
@@ -93,6 +144,19 @@ fn dry_run(s: &AppState, intent: &DeployIntent) -> Result<DryRunDto, ApiError> {
                 id: u.node.to_string(),
                 name: name_of(&u.node),
                 reasons: u.reasons.clone(),
+            })
+            .collect(),
+        unfit: plan
+            .unfit_previews(&p)
+            .iter()
+            .map(|preview| {
+                let (resources, shortfalls, _) = preview_dto(preview);
+                UnfitNodeDto {
+                    node: name_of(&preview.node),
+                    node_id: preview.node.to_string(),
+                    resources,
+                    shortfalls,
+                }
             })
             .collect(),
     })

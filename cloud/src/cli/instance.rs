@@ -3,13 +3,14 @@
 use clap::Args;
 use serde_json::json;
 use skerry_shared::manifest::MAX_ENV;
+use skerry_shared::quantity::Memory;
 
 use super::client::Client;
 use super::error::CliError;
 use super::output::{self, OutputFormat, Table};
 use super::values::{self, AppVersion};
 use crate::api::dto::{
-    DeployInstance, DeployNode, DryRunDto, InstanceDto, ReplicaStatusDto, UndeployDto,
+    DeployInstance, DeployNode, DryRunDto, InstanceDto, ReplicaStatusDto, ResourcesDto, UndeployDto,
 };
 
 /// `skerry deploy APP@VERSION --env ENV --name INSTANCE ...`
@@ -140,8 +141,11 @@ pub fn render_deployed(i: &InstanceDto) -> String {
     text
 }
 
-/// Per node a header, then numbered rounds of actions (actions of one round do not wait on
-/// each other), then the unschedulable nodes, then `dry run: nothing was recorded`.
+/// Per node a header; what the instance needs of the node and what is free (CPU, memory,
+/// each fixed host port); why it does not fit, if it does not; the containers and
+/// processes created, replaced or removed; then numbered rounds of actions (actions of one
+/// round do not wait on each other). Then the unschedulable nodes, each with its room, then
+/// `dry run: nothing was recorded`.
 pub fn render_dry_run(plan: &DryRunDto) -> String {
     let mut lines = vec![format!(
         "instance {} = {}@{} in {}",
@@ -152,6 +156,18 @@ pub fn render_dry_run(plan: &DryRunDto) -> String {
             "node {} ({}) weight {}",
             node.node, node.node_id, node.weight
         ));
+        room_lines(&mut lines, &node.resources, &node.shortfalls);
+        for c in &node.changes {
+            let init = if c.component_kind == "init" {
+                " (init)"
+            } else {
+                ""
+            };
+            lines.push(labelled(
+                &c.action,
+                &format!("{} {}{init}", c.kind, c.replica),
+            ));
+        }
         if node.steps.iter().all(Vec::is_empty) {
             lines.push("  nothing to do".to_owned());
         }
@@ -172,9 +188,53 @@ pub fn render_dry_run(plan: &DryRunDto) -> String {
             u.id,
             u.reasons.join("; ")
         ));
+        if let Some(unfit) = plan.unfit.iter().find(|f| f.node_id == u.id) {
+            room_lines(&mut lines, &unfit.resources, &[]);
+        }
     }
     lines.push("dry run: nothing was recorded".to_owned());
     lines.join("\n")
+}
+
+/// `  LABEL      TEXT`, the label padded so that the texts line up.
+fn labelled(label: &str, text: &str) -> String {
+    format!("  {label:<10} {text}")
+}
+
+/// The room lines of one node: CPU, memory, each host port, then each shortfall.
+fn room_lines(lines: &mut Vec<String>, r: &ResourcesDto, shortfalls: &[String]) {
+    let mem = |b: u64| Memory::from_bytes(b).to_string();
+    let cpu = &r.cpu_millicores;
+    lines.push(labelled(
+        "cpu",
+        &format!(
+            "{}m needed, {}m free of {}m",
+            cpu.needed, cpu.free, cpu.capacity
+        ),
+    ));
+    let m = &r.memory_bytes;
+    lines.push(labelled(
+        "memory",
+        &format!(
+            "{} needed, {} free of {}",
+            mem(m.needed),
+            mem(m.free),
+            mem(m.capacity)
+        ),
+    ));
+    for h in &r.host_ports {
+        let state = match &h.in_use_by {
+            None => "free".to_owned(),
+            Some(other) => format!("in use by instance {other}"),
+        };
+        lines.push(labelled(
+            "host port",
+            &format!("{} (component {}) {state}", h.port, h.component),
+        ));
+    }
+    for s in shortfalls {
+        lines.push(labelled("unfit", s));
+    }
 }
 
 pub async fn undeploy(
@@ -328,7 +388,9 @@ pub fn status_table(instances: &[InstanceDto]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::dto::{NodePlanDto, UnschedulableDto};
+    use crate::api::dto::{
+        AmountDto, ChangeDto, HostPortDto, NodePlanDto, UnfitNodeDto, UnschedulableDto,
+    };
 
     fn unschedulable() -> UnschedulableDto {
         UnschedulableDto {
@@ -338,8 +400,25 @@ mod tests {
         }
     }
 
+    fn amount(needed: u64, free: u64, capacity: u64) -> AmountDto {
+        AmountDto {
+            needed,
+            free,
+            capacity,
+        }
+    }
+
+    fn change(action: &str, kind: &str, replica: &str, component_kind: &str) -> ChangeDto {
+        ChangeDto {
+            action: action.into(),
+            kind: kind.into(),
+            replica: replica.into(),
+            component_kind: component_kind.into(),
+        }
+    }
+
     #[test]
-    fn dry_run_lists_rounds_per_node() {
+    fn dry_run_lists_the_room_the_changes_and_the_rounds_per_node() {
         let plan = DryRunDto {
             instance: "web".into(),
             app: "weather".into(),
@@ -353,18 +432,85 @@ mod tests {
                     vec!["create network web".into()],
                     vec!["start db/0".into(), "start api/0".into()],
                 ],
+                resources: ResourcesDto {
+                    cpu_millicores: amount(250, 3500, 4000),
+                    memory_bytes: amount(96 << 20, 2 << 30, 2 << 30),
+                    host_ports: vec![HostPortDto {
+                        port: 18080,
+                        component: "api".into(),
+                        in_use_by: None,
+                    }],
+                },
+                shortfalls: vec![],
+                changes: vec![
+                    change("create", "container", "web/migrate.0", "init"),
+                    change("create", "container", "web/db.0", "service"),
+                    change("create", "process", "web/api.0", "service"),
+                ],
             }],
             unschedulable: vec![unschedulable()],
+            unfit: vec![UnfitNodeDto {
+                node: "gw-3".into(),
+                node_id: "n-3".into(),
+                resources: ResourcesDto {
+                    cpu_millicores: amount(250, 1000, 1000),
+                    memory_bytes: amount(96 << 20, 0, 256 << 20),
+                    host_ports: vec![HostPortDto {
+                        port: 18080,
+                        component: "api".into(),
+                        in_use_by: Some("north".into()),
+                    }],
+                },
+                shortfalls: vec!["arch arm64, needs amd64".into(), "no docker".into()],
+            }],
         };
         assert_eq!(
             render_dry_run(&plan),
             "instance web = weather@1.0.0 in prod\n\
              node gw-1 (n-1) weight 2\n  \
+             cpu        250m needed, 3500m free of 4000m\n  \
+             memory     96Mi needed, 2Gi free of 2Gi\n  \
+             host port  18080 (component api) free\n  \
+             create     container web/migrate.0 (init)\n  \
+             create     container web/db.0\n  \
+             create     process web/api.0\n  \
              1. create network web\n  \
              2. start db/0\n     \
              start api/0\n\
-             unschedulable: node gw-3 (n-3): arch arm64, needs amd64; no docker\n\
+             unschedulable: node gw-3 (n-3): arch arm64, needs amd64; no docker\n  \
+             cpu        250m needed, 1000m free of 1000m\n  \
+             memory     96Mi needed, 0 free of 256Mi\n  \
+             host port  18080 (component api) in use by instance north\n\
              dry run: nothing was recorded"
+        );
+    }
+
+    #[test]
+    fn a_target_that_would_not_fit_says_why() {
+        let plan = DryRunDto {
+            instance: "web".into(),
+            app: "weather".into(),
+            version: "2.0.0".into(),
+            env: "prod".into(),
+            plan: vec![NodePlanDto {
+                node: "gw-1".into(),
+                node_id: "n-1".into(),
+                weight: 1,
+                steps: vec![],
+                resources: ResourcesDto::default(),
+                shortfalls: vec!["memory: requests 1Gi, 512Mi free of 2Gi".into()],
+                changes: vec![change("replace", "container", "web/db.0", "service")],
+            }],
+            unschedulable: vec![],
+            unfit: vec![],
+        };
+        let text = render_dry_run(&plan);
+        assert!(
+            text.contains(
+                "\n  unfit      memory: requests 1Gi, 512Mi free of 2Gi\n  \
+                 replace    container web/db.0\n  nothing to do\n"
+            ),
+            "{text}"
         );
     }
 

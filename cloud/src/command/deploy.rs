@@ -1,5 +1,6 @@
 //! `deploy`: checking a [`DeployIntent`] (names, version, app, overrides), placing it
-//! ([`placement`](super::placement)), and the per-node plan for `--dry-run`.
+//! ([`placement`](super::placement)), and the per-node plan for `--dry-run` (its rounds
+//! and its [`preview`](super::preview)).
 
 use skerry_shared::event::{EventPayload, InstanceMode, InstanceSpec};
 use skerry_shared::ids::{NodeId, shown};
@@ -8,10 +9,11 @@ use skerry_shared::planner::{self, Action, ActualState};
 use skerry_shared::reducer::{DesiredInstance, NodeDesired};
 
 use super::checks::{environment, labels, name};
-use super::overrides::overrides;
 use super::intent::DeployIntent;
 use super::outcome::{Pending, Refusal};
+use super::overrides::overrides;
 use super::placement::{Placement, Wanted, place};
+use super::preview::{NodePreview, preview};
 use crate::projections::Projections;
 
 /// A checked deploy: the instance as it will be recorded.
@@ -26,6 +28,8 @@ pub struct NodePlan {
     pub node: NodeId,
     pub weight: u32,
     pub steps: Vec<Vec<Action>>,
+    /// The room, shortfalls and replicas created ([`preview`]).
+    pub preview: NodePreview,
 }
 
 impl DeployPlan {
@@ -39,8 +43,9 @@ impl DeployPlan {
         }
     }
 
-    /// The ordered actions each target node would take, from an empty node.
-    pub fn node_plans(&self) -> Vec<NodePlan> {
+    /// The ordered actions each target node would take, from an empty node, and what it
+    /// would create there with the room it has.
+    pub fn node_plans(&self, p: &Projections) -> Vec<NodePlan> {
         self.spec
             .nodes
             .iter()
@@ -60,9 +65,34 @@ impl DeployPlan {
                     node: t.node,
                     weight: t.weight,
                     steps,
+                    preview: self.preview_on(p, t.node),
                 }
             })
             .collect()
+    }
+
+    /// The room and the shortfalls of each node the selector matched that does not fit.
+    pub fn unfit_previews(&self, p: &Projections) -> Vec<NodePreview> {
+        self.spec
+            .unschedulable
+            .iter()
+            .map(|u| self.preview_on(p, u.node))
+            .collect()
+    }
+
+    /// [`preview`] of this deploy on `node` (nothing of it runs there yet).
+    fn preview_on(&self, p: &Projections, node: NodeId) -> NodePreview {
+        match p.nodes.get(&node) {
+            Some(n) => preview(p, n, None, Some(&self.spec)),
+            // Not reached: the plan was made from these projections, so its nodes are in
+            // them; said rather than panicked on.
+            None => NodePreview {
+                node,
+                room: Default::default(),
+                shortfalls: vec![format!("node {node} is not known")],
+                changes: Vec::new(),
+            },
+        }
     }
 }
 

@@ -24,6 +24,8 @@
 //!   upgrade.
 //! - [`placement`]: which nodes an instance goes on (named nodes, the selector, weights),
 //!   using [`fit`]: whether a node can take it.
+//! - [`preview`]: what a deploy or an upgrade would do on one node (room, shortfalls, the
+//!   replicas created, replaced or removed), for dry runs.
 //!
 //! Imports run one way: this file uses its children; the handlers use `intent`, `outcome`,
 //! `checks` and `placement`, never this file, and nothing here uses the API or the CLI.
@@ -38,6 +40,7 @@ mod node;
 pub mod outcome;
 mod overrides;
 pub mod placement;
+pub mod preview;
 mod remove;
 pub mod rollout;
 pub mod secret;
