@@ -142,7 +142,11 @@ fn nodes_of_other_platforms_runtimes_and_sizes_do_not_fit() {
         assert!(!out.stderr.contains("gw-x86:"), "{out}");
         assert!(out.stderr.contains("(field: nodes)"), "{out}");
     }
-    assert_eq!(event_count(&cloud), before, "a refused deploy records nothing");
+    assert_eq!(
+        event_count(&cloud),
+        before,
+        "a refused deploy records nothing"
+    );
 
     // The dry run of a --selector deploy: the plan, and nothing recorded.
     let selected = [
@@ -227,8 +231,17 @@ fn nodes_of_other_platforms_runtimes_and_sizes_do_not_fit() {
     let out = cli(
         &cloud,
         &[
-            "deploy", "probe@1.0.0", "--env", "plant", "--name", "probe", "--node", "gw-opi",
-            "--node", "gw-bbb", "--dry-run",
+            "deploy",
+            "probe@1.0.0",
+            "--env",
+            "plant",
+            "--name",
+            "probe",
+            "--node",
+            "gw-opi",
+            "--node",
+            "gw-bbb",
+            "--dry-run",
         ],
     );
     assert_eq!(out.code, 0, "{out}");
@@ -248,8 +261,7 @@ fn nodes_of_other_platforms_runtimes_and_sizes_do_not_fit() {
     let out = cli(&cloud, &selected);
     assert_eq!(out.code, 0, "{out}");
     assert!(
-        out.stdout
-            .contains(&format!("): {}", OPI_SHORT.join("; "))),
+        out.stdout.contains(&format!("): {}", OPI_SHORT.join("; "))),
         "{out}"
     );
     let rows = wait_for(CONVERGE, || {
