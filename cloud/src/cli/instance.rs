@@ -158,11 +158,8 @@ pub fn render_dry_run(plan: &DryRunDto) -> String {
         ));
         room_lines(&mut lines, &node.resources, &node.shortfalls);
         for c in &node.changes {
-            let init = if c.component_kind == "init" {
-                " (init)"
-            } else {
-                ""
-            };
+            let init = (c.component_kind == "init").then_some(" (init)");
+            let init = init.unwrap_or_default();
             lines.push(labelled(
                 &c.action,
                 &format!("{} {}{init}", c.kind, c.replica),
@@ -204,23 +201,14 @@ fn labelled(label: &str, text: &str) -> String {
 /// The room lines of one node: CPU, memory, each host port, then each shortfall.
 fn room_lines(lines: &mut Vec<String>, r: &ResourcesDto, shortfalls: &[String]) {
     let mem = |b: u64| Memory::from_bytes(b).to_string();
-    let cpu = &r.cpu_millicores;
-    lines.push(labelled(
-        "cpu",
-        &format!(
-            "{}m needed, {}m free of {}m",
-            cpu.needed, cpu.free, cpu.capacity
-        ),
-    ));
-    let m = &r.memory_bytes;
+    let (c, m) = (&r.cpu_millicores, &r.memory_bytes);
+    let cpu = format!("{}m needed, {}m free of {}m", c.needed, c.free, c.capacity);
+    lines.push(labelled("cpu", &cpu));
+    let memory = [m.needed, m.free, m.capacity].map(mem);
+    let [needed, free, capacity] = &memory;
     lines.push(labelled(
         "memory",
-        &format!(
-            "{} needed, {} free of {}",
-            mem(m.needed),
-            mem(m.free),
-            mem(m.capacity)
-        ),
+        &format!("{needed} needed, {free} free of {capacity}"),
     ));
     for h in &r.host_ports {
         let state = match &h.in_use_by {
@@ -487,31 +475,27 @@ mod tests {
 
     #[test]
     fn a_target_that_would_not_fit_says_why() {
-        let plan = DryRunDto {
+        let node = NodePlanDto {
+            node: "gw-1".into(),
+            node_id: "n-1".into(),
+            weight: 1,
+            steps: vec![],
+            resources: ResourcesDto::default(),
+            shortfalls: vec!["memory: requests 1Gi, 512Mi free of 2Gi".into()],
+            changes: vec![change("replace", "container", "web/db.0", "service")],
+        };
+        let text = render_dry_run(&DryRunDto {
             instance: "web".into(),
             app: "weather".into(),
             version: "2.0.0".into(),
             env: "prod".into(),
-            plan: vec![NodePlanDto {
-                node: "gw-1".into(),
-                node_id: "n-1".into(),
-                weight: 1,
-                steps: vec![],
-                resources: ResourcesDto::default(),
-                shortfalls: vec!["memory: requests 1Gi, 512Mi free of 2Gi".into()],
-                changes: vec![change("replace", "container", "web/db.0", "service")],
-            }],
+            plan: vec![node],
             unschedulable: vec![],
             unfit: vec![],
-        };
-        let text = render_dry_run(&plan);
-        assert!(
-            text.contains(
-                "\n  unfit      memory: requests 1Gi, 512Mi free of 2Gi\n  \
-                 replace    container web/db.0\n  nothing to do\n"
-            ),
-            "{text}"
-        );
+        });
+        let expected = "\n  unfit      memory: requests 1Gi, 512Mi free of 2Gi\n  \
+                        replace    container web/db.0\n  nothing to do\n";
+        assert!(text.contains(expected), "{text}");
     }
 
     /// Instance `web` of weather@1.0.0 in prod with these replica rows and unschedulable
