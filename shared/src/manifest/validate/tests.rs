@@ -505,3 +505,20 @@ fn platforms_are_checked() {
     m.platforms = Some(vec![LinuxAmd64; MAX_PLATFORMS + 1].into());
     refused(&m, "platforms", MAX_PLATFORMS);
 }
+
+/// docs/manifest.md's "Platforms" example (after `<!-- manifest-example: platforms -->`) is
+/// accepted, with the platforms it shows.
+#[test]
+fn the_documented_platforms_example_parses() {
+    use crate::manifest::Platform;
+    let page = include_str!("../../../../docs/manifest.md");
+    let (_, after) = page
+        .split_once("<!-- manifest-example: platforms -->\n```yaml\n")
+        .expect("docs/manifest.md has the platforms example");
+    let (yaml, _) = after.split_once("```").unwrap();
+    let m = crate::manifest::parse_manifest(yaml).unwrap();
+    let platforms = m.platforms.as_deref().unwrap();
+    assert_eq!(platforms, [Platform::LinuxAmd64, Platform::LinuxArm64]);
+    assert!(m.runs_on(crate::profile::Arch::Aarch64));
+    assert!(!m.runs_on(crate::profile::Arch::Armv7));
+}
