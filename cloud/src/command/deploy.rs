@@ -179,7 +179,13 @@ pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Re
             selector,
             overrides,
             mode: InstanceMode::Production,
-            targeting: skerry_shared::event::Targeting::Named,
+            // Named nodes are a fixed set; otherwise the selector (empty: every node of
+            // the environment) is followed as labels and memberships change.
+            targeting: if req.nodes.is_empty() {
+                skerry_shared::event::Targeting::Selector
+            } else {
+                skerry_shared::event::Targeting::Named
+            },
         },
     })
 }

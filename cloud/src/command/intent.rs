@@ -134,6 +134,13 @@ pub enum Command {
         rollout: u64,
         step: Box<super::rollout::RolloutStep>,
     },
+    /// Re-places an instance whose nodes follow its selector (the selectors controller):
+    /// see [`super::selection`]. `joined` are nodes seen joining or enrolling into its
+    /// environment. Records nothing when its nodes are already what the selector matches.
+    FollowSelector {
+        instance: Name,
+        joined: Vec<NodeId>,
+    },
 }
 
 /// A deploy: which app version, into which environment, under which instance name, on which

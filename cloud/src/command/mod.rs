@@ -26,6 +26,8 @@
 //!   using [`fit`]: whether a node can take it.
 //! - [`preview`]: what a deploy or an upgrade would do on one node (room, shortfalls, the
 //!   replicas created, replaced or removed), for dry runs.
+//! - [`selection`]: an instance whose nodes follow its selector re-placed against the
+//!   current nodes and labels (the selectors controller's command).
 //!
 //! Imports run one way: this file uses its children; the handlers use `intent`, `outcome`,
 //! `checks` and `placement`, never this file, and nothing here uses the API or the CLI.
@@ -44,6 +46,7 @@ pub mod preview;
 mod remove;
 pub mod rollout;
 pub mod secret;
+pub mod selection;
 pub mod token;
 
 use skerry_shared::clock::Timestamp;
@@ -123,5 +126,6 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             rollout: id,
             step,
         } => rollout::advance(p, instance, *id, step),
+        Command::FollowSelector { instance, joined } => selection::follow(p, instance, joined),
     }
 }

@@ -6,6 +6,11 @@
 //! of the environment that matches the selector: those that fit are targets of weight 1,
 //! those that do not are recorded as unschedulable, and a deploy that no node fits is
 //! refused. Whether a node fits is [`fit`](super::fit)'s answer.
+//!
+//! Named nodes are a fixed set. Nodes chosen by the selector (an empty one: every node of
+//! the environment) are chosen again as nodes are labelled, join, leave or enroll: the
+//! selectors controller submits [`selection`](super::selection)'s command, which places
+//! new matching nodes by the same rule (weight 1, fit or unschedulable).
 
 use std::collections::{BTreeMap, BTreeSet};
 
