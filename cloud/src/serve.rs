@@ -4,9 +4,9 @@
 //! [`Config::log_backend`], through [`log::open`]) and the CA, rebuilds the projections, makes
 //! sure the environment `local` exists, opens the report store (`reports.redb`: what agents
 //! send through their outboxes), starts the sync hub, the controllers
-//! ([`crate::controllers`]: liveness), the agents' MQTT endpoint and the local node, and
-//! serves the REST API until shutdown (Ctrl-C or SIGTERM); then it waits for each of them
-//! before it closes the engine. Tests call [`run`] with their own listener and shutdown
+//! ([`crate::controllers`]: liveness, rollouts, secrets, selectors), the agents' MQTT
+//! endpoint and the local node, and serves the REST API until shutdown (Ctrl-C or
+//! SIGTERM); then it waits for each of them before it closes the engine. Tests call [`run`] with their own listener and shutdown
 //! future.
 
 use std::future::Future;
@@ -172,6 +172,12 @@ pub async fn run(
             }
         },
     ));
+    let selectors = tokio::spawn(crate::controllers::selectors::run(cloud.engine.clone(), {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    }));
     let stopped = {
         let stopping = stopping.clone();
         move || {
@@ -269,6 +275,9 @@ pub async fn run(
     }
     // The monitor saw the stop; wait for it, so no status change is submitted after the
     // engine closes.
+    if let Err(e) = selectors.await {
+        tracing::error!(error = %e, "the selectors controller failed");
+    }
     if let Err(e) = deliveries.await {
         tracing::error!(error = %e, "the secrets delivery controller failed");
     }

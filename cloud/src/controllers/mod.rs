@@ -24,7 +24,10 @@
 //! - [`rollouts`]: each running rollout moved on batch by batch, from what the nodes
 //!   report (health gates, timeouts, rollbacks).
 //! - [`secrets`]: each secret's latest version delivered to every node in its scope.
+//! - [`selectors`]: instances deployed without `--node` follow their selector: nodes
+//!   labelled, joining or enrolling get them, nodes that stop matching lose them.
 
 pub mod liveness;
 pub mod rollouts;
 pub mod secrets;
+pub mod selectors;
