@@ -265,6 +265,105 @@ mod tests {
         assert_eq!(names(&todo), ["all"]);
     }
 
+    /// A log with a label change that no controller followed (a cloud stopped right after
+    /// it): a restarted cloud's controller follows it at start.
+    #[tokio::test]
+    async fn a_restarted_cloud_catches_up_on_a_label_it_missed() {
+        use std::sync::Arc;
+
+        use skerry_shared::clock::Timestamp;
+        use skerry_shared::event::Event;
+
+        use crate::log::{EventLog, RedbLog};
+
+        // The events, as a cloud without the controller recorded them.
+        let (mut p, a) = fixture("x86-64-host");
+        follower(&mut p, "north", WEB, &[("zone", "north")]);
+        label(&mut p, a, &[("zone", "north")], &[]);
+        assert!(p.instances[&n("north")].spec.nodes.is_empty());
+        let mut events = Vec::new();
+        let mut q = Projections::default();
+        for payload in history(&p) {
+            let seq = q.head.next_seq;
+            let e = Event::seal(
+                seq,
+                Timestamp(seq as i64),
+                Actor::Cloud,
+                payload,
+                vec![],
+                q.head.last_hash,
+            )
+            .unwrap();
+            q.apply(&e);
+            events.push(Arc::new(e));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(RedbLog::open(&dir.path().join("events.redb"), 1 << 20).unwrap());
+        log.append(&events).unwrap();
+
+        let engine = Engine::start(log).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let driver = tokio::spawn(run(engine.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !engine.read().instances[&n("north")].spec.targets(a) {
+            assert!(tokio::time::Instant::now() < deadline, "never caught up");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(());
+        driver.await.unwrap();
+        let closer = engine.clone();
+        tokio::task::spawn_blocking(move || closer.close())
+            .await
+            .unwrap();
+    }
+
+    /// The payloads that built `p` in the tests' fixtures: the environment, its nodes
+    /// (with their labels), the published versions and the instances as deployed.
+    fn history(p: &Projections) -> Vec<EventPayload> {
+        let mut out = Vec::new();
+        for env in p.envs.values() {
+            out.push(EventPayload::EnvironmentCreated {
+                name: env.name.clone(),
+                labels: env.labels.clone(),
+                entries: vec![],
+            });
+        }
+        for node in p.nodes.values() {
+            out.push(EventPayload::NodeEnrolled {
+                node: node.id,
+                name: node.name.clone(),
+                env: n("plant"),
+                address: node.address.clone(),
+                profile: Box::new(node.profile.clone()),
+                token: skerry_shared::ids::TokenId::random(),
+                certificate: node.certificate,
+            });
+        }
+        for versions in p.apps.values() {
+            for v in versions.values() {
+                out.push(EventPayload::AppVersionPublished {
+                    manifest: v.manifest.clone(),
+                    digest: v.digest,
+                });
+            }
+        }
+        for i in p.instances.values() {
+            out.push(EventPayload::InstanceDeployed {
+                instance: Box::new(i.spec.clone()),
+            });
+        }
+        for node in p.nodes.values() {
+            out.push(EventPayload::NodeLabelled {
+                node: node.id,
+                set: node.labels.clone(),
+                removed: vec![],
+            });
+        }
+        out
+    }
+
     #[test]
     fn a_selector_deploy_is_checked_once_recorded() {
         let (mut p, _) = fixture("x86-64-host");
