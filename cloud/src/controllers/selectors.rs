@@ -25,7 +25,7 @@
 //!   unschedulable nodes, which the handler measures again;
 //! - status changes, heartbeats and the rest are not looked at.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 
 use skerry_shared::event::{Actor, EventPayload};
@@ -56,9 +56,31 @@ pub fn every(p: &Projections) -> Todo {
         .collect()
 }
 
+/// The nodes each instance has (targets and unschedulable), gathered once per pass for
+/// the instances a pass asks about, so that a pass of many events costs one walk of each
+/// instance's lists, not one per event.
+#[derive(Debug, Default)]
+pub struct Held(BTreeMap<Name, HashSet<NodeId>>);
+
+impl Held {
+    fn has(&mut self, i: &Instance, node: NodeId) -> bool {
+        self.0
+            .entry(i.spec.name.clone())
+            .or_insert_with(|| {
+                let spec = &i.spec;
+                spec.nodes
+                    .iter()
+                    .map(|t| t.node)
+                    .chain(spec.unschedulable.iter().map(|u| u.node))
+                    .collect()
+            })
+            .contains(&node)
+    }
+}
+
 /// The core: adds to `todo` the instances `event` calls for, judged against `p` (the
-/// projections with the event folded in).
-pub fn affected(p: &Projections, event: &EventPayload, todo: &mut Todo) {
+/// projections with the event folded in). `held` is the pass's cache of [`Held`] nodes.
+pub fn affected(p: &Projections, event: &EventPayload, todo: &mut Todo, held: &mut Held) {
     let follows = || {
         p.instances
             .values()
@@ -67,22 +89,33 @@ pub fn affected(p: &Projections, event: &EventPayload, todo: &mut Todo) {
     match event {
         EventPayload::NodeLabelled { node, .. } => {
             if let Some(n) = p.nodes.get(node) {
-                for i in follows().filter(|i| out_of_date(i, n)) {
-                    todo.entry(i.spec.name.clone()).or_default();
+                for i in follows() {
+                    if !todo.contains_key(&i.spec.name) && out_of_date(i, n, held) {
+                        todo.entry(i.spec.name.clone()).or_default();
+                    }
                 }
             }
         }
         EventPayload::NodeJoined { node, env } | EventPayload::NodeEnrolled { node, env, .. } => {
             if let Some(n) = p.nodes.get(node) {
-                for i in follows().filter(|i| &i.spec.env == env && out_of_date(i, n)) {
-                    let joined = todo.entry(i.spec.name.clone()).or_default();
-                    if joined.len() < MAX_JOINED {
+                for i in follows().filter(|i| &i.spec.env == env) {
+                    let wanted = labels_match(&n.labels, &i.spec.selector);
+                    let hint = match todo.get_mut(&i.spec.name) {
+                        Some(joined) => wanted.then_some(joined),
+                        None if out_of_date(i, n, held) => {
+                            Some(todo.entry(i.spec.name.clone()).or_default())
+                        }
+                        None => None,
+                    };
+                    if let Some(joined) = hint.filter(|j| j.len() < MAX_JOINED) {
                         joined.insert(*node);
                     }
                 }
             }
         }
         EventPayload::InstanceDeployed { instance } if instance.targeting.follows_labels() => {
+            // A new spec: what the pass gathered of an earlier one is stale.
+            held.0.remove(&instance.name);
             todo.entry(instance.name.clone()).or_default();
         }
         EventPayload::InstanceUndeployed { .. }
@@ -100,10 +133,9 @@ pub fn affected(p: &Projections, event: &EventPayload, todo: &mut Todo) {
 /// Whether `i`'s lists disagree with the selector about `n`: it matches (in the
 /// environment, labels matching) and `i` has it neither as a target nor as unschedulable,
 /// or it does not and `i` has it.
-fn out_of_date(i: &Instance, n: &Node) -> bool {
+fn out_of_date(i: &Instance, n: &Node, held: &mut Held) -> bool {
     let wanted = n.envs.contains(&i.spec.env) && labels_match(&n.labels, &i.spec.selector);
-    let has = i.spec.targets(n.id) || i.spec.unschedulable.iter().any(|u| u.node == n.id);
-    wanted != has
+    wanted != held.has(i, n.id)
 }
 
 /// The driver, until `shutdown` resolves.
@@ -138,8 +170,9 @@ pub async fn run(engine: Engine, shutdown: impl Future<Output = ()> + Send + 'st
             tracing::info!("the selectors controller fell behind the log; checking every instance");
             todo = every(&p);
         } else {
+            let mut held = Held::default();
             for e in &seen {
-                affected(&p, &e.payload, &mut todo);
+                affected(&p, &e.payload, &mut todo, &mut held);
             }
         }
     }
@@ -218,7 +251,7 @@ mod tests {
             removed: vec![],
         };
         let mut todo = Todo::new();
-        affected(&p, &event, &mut todo);
+        affected(&p, &event, &mut todo, &mut Held::default());
         // "all" has it and still matches; "south" lacks it and does not match; "fixed"
         // does not follow labels.
         assert_eq!(names(&todo), ["north"]);
@@ -228,7 +261,7 @@ mod tests {
             node: a,
             status: skerry_shared::event::NodeStatus::Normal,
         };
-        affected(&p, &status, &mut todo);
+        affected(&p, &status, &mut todo, &mut Held::default());
         assert!(todo.is_empty());
     }
 
@@ -243,8 +276,12 @@ mod tests {
             env: n("plant"),
         };
         let mut todo = Todo::new();
-        affected(&p, &event, &mut todo);
+        affected(&p, &event, &mut todo, &mut Held::default());
         assert_eq!(names(&todo), ["all"]);
+        assert_eq!(todo[&n("all")], BTreeSet::from([b]));
+        // Already to be checked (a label before it in the same pass): the hint is kept.
+        let mut todo = Todo::from([(n("all"), BTreeSet::new())]);
+        affected(&p, &event, &mut todo, &mut Held::default());
         assert_eq!(todo[&n("all")], BTreeSet::from([b]));
     }
 
@@ -261,7 +298,7 @@ mod tests {
             purge: false,
         };
         apply(&mut p, gone.clone());
-        affected(&p, &gone, &mut todo);
+        affected(&p, &gone, &mut todo, &mut Held::default());
         assert_eq!(names(&todo), ["all"]);
     }
 
@@ -376,6 +413,7 @@ mod tests {
                 instance: Box::new(i),
             },
             &mut todo,
+            &mut Held::default(),
         );
         assert_eq!(names(&todo), ["all"]);
     }
