@@ -9,6 +9,7 @@
 //!   goes, its named storage (the Docker volume) stays;
 //! - a deploy with neither `--node` nor `--selector` reaches a node that joins the
 //!   environment later, and so does the selector deploy when that node matches;
+//! - a deploy with `--node` and `--selector` keeps its named node when its label goes;
 //! - `skerry events --instance I` shows the `instance.nodes-changed` events, each naming
 //!   the node and the reason.
 //!
@@ -26,7 +27,8 @@ use skerry_tests::{Cloud, cli, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
-/// `beacon@1.0.0`: one container that writes to its named storage and sleeps.
+/// `beacon@1.0.0`: one container that writes to its named storage and sleeps (and stops
+/// at once on SIGTERM, so that a removal takes no stop grace).
 fn beacon(image: &str) -> String {
     format!(
         r#"app: beacon
@@ -34,7 +36,7 @@ version: 1.0.0
 components:
   - name: web
     image: {image}
-    command: ["sh", "-c", "date >> /data/starts; exec sleep 3600"]
+    command: ["sh", "-c", "date >> /data/starts; trap 'exit 0' TERM; sleep 3600 & wait"]
     storage: [ {{ name: data, container: /data }} ]
 "#
     )
@@ -177,8 +179,26 @@ fn selectors_follow_labels_and_memberships() {
         ],
     );
     assert!(out.contains("on 2 node(s)"), "{out}");
+    // Named nodes with a selector: each must match, and the set does not follow labels.
+    let out = ok(
+        &cloud,
+        &[
+            "deploy",
+            "beacon@1.0.0",
+            "--env",
+            "plant",
+            "--name",
+            "pinned",
+            "--node",
+            "gw-a",
+            "--selector",
+            "zone=north",
+        ],
+    );
+    assert!(out.contains("on 1 node(s): gw-a (weight 1)"), "{out}");
     wait_running_on(&cloud, &agents, "north", &["gw-a"]);
     wait_running_on(&cloud, &agents, "every", &["gw-a", "gw-b"]);
+    wait_running_on(&cloud, &agents, "pinned", &["gw-a"]);
     assert!(containers(&b, "north").trim().is_empty());
     assert!(containers(&c, "north").trim().is_empty());
 
@@ -253,8 +273,12 @@ fn selectors_follow_labels_and_memberships() {
         every[0].contains(&format!("node {c} runs it (it joined the environment)")),
         "{every:#?}"
     );
+    // The named set stayed as it was: on gw-a, whose label went; not on gw-b or gw-c.
+    assert_eq!(running_on(&cloud, "pinned"), ["gw-a"]);
+    assert!(nodes_changed(&cloud, "pinned").is_empty());
     println!("{}", ok(&cloud, &["events", "--instance", "north"]));
 
     ok(&cloud, &["undeploy", "north"]);
     ok(&cloud, &["undeploy", "every"]);
+    ok(&cloud, &["undeploy", "pinned"]);
 }
