@@ -354,6 +354,49 @@ fn ten_thousand_nodes_converge_in_bounded_commands() {
     assert!(targets(&p, "south").is_empty());
 }
 
+/// Mid-rollout, node `a` runs 2.0.0 while the instance is declared 1.0.0: a node that
+/// starts to match gets 1.0.0, and `a` keeps what it runs.
+#[test]
+fn mid_rollout_a_new_node_gets_the_declared_spec_and_the_others_keep_theirs() {
+    let (mut p, a) = fixture("x86-64-host");
+    follower(&mut p, "all", WEB, &[]);
+    let v2 = manifest("2.0.0", WEB);
+    // Publish 2.0.0 (a throwaway instance does it), then move `a` to it.
+    deployed(&mut p, &spec("other", &v2, NodeId::random()));
+    let declared = p.instances[&n("all")].spec.clone();
+    let moved = InstanceSpec {
+        version: v2.version.clone(),
+        manifest: v2.clone(),
+        ..declared.clone()
+    };
+    apply(
+        &mut p,
+        EventPayload::InstanceNodesChanged {
+            instance: Box::new(moved),
+            changes: vec![NodeChange {
+                node: a,
+                reason: ChangeReason::Rollout {
+                    rollout: 1,
+                    batch: 1,
+                },
+            }],
+        },
+    );
+    assert_eq!(p.instances[&n("all")].spec_on(a).version, v2.version);
+    let b = enroll(&mut p, "gw-b", "x86-64-host");
+    let out = follow(&p, &n("all"), &[b]).unwrap();
+    let EventPayload::InstanceNodesChanged { instance, changes } = &out[0].payload else {
+        panic!()
+    };
+    assert_eq!(instance.version, declared.version);
+    assert_eq!(changes.len(), 1);
+    apply(&mut p, out[0].payload.clone());
+    let i = &p.instances[&n("all")];
+    assert_eq!(i.spec_on(a).version, v2.version, "a keeps what it runs");
+    assert_eq!(i.spec_on(b).version, declared.version);
+    assert!(i.spec.targets(a) && i.spec.targets(b));
+}
+
 #[test]
 fn a_new_node_gets_the_declared_spec_with_the_whole_lists() {
     let (mut p, a) = fixture("x86-64-host");
