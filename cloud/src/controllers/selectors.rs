@@ -13,7 +13,8 @@
 //!   the instances to check (with the nodes seen joining) out.
 //! - The driver, [`run`], gathers what the events call for, and [`pass`] submits one
 //!   command per instance, again while commands record (each is bounded, see
-//!   [`crate::command::selection`]), at most [`MAX_ROUNDS`] times.
+//!   [`crate::command::selection`]), at most [`MAX_ROUNDS`] times; an instance still
+//!   recording then goes on in the next pass.
 //!
 //! Which events matter:
 //! - `node.labelled`, `node.joined`, `node.enrolled`: the instances of the node's
@@ -145,7 +146,8 @@ pub async fn run(engine: Engine, shutdown: impl Future<Output = ()> + Send + 'st
     let mut todo = every(&engine.read());
     tokio::pin!(shutdown);
     loop {
-        pass(&engine, std::mem::take(&mut todo)).await;
+        let (_, unfinished) = pass(&engine, std::mem::take(&mut todo)).await;
+        todo = unfinished;
         let first = tokio::select! {
             () = &mut shutdown => break,
             r = events.recv() => r,
@@ -180,37 +182,43 @@ pub async fn run(engine: Engine, shutdown: impl Future<Output = ()> + Send + 'st
 }
 
 /// Submits `Command::FollowSelector` for each instance of `todo`, again while it records
-/// (at most [`MAX_ROUNDS`] times). Returns how many events were recorded.
-pub async fn pass(engine: &Engine, todo: Todo) -> usize {
+/// (at most [`MAX_ROUNDS`] times). Returns how many events were recorded, and the
+/// instances still recording after [`MAX_ROUNDS`] (for the next pass, which their own
+/// events start at once).
+pub async fn pass(engine: &Engine, todo: Todo) -> (usize, Todo) {
     let mut recorded = 0;
-    for (instance, joined) in todo {
-        let joined: Vec<NodeId> = joined.into_iter().collect();
+    let mut unfinished = Todo::new();
+    'instances: for (instance, joined) in todo {
+        let hints: Vec<NodeId> = joined.iter().copied().collect();
         for _ in 0..MAX_ROUNDS {
             let command = Command::FollowSelector {
                 instance: instance.clone(),
-                joined: joined.clone(),
+                joined: hints.clone(),
             };
             match engine.submit(Actor::Cloud, command).await {
-                Ok(events) if events.is_empty() => break,
+                Ok(events) if events.is_empty() => continue 'instances,
                 Ok(events) => {
                     recorded += events.len();
                     for e in &events {
-                        tracing::info!(instance = %instance, seq = e.seq, change = %e.payload.summary(), "selector followed");
+                        if let EventPayload::InstanceNodesChanged { changes, .. } = &e.payload {
+                            tracing::info!(instance = %instance, seq = e.seq, nodes = changes.len(), "selector followed");
+                        }
                     }
                 }
                 // Undeployed (or redeployed with named nodes) since: nothing to follow.
                 Err(EngineError::Refused(r)) => {
                     tracing::debug!(instance = %instance, reason = %r, "selector not followed");
-                    break;
+                    continue 'instances;
                 }
                 Err(e) => {
                     tracing::warn!(instance = %instance, error = %e, "cannot follow a selector");
-                    break;
+                    continue 'instances;
                 }
             }
         }
+        unfinished.insert(instance, joined);
     }
-    recorded
+    (recorded, unfinished)
 }
 
 #[cfg(test)]
