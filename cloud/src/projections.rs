@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub mod access;
 pub mod certificates;
+mod environments;
 pub mod rollouts;
 pub mod secrets;
 
@@ -42,6 +43,8 @@ pub struct Environment {
     pub name: Name,
     pub labels: Labels,
     pub entries: Vec<String>,
+    /// Set by `env set --description` (at most `MAX_DESCRIPTION_BYTES` of the commands).
+    pub description: Option<String>,
     pub created: Timestamp,
 }
 
@@ -321,6 +324,7 @@ impl Projections {
                         name: name.clone(),
                         labels: labels.clone(),
                         entries: entries.clone(),
+                        description: None,
                         created: e.time,
                     },
                 );
@@ -538,10 +542,17 @@ impl Projections {
                     i.rollout_finished(outcome, e.time);
                 }
             }
-            // Environments and node addresses (`env rename`, `env set`, `node set`).
-            EventPayload::EnvironmentRenamed { .. }
-            | EventPayload::EnvironmentUpdated { .. }
-            | EventPayload::NodeAddressChanged { .. } => {}
+            // Environments and node addresses (`env rename`, `env set`, `node set`): see
+            // [`environments`].
+            EventPayload::EnvironmentRenamed { name, to } => self.environment_renamed(name, to),
+            EventPayload::EnvironmentUpdated {
+                name,
+                description,
+                entries,
+            } => self.environment_updated(name, description, entries),
+            EventPayload::NodeAddressChanged { node, address } => {
+                self.node_address_changed(*node, address);
+            }
         }
     }
 }

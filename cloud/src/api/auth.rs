@@ -38,13 +38,19 @@ const fn row(method: Method, path: &'static str, role: Role) -> Route {
 
 /// Every protected route, with the least role it needs. Reads are `viewer`'s; what an
 /// operator does day to day (publish, deploy, undeploy, node labels, enrollment tokens) is
-/// `operator`'s; the rest (environments, node names and membership, removal, API tokens,
-/// secrets) is `admin`'s.
+/// `operator`'s; the rest (environments, node names, addresses and membership, removal, API
+/// tokens, secrets) is `admin`'s.
 pub const ROUTES: &[Route] = &[
     row(Method::GET, "/api/v1/environments", Role::Viewer),
     row(Method::POST, "/api/v1/environments", Role::Admin),
     row(Method::GET, "/api/v1/environments/{env}", Role::Viewer),
+    row(Method::PATCH, "/api/v1/environments/{env}", Role::Admin),
     row(Method::DELETE, "/api/v1/environments/{env}", Role::Admin),
+    row(
+        Method::POST,
+        "/api/v1/environments/{env}/rename",
+        Role::Admin,
+    ),
     row(Method::POST, "/api/v1/enrollment-tokens", Role::Operator),
     row(Method::GET, "/api/v1/nodes", Role::Viewer),
     row(Method::GET, "/api/v1/nodes/{node}", Role::Viewer),

@@ -37,11 +37,33 @@ pub struct EnvironmentDto {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub entries: Vec<String>,
+    /// Set by `env set --description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Names of the member nodes.
     pub nodes: Vec<String>,
     /// Names of the instances deployed into it.
     pub instances: Vec<String>,
     pub created: String,
+}
+
+/// `POST /api/v1/environments/{env}/rename`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameEnvironment {
+    /// The new name.
+    pub name: String,
+}
+
+/// `PATCH /api/v1/environments/{env}`: what is given replaces the environment's (an
+/// empty description clears it); at least one of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnvironment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<String>>,
 }
 
 /// `POST /api/v1/enrollment-tokens`
@@ -84,11 +106,15 @@ pub struct NodeDto {
     pub instances: Vec<String>,
 }
 
-/// `PATCH /api/v1/nodes/{node}`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `PATCH /api/v1/nodes/{node}`: a new name (`node rename`) or a new address (`node set`),
+/// one of them per call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RenameNode {
-    pub name: String,
+pub struct PatchNode {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// `POST /api/v1/nodes/{node}/labels`: `set` adds or changes, `remove` deletes keys.

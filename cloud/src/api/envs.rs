@@ -1,11 +1,16 @@
-//! `/api/v1/environments`
+//! `/api/v1/environments`: create, list, show, rename (`POST .../{env}/rename`), set
+//! the description and entry addresses (`PATCH .../{env}`), delete.
+//!
+//! A token limited to some environments sees, renames, sets and deletes only those (a
+//! rename takes its scope along: the token is limited to the new name afterwards), and
+//! creates none.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::caller::Caller;
-use super::dto::{CreateEnvironment, EnvironmentDto};
+use super::dto::{CreateEnvironment, EnvironmentDto, RenameEnvironment, UpdateEnvironment};
 use super::error::{ApiError, Body, Path};
 use super::state::{AppState, seen_env};
 use super::views;
@@ -81,4 +86,50 @@ pub async fn delete(
         .submit(caller.actor, Command::DeleteEnvironment { name: env })
         .await?;
     Ok(Json(before))
+}
+
+/// `POST /api/v1/environments/{env}/rename` with `{"name": NEW}`: the environment under
+/// its new name.
+pub async fn rename(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Body(req): Body<RenameEnvironment>,
+) -> Result<Json<EnvironmentDto>, ApiError> {
+    seen_env(&caller.scope, "env", &env)?;
+    view(&s, &env)?;
+    let to = req.name.clone();
+    s.engine
+        .submit(
+            caller.actor,
+            Command::RenameEnvironment {
+                name: env,
+                to: req.name,
+            },
+        )
+        .await?;
+    view(&s, &to).map(Json)
+}
+
+/// `PATCH /api/v1/environments/{env}` with `{"description", "entries"}`: the environment
+/// as it is afterwards.
+pub async fn update(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Body(req): Body<UpdateEnvironment>,
+) -> Result<Json<EnvironmentDto>, ApiError> {
+    seen_env(&caller.scope, "env", &env)?;
+    view(&s, &env)?;
+    s.engine
+        .submit(
+            caller.actor,
+            Command::UpdateEnvironment {
+                name: env.clone(),
+                description: req.description,
+                entries: req.entries,
+            },
+        )
+        .await?;
+    view(&s, &env).map(Json)
 }

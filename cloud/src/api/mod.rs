@@ -128,13 +128,14 @@ pub fn protected() -> Router<AppState> {
         .route("/api/v1/environments", get(envs::list).post(envs::create))
         .route(
             "/api/v1/environments/{env}",
-            get(envs::show).delete(envs::delete),
+            get(envs::show).patch(envs::update).delete(envs::delete),
         )
+        .route("/api/v1/environments/{env}/rename", post(envs::rename))
         .route("/api/v1/enrollment-tokens", post(enroll::issue_token))
         .route("/api/v1/nodes", get(nodes::list))
         .route(
             "/api/v1/nodes/{node}",
-            get(nodes::show).patch(nodes::rename).delete(nodes::remove),
+            get(nodes::show).patch(nodes::patch).delete(nodes::remove),
         )
         .route("/api/v1/nodes/{node}/labels", post(nodes::label))
         .route("/api/v1/nodes/{node}/environments", post(nodes::join))

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::caller::{Caller, Scope};
-use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, RenameNode};
+use super::dto::{JoinEnvironment, LabelNode, NodeDto, NodeLogsDto, PatchNode};
 use super::error::{ApiError, Body, Params, Path};
 use super::state::{AppState, seen_env, seen_node};
 use super::{query, views};
@@ -37,7 +37,7 @@ fn whole_node(s: &AppState, scope: &Scope, node: &str) -> Result<(), ApiError> {
             Some("node"),
             format!(
                 "node {} is also in environments this token does not see; only a token of \
-                 all of them may rename, label or remove it",
+                 all of them may rename, label, readdress or remove it",
                 n.name
             ),
         )),
@@ -121,15 +121,44 @@ pub async fn show(
     view(&s, &caller.scope, &node).map(Json)
 }
 
-pub async fn rename(
+/// `PATCH /api/v1/nodes/{node}`: `{"name"}` renames the node (`node rename`),
+/// `{"address"}` sets its address (`node set --address`); one of them per call. Either
+/// changes the node for all its environments, so the caller must see every one.
+pub async fn patch(
     State(s): State<AppState>,
     caller: Caller,
     Path(node): Path<String>,
-    Body(req): Body<RenameNode>,
+    Body(req): Body<PatchNode>,
 ) -> Result<Json<NodeDto>, ApiError> {
-    let cmd = Command::RenameNode {
-        node: node.clone(),
-        name: req.name,
+    let cmd = match req {
+        PatchNode {
+            name: Some(name),
+            address: None,
+        } => Command::RenameNode {
+            node: node.clone(),
+            name,
+        },
+        PatchNode {
+            name: None,
+            address: Some(address),
+        } => Command::SetNodeAddress {
+            node: node.clone(),
+            address,
+        },
+        PatchNode { name: None, .. } => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "name",
+                "give the node's new name or its address",
+            ));
+        }
+        PatchNode { .. } => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "address",
+                "give the node's new name or its address, one at a time",
+            ));
+        }
     };
     command(&s, caller, &node, Needs::Whole, cmd).await
 }

@@ -17,6 +17,7 @@ pub fn environment(p: &Projections, e: &Environment) -> EnvironmentDto {
         name: e.name.to_string(),
         labels: e.labels.clone(),
         entries: e.entries.clone(),
+        description: e.description.clone(),
         nodes: p
             .nodes
             .values()

@@ -1,5 +1,5 @@
-//! `skerry node ...`: enrollment tokens, and listing, renaming, labelling, moving and
-//! removing nodes. Every command accepts a node's name or its id.
+//! `skerry node ...`: enrollment tokens, and listing, renaming, labelling, addressing,
+//! moving and removing nodes. Every command accepts a node's name or its id.
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -9,7 +9,7 @@ use super::error::CliError;
 use super::output::{self, Details, OutputFormat, Table};
 use super::values::{self, LabelChange};
 use crate::api::dto::{
-    CreateEnrollmentToken, EnrollmentTokenDto, JoinEnvironment, LabelNode, NodeDto, RenameNode,
+    CreateEnrollmentToken, EnrollmentTokenDto, JoinEnvironment, LabelNode, NodeDto, PatchNode,
 };
 
 #[derive(Debug, Clone, Subcommand)]
@@ -40,6 +40,14 @@ pub enum NodeCommand {
         node: String,
         /// The new name.
         name: String,
+    },
+    /// Set a node's address (the agent gives it at enrollment): an IP address or a host
+    /// name, with or without a port.
+    Set {
+        /// The node's name or id.
+        node: String,
+        #[arg(long, value_name = "ADDR")]
+        address: String,
     },
     /// Set labels (K=V) or remove them (K-).
     Label {
@@ -112,13 +120,28 @@ pub async fn run(cmd: NodeCommand, client: &Client, format: OutputFormat) -> Res
             }
         }
         NodeCommand::Rename { node, name } => {
-            let body = RenameNode { name: name.clone() };
+            let body = PatchNode {
+                name: Some(name.clone()),
+                address: None,
+            };
             let answer = client
                 .patch(&["nodes", &node])
                 .json(&body)
                 .fetch_any()
                 .await?;
             done(format, &answer, &format!("renamed node {node} to {name}"))
+        }
+        NodeCommand::Set { node, address } => {
+            let body = PatchNode {
+                name: None,
+                address: Some(address.clone()),
+            };
+            let answer = client
+                .patch(&["nodes", &node])
+                .json(&body)
+                .fetch_any()
+                .await?;
+            done(format, &answer, &format!("node {node}: address {address}"))
         }
         NodeCommand::Label { node, changes } => {
             let mut body = LabelNode::default();
@@ -229,6 +252,8 @@ fn list_table(nodes: &[NodeDto]) -> Table {
         "PROFILE",
         "LAG",
         "LAST SEEN",
+        "INSTANCES",
+        "ENROLLED",
     ]);
     for n in nodes {
         table.row(vec![
@@ -241,6 +266,8 @@ fn list_table(nodes: &[NodeDto]) -> Table {
             output::or_dash(&n.profile.name),
             n.lag.to_string(),
             n.last_seen.clone().unwrap_or_else(|| "never".to_owned()),
+            n.instances.len().to_string(),
+            n.enrolled.clone(),
         ]);
     }
     table

@@ -43,6 +43,23 @@ pub enum Command {
     DeleteEnvironment {
         name: String,
     },
+    /// `env rename ENV NEW` (see `command/env.rs`).
+    RenameEnvironment {
+        name: String,
+        to: String,
+    },
+    /// `env set ENV`: what is `Some` replaces the environment's (an empty description
+    /// clears it).
+    UpdateEnvironment {
+        name: String,
+        description: Option<String>,
+        entries: Option<Vec<String>>,
+    },
+    /// `node set NODE --address ADDR`.
+    SetNodeAddress {
+        node: String,
+        address: String,
+    },
     IssueEnrollmentToken {
         env: String,
         id: TokenId,

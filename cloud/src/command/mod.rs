@@ -68,6 +68,13 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
             entries,
         } => env::create(p, name, labels, entries),
         Command::DeleteEnvironment { name } => env::delete(p, name),
+        Command::RenameEnvironment { name, to } => env::rename(p, name, to),
+        Command::UpdateEnvironment {
+            name,
+            description,
+            entries,
+        } => env::update(p, name, description.as_deref(), entries.as_deref()),
+        Command::SetNodeAddress { node, address } => node::set_address(p, node, address),
         Command::IssueEnrollmentToken {
             env,
             id,

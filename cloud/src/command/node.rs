@@ -1,10 +1,10 @@
-//! Nodes: enrollment, rename, labels, environment membership, status.
+//! Nodes: enrollment, rename, labels, address, environment membership, status.
 
 use std::collections::BTreeMap;
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{EventPayload, NodeStatus};
-use skerry_shared::ids::{MAX_LABELS, Name, NodeId};
+use skerry_shared::ids::{MAX_HOST_BYTES, MAX_LABELS, Name, NodeId, check_entry, check_host_name};
 
 use super::checks::{environment, labels, name, node_ref};
 use super::intent::Enrollment;
@@ -103,6 +103,55 @@ pub(super) fn rename(p: &Projections, node: &str, raw: &str) -> Result<Vec<Pendi
         },
         audience: vec![n.id],
     }])
+}
+
+/// The longest node address (`node set --address`), in bytes: a host name of
+/// [`MAX_HOST_BYTES`] with a port.
+pub const MAX_ADDRESS_BYTES: usize = MAX_HOST_BYTES + ":65535".len();
+
+/// Checks a node's address: an IP address (`10.0.0.7`, `fe80::1`), a host name by RFC
+/// 1123 (`gw-7.plant.example`), or either with a port (`10.0.0.7:22`, `[fe80::1]:22`,
+/// `gw-7.plant.example:22`); at most [`MAX_ADDRESS_BYTES`].
+fn check_address(address: &str) -> Result<(), Refusal> {
+    let bad = |why: String| Refusal::invalid("invalid_address", "address", why);
+    if address.len() > MAX_ADDRESS_BYTES {
+        return Err(bad(format!(
+            "the address is {} bytes long; at most {MAX_ADDRESS_BYTES} are accepted",
+            address.len()
+        )));
+    }
+    if address.is_empty() {
+        return Err(bad("the address is empty".to_owned()));
+    }
+    if address.parse::<std::net::IpAddr>().is_ok() || check_host_name(address).is_ok() {
+        return Ok(());
+    }
+    check_entry(address).map(|_| ()).map_err(|e| {
+        bad(format!(
+            "{}; give an IP address or a host name, with or without a port",
+            e.0
+        ))
+    })
+}
+
+/// `node set NODE --address ADDR`: the address the agent gave at enrollment, replaced by
+/// hand. The agent has nothing to do with it (the event concerns the cloud only).
+pub(super) fn set_address(
+    p: &Projections,
+    node: &str,
+    address: &str,
+) -> Result<Vec<Pending>, Refusal> {
+    let n = node_ref(p, "node", node)?;
+    check_address(address)?;
+    if n.address == address {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Pending::cloud_only(
+        EventPayload::NodeAddressChanged {
+            node: n.id,
+            address: address.to_owned(),
+        },
+    )])
 }
 
 pub(super) fn label(
@@ -228,4 +277,56 @@ pub(super) fn set_status(
         node,
         status,
     })])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::fit::tests::fixture;
+    use super::super::selection::tests::apply;
+    use super::*;
+    use crate::command::RefusalKind;
+
+    #[test]
+    fn an_address_set_by_hand_is_checked_and_concerns_no_node() {
+        let (mut p, node) = fixture("raspberry-pi-4");
+        for ok in [
+            "10.0.0.8",
+            "fe80::1",
+            "10.0.0.8:22",
+            "[fe80::1]:22",
+            "gw-7.plant.example",
+            "gw-7.plant.example:22",
+        ] {
+            let out = set_address(&p, "gw", ok).unwrap();
+            assert!(out[0].audience.is_empty(), "{ok}");
+        }
+        let out = set_address(&p, &node.to_string(), "gw-7.plant.example").unwrap();
+        apply(&mut p, out[0].payload.clone());
+        assert_eq!(p.nodes[&node].address, "gw-7.plant.example");
+        assert!(
+            set_address(&p, "gw", "gw-7.plant.example")
+                .unwrap()
+                .is_empty()
+        );
+        let long = format!("{}.example", "a".repeat(MAX_ADDRESS_BYTES));
+        for bad in [
+            "",
+            "not an address",
+            "gw:0",
+            "-gw",
+            "[fe80::1]",
+            long.as_str(),
+        ] {
+            let r = set_address(&p, "gw", bad).unwrap_err();
+            assert_eq!(
+                (r.kind, r.code, r.field.as_deref()),
+                (RefusalKind::Invalid, "invalid_address", Some("address")),
+                "{bad}"
+            );
+        }
+        let r = set_address(&p, "nowhere", "10.0.0.8").unwrap_err();
+        assert_eq!(r.kind, RefusalKind::NotFound);
+    }
 }

@@ -61,6 +61,15 @@ impl ApiTokens {
         self.by_id.insert(token.id, token);
     }
 
+    /// An environment renamed: the tokens limited to it are limited to the new name.
+    pub(super) fn env_renamed(&mut self, from: &Name, to: &Name) {
+        for t in self.by_id.values_mut() {
+            for e in t.envs.iter_mut().filter(|e| *e == from) {
+                *e = to.clone();
+            }
+        }
+    }
+
     pub(super) fn revoked(&mut self, id: &TokenId, at: Timestamp) {
         if let Some(t) = self.by_id.get_mut(id) {
             t.revoked.get_or_insert(at);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use skerry_shared::clock::Timestamp;
 use skerry_shared::event::{ChangeReason, InstanceSpec, NodeChange};
-use skerry_shared::ids::NodeId;
+use skerry_shared::ids::{Name, NodeId};
 use skerry_shared::rollout::{NodeFailure, RolloutOutcome, RolloutStart};
 
 /// A deployed instance.
@@ -55,6 +55,33 @@ impl Instance {
     /// The rollout in progress, if any.
     pub fn active_rollout(&self) -> Option<&RolloutState> {
         self.rollout.as_ref().filter(|r| r.outcome.is_none())
+    }
+
+    /// An `environment.renamed` of the instance's environment: its spec, the specs its
+    /// nodes run, the one a rollback returns to and its rollout's take the new name (the
+    /// shared specs are replaced by renamed copies).
+    pub fn rename_env(&mut self, from: &Name, to: &Name) {
+        if self.spec.env != *from {
+            return;
+        }
+        let renamed = |s: &Arc<InstanceSpec>| {
+            let mut s = (**s).clone();
+            s.env = to.clone();
+            Arc::new(s)
+        };
+        self.spec.env = to.clone();
+        for run in self.runs.values_mut() {
+            *run = renamed(run);
+        }
+        if let Some(p) = self.previous.as_mut() {
+            *p = renamed(p);
+        }
+        if let Some(r) = self.rollout.as_mut() {
+            r.from = renamed(&r.from);
+            let mut start = (*r.start).clone();
+            start.to.env = to.clone();
+            r.start = Arc::new(start);
+        }
     }
 
     /// Folds an `instance.nodes-changed` event.

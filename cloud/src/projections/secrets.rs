@@ -92,6 +92,15 @@ impl Secrets {
         self.node_keys.insert(node, key);
     }
 
+    /// An environment renamed: the secrets limited to it are limited to the new name.
+    pub(super) fn env_renamed(&mut self, from: &Name, to: &Name) {
+        for s in self.by_name.values_mut() {
+            if s.env.as_ref() == Some(from) {
+                s.env = Some(to.clone());
+            }
+        }
+    }
+
     /// A removed node gets no more copies, and a deletion is not addressed to it.
     pub(super) fn node_removed(&mut self, node: NodeId) {
         self.node_keys.remove(&node);

@@ -254,3 +254,78 @@ fn a_state_stored_before_secrets_decodes_and_one_without_secrets_encodes_as_befo
     let back: NodeDesired = postcard::from_bytes(&with).unwrap();
     assert_eq!(&back, r.state());
 }
+
+fn event(node_seq: u64, payload: EventPayload) -> NodeEvent {
+    NodeEvent {
+        node_seq,
+        seq: node_seq * 10,
+        time: Timestamp(1_000 + node_seq as i64),
+        payload,
+    }
+}
+
+fn renamed(name: &str, to: &str) -> EventPayload {
+    EventPayload::EnvironmentRenamed {
+        name: Name::parse(name).unwrap(),
+        to: Name::parse(to).unwrap(),
+    }
+}
+
+#[test]
+fn a_renamed_environment_keeps_its_instances_under_the_new_name() {
+    let mut r = NodeReducer::new(node());
+    let joined = EventPayload::NodeJoined {
+        node: node(),
+        env: Name::parse("prod").unwrap(),
+    };
+    r.offer(event(1, joined));
+    r.offer(deploy(2, 1));
+    assert_eq!(
+        r.offer(event(3, renamed("prod", "live"))),
+        Offer::Applied { through: 3 }
+    );
+    let s = r.state();
+    assert_eq!(
+        s.envs.iter().map(Name::as_str).collect::<Vec<_>>(),
+        ["live"]
+    );
+    let web = &s.instances["web"];
+    assert_eq!(web.spec.env.as_str(), "live");
+    // The same deploy as before, only renamed: nothing to restart.
+    assert_eq!(web.deployed_at, 2);
+    // Another environment's rename changes nothing but `applied`.
+    let before = r.state().clone();
+    r.offer(event(4, renamed("lab", "bench")));
+    let mut expected = before;
+    expected.applied = 4;
+    assert_eq!(r.state(), &expected);
+    // The old name is gone: its deletion leaves the instance; the new name's removes it.
+    let deleted = |name: &str| EventPayload::EnvironmentDeleted {
+        name: Name::parse(name).unwrap(),
+    };
+    r.offer(event(5, deleted("prod")));
+    assert_eq!(r.state().instances.len(), 1);
+    r.offer(event(6, deleted("live")));
+    assert!(r.state().instances.is_empty() && r.state().envs.is_empty());
+}
+
+#[test]
+fn a_rename_folds_the_same_into_a_snapshot_restored_and_the_state_it_left() {
+    let mut s = NodeDesired::new(node());
+    fold(&mut s, 1, &rename(1, "gw").payload);
+    fold(&mut s, 2, &deploy(2, 1).payload);
+    fold(&mut s, 3, &renamed("prod", "live"));
+    // No membership of `prod` is held here (no enrollment or join folded); the
+    // instance's environment follows all the same.
+    assert!(s.envs.is_empty());
+    assert_eq!(s.instances["web"].spec.env.as_str(), "live");
+    let mut r = NodeReducer::new(node());
+    assert_eq!(
+        r.restore(NodeSnapshot {
+            node_seq: 3,
+            state: s.clone()
+        }),
+        Restore::Restored { through: 3 }
+    );
+    assert_eq!(r.state(), &s);
+}
