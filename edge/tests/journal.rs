@@ -347,6 +347,7 @@ fn status_and_events_print(j: &dyn Journal) {
         selector: Default::default(),
         overrides: vec![],
         mode: Default::default(),
+        targeting: Default::default(),
     };
     let migrate = spec.manifest.component("migrate").unwrap().clone();
     let deploy = NodeEvent {

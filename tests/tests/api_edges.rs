@@ -110,21 +110,21 @@ fn a_since_out_of_range_is_refused_in_the_users_words() {
     assert!(out.stderr.contains("100000000d"), "{out}");
 }
 
-/// Routes of later releases answer 501 in the error shape, and the CLI exits 1 (not 4,
-/// "not found") with the cloud's message.
+/// A rollout of an instance that does not exist is 404 in the error shape, and the CLI
+/// exits 4.
 #[test]
-fn later_routes_say_so() {
+fn a_rollout_of_an_unknown_instance_is_not_found() {
     let cloud = Cloud::start().unwrap();
     let api = cloud.api().unwrap();
     let answer = api
-        .request(Method::POST, "/api/v1/instances/demo-1/rollback", None)
+        .request(
+            Method::POST,
+            "/api/v1/instances/demo-1/rollback",
+            Some((b"{}".to_vec(), "application/json")),
+        )
         .unwrap();
-    assert_eq!(answer.status, 501);
-    assert_eq!(answer.error_code().as_deref(), Some("not_implemented"));
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.error_code().as_deref(), Some("unknown_instance"));
     let out = cli(&cloud, &["rollback", "demo-1"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(
-        out.stderr.contains("not available in this release"),
-        "{out}"
-    );
+    assert_eq!(out.code, 4, "{out}");
 }

@@ -90,6 +90,16 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/instances/{name}/rollback",
         Role::Operator,
     ),
+    row(
+        Method::GET,
+        "/api/v1/instances/{name}/rollout",
+        Role::Viewer,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/instances/{name}/rollout",
+        Role::Operator,
+    ),
     row(Method::GET, "/api/v1/events", Role::Viewer),
     row(Method::GET, "/api/v1/events/verify", Role::Viewer),
     row(Method::GET, "/api/v1/logs", Role::Viewer),

@@ -18,6 +18,7 @@
 //!   resource. A handler converts its request body into the command's own types
 //!   ([`crate::command`]) and submits them; `instances` turns a [`dto::DeployInstance`]
 //!   into a [`crate::command::DeployIntent`].
+//! - `rollouts` (and [`rollout_dto`], its bodies): `upgrade`, `rollback` and `rollout`.
 //! - `views`: projections to response bodies.
 //!
 //! The routes are two routers, merged in [`router_with`]: the public ones ([`public`]:
@@ -41,6 +42,8 @@ mod instances;
 mod logs;
 mod nodes;
 mod query;
+pub mod rollout_dto;
+mod rollouts;
 pub mod secrets;
 mod state;
 pub mod tokens;
@@ -53,16 +56,6 @@ pub use caller::Caller;
 /// The default and the largest `limit` of `GET /api/v1/events`, which the CLI keeps too.
 pub use events::{DEFAULT_LIMIT as EVENTS_DEFAULT_LIMIT, MAX_LIMIT as EVENTS_MAX_LIMIT};
 pub use state::AppState;
-
-/// The answer of routes that belong to later releases.
-async fn later(uri: axum::http::Uri) -> error::ApiError {
-    error::ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        None,
-        format!("{} is not available in this release", uri.path()),
-    )
-}
 
 /// The router of every API route, behind the default request guard (no other origin
 /// allowed, the default body deadline).
@@ -159,13 +152,18 @@ pub fn protected() -> Router<AppState> {
         )
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/logs", get(logs::list))
-        // Resources of later releases answer 501 in the error shape, so clients can tell
-        // "not in this release" from "not found".
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/nodes/{node}/logs", get(nodes::logs))
-        .route("/api/v1/instances/{name}/upgrade", post(later))
-        .route("/api/v1/instances/{name}/rollback", post(later))
+        .route("/api/v1/instances/{name}/upgrade", post(rollouts::upgrade))
+        .route(
+            "/api/v1/instances/{name}/rollback",
+            post(rollouts::rollback),
+        )
+        .route(
+            "/api/v1/instances/{name}/rollout",
+            get(rollouts::show).post(rollouts::act),
+        )
         .route("/api/v1/events/verify", get(events::verify))
         .route("/api/v1/secrets", get(secrets::list))
         .route(

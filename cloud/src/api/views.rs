@@ -262,8 +262,8 @@ mod tests {
                 ..Component::image(name("api"), "weather:1")
             }],
         };
-        let big = Instance {
-            spec: InstanceSpec {
+        let big = Instance::new(
+            InstanceSpec {
                 name: name("web"),
                 env: name("prod"),
                 app: manifest.app.clone(),
@@ -279,9 +279,9 @@ mod tests {
                 mode: InstanceMode::Production,
                 targeting: skerry_shared::event::Targeting::Named,
             },
-            deployed: Timestamp(0),
-            seq: 1,
-        };
+            Timestamp(0),
+            1,
+        );
         let dto = instance(&Projections::default(), &big, &hub);
         assert_eq!(dto.status.len(), MAX_STATUS_ROWS);
         assert_eq!(

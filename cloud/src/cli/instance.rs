@@ -1,7 +1,6 @@
-//! `skerry deploy | undeploy | upgrade | rollback | status`: instances of app versions.
+//! `skerry deploy | undeploy | status`: instances of app versions.
 
 use clap::Args;
-use serde_json::json;
 use skerry_shared::manifest::MAX_ENV;
 use skerry_shared::quantity::Memory;
 
@@ -46,21 +45,6 @@ pub struct UndeployArgs {
     /// Also delete the instance's named storage on its nodes.
     #[arg(long)]
     pub purge: bool,
-}
-
-/// `skerry upgrade INSTANCE --to VERSION`
-#[derive(Debug, Clone, Args)]
-pub struct UpgradeArgs {
-    pub instance: String,
-    /// The app version to move to.
-    #[arg(long = "to", value_name = "VERSION")]
-    pub to: String,
-}
-
-/// `skerry rollback INSTANCE`
-#[derive(Debug, Clone, Args)]
-pub struct RollbackArgs {
-    pub instance: String,
 }
 
 /// `skerry status [INSTANCE]`
@@ -247,40 +231,6 @@ pub async fn undeploy(
                 "storage kept"
             }
         )),
-    }
-}
-
-pub async fn upgrade(
-    args: UpgradeArgs,
-    client: &Client,
-    format: OutputFormat,
-) -> Result<(), CliError> {
-    let answer = client
-        .post(&["instances", &args.instance, "upgrade"])
-        .json(&json!({ "version": args.to }))
-        .fetch_any()
-        .await?;
-    match format {
-        OutputFormat::Json => output::json(&answer),
-        OutputFormat::Table => output::line(&format!(
-            "upgrading {} to version {}",
-            args.instance, args.to
-        )),
-    }
-}
-
-pub async fn rollback(
-    args: RollbackArgs,
-    client: &Client,
-    format: OutputFormat,
-) -> Result<(), CliError> {
-    let answer = client
-        .post(&["instances", &args.instance, "rollback"])
-        .fetch_any()
-        .await?;
-    match format {
-        OutputFormat::Json => output::json(&answer),
-        OutputFormat::Table => output::line(&format!("rolling back {}", args.instance)),
     }
 }
 

@@ -17,7 +17,8 @@
 //! - [`node`]: `skerry node ...`, enrollment tokens included.
 //! - [`token`]: `skerry token ...` (API tokens).
 //! - [`app`]: `skerry app ...`.
-//! - [`instance`]: `skerry deploy`, `undeploy`, `upgrade`, `rollback` and `status`.
+//! - [`instance`]: `skerry deploy`, `undeploy` and `status`.
+//! - [`rollout`]: `skerry upgrade`, `rollback` and `rollout status|pause|resume|abort`.
 //! - [`events`]: `skerry events` and `skerry events verify`.
 //! - [`logs`]: `skerry logs`.
 //!
@@ -34,6 +35,7 @@ pub mod lines;
 pub mod logs;
 pub mod node;
 pub mod output;
+pub mod rollout;
 pub mod secret;
 pub mod token;
 pub mod values;
@@ -137,13 +139,13 @@ pub enum Command {
     Secret(secret::SecretCommand),
     /// Deploy an app version into an environment as a named instance.
     Deploy(instance::DeployArgs),
-    // `upgrade` and `rollback` are hidden from help until rollouts are built.
-    /// Move an instance to another version of its app.
-    #[command(hide = true)]
-    Upgrade(instance::UpgradeArgs),
-    /// Move an instance back to the version it had before.
-    #[command(hide = true)]
-    Rollback(instance::RollbackArgs),
+    /// Move an instance to another version (or other settings) in health-gated batches.
+    Upgrade(rollout::UpgradeArgs),
+    /// Move an instance back to the version it had before, as a rollout of its own.
+    Rollback(rollout::RollbackArgs),
+    /// Follow, pause, resume or abort an instance's rollout.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Remove an instance from its nodes (named storage is kept unless --purge).
     Undeploy(instance::UndeployArgs),
     /// The state of each replica, per component and node.
@@ -294,8 +296,9 @@ pub async fn run(opts: ClientOpts, command: Command) -> Result<ExitCode, CliErro
         Command::Secret(cmd) => secret::run(cmd, c, format).await.map(done),
         Command::App(cmd) => app::run(cmd, c, format).await.map(done),
         Command::Deploy(args) => instance::deploy(args, c, format).await.map(done),
-        Command::Upgrade(args) => instance::upgrade(args, c, format).await.map(done),
-        Command::Rollback(args) => instance::rollback(args, c, format).await.map(done),
+        Command::Upgrade(args) => rollout::upgrade(args, c, format).await.map(done),
+        Command::Rollback(args) => rollout::rollback(args, c, format).await.map(done),
+        Command::Rollout(cmd) => rollout::rollout(cmd, c, format).await.map(done),
         Command::Undeploy(args) => instance::undeploy(args, c, format).await.map(done),
         Command::Status(args) => instance::status(args, c, format).await.map(done),
         Command::Events(args) => events::run(args, c, format).await,

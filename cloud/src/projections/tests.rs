@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use skerry_shared::event::{Actor, InstanceMode, NodeSeq, NodeTarget};
+use skerry_shared::event::{Actor, InstanceMode, InstanceSpec, NodeSeq, NodeTarget};
 use skerry_shared::manifest::Component;
 
 use super::*;
