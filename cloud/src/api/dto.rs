@@ -222,6 +222,9 @@ pub struct UnschedulableDto {
 /// One replica's state on one node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicaStatusDto {
+    /// The app version the node runs (during a rollout, nodes differ).
+    #[serde(default)]
+    pub version: String,
     pub node: String,
     pub node_id: String,
     pub component: String,

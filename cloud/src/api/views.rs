@@ -133,9 +133,12 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
         .iter()
         .map(|t| hub.instance_replicas(t.node, spec.name.as_str()))
         .collect();
-    // Per component, per node, per replica.
-    for c in &spec.manifest.components {
-        for (t, reported) in spec.nodes.iter().zip(&reports) {
+    // Per component, per node, per replica; each node by the spec it runs (during a
+    // rollout, some run another version).
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for (n, (t, reported)) in spec.nodes.iter().zip(&reports).enumerate() {
+        let run = i.spec_on(t.node);
+        for c in &run.manifest.components {
             let abnormal = p
                 .nodes
                 .get(&t.node)
@@ -150,7 +153,15 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                 });
                 let seen = found.map(|r| &r.status);
                 let report = seen.map(|s| &s.report);
+                let at = spec
+                    .manifest
+                    .components
+                    .iter()
+                    .position(|m| m.name == c.name)
+                    .unwrap_or(usize::MAX);
+                order.push((at, n));
                 status.push(ReplicaStatusDto {
+                    version: run.version.to_string(),
                     node: node_name(p, &t.node),
                     node_id: t.node.to_string(),
                     component: c.name.to_string(),
@@ -172,6 +183,12 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
             }
         }
     }
+    // Component-major, as the instance's manifest lists them, then node, then replica (the
+    // sort is stable).
+    let mut keyed: Vec<((usize, usize), ReplicaStatusDto)> =
+        order.into_iter().zip(status).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    let mut status: Vec<ReplicaStatusDto> = keyed.into_iter().map(|(_, r)| r).collect();
     for u in &spec.unschedulable {
         if status.len() >= MAX_STATUS_ROWS {
             omitted = omitted.saturating_add(1);
@@ -187,6 +204,7 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
             restarts: 0,
             last_exit: None,
             reason: Some(u.reasons.join("; ")),
+            version: spec.version.to_string(),
             stale: false,
             reported: None,
             ports: Vec::new(),

@@ -471,6 +471,7 @@ mod tests {
     #[test]
     fn status_has_a_row_per_replica_and_per_unschedulable_node() {
         let replica = |replica, state: &str| ReplicaStatusDto {
+            version: "1.0.0".into(),
             node: "gw-1".into(),
             node_id: "n-1".into(),
             component: "db".into(),
@@ -505,6 +506,7 @@ mod tests {
     #[test]
     fn replicas_of_a_silent_node_are_marked_stale_and_text_is_escaped() {
         let row = |stale, reported: Option<&str>| ReplicaStatusDto {
+            version: "1.0.0".into(),
             node: "gw-1".into(),
             node_id: "n-1".into(),
             component: "db".into(),
