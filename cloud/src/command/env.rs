@@ -303,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rename_of_local_onto_a_taken_name_of_an_unknown_one_or_to_a_bad_name_is_refused() {
+    fn a_rename_of_local_onto_a_taken_name_of_an_unknown_one_or_to_a_bad_one_is_refused() {
         let (p, _) = envs();
         let cases = [
             (
