@@ -397,7 +397,9 @@ mod tests {
         let long = "x".repeat(MAX_DESCRIPTION_BYTES + 1);
         let twice = vec!["10.0.0.1".to_owned(), "10.0.0.1".to_owned()];
         let bad = vec!["gw.example.com".to_owned()];
-        let cases: [(Option<&str>, Option<&[String]>, &str, &str); 5] = [
+        /// A description, entries, and the refusal's code and field.
+        type Case<'a> = (Option<&'a str>, Option<&'a [String]>, &'a str, &'a str);
+        let cases: [Case; 5] = [
             (None, None, "nothing_to_set", "description"),
             (Some(&long), None, "invalid_description", "description"),
             (
