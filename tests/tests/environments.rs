@@ -10,7 +10,9 @@
 //! - `env set` changes the description and the entry addresses (`env show`, `env list`),
 //!   and refuses a bad entry with its field;
 //! - `node set --address` shows in `node show`; a bad address is refused with its field;
-//! - `node list` counts each node's instances and shows when it enrolled.
+//! - `node list` counts each node's instances and shows when it enrolled;
+//! - a token limited to an environment renames and sets only that one (another is not
+//!   found for it), and its scope follows the rename.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -20,7 +22,7 @@ use serde_json::Value;
 use skerry_tests::agent::Agent;
 use skerry_tests::fault::{containers_of, deploy_sleeper, publish_sleeper};
 use skerry_tests::images::{DockerCleanup, busybox_image, unique};
-use skerry_tests::{Cloud, cli, wait_for};
+use skerry_tests::{Cloud, cli, cli_as, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -210,4 +212,49 @@ fn env_set_and_node_set_change_what_they_name_and_refuse_bad_input() {
     let rows = list.table();
     assert_eq!(rows[0]["INSTANCES"], "0", "{list}");
     assert_eq!(rows[0]["ENROLLED"], enrolled["enrolled"].as_str().unwrap());
+}
+
+#[test]
+fn a_token_limited_to_an_environment_renames_only_it_and_its_scope_follows() {
+    let cloud = Cloud::start().unwrap();
+    for env in ["plant", "lab"] {
+        assert_eq!(cli(&cloud, &["env", "create", env]).code, 0);
+    }
+    let out = cli(
+        &cloud,
+        &["token", "create", "--role", "admin", "--env", "plant"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let token = out.stdout.trim().to_owned();
+    let as_plant = |args: &[&str]| cli_as(&cloud, Some(&token), args);
+    // Another environment is not found for it, whatever the command.
+    assert_eq!(as_plant(&["env", "rename", "lab", "bench"]).code, 4);
+    assert_eq!(
+        as_plant(&["env", "set", "lab", "--description", "x"]).code,
+        4
+    );
+    let out = as_plant(&["env", "rename", "plant", "factory"]);
+    assert_eq!(out.code, 0, "{out}");
+    // Its scope is the new name now: it sets and sees `factory`, and `lab` still not.
+    let out = as_plant(&["env", "set", "factory", "--description", "hall B"]);
+    assert_eq!(out.code, 0, "{out}");
+    let out = as_plant(&["env", "list", "-o", "json"]);
+    let names: Vec<String> = out
+        .json()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["factory"]);
+    let tokens = json(&cloud, &["token", "list"]);
+    assert!(
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["envs"] == serde_json::json!(["factory"])),
+        "{tokens}"
+    );
 }
