@@ -170,6 +170,13 @@ fn setup(cloud: &Cloud, image: &str) -> tempfile::TempDir {
     dir
 }
 
+/// How many events the cloud has recorded.
+fn event_count(cloud: &Cloud) -> usize {
+    let out = cli(cloud, &["events", "-o", "json", "--limit", "1000"]);
+    assert_eq!(out.code, 0, "{out}");
+    out.json().unwrap().as_array().unwrap().len()
+}
+
 fn durations(r: &Value) -> String {
     r["batches"]
         .as_array()
@@ -213,6 +220,14 @@ fn a_bad_upgrade_rolls_back_after_its_first_batch_and_a_good_one_completes() {
     let out = cli(&cloud, &["upgrade", "s1", "--to", "1.0.0"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("already runs sensor@1.0.0"), "{out}");
+
+    // A dry run shows the batches and, per node, the replicas replaced; it records nothing.
+    let before = event_count(&cloud);
+    let out = ok(&cloud, &["upgrade", "s1", "--to", "2.0.0", "--dry-run"]);
+    assert!(out.contains("batch 1: gw-a\nbatch 2: gw-b,gw-c"), "{out}");
+    assert!(out.contains("replace") && out.contains("s1/web.0"), "{out}");
+    assert!(out.contains("dry run: nothing was recorded"), "{out}");
+    assert_eq!(event_count(&cloud), before);
 
     // The bad version: the first batch (gw-a) never becomes healthy.
     let out = ok(

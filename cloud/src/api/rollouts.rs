@@ -15,6 +15,7 @@ use skerry_shared::quantity::Duration;
 use skerry_shared::rollout::{RolloutOutcome, RolloutPolicy, RolloutStart};
 
 use super::caller::Caller;
+use super::dto::NodePlanDto;
 use super::error::{ApiError, Body, Path};
 use super::rollout_dto::{
     BatchDto, NodeReasonDto, PolicyDto, RollbackBody, RolloutActionBody, RolloutDto,
@@ -194,11 +195,33 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
     let p = s.engine.read();
     let planned = plan(&p, intent)?;
     let start = &planned.start;
-    let from = p
-        .instances
-        .get(&start.instance)
-        .map(|i| i.spec.version.to_string())
-        .unwrap_or_default();
+    let inst = p.instances.get(&start.instance);
+    let from = inst.map(|i| i.spec.version.to_string()).unwrap_or_default();
+    // Per node the rollout changes, in its order: the room, and the replicas replaced.
+    let nodes = start
+        .order
+        .iter()
+        .filter_map(|id| {
+            let node = p.nodes.get(id)?;
+            let current = inst.map(|i| i.spec_on(*id));
+            let preview = crate::command::preview::preview(&p, node, current, Some(&start.to));
+            let (resources, shortfalls, changes) = super::instances::preview_dto(&preview);
+            Some(NodePlanDto {
+                node: node.name.to_string(),
+                node_id: id.to_string(),
+                weight: start
+                    .to
+                    .nodes
+                    .iter()
+                    .find(|t| t.node == *id)
+                    .map_or(1, |t| t.weight),
+                steps: Vec::new(),
+                resources,
+                shortfalls,
+                changes,
+            })
+        })
+        .collect();
     Ok(RolloutPlanDto {
         instance: start.instance.to_string(),
         kind: start.kind.to_string(),
@@ -210,7 +233,7 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
             .into_iter()
             .map(|ids| names(&p, ids))
             .collect(),
-        nodes: Vec::new(),
+        nodes,
     })
 }
 

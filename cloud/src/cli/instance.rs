@@ -140,15 +140,7 @@ pub fn render_dry_run(plan: &DryRunDto) -> String {
             "node {} ({}) weight {}",
             node.node, node.node_id, node.weight
         ));
-        room_lines(&mut lines, &node.resources, &node.shortfalls);
-        for c in &node.changes {
-            let init = (c.component_kind == "init").then_some(" (init)");
-            let init = init.unwrap_or_default();
-            lines.push(labelled(
-                &c.action,
-                &format!("{} {}{init}", c.kind, c.replica),
-            ));
-        }
+        node_lines(&mut lines, node);
         if node.steps.iter().all(Vec::is_empty) {
             lines.push("  nothing to do".to_owned());
         }
@@ -180,6 +172,20 @@ pub fn render_dry_run(plan: &DryRunDto) -> String {
 /// `  LABEL      TEXT`, the label padded so that the texts line up.
 fn labelled(label: &str, text: &str) -> String {
     format!("  {label:<10} {text}")
+}
+
+/// One node's room, shortfalls and the replicas created, replaced or removed (a deploy's
+/// or an upgrade's dry run).
+pub(super) fn node_lines(lines: &mut Vec<String>, node: &crate::api::dto::NodePlanDto) {
+    room_lines(lines, &node.resources, &node.shortfalls);
+    for c in &node.changes {
+        let init = (c.component_kind == "init").then_some(" (init)");
+        let init = init.unwrap_or_default();
+        lines.push(labelled(
+            &c.action,
+            &format!("{} {}{init}", c.kind, c.replica),
+        ));
+    }
 }
 
 /// The room lines of one node: CPU, memory, each host port, then each shortfall.

@@ -268,6 +268,10 @@ pub fn render_plan(p: &RolloutPlanDto) -> String {
     if p.batches.is_empty() {
         lines.push("no node changes; the new weights apply at once".to_owned());
     }
+    for node in &p.nodes {
+        lines.push(format!("node {} ({})", node.node, node.node_id));
+        super::instance::node_lines(&mut lines, node);
+    }
     lines.push("dry run: nothing was recorded".to_owned());
     lines.join("\n")
 }
