@@ -115,10 +115,36 @@ impl Instance {
         r.outcome = Some((outcome.clone(), at));
         if *outcome == RolloutOutcome::Completed {
             let mut to = r.start.to.clone();
-            to.nodes.clone_from(&self.spec.nodes);
+            // The instance's nodes now, with the weights the rollout gave them.
+            to.nodes = self
+                .spec
+                .nodes
+                .iter()
+                .map(|t| {
+                    let weight = r
+                        .start
+                        .to
+                        .nodes
+                        .iter()
+                        .find(|w| w.node == t.node)
+                        .map_or(t.weight, |w| w.weight);
+                    skerry_shared::event::NodeTarget {
+                        node: t.node,
+                        weight,
+                    }
+                })
+                .collect();
             to.unschedulable.clone_from(&self.spec.unschedulable);
             let before = std::mem::replace(&mut self.spec, to);
-            self.previous = Some(Arc::new(without_nodes(&before)));
+            let before = Arc::new(without_nodes(&before));
+            // What a node runs does not change with the instance's spec: a node that ran
+            // the spec before (one that failed within --max-failed) still runs it.
+            for t in &self.spec.nodes {
+                self.runs
+                    .entry(t.node)
+                    .or_insert_with(|| Arc::clone(&before));
+            }
+            self.previous = Some(before);
             let spec = &self.spec;
             self.runs.retain(|_, run| !same_run(run, spec));
         }

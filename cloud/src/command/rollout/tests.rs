@@ -1,1 +1,353 @@
+//! Rollouts end to end in the pure core: `plan`, the controller's `decide` over reports a
+//! test chooses, `advance`, and the projections folding what it records.
+#![allow(clippy::unwrap_used)]
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use skerry_shared::clock::Timestamp;
+use skerry_shared::event::{Actor, Event, EventPayload, NodeStatus, NodeTarget};
+use skerry_shared::ids::{Name, NodeId};
+use skerry_shared::planner::replica_hash_by;
+use skerry_shared::report::{ReplicaReport, ReplicaState, ReplicaStatus};
+use skerry_shared::rollout::RolloutOutcome;
+
+use super::*;
+use crate::command::fit::tests::{deployed, manifest, n, spec};
+use crate::command::selection::tests::enroll;
+use crate::controllers::rollouts::{Observed, Settling, decide};
+use crate::projections::Projections;
+use crate::sync::replicas::Reported;
+
+const WEB: &str = "components:\n  - name: web\n    image: web:1\n";
+
+fn apply_at(p: &mut Projections, payload: EventPayload, time: i64) {
+    let seq = p.head.next_seq;
+    let e = Event::seal(
+        seq,
+        Timestamp(time),
+        Actor::Cloud,
+        payload,
+        vec![],
+        p.head.last_hash,
+    )
+    .unwrap();
+    p.apply(&e);
+}
+
+/// What the nodes report: every node runs what the projections say it runs, healthy
+/// unless it is in `failing`.
+struct Fake {
+    runs: BTreeMap<NodeId, skerry_shared::event::InstanceSpec>,
+    failing: BTreeSet<NodeId>,
+}
+
+impl Observed for Fake {
+    fn replicas(&self, node: NodeId, instance: &Name) -> Vec<Reported> {
+        let Some(spec) = self.runs.get(&node) else {
+            return Vec::new();
+        };
+        let state = if self.failing.contains(&node) && spec.version.major == 2 {
+            ReplicaState::Unhealthy
+        } else {
+            ReplicaState::Running
+        };
+        spec.manifest
+            .components
+            .iter()
+            .map(|c| Reported {
+                status: ReplicaStatus::from(ReplicaReport {
+                    instance: instance.clone(),
+                    component: c.name.clone(),
+                    replica: 0,
+                    state: state.clone(),
+                    restarts: 0,
+                    reason: None,
+                    spec_hash: replica_hash_by(spec, c, |_| 0),
+                    ports: vec![],
+                }),
+                at: None,
+            })
+            .collect()
+    }
+}
+
+/// Instance `web` of 1.0.0 on nodes a, b, c (all online), and 2.0.0 published.
+fn fleet() -> (Projections, Vec<NodeId>) {
+    let (mut p, first) = crate::command::fit::tests::fixture("x86-64-host");
+    let mut nodes = vec![first];
+    nodes.push(enroll(&mut p, "gx", "x86-64-host"));
+    nodes.push(enroll(&mut p, "gy", "x86-64-host"));
+    for node in &nodes {
+        apply_at(
+            &mut p,
+            EventPayload::NodeStatusChanged {
+                node: *node,
+                status: NodeStatus::Normal,
+            },
+            0,
+        );
+    }
+    let v1 = manifest("1.0.0", WEB);
+    let mut s = spec("web", &v1, first);
+    s.nodes = nodes
+        .iter()
+        .map(|node| NodeTarget {
+            node: *node,
+            weight: 1,
+        })
+        .collect();
+    deployed(&mut p, &s);
+    let v2 = manifest("2.0.0", WEB);
+    deployed(&mut p, &spec("other", &v2, first));
+    (p, nodes)
+}
+
+fn upgrade(batch: &str) -> RolloutIntent {
+    RolloutIntent {
+        instance: "web".into(),
+        to: Some("2.0.0".into()),
+        batch: Some(batch.into()),
+        settle: Some("1s".into()),
+        timeout: Some("1m".into()),
+        auto_rollback: true,
+        ..RolloutIntent::default()
+    }
+}
+
+fn start(p: &mut Projections, intent: &RolloutIntent) {
+    let plan = plan(p, intent).unwrap();
+    apply_at(
+        p,
+        EventPayload::RolloutStarted {
+            rollout: Box::new(plan.start),
+        },
+        0,
+    );
+}
+
+/// Runs the controller and the handler until the rollout ends (or `limit` steps), a
+/// second apart; returns the steps taken.
+fn drive(p: &mut Projections, failing: &[NodeId], limit: usize) -> Vec<RolloutStep> {
+    let mut settling = Settling::default();
+    let mut steps = Vec::new();
+    for tick in 1..=limit as i64 * 4 {
+        let now = Timestamp(tick * 1000);
+        let inst = &p.instances[&n("web")];
+        if inst.active_rollout().is_none() {
+            break;
+        }
+        let fake = Fake {
+            runs: inst
+                .spec
+                .nodes
+                .iter()
+                .map(|t| (t.node, inst.spec_on(t.node).clone()))
+                .collect(),
+            failing: failing.iter().copied().collect(),
+        };
+        let Some(step) = decide(p, inst, &fake, &mut settling, now) else {
+            continue;
+        };
+        let id = inst.active_rollout().unwrap().id();
+        let events = advance(p, &n("web"), id, &step).unwrap();
+        for e in events {
+            apply_at(p, e.payload, now.0);
+        }
+        steps.push(step);
+        if steps.len() >= limit {
+            break;
+        }
+    }
+    steps
+}
+
+fn versions(p: &Projections, nodes: &[NodeId]) -> Vec<String> {
+    let inst = &p.instances[&n("web")];
+    nodes
+        .iter()
+        .map(|node| inst.spec_on(*node).version.to_string())
+        .collect()
+}
+
+#[test]
+fn a_good_upgrade_goes_batch_by_batch_and_completes() {
+    let (mut p, nodes) = fleet();
+    start(&mut p, &upgrade("1,100%"));
+    let steps = drive(&mut p, &[], 20);
+    let starts = steps
+        .iter()
+        .filter(|s| matches!(s, RolloutStep::StartBatch { .. }))
+        .count();
+    assert_eq!(starts, 2, "{steps:?}");
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+    assert_eq!(inst.spec.version.to_string(), "2.0.0");
+    assert!(inst.runs.is_empty());
+    assert_eq!(inst.previous.as_ref().unwrap().version.to_string(), "1.0.0");
+    assert_eq!(versions(&p, &nodes), ["2.0.0", "2.0.0", "2.0.0"]);
+    // The first batch is one node, the first by name.
+    assert_eq!(r.batches[0].changed.len(), 1);
+}
+
+#[test]
+fn a_failed_first_batch_rolls_back_and_later_nodes_are_never_changed() {
+    let (mut p, nodes) = fleet();
+    start(&mut p, &upgrade("1,100%"));
+    let first = p.instances[&n("web")].rollout.as_ref().unwrap().start.order[0];
+    drive(&mut p, &[first], 20);
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert!(
+        matches!(r.outcome, Some((RolloutOutcome::RolledBack { .. }, _))),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(r.batches.len(), 1);
+    assert_eq!(r.batches[0].failed[0].node, first);
+    assert!(r.batches[0].failed[0].reason.contains("Unhealthy"));
+    assert_eq!(versions(&p, &nodes), ["1.0.0", "1.0.0", "1.0.0"]);
+    assert_eq!(inst.spec.version.to_string(), "1.0.0");
+}
+
+#[test]
+fn a_batch_is_never_started_twice_and_a_second_rollout_is_a_conflict() {
+    let (mut p, _) = fleet();
+    start(&mut p, &upgrade("1,100%"));
+    let err = plan(&p, &upgrade("1,100%")).unwrap_err();
+    assert_eq!(err.code, "rollout_in_progress");
+    let mut settling = Settling::default();
+    let inst = &p.instances[&n("web")];
+    let fake = Fake {
+        runs: BTreeMap::new(),
+        failing: BTreeSet::new(),
+    };
+    let step = decide(&p, inst, &fake, &mut settling, Timestamp(1000)).unwrap();
+    assert!(matches!(step, RolloutStep::StartBatch { batch: 1, .. }));
+    for e in advance(&p, &n("web"), 1, &step).unwrap() {
+        apply_at(&mut p, e.payload, 1000);
+    }
+    // The same step, decided on older state (or by a restarted cloud), records nothing.
+    let err = advance(&p, &n("web"), 1, &step).unwrap_err();
+    assert_eq!(err.code, "rollout_step_stale");
+}
+
+#[test]
+fn max_failed_lets_a_batch_pass_and_its_failed_node_stays_behind() {
+    let (mut p, nodes) = fleet();
+    let intent = RolloutIntent {
+        max_failed: Some("1".into()),
+        ..upgrade("100%")
+    };
+    start(&mut p, &intent);
+    let order = p.instances[&n("web")]
+        .rollout
+        .as_ref()
+        .unwrap()
+        .start
+        .order
+        .clone();
+    drive(&mut p, &[order[1]], 20);
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+    assert_eq!(inst.spec_on(order[1]).version.to_string(), "1.0.0");
+    assert_eq!(inst.spec_on(order[0]).version.to_string(), "2.0.0");
+    assert_eq!(inst.spec_on(order[2]).version.to_string(), "2.0.0");
+    assert_eq!(nodes.len(), 3);
+}
+
+#[test]
+fn an_offline_node_is_skipped_and_gets_the_outcome() {
+    let (mut p, _) = fleet();
+    start(&mut p, &upgrade("1,100%"));
+    let order = p.instances[&n("web")]
+        .rollout
+        .as_ref()
+        .unwrap()
+        .start
+        .order
+        .clone();
+    apply_at(
+        &mut p,
+        EventPayload::NodeStatusChanged {
+            node: order[2],
+            status: NodeStatus::Abnormal,
+        },
+        0,
+    );
+    drive(&mut p, &[], 20);
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+    assert_eq!(r.batches[1].offline, vec![order[2]]);
+    // Recorded for it, to take when it is back.
+    assert_eq!(inst.spec_on(order[2]).version.to_string(), "2.0.0");
+}
+
+#[test]
+fn pause_resume_and_abort() {
+    let (mut p, _) = fleet();
+    start(&mut p, &upgrade("1,100%"));
+    for e in control(&p, "web", RolloutAction::Pause).unwrap() {
+        apply_at(&mut p, e.payload, 0);
+    }
+    assert_eq!(
+        control(&p, "web", RolloutAction::Pause).unwrap_err().code,
+        "rollout_paused"
+    );
+    assert!(drive(&mut p, &[], 5).is_empty());
+    for e in control(&p, "web", RolloutAction::Resume).unwrap() {
+        apply_at(&mut p, e.payload, 0);
+    }
+    for e in control(&p, "web", RolloutAction::Abort).unwrap() {
+        apply_at(&mut p, e.payload, 0);
+    }
+    let r = p.instances[&n("web")].rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Aborted);
+    assert_eq!(
+        control(&p, "web", RolloutAction::Abort).unwrap_err().code,
+        "no_rollout"
+    );
+}
+
+#[test]
+fn bad_policies_and_targets_are_refused_naming_the_field() {
+    let (p, _) = fleet();
+    let cases: [(RolloutIntent, &str); 5] = [
+        (upgrade("0,100%"), "batch"),
+        (
+            RolloutIntent {
+                settle: Some("5".into()),
+                ..upgrade("1")
+            },
+            "settle",
+        ),
+        (
+            RolloutIntent {
+                to: Some("9.9.9".into()),
+                ..upgrade("1")
+            },
+            "to",
+        ),
+        (
+            RolloutIntent {
+                max_failed: Some("200%".into()),
+                ..upgrade("1")
+            },
+            "max_failed",
+        ),
+        (
+            RolloutIntent {
+                rollback: true,
+                to: None,
+                ..upgrade("1")
+            },
+            "instance",
+        ),
+    ];
+    for (intent, field) in cases {
+        let err = plan(&p, &intent).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some(field), "{err:?}");
+    }
+}
