@@ -157,10 +157,12 @@ fn refuse(field: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The profile for this host when none is given.
+/// The profile for this host when none is given, by its architecture (which fit matches
+/// against a manifest's `platforms`): a 32-bit ARM host gets a 32-bit ARM board's profile.
 pub fn default_profile_name() -> &'static str {
     match std::env::consts::ARCH {
         "aarch64" => "raspberry-pi-4",
+        "arm" => "beaglebone-black",
         _ => "x86-64-host",
     }
 }
