@@ -493,7 +493,7 @@ impl Projections {
                 self.rollout_ids
                     .insert(rollout.instance.clone(), rollout.id);
                 if let Some(i) = self.instances.get_mut(&rollout.instance) {
-                    i.rollout = Some(RolloutState::new((**rollout).clone(), &i.spec, e.time));
+                    i.rollout = Some(RolloutState::new((**rollout).clone(), i, e.time));
                 }
             }
             EventPayload::RolloutBatchStarted {

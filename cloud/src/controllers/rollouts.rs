@@ -81,6 +81,8 @@ impl Settling {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Judged {
     Settled,
+    /// Ready, for less than the settle time so far.
+    Settling,
     Waiting(String),
     Failed(String),
 }
@@ -94,15 +96,13 @@ pub fn decide(
     now: Timestamp,
 ) -> Option<RolloutStep> {
     let r = inst.active_rollout()?;
-    if r.paused {
-        return None;
-    }
     let start = &r.start;
-    if start.batches.is_empty() {
-        return Some(RolloutStep::Complete);
-    }
     match r.current() {
+        // Paused, a batch in progress still fails (and rolls back) past --max-failed;
+        // nothing else moves.
         Some(b) if b.finished.is_none() => in_batch(p, inst, r, b, seen, settling, now),
+        _ if r.paused => None,
+        _ if start.batches.is_empty() => Some(RolloutStep::Complete),
         Some(b) if b.ok != Some(true) => None,
         _ => next_batch(p, inst, r),
     }
@@ -172,31 +172,24 @@ fn in_batch(
     let mut passed = Vec::new();
     let mut failed = Vec::new();
     let mut in_flight = Vec::new();
-    for node in &b.changed {
+    let mut settling_now = 0usize;
+    // A changed node that stopped being a target (its labels, a leave, a removal) is
+    // neither passed nor failed: it is out of the rollout.
+    for node in b.changed.iter().filter(|n| inst.spec.targets(**n)) {
         match judge(p, inst, r, *node, seen, settling, now) {
             Judged::Settled => passed.push(*node),
             Judged::Failed(reason) => failed.push(NodeFailure {
                 node: *node,
                 reason,
             }),
+            Judged::Settling => {
+                settling_now += 1;
+                in_flight.push((*node, "settling".to_owned()));
+            }
             Judged::Waiting(why) => in_flight.push((*node, why)),
         }
     }
-    let mut pending = Vec::new();
-    for node in b.nodes.iter().chain(&b.offline) {
-        if b.changed.contains(node) || !online(p, *node) {
-            continue;
-        }
-        let reasons = unfit(p, inst, &start.to, *node);
-        if reasons.is_empty() {
-            pending.push(*node);
-        } else {
-            failed.push(NodeFailure {
-                node: *node,
-                reason: format!("does not fit: {}", reasons.join("; ")),
-            });
-        }
-    }
+    let failed_changed = failed.len();
     let finish = |passed: Vec<NodeId>, failed: Vec<NodeFailure>| RolloutStep::FinishBatch {
         batch: b.batch,
         passed,
@@ -206,23 +199,73 @@ fn in_batch(
     if failed.len() > allowed {
         return Some(finish(passed, failed));
     }
+    if r.paused {
+        return None;
+    }
+    // Online nodes of the batch not changed yet, in order; fit is checked for those about
+    // to change only (up to the room a wave has: --max-unavailable less the nodes
+    // changing or failed).
+    let waiting: Vec<NodeId> = b
+        .nodes
+        .iter()
+        .chain(&b.offline)
+        .filter(|n| !b.changed.contains(n) && inst.spec.targets(**n) && online(p, **n))
+        .copied()
+        .collect();
     let clock = r.resumed.map_or(b.started, |t| t.max(b.started));
-    if now.0.saturating_sub(clock.0) >= i64::try_from(policy.timeout_ms).unwrap_or(i64::MAX) {
+    let timed_out =
+        now.0.saturating_sub(clock.0) >= i64::try_from(policy.timeout_ms).unwrap_or(i64::MAX);
+    if timed_out {
+        // A node ready but not yet for the settle time (say, after a cloud restart
+        // forgot since when) is waited for; every other is failed.
         let timeout = skerry_shared::quantity::Duration::from_millis(policy.timeout_ms);
-        failed.extend(in_flight.into_iter().map(|(node, why)| NodeFailure {
-            node,
-            reason: format!("did not settle within {timeout}: {why}"),
+        let mut late: Vec<NodeFailure> = in_flight
+            .iter()
+            .filter(|(_, why)| why != "settling")
+            .map(|(node, why)| NodeFailure {
+                node: *node,
+                reason: format!("did not settle within {timeout}: {why}"),
+            })
+            .collect();
+        late.extend(waiting.iter().map(|node| NodeFailure {
+            node: *node,
+            reason: format!("not changed within {timeout}"),
         }));
+        if settling_now > 0 && failed.len() + late.len() <= allowed {
+            return None;
+        }
+        failed.extend(late);
         return Some(finish(passed, failed));
     }
-    let room = cap(r).saturating_sub(in_flight.len());
-    if !pending.is_empty() && room > 0 {
+    let room = cap(r).saturating_sub(in_flight.len() + failed_changed);
+    let mut wave = Vec::new();
+    for node in &waiting {
+        if wave.len() >= room {
+            break;
+        }
+        let reasons = unfit(p, inst, &start.to, *node);
+        if reasons.is_empty() {
+            wave.push(*node);
+        } else {
+            failed.push(NodeFailure {
+                node: *node,
+                reason: format!("does not fit: {}", reasons.join("; ")),
+            });
+        }
+    }
+    if failed.len() > allowed {
+        return Some(finish(passed, failed));
+    }
+    if !wave.is_empty() {
         return Some(RolloutStep::Wave {
             batch: b.batch,
-            nodes: pending.into_iter().take(room).collect(),
+            nodes: wave,
         });
     }
-    if in_flight.is_empty() && pending.is_empty() && !(passed.is_empty() && failed.is_empty()) {
+    // Every waiting node was checked and none fits: they are failed, not waiting.
+    let none_left = failed.len() - failed_changed == waiting.len();
+    let all_judged = in_flight.is_empty() && none_left;
+    if all_judged && !(passed.is_empty() && failed.is_empty()) {
         return Some(finish(passed, failed));
     }
     None
@@ -249,7 +292,7 @@ fn judge(
     if now.0.saturating_sub(since.0) >= settle {
         Judged::Settled
     } else {
-        Judged::Waiting("settling".to_owned())
+        Judged::Settling
     }
 }
 

@@ -217,7 +217,7 @@ mod tests {
         let i = p.instances.get_mut("web").unwrap();
         i.previous = Some(Arc::new(before));
         i.runs.insert(node, Arc::new(to.clone()));
-        i.rollout = Some(RolloutState::new(
+        let state = RolloutState::new(
             RolloutStart {
                 instance: n("web"),
                 id: 1,
@@ -227,9 +227,10 @@ mod tests {
                 batches: vec![1],
                 policy: RolloutPolicy::default(),
             },
-            &from,
+            i,
             Timestamp(1),
-        ));
+        );
+        i.rollout = Some(state);
         (p, node, enrollment, api)
     }
 

@@ -78,6 +78,9 @@ impl Instance {
         }
         if let Some(r) = self.rollout.as_mut() {
             r.from = renamed(&r.from);
+            for run in r.from_runs.values_mut() {
+                *run = renamed(run);
+            }
             let mut start = (*r.start).clone();
             start.to.env = to.clone();
             r.start = Arc::new(start);
@@ -190,6 +193,9 @@ pub struct RolloutState {
     pub started: Timestamp,
     /// The spec the instance had when the rollout started: what a rollback returns to.
     pub from: Arc<InstanceSpec>,
+    /// The nodes that ran another spec than `from` when the rollout started, and that
+    /// spec: what a rollback returns each of them to.
+    pub from_runs: BTreeMap<NodeId, Arc<InstanceSpec>>,
     pub batches: Vec<BatchState>,
     /// Every node this rollout changed (for a rollback).
     pub changed: BTreeSet<NodeId>,
@@ -200,11 +206,12 @@ pub struct RolloutState {
 }
 
 impl RolloutState {
-    pub fn new(start: RolloutStart, from: &InstanceSpec, at: Timestamp) -> RolloutState {
+    pub fn new(start: RolloutStart, inst: &Instance, at: Timestamp) -> RolloutState {
         RolloutState {
             start: Arc::new(start),
             started: at,
-            from: Arc::new(without_nodes(from)),
+            from: Arc::new(without_nodes(&inst.spec)),
+            from_runs: inst.runs.clone(),
             batches: Vec::new(),
             changed: BTreeSet::new(),
             paused: false,
@@ -215,6 +222,11 @@ impl RolloutState {
 
     pub fn id(&self) -> u64 {
         self.start.id
+    }
+
+    /// What a rollback returns `node` to: the spec it ran when the rollout started.
+    pub fn from_on(&self, node: NodeId) -> &Arc<InstanceSpec> {
+        self.from_runs.get(&node).unwrap_or(&self.from)
     }
 
     /// The batch in progress or last finished.

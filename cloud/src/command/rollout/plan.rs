@@ -119,7 +119,7 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
         .collect();
     order.sort();
     let order: Vec<NodeId> = order.into_iter().map(|(_, id)| id).collect();
-    if order.is_empty() && to.nodes == inst.spec.nodes {
+    if order.is_empty() && to.nodes == inst.spec.nodes && same_run(&inst.spec, &to) {
         return Err(Refusal::conflict(
             "nothing_to_change",
             if intent.to.is_some() { "to" } else { "set" },
@@ -303,11 +303,15 @@ fn policy(intent: &RolloutIntent) -> Result<RolloutPolicy, Refusal> {
     };
     policy.settle_ms = wait("settle", &intent.settle, policy.settle_ms)?;
     policy.timeout_ms = wait("timeout", &intent.timeout, policy.timeout_ms)?;
-    if policy.timeout_ms == 0 {
+    if policy.timeout_ms <= policy.settle_ms {
         return Err(Refusal::invalid(
             "invalid_duration",
             "timeout",
-            "a batch needs some time to settle",
+            format!(
+                "the timeout ({}) must be longer than the settle time ({}): a batch could                  never pass",
+                Duration::from_millis(policy.timeout_ms),
+                Duration::from_millis(policy.settle_ms)
+            ),
         ));
     }
     if let Some(n) = intent.max_unavailable {

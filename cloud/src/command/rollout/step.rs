@@ -43,7 +43,11 @@ pub fn advance(
         .active_rollout()
         .filter(|r| r.id() == id)
         .ok_or_else(|| stale(format!("rollout {id} of {instance} is not running")))?;
-    if r.paused {
+    let moves = matches!(
+        step,
+        RolloutStep::StartBatch { .. } | RolloutStep::Wave { .. } | RolloutStep::Complete
+    );
+    if r.paused && moves {
         return Err(stale(format!("rollout {id} of {instance} is paused")));
     }
     let start = &r.start;
@@ -67,13 +71,23 @@ pub fn advance(
                 start.batches[next - 2] as usize
             };
             let to = start.batches[next - 1] as usize;
-            let want: BTreeSet<&NodeId> = start.order[from..to].iter().collect();
+            let want: BTreeSet<&NodeId> = start
+                .order
+                .get(from..to)
+                .ok_or_else(|| stale(format!("batch {batch} is beyond the rollout's nodes")))?
+                .iter()
+                .collect();
             let got: BTreeSet<&NodeId> = nodes.iter().chain(offline).collect();
-            if want != got || got.len() != nodes.len() + offline.len() {
+            // The batch's nodes, less those that stopped being targets since the start.
+            let left_out = want.difference(&got).all(|n| !inst.spec.targets(**n));
+            if !got.is_subset(&want) || !left_out || got.len() != nodes.len() + offline.len() {
                 return Err(stale(format!("batch {batch} has other nodes")));
             }
-            if !wave.iter().all(|n| nodes.contains(n)) {
-                return Err(stale("a wave node is not an online node of the batch"));
+            if !wave
+                .iter()
+                .all(|n| nodes.contains(n) && inst.spec.targets(*n))
+            {
+                return Err(stale("a wave node is not an online target of the batch"));
             }
             let mut out = vec![Pending::cloud_only(EventPayload::RolloutBatchStarted {
                 instance: instance.clone(),
@@ -101,7 +115,9 @@ pub fn advance(
                 .filter(|b| b.batch == *batch && b.finished.is_none())
                 .ok_or_else(|| stale(format!("batch {batch} is not in progress")))?;
             let open = |n: &NodeId| {
-                (b.nodes.contains(n) || b.offline.contains(n)) && !b.changed.contains(n)
+                (b.nodes.contains(n) || b.offline.contains(n))
+                    && !b.changed.contains(n)
+                    && inst.spec.targets(*n)
             };
             if nodes.is_empty() || !nodes.iter().all(open) {
                 return Err(stale(format!(
@@ -156,14 +172,7 @@ pub fn advance(
                     .map(|f| f.node)
                     .filter(|n| r.changed.contains(n))
                     .collect();
-                if !back.is_empty() {
-                    out.push(change(
-                        inst,
-                        &r.from,
-                        &back,
-                        ChangeReason::RolledBack { rollout: id },
-                    ));
-                }
+                out.extend(roll_back(inst, r, &back));
                 if *batch as usize == start.batches.len() {
                     out.extend(complete(inst, r, &failed));
                 }
@@ -237,19 +246,36 @@ fn fail(inst: &Instance, r: &RolloutState, reason: String) -> Vec<Pending> {
     let mut out = Vec::new();
     if r.start.policy.auto_rollback {
         let changed: Vec<NodeId> = r.changed.iter().copied().collect();
-        if !changed.is_empty() {
-            out.push(change(
-                inst,
-                &r.from,
-                &changed,
-                ChangeReason::RolledBack { rollout: r.id() },
-            ));
-        }
+        out.extend(roll_back(inst, r, &changed));
         out.push(finished(inst, r, RolloutOutcome::RolledBack { reason }));
     } else {
         out.push(finished(inst, r, RolloutOutcome::Failed { reason }));
     }
     out
+}
+
+/// `nodes` (those still targets) back to what each ran when the rollout started: one
+/// event per spec they return to.
+fn roll_back(inst: &Instance, r: &RolloutState, nodes: &[NodeId]) -> Vec<Pending> {
+    let mut groups: Vec<(&InstanceSpec, Vec<NodeId>)> = Vec::new();
+    for node in nodes.iter().filter(|n| inst.spec.targets(**n)) {
+        let back = r.from_on(*node).as_ref();
+        match groups.iter_mut().find(|(s, _)| same_run(s, back)) {
+            Some((_, group)) => group.push(*node),
+            None => groups.push((back, vec![*node])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(spec, group)| {
+            change(
+                inst,
+                spec,
+                &group,
+                ChangeReason::RolledBack { rollout: r.id() },
+            )
+        })
+        .collect()
 }
 
 fn finished(inst: &Instance, r: &RolloutState, outcome: RolloutOutcome) -> Pending {

@@ -286,6 +286,55 @@ fn an_offline_node_is_skipped_and_gets_the_outcome() {
 }
 
 #[test]
+fn max_unavailable_changes_a_batch_in_waves() {
+    let (mut p, _) = fleet();
+    let intent = RolloutIntent {
+        max_unavailable: Some(1),
+        ..upgrade("100%")
+    };
+    start(&mut p, &intent);
+    let steps = drive(&mut p, &[], 30);
+    let waves: Vec<usize> = steps
+        .iter()
+        .filter_map(|s| match s {
+            RolloutStep::StartBatch { wave, .. } => Some(wave.len()),
+            RolloutStep::Wave { nodes, .. } => Some(nodes.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waves, [1, 1, 1], "{steps:?}");
+    let r = p.instances[&n("web")].rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+}
+
+#[test]
+fn an_upgrade_after_an_abort_that_changed_every_node_completes_at_once() {
+    let (mut p, nodes) = fleet();
+    start(&mut p, &upgrade("100%"));
+    // Let the batch change every node, then abort before it finishes.
+    let mut settling = Settling::default();
+    let inst = &p.instances[&n("web")];
+    let fake = Fake {
+        runs: BTreeMap::new(),
+        failing: BTreeSet::new(),
+    };
+    let step = decide(&p, inst, &fake, &mut settling, Timestamp(1000)).unwrap();
+    for e in advance(&p, &n("web"), 1, &step).unwrap() {
+        apply_at(&mut p, e.payload, 1000);
+    }
+    for e in control(&p, "web", RolloutAction::Abort).unwrap() {
+        apply_at(&mut p, e.payload, 1000);
+    }
+    assert_eq!(versions(&p, &nodes), ["2.0.0", "2.0.0", "2.0.0"]);
+    assert_eq!(p.instances[&n("web")].spec.version.to_string(), "1.0.0");
+    start(&mut p, &upgrade("100%"));
+    drive(&mut p, &[], 5);
+    let inst = &p.instances[&n("web")];
+    assert_eq!(inst.spec.version.to_string(), "2.0.0");
+    assert!(inst.runs.is_empty());
+}
+
+#[test]
 fn pause_resume_and_abort() {
     let (mut p, _) = fleet();
     start(&mut p, &upgrade("1,100%"));
@@ -314,7 +363,15 @@ fn pause_resume_and_abort() {
 #[test]
 fn bad_policies_and_targets_are_refused_naming_the_field() {
     let (p, _) = fleet();
-    let cases: [(RolloutIntent, &str); 5] = [
+    let cases: [(RolloutIntent, &str); 6] = [
+        (
+            RolloutIntent {
+                settle: Some("2m".into()),
+                timeout: Some("1m".into()),
+                ..upgrade("1")
+            },
+            "timeout",
+        ),
         (upgrade("0,100%"), "batch"),
         (
             RolloutIntent {
