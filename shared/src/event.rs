@@ -372,7 +372,11 @@ impl EventPayload {
                 let parts: Vec<String> = changes
                     .iter()
                     .map(|c| {
-                        let verb = if instance.targets(c.node) { "runs" } else { "leaves" };
+                        let verb = if instance.targets(c.node) {
+                            "runs"
+                        } else {
+                            "leaves"
+                        };
                         format!("node {} {verb} it ({})", c.node, c.reason)
                     })
                     .collect();
@@ -431,7 +435,9 @@ impl EventPayload {
                 rollout,
                 outcome,
             } => format!("{instance} rollout {rollout} {outcome}"),
-            EventPayload::EnvironmentRenamed { name, to } => format!("environment {name} is now {to}"),
+            EventPayload::EnvironmentRenamed { name, to } => {
+                format!("environment {name} is now {to}")
+            }
             EventPayload::EnvironmentUpdated { name, .. } => format!("environment {name}"),
             EventPayload::NodeAddressChanged { node, address } => {
                 format!("node {node} at {address}")

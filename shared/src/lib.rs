@@ -42,6 +42,6 @@ pub mod planner;
 pub mod profile;
 pub mod quantity;
 pub mod reducer;
-pub mod rollout;
 pub mod report;
+pub mod rollout;
 pub mod secret;

@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(cumulative(&shares, 3), vec![1, 3]);
         assert_eq!(cumulative(&shares, 1), vec![1]);
         assert_eq!(cumulative(&shares, 0), Vec::<usize>::new());
-        assert_eq!(cumulative(&parse_batches("2,50%").unwrap(), 10), vec![2, 5, 10]);
+        assert_eq!(
+            cumulative(&parse_batches("2,50%").unwrap(), 10),
+            vec![2, 5, 10]
+        );
         assert_eq!(cumulative(&default_batches(), 3), vec![1, 3]);
     }
 

@@ -143,7 +143,6 @@ impl InstanceSpec {
     }
 }
 
-
 /// Why a node started to run an instance, stopped running it, or changed what it runs of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeReason {

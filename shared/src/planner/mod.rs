@@ -49,8 +49,8 @@ mod state;
 mod tests;
 
 pub use readiness::{
-    component_ready, needs_network, phase_ready, replica_hash, replica_hash_by, spec_hash, topological_order,
-    waiting_on,
+    component_ready, needs_network, phase_ready, replica_hash, replica_hash_by, spec_hash,
+    topological_order, waiting_on,
 };
 pub use round::plan;
 pub use simulate::{NotConverged, Simulation, assume_done, simulate};
