@@ -21,6 +21,8 @@
 //! - [`footprint`]: the agent's RSS idle and with 3 containers, binary sizes, beside the
 //!   Docker engine's RSS.
 //! - [`logs`]: lines from `log_dir` files until queryable in the cloud, beside `cat`.
+//! - [`rollout`]: an upgrade of 1,000 simulated nodes in batches, each batch's duration
+//!   and its overhead over the settle time, beside a plain deploy to the same nodes.
 //! - [`siege`]: 1,000 slow clients and 300 event streams while a deploy runs to 100
 //!   simulated nodes, beside the same deploy and the cloud's RSS at rest.
 
@@ -33,6 +35,7 @@ pub mod load;
 pub mod logs;
 pub mod rawmqtt;
 pub mod report;
+pub mod rollout;
 pub mod siege;
 pub mod stage;
 pub mod wire;

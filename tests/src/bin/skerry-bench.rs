@@ -36,6 +36,8 @@ enum Scenario {
     /// One deploy to N simulated nodes until acknowledged and running, beside a raw MQTT
     /// round trip to N clients.
     Fanout(bench::fanout::Args),
+    /// An upgrade of N simulated nodes in batches, each batch beside a plain deploy.
+    Rollout(bench::rollout::Args),
     /// Slow clients and event streams while a deploy runs to simulated nodes, beside the
     /// same deploy and the cloud's RSS at rest.
     Siege(bench::siege::Args),
@@ -54,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Logs(a) => vec![bench::logs::run(a)?],
         Scenario::Wire(a) => vec![bench::wire::run(a)?],
         Scenario::Fanout(a) => bench::fanout::run(a)?,
+        Scenario::Rollout(a) => vec![bench::rollout::run(a)?],
         Scenario::Siege(a) => vec![bench::siege::run(a)?],
         Scenario::RawMqttServer(a) => {
             bench::rawmqtt::serve(a)?;
