@@ -255,7 +255,7 @@ fn node_token_checks_its_ttl() {
 }
 
 #[test]
-fn later_commands_are_defined() {
+fn commands_of_tokens_logs_and_rollouts_parse() {
     parse(&["token", "create", "--role", "viewer", "--env", "prod"]);
     parse(&["token", "list"]);
     parse(&["token", "revoke", "t-1"]);
@@ -263,6 +263,33 @@ fn later_commands_are_defined() {
     parse(&["node", "logs", "gw-1", "--since", "1h"]);
     parse(&["upgrade", "web", "--to", "1.1.0"]);
     parse(&["rollback", "web"]);
+    parse(&[
+        "upgrade",
+        "web",
+        "--to",
+        "1.1.0",
+        "--batch",
+        "1,10%,100%",
+        "--settle",
+        "30s",
+        "--timeout",
+        "10m",
+        "--max-unavailable",
+        "2",
+        "--max-failed",
+        "10%",
+        "--set",
+        "db.TZ=UTC",
+        "--node",
+        "gw-1=3",
+        "--no-auto-rollback",
+        "--dry-run",
+    ]);
+    // Without --to, an upgrade changes overrides and weights only.
+    parse(&["upgrade", "web", "--set", "db.TZ=UTC"]);
+    for action in ["status", "pause", "resume", "abort"] {
+        parse(&["rollout", action, "web"]);
+    }
     parse(&[
         "logs",
         "web",
@@ -274,7 +301,8 @@ fn later_commands_are_defined() {
     ]);
     parse(&["undeploy", "web", "--purge"]);
     refused(&["token", "create", "--role", "root"]);
-    refused(&["upgrade", "web"]);
+    refused(&["upgrade", "web", "--settle", "5"]);
+    refused(&["rollout", "restart", "web"]);
 }
 
 #[test]
@@ -291,11 +319,10 @@ fn the_command_definition_is_consistent() {
     Cli::command().debug_assert();
 }
 
-/// The commands of later releases (`upgrade`, `rollback`) still parse, so they answer "not
-/// available in this release", but `--help` does not offer them; `token` works, and is
-/// offered.
+/// `--help` offers the commands that work: `deploy`, `token`, and the rollouts' `upgrade`,
+/// `rollback` and `rollout`.
 #[test]
-fn help_does_not_offer_commands_of_later_releases() {
+fn help_offers_the_commands_that_work() {
     let help = |args: &[&str]| -> String {
         let mut argv = vec!["skerry"];
         argv.extend_from_slice(args);
@@ -317,10 +344,10 @@ fn help_does_not_offer_commands_of_later_releases() {
         let top = commands(&help(args));
         assert!(top.contains(&"deploy".to_owned()), "{args:?}: {top:?}");
         assert!(top.contains(&"token".to_owned()), "{args:?}: {top:?}");
-        for hidden in ["upgrade", "rollback"] {
+        for rollouts in ["upgrade", "rollback", "rollout"] {
             assert!(
-                !top.contains(&hidden.to_owned()),
-                "{args:?} offers {hidden}: {top:?}"
+                top.contains(&rollouts.to_owned()),
+                "{args:?} does not offer {rollouts}: {top:?}"
             );
         }
     }
