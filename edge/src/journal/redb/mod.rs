@@ -126,6 +126,10 @@ impl std::fmt::Debug for RedbJournal {
     }
 }
 
+/// The most damaged journals set aside under distinct names within one second; past it,
+/// the last name is reused.
+pub const MAX_SET_ASIDE_PER_SECOND: u32 = 100;
+
 impl RedbJournal {
     /// Opens the journal at `path`, creating it when there is none, with a page cache of
     /// `cache_bytes` (the profile's `agent.redb_cache`). The file's integrity is checked:
@@ -145,7 +149,8 @@ impl RedbJournal {
 
     /// Opens the agent's journal at `path` as [`RedbJournal::open`] does and loads it; a
     /// journal found damaged (at open or while loading) is not used at all: the file is
-    /// renamed `NAME.damaged-SECS` (seconds since the epoch, now) beside it, and a new,
+    /// renamed `NAME.damaged-SECS` (seconds since the epoch, now; `NAME.damaged-SECS-N` for
+    /// the Nth within one second, up to [`MAX_SET_ASIDE_PER_SECOND`]) beside it, and a new,
     /// empty journal (with a new epoch) is created in its place. Returns the journal, what
     /// it holds, and where the damaged file went, if one was set aside. Any other failure
     /// is returned as it is, and nothing is moved.
@@ -166,9 +171,20 @@ impl RedbJournal {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut aside = path.as_os_str().to_owned();
-        aside.push(format!(".damaged-{secs}"));
-        let aside = PathBuf::from(aside);
+        // Two set aside within one second keep both: `-2`, `-3`, ... after the first.
+        let named = |n: u32| {
+            let mut aside = path.as_os_str().to_owned();
+            if n == 1 {
+                aside.push(format!(".damaged-{secs}"));
+            } else {
+                aside.push(format!(".damaged-{secs}-{n}"));
+            }
+            PathBuf::from(aside)
+        };
+        let aside = (1..=MAX_SET_ASIDE_PER_SECOND)
+            .map(named)
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| named(MAX_SET_ASIDE_PER_SECOND));
         std::fs::rename(path, &aside).map_err(|e| JournalError::Storage {
             journal: path.display().to_string(),
             reason: format!(
