@@ -188,6 +188,24 @@ pub struct RolloutStart {
     pub policy: RolloutPolicy,
 }
 
+impl RolloutStart {
+    /// The new nodes of batch `k` (from 1): its cumulative share less the batches before;
+    /// `None` past the last batch.
+    pub fn batch(&self, k: usize) -> Option<&[NodeId]> {
+        let to = *self.batches.get(k.checked_sub(1)?)? as usize;
+        let from = match k {
+            1 => 0,
+            _ => self.batches[k - 2] as usize,
+        };
+        self.order.get(from.min(to)..to)
+    }
+
+    /// The new nodes of every batch, in order.
+    pub fn batch_nodes(&self) -> impl Iterator<Item = &[NodeId]> + '_ {
+        (1..=self.batches.len()).map(|k| self.batch(k).unwrap_or_default())
+    }
+}
+
 /// A node that failed its batch, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeFailure {
@@ -250,6 +268,43 @@ mod tests {
             vec![2, 5, 10]
         );
         assert_eq!(cumulative(&default_batches(), 3), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_batch_is_its_share_less_the_batches_before() {
+        let order: Vec<NodeId> = (0..5).map(|_| NodeId::random()).collect();
+        let manifest = crate::manifest::parse_manifest(
+            "app: web\nversion: 1.0.0\ncomponents:\n  - name: api\n    image: api:1\n",
+        )
+        .unwrap();
+        let to = InstanceSpec {
+            name: Name::parse("web").unwrap(),
+            env: Name::parse("prod").unwrap(),
+            app: Name::parse("web").unwrap(),
+            version: manifest.version.clone(),
+            manifest,
+            nodes: vec![],
+            unschedulable: vec![],
+            selector: Default::default(),
+            overrides: vec![],
+            mode: Default::default(),
+            targeting: Default::default(),
+        };
+        let start = RolloutStart {
+            instance: Name::parse("web").unwrap(),
+            id: 1,
+            kind: RolloutKind::Upgrade,
+            to,
+            order: order.clone(),
+            batches: vec![1, 3, 5],
+            policy: RolloutPolicy::default(),
+        };
+        assert_eq!(start.batch(1), Some(&order[..1]));
+        assert_eq!(start.batch(2), Some(&order[1..3]));
+        assert_eq!(start.batch(3), Some(&order[3..]));
+        assert_eq!(start.batch(0), None);
+        assert_eq!(start.batch(4), None);
+        assert_eq!(start.batch_nodes().count(), 3);
     }
 
     #[test]

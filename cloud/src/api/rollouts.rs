@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use skerry_shared::clock::Timestamp;
 use skerry_shared::ids::NodeId;
 use skerry_shared::quantity::Duration;
-use skerry_shared::rollout::{RolloutOutcome, RolloutPolicy, RolloutStart};
+use skerry_shared::rollout::{RolloutOutcome, RolloutPolicy};
 
 use super::caller::Caller;
 use super::dto::NodePlanDto;
@@ -47,21 +47,6 @@ fn policy_dto(policy: &RolloutPolicy) -> PolicyDto {
     }
 }
 
-/// The new nodes of each batch of `start`.
-fn batch_nodes(start: &RolloutStart) -> Vec<&[NodeId]> {
-    let mut from = 0usize;
-    start
-        .batches
-        .iter()
-        .map(|to| {
-            let to = (*to as usize).min(start.order.len());
-            let slice = &start.order[from.min(to)..to];
-            from = to;
-            slice
-        })
-        .collect()
-}
-
 /// The rollout as `GET .../rollout` shows it, as of `now`.
 pub fn rollout_view(p: &Projections, r: &RolloutState, now: Timestamp) -> RolloutDto {
     let start = &r.start;
@@ -89,8 +74,8 @@ pub fn rollout_view(p: &Projections, r: &RolloutState, now: Timestamp) -> Rollou
     let mut waiting = Vec::new();
     let mut failed = Vec::new();
     let mut done = 0;
-    let batches: Vec<BatchDto> = batch_nodes(start)
-        .into_iter()
+    let batches: Vec<BatchDto> = start
+        .batch_nodes()
         .enumerate()
         .map(|(i, new)| {
             let Some(b) = r.batches.get(i) else {
@@ -229,10 +214,7 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
         from_version: from,
         to_version: start.to.version.to_string(),
         policy: policy_dto(&start.policy),
-        batches: batch_nodes(start)
-            .into_iter()
-            .map(|ids| names(&p, ids))
-            .collect(),
+        batches: start.batch_nodes().map(|ids| names(&p, ids)).collect(),
         nodes,
     })
 }

@@ -125,17 +125,13 @@ fn unfit(p: &Projections, inst: &Instance, to: &InstanceSpec, node: NodeId) -> V
 fn next_batch(p: &Projections, inst: &Instance, r: &RolloutState) -> Option<RolloutStep> {
     let start = &r.start;
     let k = r.batches.len() + 1;
-    if k > start.batches.len() {
-        return None;
-    }
-    let from = if k == 1 {
-        0
-    } else {
-        start.batches[k - 2] as usize
-    };
-    let to = start.batches[k - 1] as usize;
-    let new = start.order.get(from..to)?;
-    let (nodes, offline): (Vec<NodeId>, Vec<NodeId>) = new.iter().partition(|n| online(p, **n));
+    let new = start.batch(k)?;
+    // A node that stopped being a target since the rollout started (its labels, a
+    // leave, a removal) is left out.
+    let (nodes, offline): (Vec<NodeId>, Vec<NodeId>) = new
+        .iter()
+        .filter(|n| inst.spec.targets(**n))
+        .partition(|n| online(p, **n));
     let cap = cap(r);
     let wave: Vec<NodeId> = nodes
         .iter()

@@ -65,15 +65,8 @@ pub fn advance(
             if r.current().is_some_and(|b| b.ok != Some(true)) {
                 return Err(stale("the batch before has not passed"));
             }
-            let from = if next == 1 {
-                0
-            } else {
-                start.batches[next - 2] as usize
-            };
-            let to = start.batches[next - 1] as usize;
             let want: BTreeSet<&NodeId> = start
-                .order
-                .get(from..to)
+                .batch(next)
                 .ok_or_else(|| stale(format!("batch {batch} is beyond the rollout's nodes")))?
                 .iter()
                 .collect();

@@ -335,6 +335,33 @@ fn an_upgrade_after_an_abort_that_changed_every_node_completes_at_once() {
 }
 
 #[test]
+fn a_node_that_leaves_before_its_batch_is_left_out() {
+    let (mut p, _) = fleet();
+    start(&mut p, &upgrade("1,100%"));
+    let order = p.instances[&n("web")]
+        .rollout
+        .as_ref()
+        .unwrap()
+        .start
+        .order
+        .clone();
+    apply_at(
+        &mut p,
+        EventPayload::NodeLeft {
+            node: order[2],
+            env: n("plant"),
+        },
+        0,
+    );
+    drive(&mut p, &[], 20);
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+    assert_eq!(r.batches[1].nodes, vec![order[1]]);
+    assert!(!inst.spec.targets(order[2]));
+}
+
+#[test]
 fn pause_resume_and_abort() {
     let (mut p, _) = fleet();
     start(&mut p, &upgrade("1,100%"));
