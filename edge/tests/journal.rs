@@ -348,6 +348,7 @@ fn status_and_events_print(j: &dyn Journal) {
         overrides: vec![],
         mode: Default::default(),
         targeting: Default::default(),
+        lifecycle: Default::default(),
     };
     let migrate = spec.manifest.component("migrate").unwrap().clone();
     let deploy = NodeEvent {

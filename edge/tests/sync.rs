@@ -732,6 +732,7 @@ fn deploy_spec(replicas: u32) -> skerry_shared::event::InstanceSpec {
         overrides: vec![],
         mode: InstanceMode::Production,
         targeting: skerry_shared::event::Targeting::Named,
+        lifecycle: Default::default(),
     }
 }
 

@@ -19,8 +19,8 @@ use crate::profile::FirmwareProfile;
 use crate::secret::{NodeSecretsKey, SealedAtRest, SealedForNode};
 
 pub use crate::instance::{
-    ChangeReason, EnvOverride, InstanceMode, InstanceSpec, NodeChange, NodeTarget, Targeting,
-    Unschedulable,
+    ChangeReason, EnvOverride, InstanceMode, InstanceSpec, Lifecycle, NodeChange, NodeTarget,
+    Targeting, Unschedulable,
 };
 use crate::rollout::{NodeFailure, RolloutOutcome, RolloutStart};
 
@@ -717,6 +717,7 @@ mod tests {
             overrides: vec![],
             mode: InstanceMode::Production,
             targeting: crate::event::Targeting::Named,
+            lifecycle: Default::default(),
         };
         let payload = EventPayload::InstanceDeployed {
             instance: Box::new(spec.clone()),

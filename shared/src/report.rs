@@ -36,6 +36,9 @@ pub enum ReplicaState {
     /// Exited (it keeps exiting, or was stopped from outside) and waits for its restart at
     /// `next_try`, under the restart backoff (the reason has the exit).
     CrashLoopBackOff { next_try: crate::clock::Timestamp },
+    /// Its instance is stopped on this node (`skerry stop`): it does not run until
+    /// `skerry start`.
+    Stopped,
 }
 
 impl fmt::Display for ReplicaState {
@@ -51,6 +54,7 @@ impl fmt::Display for ReplicaState {
             ReplicaState::Unschedulable => f.write_str("Unschedulable"),
             ReplicaState::ImagePullBackOff { .. } => f.write_str("ImagePullBackOff"),
             ReplicaState::CrashLoopBackOff { .. } => f.write_str("CrashLoopBackOff"),
+            ReplicaState::Stopped => f.write_str("Stopped"),
         }
     }
 }

@@ -129,6 +129,8 @@ pub enum RolloutKind {
     Rollback,
     /// The same version with other overrides or weights (`upgrade` without `--to`).
     Reconfigure,
+    /// The same version and settings, the replicas replaced (`restart`).
+    Restart,
 }
 
 impl std::fmt::Display for RolloutKind {
@@ -137,6 +139,7 @@ impl std::fmt::Display for RolloutKind {
             RolloutKind::Upgrade => "upgrade",
             RolloutKind::Rollback => "rollback",
             RolloutKind::Reconfigure => "reconfigure",
+            RolloutKind::Restart => "restart",
         })
     }
 }
@@ -289,6 +292,7 @@ mod tests {
             overrides: vec![],
             mode: Default::default(),
             targeting: Default::default(),
+            lifecycle: Default::default(),
         };
         let start = RolloutStart {
             instance: Name::parse("web").unwrap(),

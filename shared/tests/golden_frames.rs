@@ -119,6 +119,7 @@ fn instance() -> InstanceSpec {
         }],
         mode: InstanceMode::Production,
         targeting: skerry_shared::event::Targeting::Named,
+        lifecycle: Default::default(),
     }
 }
 

@@ -104,6 +104,7 @@ fn spec(name: &str, manifest: Manifest) -> InstanceSpec {
         overrides: vec![],
         mode: InstanceMode::Production,
         targeting: skerry_shared::event::Targeting::Named,
+        lifecycle: Default::default(),
     }
 }
 

@@ -126,6 +126,7 @@ fn payload(op: &Op) -> EventPayload {
                     overrides: vec![],
                     mode: InstanceMode::Production,
                     targeting: skerry_shared::event::Targeting::Named,
+                    lifecycle: Default::default(),
                 }),
             }
         }

@@ -100,6 +100,21 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/instances/{name}/rollout",
         Role::Operator,
     ),
+    row(
+        Method::POST,
+        "/api/v1/instances/{name}/stop",
+        Role::Operator,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/instances/{name}/start",
+        Role::Operator,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/instances/{name}/restart",
+        Role::Operator,
+    ),
     row(Method::GET, "/api/v1/events", Role::Viewer),
     row(Method::GET, "/api/v1/events/verify", Role::Viewer),
     row(Method::GET, "/api/v1/logs", Role::Viewer),

@@ -264,6 +264,13 @@ pub struct InstanceDto {
     pub selector: BTreeMap<String, String>,
     /// `COMPONENT.VAR=VALUE`
     pub set: Vec<String>,
+    /// The instance as a whole was stopped (`skerry stop` without `--node`): nodes that
+    /// run it later run it stopped too.
+    #[serde(default)]
+    pub stopped: bool,
+    /// The nodes the instance is stopped on, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped_on: Vec<String>,
     pub deployed: String,
     pub seq: u64,
     pub status: Vec<ReplicaStatusDto>,

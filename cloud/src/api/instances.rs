@@ -19,7 +19,7 @@ use crate::command::fit::Amount;
 use crate::command::preview::NodePreview;
 use crate::command::{Command, DeployIntent, NodeChoice, plan_deploy};
 
-fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
+pub(super) fn view(s: &AppState, name: &str) -> Result<InstanceDto, ApiError> {
     let p = s.engine.read();
     let i = p.instances.get(name).ok_or_else(|| {
         ApiError::not_found(

@@ -19,6 +19,7 @@
 //!   ([`crate::command`]) and submits them; `instances` turns a [`dto::DeployInstance`]
 //!   into a [`crate::command::DeployIntent`].
 //! - `rollouts` (and [`rollout_dto`], its bodies): `upgrade`, `rollback` and `rollout`.
+//! - `lifecycle`: `stop`, `start` and `restart` of an instance.
 //! - `views`: projections to response bodies.
 //!
 //! The routes are two routers, merged in [`router_with`]: the public ones ([`public`]:
@@ -39,6 +40,7 @@ mod enroll;
 mod envs;
 mod events;
 mod instances;
+mod lifecycle;
 mod logs;
 mod nodes;
 mod query;
@@ -164,6 +166,9 @@ pub fn protected() -> Router<AppState> {
             "/api/v1/instances/{name}/rollout",
             get(rollouts::show).post(rollouts::act),
         )
+        .route("/api/v1/instances/{name}/stop", post(lifecycle::stop))
+        .route("/api/v1/instances/{name}/start", post(lifecycle::start))
+        .route("/api/v1/instances/{name}/restart", post(lifecycle::restart))
         .route("/api/v1/events/verify", get(events::verify))
         .route("/api/v1/secrets", get(secrets::list))
         .route(

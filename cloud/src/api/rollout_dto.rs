@@ -61,6 +61,44 @@ pub struct RollbackBody {
     pub dry_run: bool,
 }
 
+/// `POST /api/v1/instances/{name}/restart`: the components (every one when empty) and the
+/// nodes (every node the instance runs on when empty), and the policy (`max_unavailable`
+/// 1 unless given).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartBody {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// `1,10%,100%` (default `1,100%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    /// Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<String>,
+    /// Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+    /// `N` or `P%` (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /api/v1/instances/{name}/stop` and `.../start`: the nodes (every node the
+/// instance runs on, and the instance as a whole, when empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesBody {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+}
+
 /// `POST /api/v1/instances/{name}/rollout`: `{"action": "pause" | "resume" | "abort"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,5 @@
 //! `/api/v1/instances/{name}/upgrade`, `.../rollback` and `.../rollout`: rollouts started,
-//! watched, paused, resumed and aborted.
+//! watched, paused, resumed and aborted (`.../restart` starts one too, in `lifecycle.rs`).
 //!
 //! `upgrade` and `rollback` answer 202 with the rollout as recorded (the rollout controller
 //! carries it on), or 200 with the plan on a dry run, which records nothing. A second
@@ -219,7 +219,7 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
     })
 }
 
-async fn begin(
+pub(super) async fn begin(
     s: &AppState,
     caller: Caller,
     intent: RolloutIntent,
@@ -248,7 +248,6 @@ pub async fn upgrade(
     }
     let intent = RolloutIntent {
         instance: name,
-        rollback: false,
         to: body.to,
         batch: body.batch,
         settle: body.settle,
@@ -265,6 +264,7 @@ pub async fn upgrade(
             })
             .collect(),
         auto_rollback: !body.no_auto_rollback,
+        ..RolloutIntent::default()
     };
     begin(&s, caller, intent, body.dry_run).await
 }

@@ -167,7 +167,13 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                     component: c.name.to_string(),
                     kind: kind(c.kind).to_owned(),
                     replica,
-                    state: report.map_or_else(|| "Pending".to_owned(), |r| r.state.to_string()),
+                    // A node that has not reported since its instance was stopped there
+                    // runs nothing of it once it applies the stop.
+                    state: match report {
+                        Some(r) => r.state.to_string(),
+                        None if run.lifecycle.stopped => "Stopped".to_owned(),
+                        None => "Pending".to_owned(),
+                    },
                     restarts: report.map_or(0, |r| r.restarts),
                     last_exit: seen
                         .and_then(|s| s.last_exit.as_ref())
@@ -240,6 +246,13 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
             .iter()
             .map(|o| format!("{}.{}={}", o.component, o.var, o.value))
             .collect(),
+        stopped: spec.lifecycle.stopped,
+        stopped_on: spec
+            .nodes
+            .iter()
+            .filter(|t| i.stopped_on(t.node))
+            .map(|t| node_name(p, &t.node))
+            .collect(),
         deployed: i.deployed.to_rfc3339(),
         seq: i.seq,
         status,
@@ -296,6 +309,7 @@ mod tests {
                 overrides: vec![],
                 mode: InstanceMode::Production,
                 targeting: skerry_shared::event::Targeting::Named,
+                lifecycle: Default::default(),
             },
             Timestamp(0),
             1,

@@ -467,6 +467,8 @@ mod tests {
             unschedulable,
             selector: Default::default(),
             set: vec![],
+            stopped: false,
+            stopped_on: vec![],
             deployed: "t".into(),
             seq: 1,
             status,

@@ -19,6 +19,7 @@
 //! - [`app`]: `skerry app ...`.
 //! - [`instance`]: `skerry deploy`, `undeploy` and `status`.
 //! - [`rollout`]: `skerry upgrade`, `rollback` and `rollout status|pause|resume|abort`.
+//! - [`lifecycle`]: `skerry stop`, `start` and `restart`.
 //! - [`events`]: `skerry events` and `skerry events verify`.
 //! - [`logs`]: `skerry logs`.
 //!
@@ -31,6 +32,7 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod instance;
+pub mod lifecycle;
 pub mod lines;
 pub mod logs;
 pub mod node;
@@ -146,6 +148,12 @@ pub enum Command {
     /// Follow, pause, resume or abort an instance's rollout.
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
+    /// Stop an instance's replicas, keeping its version, settings and named storage.
+    Stop(lifecycle::StopStartArgs),
+    /// Start a stopped instance's replicas again.
+    Start(lifecycle::StopStartArgs),
+    /// Restart an instance's replicas node by node, as a rollout of the same version.
+    Restart(lifecycle::RestartArgs),
     /// Remove an instance from its nodes (named storage is kept unless --purge).
     Undeploy(instance::UndeployArgs),
     /// The state of each replica, per component and node.
@@ -299,6 +307,13 @@ pub async fn run(opts: ClientOpts, command: Command) -> Result<ExitCode, CliErro
         Command::Upgrade(args) => rollout::upgrade(args, c, format).await.map(done),
         Command::Rollback(args) => rollout::rollback(args, c, format).await.map(done),
         Command::Rollout(cmd) => rollout::rollout(cmd, c, format).await.map(done),
+        Command::Stop(args) => lifecycle::stop_or_start(args, true, c, format)
+            .await
+            .map(done),
+        Command::Start(args) => lifecycle::stop_or_start(args, false, c, format)
+            .await
+            .map(done),
+        Command::Restart(args) => lifecycle::restart(args, c, format).await.map(done),
         Command::Undeploy(args) => instance::undeploy(args, c, format).await.map(done),
         Command::Status(args) => instance::status(args, c, format).await.map(done),
         Command::Events(args) => events::run(args, c, format).await,

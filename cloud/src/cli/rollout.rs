@@ -16,6 +16,16 @@ use crate::api::rollout_dto::{
 /// How a rollout proceeds (`upgrade`, `rollback`).
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
+    #[command(flatten)]
+    pub gates: GateArgs,
+    /// On a failed batch, leave the changed nodes on the new version.
+    #[arg(long)]
+    pub no_auto_rollback: bool,
+}
+
+/// The batches and health gates of a rollout (`upgrade`, `rollback`, `restart`).
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
     /// Cumulative shares of the instance's nodes, one batch each (default: 1,100%).
     #[arg(long, value_name = "1,10%,100%")]
     pub batch: Option<String>,
@@ -25,15 +35,12 @@ pub struct PolicyArgs {
     /// How long a batch may take before it fails (default: 10m).
     #[arg(long, value_name = "DURATION", value_parser = values::duration)]
     pub timeout: Option<String>,
-    /// How many nodes change at once inside a batch (default: the whole batch).
+    /// How many nodes change at once inside a batch (default: the whole batch; restart: 1).
     #[arg(long, value_name = "N")]
     pub max_unavailable: Option<u32>,
     /// How many nodes of a batch may fail and the batch still pass (default: 0).
     #[arg(long, value_name = "N|P%")]
     pub max_failed: Option<String>,
-    /// On a failed batch, leave the changed nodes on the new version.
-    #[arg(long)]
-    pub no_auto_rollback: bool,
     /// Show the batches, and record nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -85,20 +92,20 @@ pub async fn upgrade(
     let p = &args.policy;
     let body = UpgradeBody {
         to: args.to.clone(),
-        batch: p.batch.clone(),
-        settle: p.settle.clone(),
-        timeout: p.timeout.clone(),
-        max_unavailable: p.max_unavailable,
-        max_failed: p.max_failed.clone(),
+        batch: p.gates.batch.clone(),
+        settle: p.gates.settle.clone(),
+        timeout: p.gates.timeout.clone(),
+        max_unavailable: p.gates.max_unavailable,
+        max_failed: p.gates.max_failed.clone(),
         no_auto_rollback: p.no_auto_rollback,
         set: args.set.clone(),
         nodes: args.nodes.clone(),
-        dry_run: p.dry_run,
+        dry_run: p.gates.dry_run,
     };
     let call = client
         .post(&["instances", &args.instance, "upgrade"])
         .json(&body);
-    started(call, p.dry_run, format).await
+    started(call, p.gates.dry_run, format).await
 }
 
 pub async fn rollback(
@@ -108,21 +115,21 @@ pub async fn rollback(
 ) -> Result<(), CliError> {
     let p = &args.policy;
     let body = RollbackBody {
-        batch: p.batch.clone(),
-        settle: p.settle.clone(),
-        timeout: p.timeout.clone(),
-        max_unavailable: p.max_unavailable,
-        max_failed: p.max_failed.clone(),
+        batch: p.gates.batch.clone(),
+        settle: p.gates.settle.clone(),
+        timeout: p.gates.timeout.clone(),
+        max_unavailable: p.gates.max_unavailable,
+        max_failed: p.gates.max_failed.clone(),
         no_auto_rollback: p.no_auto_rollback,
-        dry_run: p.dry_run,
+        dry_run: p.gates.dry_run,
     };
     let call = client
         .post(&["instances", &args.instance, "rollback"])
         .json(&body);
-    started(call, p.dry_run, format).await
+    started(call, p.gates.dry_run, format).await
 }
 
-async fn started(
+pub(super) async fn started(
     call: super::client::Call,
     dry_run: bool,
     format: OutputFormat,

@@ -1,12 +1,15 @@
 //! The checks that several handlers share: a name, a map of labels, an environment or a
 //! node given by the user, each refused naming its field.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use skerry_shared::ids::{Labels, MAX_LABELS, Name, NodeId, shown};
 
 use super::outcome::Refusal;
-use crate::projections::{Environment, Node, Projections};
+use crate::projections::{Environment, Instance, Node, Projections};
+
+/// The most nodes a command names (`--node`, repeated).
+pub const MAX_NAMED_NODES: usize = 1024;
 
 /// Parses a name given for `field`.
 pub(crate) fn name(field: &str, s: &str) -> Result<Name, Refusal> {
@@ -79,4 +82,45 @@ pub(crate) fn enrolled(p: &Projections, node: NodeId) -> Result<&Node, Refusal> 
             format!("no node with id \"{node}\" (removed?)"),
         )
     })
+}
+
+/// The nodes a `stop`, `start` or `restart` names (`--node`, by name or id), each one the
+/// instance runs on, none twice, at most [`MAX_NAMED_NODES`].
+pub(crate) fn named_targets(
+    p: &Projections,
+    inst: &Instance,
+    nodes: &[String],
+) -> Result<Vec<NodeId>, Refusal> {
+    if nodes.len() > MAX_NAMED_NODES {
+        return Err(Refusal::invalid(
+            "too_many_nodes",
+            "nodes",
+            format!("at most {MAX_NAMED_NODES} nodes are accepted"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        let field = format!("nodes[{i}]");
+        let node = node_ref(p, &field, n)?;
+        if !seen.insert(node.id) {
+            return Err(Refusal::invalid(
+                "duplicate_node",
+                field,
+                format!("node \"{}\" is named twice", node.name),
+            ));
+        }
+        if !inst.spec.targets(node.id) {
+            return Err(Refusal::invalid(
+                "node_not_targeted",
+                field,
+                format!(
+                    "instance {} does not run on node \"{}\"",
+                    inst.spec.name, node.name
+                ),
+            ));
+        }
+        out.push(node.id);
+    }
+    Ok(out)
 }

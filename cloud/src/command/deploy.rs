@@ -186,6 +186,7 @@ pub fn plan_deploy(p: &Projections, req: &DeployIntent) -> Result<DeployPlan, Re
             } else {
                 skerry_shared::event::Targeting::Named
             },
+            lifecycle: Default::default(),
         },
     })
 }

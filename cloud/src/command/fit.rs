@@ -297,6 +297,7 @@ pub(super) mod tests {
             overrides: vec![],
             mode: InstanceMode::Production,
             targeting: Targeting::Named,
+            lifecycle: Default::default(),
         }
     }
 

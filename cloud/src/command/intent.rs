@@ -1,5 +1,6 @@
 //! What a caller asks of the cloud: a [`Command`] and the intent types it carries
-//! ([`Enrollment`], [`DeployIntent`]). They are the command layer's own types: the API
+//! ([`Enrollment`], [`DeployIntent`], [`RolloutIntent`], [`LifecycleIntent`], and the
+//! rollout controller's [`RolloutStep`]). They are the command layer's own types: the API
 //! converts its request bodies into them, so that a change of the API's JSON is not a
 //! change of the commands, and a caller that is not the API (the local node, a controller,
 //! the console) builds them directly.
@@ -13,6 +14,7 @@ use skerry_shared::hash::Digest;
 use skerry_shared::ids::{Name, NodeId, TokenId};
 use skerry_shared::manifest::Manifest;
 use skerry_shared::profile::FirmwareProfile;
+use skerry_shared::rollout::NodeFailure;
 
 /// An enrollment, as the API hands it to the engine.
 #[derive(Debug, Clone)]
@@ -138,18 +140,20 @@ pub enum Command {
         node: NodeId,
         key: skerry_shared::secret::NodeSecretsKey,
     },
-    /// `upgrade` or `rollback` ([`super::rollout`]).
-    StartRollout(Box<super::rollout::RolloutIntent>),
+    /// `upgrade`, `rollback` or `restart` ([`super::rollout`]).
+    StartRollout(Box<RolloutIntent>),
+    /// `stop` or `start` of an instance ([`super::lifecycle`]).
+    StopOrStart(Box<LifecycleIntent>),
     /// `rollout pause | resume | abort`.
     ControlRollout {
         instance: String,
-        action: super::rollout::RolloutAction,
+        action: RolloutAction,
     },
     /// A step of rollout `rollout` of `instance`, as the rollout controller decided it.
     AdvanceRollout {
         instance: Name,
         rollout: u64,
-        step: Box<super::rollout::RolloutStep>,
+        step: Box<RolloutStep>,
     },
     /// Re-places an instance whose nodes follow its selector (the selectors controller):
     /// see [`super::selection`]. `joined` are nodes seen joining or enrolling into its
@@ -182,4 +186,92 @@ pub struct DeployIntent {
 pub struct NodeChoice {
     pub node: String,
     pub weight: Option<u32>,
+}
+
+/// An `upgrade`, a `rollback` or a `restart`, as the caller asks for it. Fields are raw
+/// user input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutIntent {
+    pub instance: String,
+    /// `rollback`: back to the version before. Takes no `to`, `set` or `nodes`.
+    pub rollback: bool,
+    /// `restart`: the same version and settings, the replicas of `components` (every
+    /// component when empty) replaced node by node on `nodes` (every node that runs the
+    /// instance when empty). Takes no `to` or `set`, and `nodes` without weights.
+    pub restart: bool,
+    /// `restart --component C`.
+    pub components: Vec<String>,
+    /// The version to move to (`upgrade --to`); `None`: the same version, with other
+    /// overrides or weights.
+    pub to: Option<String>,
+    /// `--batch 1,10%,100%`
+    pub batch: Option<String>,
+    /// `--settle 30s`
+    pub settle: Option<String>,
+    /// `--timeout 10m`
+    pub timeout: Option<String>,
+    /// `--max-unavailable N`
+    pub max_unavailable: Option<u32>,
+    /// `--max-failed N|P%`
+    pub max_failed: Option<String>,
+    /// `--set COMPONENT.VAR=VALUE`, merged into the instance's overrides.
+    pub set: Vec<String>,
+    /// `--node NODE=WEIGHT`: new weights of nodes the instance runs on (`restart`: the
+    /// nodes to restart on, without weights).
+    pub nodes: Vec<NodeChoice>,
+    /// `false` with `--no-auto-rollback`.
+    pub auto_rollback: bool,
+}
+
+/// What an operator does to a running rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutAction {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl RolloutAction {
+    pub fn parse(s: &str) -> Option<RolloutAction> {
+        match s {
+            "pause" => Some(RolloutAction::Pause),
+            "resume" => Some(RolloutAction::Resume),
+            "abort" => Some(RolloutAction::Abort),
+            _ => None,
+        }
+    }
+}
+
+/// One step of a running rollout, as the controller decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// Start the next batch: its new nodes online now (`nodes`) and offline (`offline`),
+    /// and the first of them to change (`wave`, at most `--max-unavailable`).
+    StartBatch {
+        batch: u32,
+        nodes: Vec<NodeId>,
+        offline: Vec<NodeId>,
+        wave: Vec<NodeId>,
+    },
+    /// Change more nodes of the batch in progress.
+    Wave { batch: u32, nodes: Vec<NodeId> },
+    /// End the batch in progress: these nodes settled, these failed.
+    FinishBatch {
+        batch: u32,
+        passed: Vec<NodeId>,
+        failed: Vec<NodeFailure>,
+    },
+    /// End a rollout that has no node to change (only weights change).
+    Complete,
+}
+
+/// `stop` or `start INSTANCE [--node NODE]...`. Fields are raw user input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifecycleIntent {
+    pub instance: String,
+    /// `true`: stop; `false`: start.
+    pub stop: bool,
+    /// The nodes, by name or id; when empty, the whole instance (and the nodes that run it
+    /// later).
+    pub nodes: Vec<String>,
 }

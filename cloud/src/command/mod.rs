@@ -16,8 +16,9 @@
 //! - [`token`]: API tokens, created ([`token::NewApiToken`]) and revoked.
 //! - [`secret`]: secrets set ([`secret::NewSecret`]), delivered to nodes, deleted, and
 //!   what a deploy needs of them.
-//! - [`rollout`]: `upgrade` and `rollback` into a rollout, its steps (from the rollout
-//!   controller) and the operator's pause, resume and abort.
+//! - [`rollout`]: `upgrade`, `rollback` and `restart` into a rollout, its steps (from the
+//!   rollout controller) and the operator's pause, resume and abort.
+//! - `lifecycle`: `stop` and `start` of an instance, on every node or on some.
 //! - `remove`: node removal (`node remove`), the refusal of a removed node's enrollment,
 //!   and certificates renewed over the link.
 //! - `overrides`: `--set COMPONENT.VAR=VALUE` checked against a manifest, and merged for an
@@ -38,6 +39,7 @@ mod deploy;
 mod env;
 pub mod fit;
 pub mod intent;
+mod lifecycle;
 mod node;
 pub mod outcome;
 mod overrides;
@@ -54,7 +56,7 @@ use skerry_shared::clock::Timestamp;
 use crate::projections::Projections;
 
 pub use deploy::{DeployPlan, NodePlan, plan_deploy};
-pub use intent::{Command, DeployIntent, Enrollment, NodeChoice};
+pub use intent::{Command, DeployIntent, Enrollment, LifecycleIntent, NodeChoice};
 pub use outcome::{Pending, Refusal, RefusalKind};
 
 /// Checks `command` at time `now`: the events it causes, or why it is refused. An empty
@@ -127,6 +129,7 @@ pub fn handle(p: &Projections, command: &Command, now: Timestamp) -> Result<Vec<
                 },
             )])
         }
+        Command::StopOrStart(intent) => lifecycle::stop_or_start(p, intent),
         Command::ControlRollout { instance, action } => rollout::control(p, instance, *action),
         Command::AdvanceRollout {
             instance,

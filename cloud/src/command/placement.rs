@@ -25,7 +25,7 @@ use super::outcome::Refusal;
 use crate::projections::{Environment, Projections};
 
 /// The most nodes one deploy names (`--node`); more are reached with a `--selector`.
-pub const MAX_DEPLOY_NODES: usize = 1024;
+pub const MAX_DEPLOY_NODES: usize = super::checks::MAX_NAMED_NODES;
 
 /// The weights a node named for a deploy may have.
 const WEIGHTS: std::ops::RangeInclusive<u32> = 1..=1000;

@@ -524,6 +524,7 @@ mod tests {
                     overrides: vec![],
                     mode: InstanceMode::Production,
                     targeting: skerry_shared::event::Targeting::Named,
+                    lifecycle: Default::default(),
                 }),
             },
         );

@@ -94,6 +94,7 @@ pub(crate) fn follower(p: &mut Projections, name: &str, yaml: &str, selector: &[
         unschedulable: placed.unschedulable,
         selector,
         targeting: Targeting::Selector,
+        lifecycle: Default::default(),
         ..spec(name, &m, any)
     };
     deployed(p, &s);

@@ -11,7 +11,8 @@
 //!   that comes back while its batch runs is changed too.
 //! - **A node settles** when every replica of the target's services on it reports the
 //!   target's spec hash and is `Healthy` (or `Running`, for a component without a health
-//!   check), continuously for `--settle`. It **fails** when a replica of the target is
+//!   check), continuously for `--settle` (on a node the instance is stopped on: reports
+//!   every replica `Stopped` under that hash). It **fails** when a replica of the target is
 //!   `Unhealthy`, crash-looping, cannot have its image, is `Failed` (an `init` among them)
 //!   or unschedulable, or when it does not fit the target any more.
 //! - **A batch ends** as soon as more nodes failed than `--max-failed` allows; or when
@@ -278,7 +279,7 @@ fn judge(
     now: Timestamp,
 ) -> Judged {
     let key = (inst.spec.name.clone(), r.id(), node);
-    let verdict = readiness(p, &r.start.to, node, seen);
+    let verdict = readiness(p, &r.start.to, inst.stopped_on(node), node, seen);
     let Judged::Settled = verdict else {
         settling.since.remove(&key);
         return verdict;
@@ -293,8 +294,16 @@ fn judge(
 }
 
 /// Whether every replica of `to`'s services on `node` is ready now (`Settled` here means
-/// ready, not yet for how long), or why not.
-fn readiness(p: &Projections, to: &InstanceSpec, node: NodeId, seen: &dyn Observed) -> Judged {
+/// ready, not yet for how long), or why not. On a node where the instance is `stopped`,
+/// ready is every replica reported `Stopped` under the target's spec hash: the node took
+/// the new spec and runs nothing of it.
+fn readiness(
+    p: &Projections,
+    to: &InstanceSpec,
+    stopped: bool,
+    node: NodeId,
+    seen: &dyn Observed,
+) -> Judged {
     if !online(p, node) {
         return Judged::Waiting("the node is offline".to_owned());
     }
@@ -310,6 +319,17 @@ fn readiness(p: &Projections, to: &InstanceSpec, node: NodeId, seen: &dyn Observ
         let of_c = reports
             .iter()
             .filter(|r| r.status.report.component == c.name && r.status.report.spec_hash == hash);
+        if stopped {
+            let taken = (0..c.replicas()).all(|i| {
+                of_c.clone().any(|r| {
+                    r.status.report.replica == i && r.status.report.state == ReplicaState::Stopped
+                })
+            });
+            if !taken {
+                return Judged::Waiting(format!("{} has not taken the new spec yet", c.name));
+            }
+            continue;
+        }
         for rep in of_c.clone() {
             let state = &rep.status.report.state;
             let failing = matches!(

@@ -200,6 +200,7 @@ mod tests {
                 overrides: vec![],
                 mode: InstanceMode::Production,
                 targeting: Targeting::Named,
+                lifecycle: Default::default(),
             });
         }
         let to = spec.unwrap();

@@ -52,6 +52,12 @@ impl Instance {
         self.runs.get(&node).map_or(&self.spec, |s| s)
     }
 
+    /// Whether the instance is stopped on `node`. A rollout gives such a node its target
+    /// stopped: an upgrade of a stopped instance changes its version and leaves it stopped.
+    pub fn stopped_on(&self, node: NodeId) -> bool {
+        self.spec_on(node).lifecycle.stopped
+    }
+
     /// The rollout in progress, if any.
     pub fn active_rollout(&self) -> Option<&RolloutState> {
         self.rollout.as_ref().filter(|r| r.outcome.is_none())
@@ -87,10 +93,18 @@ impl Instance {
         }
     }
 
-    /// Folds an `instance.nodes-changed` event.
+    /// Folds an `instance.nodes-changed` event. A stop or start of the whole instance
+    /// (`ChangeReason::Stopped { all: true }`, `Started { all: true }`, or such an event
+    /// with no node to change) sets whether the instance's own spec is stopped, which the
+    /// nodes that run it later get.
     pub fn nodes_changed(&mut self, to: &InstanceSpec, changes: &[NodeChange], at: Timestamp) {
         self.spec.nodes.clone_from(&to.nodes);
         self.spec.unschedulable.clone_from(&to.unschedulable);
+        if changes.iter().any(|c| c.reason.is_whole_instance())
+            || (changes.is_empty() && to.lifecycle.stopped != self.spec.lifecycle.stopped)
+        {
+            self.spec.lifecycle.stopped = to.lifecycle.stopped;
+        }
         let shared = (!same_run(to, &self.spec)).then(|| Arc::new(without_nodes(to)));
         for c in changes {
             match (&shared, to.targets(c.node)) {
@@ -110,7 +124,8 @@ impl Instance {
     }
 
     /// Folds a `rollout.finished` event: a completed rollout makes its spec the
-    /// instance's (keeping the nodes it has now), and the one before it `previous`.
+    /// instance's (keeping the nodes it has now), and the one before it `previous` (but
+    /// for a restart, which leaves the version to roll back to as it was).
     pub fn rollout_finished(&mut self, outcome: &RolloutOutcome, at: Timestamp) {
         let Some(r) = self.rollout.as_mut() else {
             return;
@@ -147,16 +162,29 @@ impl Instance {
                     .entry(t.node)
                     .or_insert_with(|| Arc::clone(&before));
             }
-            self.previous = Some(before);
+            if r.start.kind != skerry_shared::rollout::RolloutKind::Restart {
+                self.previous = Some(before);
+            }
             let spec = &self.spec;
             self.runs.retain(|_, run| !same_run(run, spec));
         }
     }
 }
 
-/// Whether two specs run the same on a node: the same version, manifest and overrides.
+/// Whether two specs run the same on a node: the same version, manifest, overrides,
+/// restart generations, and both stopped or both not.
 pub fn same_run(a: &InstanceSpec, b: &InstanceSpec) -> bool {
-    a.version == b.version && a.overrides == b.overrides && a.manifest == b.manifest
+    same_once_started(a, b) && a.lifecycle.stopped == b.lifecycle.stopped
+}
+
+/// Whether two specs run the same once both are started: [`same_run`] but for whether
+/// they are stopped. A rollout changes what a node runs, not whether it is stopped: a
+/// stopped node gets the rollout's spec stopped ([`target_on`]).
+pub fn same_once_started(a: &InstanceSpec, b: &InstanceSpec) -> bool {
+    a.version == b.version
+        && a.overrides == b.overrides
+        && a.manifest == b.manifest
+        && a.lifecycle.restarts == b.lifecycle.restarts
 }
 
 fn without_nodes(s: &InstanceSpec) -> InstanceSpec {

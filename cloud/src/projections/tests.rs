@@ -50,6 +50,7 @@ fn deploy(manifest: Manifest) -> EventPayload {
             overrides: vec![],
             mode: InstanceMode::Production,
             targeting: skerry_shared::event::Targeting::Named,
+            lifecycle: Default::default(),
         }),
     }
 }

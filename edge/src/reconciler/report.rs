@@ -85,6 +85,13 @@ pub fn replica_reports(
                         None => ReplicaState::Pending,
                     },
                 };
+                // A stopped instance's replicas are stopped, whatever ran before.
+                let state = if spec.lifecycle.stopped {
+                    reason = None;
+                    ReplicaState::Stopped
+                } else {
+                    state
+                };
                 if state == ReplicaState::Pending && reason.is_none() && !waiting.is_empty() {
                     let names: Vec<&str> = waiting.iter().map(Name::as_str).collect();
                     reason = Some(format!("waiting for {}", names.join(", ")));

@@ -85,6 +85,43 @@ pub struct InstanceSpec {
     /// Whether `nodes` was named (`--node`) or follows the selector.
     #[serde(default)]
     pub targeting: Targeting,
+    /// Stopped or running, and the restart generations (`skerry stop|start|restart`).
+    #[serde(default, skip_serializing_if = "Lifecycle::is_default")]
+    pub lifecycle: Lifecycle,
+}
+
+/// The most components a spec's [`Lifecycle::restarts`] names (as many as a manifest has).
+pub const MAX_RESTARTED_COMPONENTS: usize = crate::manifest::MAX_COMPONENTS;
+
+/// What `skerry stop`, `start` and `restart` change of an instance on a node.
+///
+/// On the spec a node runs, `stopped` says that the node keeps the instance (its version,
+/// settings, network and named storage) but runs none of its replicas. On the instance's
+/// own spec it says the instance as a whole was stopped: a node that starts to run it
+/// later (a selector match, a join) gets it stopped too.
+///
+/// `restarts` holds a generation per component that `skerry restart` restarted (absent:
+/// 0). A non-zero generation is part of the component's spec hash, so raising it replaces
+/// the component's replicas with the same version and settings; a component never
+/// restarted keeps the hash it always had.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub restarts: std::collections::BTreeMap<Name, u32>,
+}
+
+impl Lifecycle {
+    pub fn is_default(&self) -> bool {
+        !self.stopped && self.restarts.is_empty()
+    }
+
+    /// The restart generation of `component` (0: never restarted).
+    pub fn generation(&self, component: &Name) -> u32 {
+        self.restarts.get(component).copied().unwrap_or(0)
+    }
 }
 
 impl InstanceSpec {
@@ -117,7 +154,15 @@ impl InstanceSpec {
             overrides: self.overrides.clone(),
             mode: self.mode,
             targeting: self.targeting,
+            lifecycle: self.lifecycle.clone(),
         }
+    }
+
+    /// The spec with `stopped` set as given.
+    pub fn with_stopped(&self, stopped: bool) -> InstanceSpec {
+        let mut s = self.clone();
+        s.lifecycle.stopped = stopped;
+        s
     }
 
     /// The effective environment of a component: the manifest's, then the overrides.
@@ -161,6 +206,23 @@ pub enum ChangeReason {
     /// The rollout ended while the node was skipped (offline, or not yet a target): it gets
     /// what the rollout ended with.
     RolloutOutcome { rollout: u64 },
+    /// `skerry stop`: the node keeps the instance and stops its replicas. `all`: the
+    /// instance as a whole was stopped (no `--node`), so nodes that join it later join it
+    /// stopped.
+    Stopped { all: bool },
+    /// `skerry start`: the node starts the instance's replicas again. `all`: the instance
+    /// as a whole was started.
+    Started { all: bool },
+}
+
+impl ChangeReason {
+    /// A stop or start of the instance as a whole (no `--node`).
+    pub fn is_whole_instance(&self) -> bool {
+        matches!(
+            self,
+            ChangeReason::Stopped { all: true } | ChangeReason::Started { all: true }
+        )
+    }
 }
 
 impl std::fmt::Display for ChangeReason {
@@ -180,6 +242,10 @@ impl std::fmt::Display for ChangeReason {
             ChangeReason::RolloutOutcome { rollout } => {
                 write!(f, "the outcome of rollout {rollout}")
             }
+            ChangeReason::Stopped { all: false } => f.write_str("stopped"),
+            ChangeReason::Stopped { all: true } => f.write_str("stopped, the whole instance"),
+            ChangeReason::Started { all: false } => f.write_str("started"),
+            ChangeReason::Started { all: true } => f.write_str("started, the whole instance"),
         }
     }
 }

@@ -5,25 +5,34 @@
 //! written before it undecodable. So in postcard a spec keeps its first nine fields as they
 //! were, and its last slot, once `mode: InstanceMode`, holds a [`ModeSlot`]: `0` is exactly
 //! the bytes of `InstanceMode::Production`, read as a production instance on named nodes
-//! (what every instance recorded before selectors followed labels was), and `1` carries the
-//! mode and the targeting. An instance on named nodes encodes as it always did, and every
-//! log and journal written before this decodes.
+//! (what every instance recorded before selectors followed labels was), `1` carries the
+//! mode and the targeting, and `2` the mode, the targeting and the [`Lifecycle`] (stopped,
+//! restart generations). Each spec takes the first of them that holds it: an instance on
+//! named nodes that was never stopped or restarted encodes as it always did, and every log
+//! and journal written before this decodes.
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{InstanceMode, InstanceSpec, Targeting};
+use super::{InstanceMode, InstanceSpec, Lifecycle, Targeting};
 
-/// The last slot of a spec in postcard.
+/// The last slot of a spec in postcard. Variants are appended only: a variant's position
+/// is its stored tag.
 #[derive(Serialize, Deserialize)]
 enum ModeSlot {
     /// Production on named nodes (the bytes of `InstanceMode::Production`).
     Production,
-    /// Anything else.
+    /// Another mode or targeting, never stopped or restarted.
     Extended {
         mode: InstanceMode,
         targeting: Targeting,
+    },
+    /// A spec stopped or restarted.
+    WithLifecycle {
+        mode: InstanceMode,
+        targeting: Targeting,
+        lifecycle: Lifecycle,
     },
 }
 
@@ -46,6 +55,11 @@ impl Serialize for InstanceSpec {
             return InstanceSpec::serialize(self, s);
         }
         let slot = match (self.mode, self.targeting) {
+            (mode, targeting) if !self.lifecycle.is_default() => ModeSlot::WithLifecycle {
+                mode,
+                targeting,
+                lifecycle: self.lifecycle.clone(),
+            },
             (InstanceMode::Production, Targeting::Named) => ModeSlot::Production,
             (mode, targeting) => ModeSlot::Extended { mode, targeting },
         };
@@ -101,9 +115,18 @@ impl<'de> Visitor<'de> for Binary {
         let selector = field!();
         let overrides = field!();
         let slot: ModeSlot = field!();
-        let (mode, targeting) = match slot {
-            ModeSlot::Production => (InstanceMode::Production, Targeting::Named),
-            ModeSlot::Extended { mode, targeting } => (mode, targeting),
+        let (mode, targeting, lifecycle) = match slot {
+            ModeSlot::Production => (
+                InstanceMode::Production,
+                Targeting::Named,
+                Lifecycle::default(),
+            ),
+            ModeSlot::Extended { mode, targeting } => (mode, targeting, Lifecycle::default()),
+            ModeSlot::WithLifecycle {
+                mode,
+                targeting,
+                lifecycle,
+            } => (mode, targeting, lifecycle),
         };
         Ok(InstanceSpec {
             name,
@@ -117,6 +140,7 @@ impl<'de> Visitor<'de> for Binary {
             overrides,
             mode,
             targeting,
+            lifecycle,
         })
     }
 }
@@ -168,6 +192,7 @@ mod tests {
             }],
             mode: InstanceMode::Production,
             targeting,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -207,5 +232,35 @@ mod tests {
         assert_eq!(json["targeting"], "selector");
         let back: InstanceSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_stopped_or_restarted_spec_round_trips_and_a_plain_one_keeps_its_bytes() {
+        for targeting in [Targeting::Named, Targeting::Selector] {
+            let plain = spec(targeting);
+            let plain_bytes = postcard::to_stdvec(&plain).unwrap();
+            let mut s = plain.clone();
+            s.lifecycle.stopped = true;
+            s.lifecycle.restarts.insert(Name::parse("api").unwrap(), 3);
+            let bytes = postcard::to_stdvec(&s).unwrap();
+            assert_ne!(bytes, plain_bytes);
+            let back: InstanceSpec = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, s);
+            // Started again and never restarted: the bytes it had before.
+            let mut again = back.clone();
+            again.lifecycle = Lifecycle::default();
+            assert_eq!(postcard::to_stdvec(&again).unwrap(), plain_bytes);
+            let json = serde_json::to_value(&s).unwrap();
+            assert_eq!(json["lifecycle"]["stopped"], true);
+            assert_eq!(json["lifecycle"]["restarts"]["api"], 3);
+            let back: InstanceSpec = serde_json::from_value(json).unwrap();
+            assert_eq!(back, s);
+            assert!(
+                serde_json::to_value(&plain)
+                    .unwrap()
+                    .get("lifecycle")
+                    .is_none()
+            );
+        }
     }
 }

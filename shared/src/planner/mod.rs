@@ -8,16 +8,17 @@
 //! would go through.
 //!
 //! One round of [`plan`], in this order:
-//! 1. **Stops**: replicas whose instance is no longer desired, whose component is gone,
+//! 1. **Stops**: replicas whose instance is no longer desired or is stopped (`skerry
+//!    stop`: the instance, its network and named storage stay), whose component is gone,
 //!    whose index is beyond the component's replicas, or whose spec hash is not the desired
 //!    one; and init containers that have exited once their result is recorded. A replaced
 //!    replica is started again in a later round, once it is gone.
 //! 2. **RemoveNetwork** for an undesired instance's network once none of its replicas is
 //!    left.
-//! 3. **CreateNetwork** for a desired instance that needs one ([`needs_network`]: it has a
-//!    container component) and has none. Nothing of that instance acts in the same round.
+//! 3. **CreateNetwork** for a desired instance, not stopped, that needs one
+//!    ([`needs_network`]: it has a container component) and has none. Nothing of that instance acts in the same round.
 //!    An instance of `exec` components only gets no network and starts in round 1.
-//! 4. Per desired instance, its components in topological order of `depends_on`; a
+//! 4. Per desired instance not stopped, its components in topological order of `depends_on`; a
 //!    component acts only when all its dependencies are ready in the actual state (see
 //!    [`component_ready`]):
 //!    - `init`: **RunInit** unless it succeeded for its current spec hash, is running (or

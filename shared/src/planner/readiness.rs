@@ -8,22 +8,34 @@ use crate::ids::Name;
 use crate::manifest::{Component, ComponentKind, Manifest, RuntimeKind};
 
 /// The spec hash of a component of an instance: a digest of the component's definition,
-/// the instance's name, the app version and the component's effective environment. It goes
-/// on containers as the label `io.skerry.spec-hash`; a replica with another hash is
-/// replaced.
+/// the instance's name, the app version and the component's effective environment, and of
+/// its restart generation when `skerry restart` raised it (a component never restarted
+/// keeps the hash it always had). It goes on containers as the label
+/// `io.skerry.spec-hash`; a replica with another hash is replaced. Whether the instance is
+/// stopped is not part of it: a start runs the same spec again.
 pub fn spec_hash(instance: &InstanceSpec, component: &Component) -> Digest {
     // postcard only fails to encode sequences of unknown length and types it does not
     // support; a Component and a BTreeMap of strings have neither, so these never fail.
     let definition = postcard::to_stdvec(component).unwrap_or_default();
     let env = postcard::to_stdvec(&instance.env_of(component.name.as_str())).unwrap_or_default();
     let version = instance.version.to_string();
-    Digest::of_parts(&[
+    let parts: [&[u8]; 5] = [
         b"skerry.spec-hash.v1",
         instance.name.as_str().as_bytes(),
         version.as_bytes(),
         &definition,
         &env,
-    ])
+    ];
+    match instance.lifecycle.generation(&component.name) {
+        0 => Digest::of_parts(&parts),
+        generation => {
+            let generation = generation.to_be_bytes();
+            let mut with = parts.to_vec();
+            with.push(b"restart");
+            with.push(&generation);
+            Digest::of_parts(&with)
+        }
+    }
 }
 
 /// The hash a replica of `component` runs under: [`spec_hash`], and for a component that

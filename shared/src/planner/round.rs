@@ -51,8 +51,13 @@ pub fn plan(desired: &NodeDesired, actual: &ActualState) -> Vec<Action> {
         }
     }
 
-    // 3. and 4. Per desired instance: its network (when it needs one), then its components.
-    for (name, inst) in &desired.instances {
+    // 3. and 4. Per desired instance that is not stopped: its network (when it needs one),
+    // then its components. A stopped instance keeps the network it has.
+    for (name, inst) in desired
+        .instances
+        .iter()
+        .filter(|(_, i)| !i.spec.lifecycle.stopped)
+    {
         if needs_network(&inst.spec) && !actual.networks.contains(name) {
             actions.push(Action::CreateNetwork {
                 instance: name.clone(),
@@ -74,6 +79,9 @@ fn stop_reason(
     let Some(inst) = desired.instances.get(&key.instance) else {
         return Some(StopReason::Undeployed);
     };
+    if inst.spec.lifecycle.stopped {
+        return Some(StopReason::Stopped);
+    }
     let Some(component) = inst.spec.manifest.component(key.component.as_str()) else {
         return Some(StopReason::Removed);
     };

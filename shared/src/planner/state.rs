@@ -111,6 +111,8 @@ pub enum StopReason {
     Replaced,
     /// An init that exited and whose result is recorded.
     Completed,
+    /// Its instance is stopped on this node (`skerry stop`).
+    Stopped,
 }
 
 impl fmt::Display for StopReason {
@@ -121,6 +123,7 @@ impl fmt::Display for StopReason {
             StopReason::Scaled => "scaled",
             StopReason::Replaced => "replaced",
             StopReason::Completed => "completed",
+            StopReason::Stopped => "stopped",
         })
     }
 }

@@ -66,6 +66,7 @@ fn weather(version: &str) -> InstanceSpec {
         overrides: vec![],
         mode: InstanceMode::Production,
         targeting: crate::event::Targeting::Named,
+        lifecycle: Default::default(),
     }
 }
 
@@ -279,4 +280,51 @@ fn spec_hash_follows_overrides_and_version() {
     let mut c = a.clone();
     c.version = "1.0.1".parse().unwrap();
     assert_ne!(spec_hash(&a, &db), spec_hash(&c, &db));
+}
+
+#[test]
+fn a_stopped_instance_stops_its_replicas_keeps_its_network_and_starts_without_its_init() {
+    let running = desired(weather("1.0.0"), 3);
+    let s1 = simulate(&running, &ActualState::default()).unwrap().end;
+    let stopped = desired(weather("1.0.0").with_stopped(true), 4);
+    let sim = simulate(&stopped, &s1).unwrap();
+    assert_eq!(
+        lines(&sim),
+        vec![
+            "stop weather/api#0 (stopped); stop weather/api#1 (stopped); \
+             stop weather/db#0 (stopped)"
+        ]
+    );
+    assert!(sim.end.networks.contains(&n("weather")));
+    assert!(sim.end.replicas.is_empty());
+    // Started again: the same spec hashes, so the init that succeeded does not run again.
+    let started = desired(weather("1.0.0"), 5);
+    let sim = simulate(&started, &sim.end).unwrap();
+    assert_eq!(
+        lines(&sim),
+        vec![
+            "start weather/db#0",
+            "start weather/api#0; start weather/api#1"
+        ]
+    );
+}
+
+#[test]
+fn a_restart_generation_replaces_only_its_component() {
+    let a = weather("1.0.0");
+    let d1 = desired(a.clone(), 3);
+    let s1 = simulate(&d1, &ActualState::default()).unwrap().end;
+    let mut b = a.clone();
+    b.lifecycle.restarts.insert(n("db"), 1);
+    let db = a.manifest.component("db").unwrap();
+    let api = a.manifest.component("api").unwrap();
+    assert_ne!(spec_hash(&a, db), spec_hash(&b, db));
+    assert_eq!(spec_hash(&a, api), spec_hash(&b, api));
+    // Whether it is stopped is not in the hash.
+    assert_eq!(spec_hash(&a, db), spec_hash(&a.with_stopped(true), db));
+    let sim = simulate(&desired(b, 4), &s1).unwrap();
+    assert_eq!(
+        lines(&sim),
+        vec!["stop weather/db#0 (replaced)", "start weather/db#0"]
+    );
 }

@@ -113,6 +113,7 @@ fn deploy(node_seq: u64, replicas: u32) -> NodeEvent {
                 overrides: vec![],
                 mode: InstanceMode::Production,
                 targeting: crate::event::Targeting::Named,
+                lifecycle: Default::default(),
             }),
         },
     }

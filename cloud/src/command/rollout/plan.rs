@@ -1,4 +1,4 @@
-//! `upgrade` and `rollback` into a [`RolloutStart`].
+//! `upgrade` and `rollback` into a [`RolloutStart`] (`restart` in `restart.rs`).
 //!
 //! - **The target.** `upgrade --to V` takes the instance's spec to version `V` of its app;
 //!   `upgrade` without `--to` keeps the version and changes overrides and weights only;
@@ -31,8 +31,8 @@ use super::super::checks::{name, node_ref};
 use super::super::fit::shortfalls;
 use super::super::outcome::Refusal;
 use super::super::overrides::{merged, overrides};
-use super::{RolloutIntent, describe, unknown_instance};
-use crate::projections::rollouts::same_run;
+use super::{RolloutIntent, busy, unknown_instance};
+use crate::projections::rollouts::same_once_started;
 use crate::projections::{Instance, Projections};
 
 /// A checked rollout: what it records, and the spec each of its nodes runs now (for a dry
@@ -53,16 +53,14 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
         .get(&instance)
         .ok_or_else(|| unknown_instance(&intent.instance))?;
     if let Some(r) = inst.active_rollout() {
-        return Err(Refusal::conflict(
-            "rollout_in_progress",
-            "instance",
-            format!(
-                "{}; `skerry rollout status|pause|resume|abort {instance}`",
-                describe(&instance, r)
-            ),
-        ));
+        return Err(busy(&instance, r));
     }
     let policy = policy(intent)?;
+    let id = p.rollout_ids.get(&instance).copied().unwrap_or(0) + 1;
+    if intent.restart {
+        let start = super::restart::plan_restart(p, inst, intent, policy, id)?;
+        return Ok(RolloutPlan { start });
+    }
     let (kind, mut to) = target(p, inst, intent)?;
 
     // Weights of nodes the instance runs on.
@@ -111,7 +109,7 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
     let mut order: Vec<(&str, NodeId)> = to
         .nodes
         .iter()
-        .filter(|t| !same_run(inst.spec_on(t.node), &to))
+        .filter(|t| !same_once_started(inst.spec_on(t.node), &to))
         .map(|t| {
             let n = p.nodes.get(&t.node).map_or("", |n| n.name.as_str());
             (n, t.node)
@@ -119,7 +117,7 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
         .collect();
     order.sort();
     let order: Vec<NodeId> = order.into_iter().map(|(_, id)| id).collect();
-    if order.is_empty() && to.nodes == inst.spec.nodes && same_run(&inst.spec, &to) {
+    if order.is_empty() && to.nodes == inst.spec.nodes && same_once_started(&inst.spec, &to) {
         return Err(Refusal::conflict(
             "nothing_to_change",
             if intent.to.is_some() { "to" } else { "set" },
@@ -135,7 +133,6 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         .collect();
     to.targeting = inst.spec.targeting;
-    let id = p.rollout_ids.get(&instance).copied().unwrap_or(0) + 1;
     Ok(RolloutPlan {
         start: RolloutStart {
             instance,

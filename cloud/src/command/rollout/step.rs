@@ -16,12 +16,12 @@ use std::collections::BTreeSet;
 
 use skerry_shared::event::{ChangeReason, EventPayload, InstanceSpec, NodeChange};
 use skerry_shared::ids::{Name, NodeId};
-use skerry_shared::rollout::{NodeFailure, RolloutOutcome, bounded_reason};
+use skerry_shared::rollout::{NodeFailure, RolloutKind, RolloutOutcome, bounded_reason};
 
 use super::super::checks::name;
 use super::super::outcome::{Pending, Refusal};
 use super::{RolloutAction, RolloutStep, describe, unknown_instance};
-use crate::projections::rollouts::same_run;
+use crate::projections::rollouts::{same_once_started, same_run};
 use crate::projections::{Instance, Projections, RolloutState};
 
 fn stale(why: impl Into<String>) -> Refusal {
@@ -89,17 +89,15 @@ pub fn advance(
                 nodes: nodes.clone(),
                 offline: offline.clone(),
             })];
-            if !wave.is_empty() {
-                out.push(change(
-                    inst,
-                    &start.to,
-                    wave,
-                    ChangeReason::Rollout {
-                        rollout: id,
-                        batch: *batch,
-                    },
-                ));
-            }
+            out.extend(move_to(
+                inst,
+                &start.to,
+                wave,
+                &ChangeReason::Rollout {
+                    rollout: id,
+                    batch: *batch,
+                },
+            ));
             Ok(out)
         }
         RolloutStep::Wave { batch, nodes } => {
@@ -117,15 +115,15 @@ pub fn advance(
                     "a node is not waiting to change in batch {batch}"
                 )));
             }
-            Ok(vec![change(
+            Ok(move_to(
                 inst,
                 &start.to,
                 nodes,
-                ChangeReason::Rollout {
+                &ChangeReason::Rollout {
                     rollout: id,
                     batch: *batch,
                 },
-            )])
+            ))
         }
         RolloutStep::FinishBatch {
             batch,
@@ -206,8 +204,20 @@ fn batch_failure(
 }
 
 /// The events that end a rollout that passed: the nodes not on the target yet get it
-/// (but for the failed ones, which stay behind), then `rollout.finished`.
+/// (but for the failed ones, which stay behind, and but for a restart, which restarts the
+/// nodes it named only), then `rollout.finished`.
 fn complete(inst: &Instance, r: &RolloutState, failed_now: &[NodeFailure]) -> Vec<Pending> {
+    let mut out = Vec::new();
+    if r.start.kind != RolloutKind::Restart {
+        out.extend(left_behind(inst, r, failed_now));
+    }
+    out.push(finished(inst, r, RolloutOutcome::Completed));
+    out
+}
+
+/// The nodes not on a completed rollout's target yet (skipped while offline, placed since)
+/// moved to it, but for those that failed.
+fn left_behind(inst: &Instance, r: &RolloutState, failed_now: &[NodeFailure]) -> Vec<Pending> {
     let failed: BTreeSet<NodeId> = r
         .batches
         .iter()
@@ -219,19 +229,14 @@ fn complete(inst: &Instance, r: &RolloutState, failed_now: &[NodeFailure]) -> Ve
         .nodes
         .iter()
         .map(|t| t.node)
-        .filter(|n| !failed.contains(n) && !same_run(inst.spec_on(*n), &r.start.to))
+        .filter(|n| !failed.contains(n) && !same_once_started(inst.spec_on(*n), &r.start.to))
         .collect();
-    let mut out = Vec::new();
-    if !behind.is_empty() {
-        out.push(change(
-            inst,
-            &r.start.to,
-            &behind,
-            ChangeReason::RolloutOutcome { rollout: r.id() },
-        ));
-    }
-    out.push(finished(inst, r, RolloutOutcome::Completed));
-    out
+    move_to(
+        inst,
+        &r.start.to,
+        &behind,
+        &ChangeReason::RolloutOutcome { rollout: r.id() },
+    )
 }
 
 /// The events that end a rollout whose batch failed.
@@ -279,9 +284,44 @@ fn finished(inst: &Instance, r: &RolloutState, outcome: RolloutOutcome) -> Pendi
     })
 }
 
+/// `nodes` of the instance move to a rollout's target `to`, each stopped if it is stopped
+/// now: one event for those running, one for those stopped (none for an empty group).
+fn move_to(
+    inst: &Instance,
+    to: &InstanceSpec,
+    nodes: &[NodeId],
+    reason: &ChangeReason,
+) -> Vec<Pending> {
+    let (stopped, running): (Vec<NodeId>, Vec<NodeId>) =
+        nodes.iter().partition(|n| inst.stopped_on(**n));
+    let mut out = Vec::new();
+    if !running.is_empty() {
+        out.push(change(
+            inst,
+            &to.with_stopped(false),
+            &running,
+            reason.clone(),
+        ));
+    }
+    if !stopped.is_empty() {
+        out.push(change(
+            inst,
+            &to.with_stopped(true),
+            &stopped,
+            reason.clone(),
+        ));
+    }
+    out
+}
+
 /// `nodes` of the instance move to `run` (a spec whose own node lists do not matter: the
 /// instance's current ones are recorded).
-fn change(inst: &Instance, run: &InstanceSpec, nodes: &[NodeId], reason: ChangeReason) -> Pending {
+pub(in crate::command) fn change(
+    inst: &Instance,
+    run: &InstanceSpec,
+    nodes: &[NodeId],
+    reason: ChangeReason,
+) -> Pending {
     let spec = InstanceSpec {
         nodes: inst.spec.nodes.clone(),
         unschedulable: inst.spec.unschedulable.clone(),

@@ -46,7 +46,9 @@ impl Observed for Fake {
         let Some(spec) = self.runs.get(&node) else {
             return Vec::new();
         };
-        let state = if self.failing.contains(&node) && spec.version.major == 2 {
+        let state = if spec.lifecycle.stopped {
+            ReplicaState::Stopped
+        } else if self.failing.contains(&node) && spec.version.major == 2 {
             ReplicaState::Unhealthy
         } else {
             ReplicaState::Running
@@ -434,4 +436,181 @@ fn bad_policies_and_targets_are_refused_naming_the_field() {
         let err = plan(&p, &intent).unwrap_err();
         assert_eq!(err.field.as_deref(), Some(field), "{err:?}");
     }
+}
+
+fn stop_or_start(
+    p: &mut Projections,
+    stop: bool,
+    nodes: &[&str],
+) -> Result<(), crate::command::Refusal> {
+    let intent = crate::command::LifecycleIntent {
+        instance: "web".into(),
+        stop,
+        nodes: nodes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let command = crate::command::Command::StopOrStart(Box::new(intent));
+    for e in crate::command::handle(p, &command, Timestamp(0))? {
+        apply_at(p, e.payload, 0);
+    }
+    Ok(())
+}
+
+fn stopped(p: &Projections, nodes: &[NodeId]) -> Vec<bool> {
+    let inst = &p.instances[&n("web")];
+    nodes.iter().map(|node| inst.stopped_on(*node)).collect()
+}
+
+fn name_of(p: &Projections, node: NodeId) -> String {
+    p.nodes[&node].name.to_string()
+}
+
+#[test]
+fn stop_and_start_keep_the_spec_and_say_what_they_change() {
+    let (mut p, nodes) = fleet();
+    let one = name_of(&p, nodes[1]);
+    stop_or_start(&mut p, true, &[&one]).unwrap();
+    assert_eq!(stopped(&p, &nodes), [false, true, false]);
+    assert!(!p.instances[&n("web")].spec.lifecycle.stopped);
+    let again = stop_or_start(&mut p, true, &[&one]).unwrap_err();
+    assert_eq!(again.code, "already_stopped");
+    // The whole instance: the other two stop, and the instance's own spec is stopped.
+    stop_or_start(&mut p, true, &[]).unwrap();
+    assert_eq!(stopped(&p, &nodes), [true, true, true]);
+    assert!(p.instances[&n("web")].spec.lifecycle.stopped);
+    assert_eq!(
+        stop_or_start(&mut p, true, &[]).unwrap_err().code,
+        "already_stopped"
+    );
+    stop_or_start(&mut p, false, &[]).unwrap();
+    let inst = &p.instances[&n("web")];
+    assert_eq!(stopped(&p, &nodes), [false, false, false]);
+    assert!(!inst.spec.lifecycle.stopped);
+    assert!(inst.runs.is_empty(), "{:?}", inst.runs.keys());
+    assert_eq!(versions(&p, &nodes), ["1.0.0", "1.0.0", "1.0.0"]);
+    // Refusals name the field.
+    let unknown = stop_or_start(&mut p, true, &["nope"]).unwrap_err();
+    assert_eq!(
+        (unknown.code, unknown.field.as_deref().unwrap_or("")),
+        ("unknown_node", "nodes[0]")
+    );
+    let twice = stop_or_start(&mut p, true, &[&one, &one]).unwrap_err();
+    assert_eq!(
+        (twice.code, twice.field.as_deref().unwrap_or("")),
+        ("duplicate_node", "nodes[1]")
+    );
+}
+
+#[test]
+fn an_upgrade_of_a_stopped_instance_changes_its_version_and_leaves_it_stopped() {
+    let (mut p, nodes) = fleet();
+    stop_or_start(&mut p, true, &[]).unwrap();
+    start(&mut p, &upgrade("1,100%"));
+    // No stop or start while a rollout runs.
+    assert_eq!(
+        stop_or_start(&mut p, false, &[]).unwrap_err().code,
+        "rollout_in_progress"
+    );
+    drive(&mut p, &[], 20);
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+    assert_eq!(versions(&p, &nodes), ["2.0.0", "2.0.0", "2.0.0"]);
+    assert_eq!(stopped(&p, &nodes), [true, true, true]);
+    assert!(inst.spec.lifecycle.stopped);
+    stop_or_start(&mut p, false, &[]).unwrap();
+    assert_eq!(versions(&p, &nodes), ["2.0.0", "2.0.0", "2.0.0"]);
+    assert_eq!(stopped(&p, &nodes), [false, false, false]);
+}
+
+fn restart(nodes: &[&str], components: &[&str]) -> RolloutIntent {
+    RolloutIntent {
+        instance: "web".into(),
+        restart: true,
+        components: components.iter().map(|s| (*s).to_owned()).collect(),
+        nodes: nodes
+            .iter()
+            .map(|s| crate::command::NodeChoice {
+                node: (*s).to_owned(),
+                weight: None,
+            })
+            .collect(),
+        settle: Some("1s".into()),
+        timeout: Some("1m".into()),
+        ..RolloutIntent::default()
+    }
+}
+
+fn generations(p: &Projections, nodes: &[NodeId]) -> Vec<u32> {
+    let inst = &p.instances[&n("web")];
+    nodes
+        .iter()
+        .map(|node| inst.spec_on(*node).lifecycle.generation(&n("web")))
+        .collect()
+}
+
+#[test]
+fn a_restart_goes_node_by_node_and_keeps_the_version() {
+    let (mut p, nodes) = fleet();
+    start(&mut p, &restart(&[], &[]));
+    let steps = drive(&mut p, &[], 40);
+    // One node changes at a time: every batch start and wave names one node.
+    for step in &steps {
+        match step {
+            RolloutStep::StartBatch { wave, .. } => assert!(wave.len() <= 1, "{steps:?}"),
+            RolloutStep::Wave { nodes, .. } => assert_eq!(nodes.len(), 1, "{steps:?}"),
+            _ => {}
+        }
+    }
+    let inst = &p.instances[&n("web")];
+    let r = inst.rollout.as_ref().unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().0, RolloutOutcome::Completed);
+    assert_eq!(r.start.policy.max_unavailable, Some(1));
+    assert_eq!(versions(&p, &nodes), ["1.0.0", "1.0.0", "1.0.0"]);
+    assert_eq!(generations(&p, &nodes), [1, 1, 1]);
+    assert!(inst.runs.is_empty());
+    // A restart is not a version to roll back to.
+    assert!(inst.previous.is_none());
+}
+
+#[test]
+fn a_restart_on_one_node_leaves_the_others_as_they_run() {
+    let (mut p, nodes) = fleet();
+    let one = name_of(&p, nodes[2]);
+    start(&mut p, &restart(&[&one], &["web"]));
+    drive(&mut p, &[], 20);
+    let inst = &p.instances[&n("web")];
+    assert_eq!(
+        inst.rollout.as_ref().unwrap().outcome.as_ref().unwrap().0,
+        RolloutOutcome::Completed
+    );
+    assert_eq!(generations(&p, &nodes), [0, 0, 1]);
+}
+
+#[test]
+fn a_restart_is_refused_where_it_cannot_run() {
+    let (mut p, nodes) = fleet();
+    let one = name_of(&p, nodes[0]);
+    let err = |p: &Projections, i: &RolloutIntent| plan(p, i).unwrap_err();
+    let unknown = err(&p, &restart(&[], &["nope"]));
+    assert_eq!(
+        (unknown.code, unknown.field.as_deref().unwrap_or("")),
+        ("unknown_component", "components[0]")
+    );
+    let with_to = RolloutIntent {
+        to: Some("2.0.0".into()),
+        ..restart(&[], &[])
+    };
+    assert_eq!(err(&p, &with_to).code, "invalid_restart");
+    stop_or_start(&mut p, true, &[&one]).unwrap();
+    let on_stopped = err(&p, &restart(&[&one], &[]));
+    assert_eq!(
+        (on_stopped.code, on_stopped.field.as_deref().unwrap_or("")),
+        ("instance_stopped", "nodes[0]")
+    );
+    // Without --node, the stopped node is left out.
+    let planned = plan(&p, &restart(&[], &[])).unwrap();
+    assert_eq!(planned.start.order.len(), 2);
+    assert!(!planned.start.order.contains(&nodes[0]));
+    stop_or_start(&mut p, true, &[]).unwrap();
+    assert_eq!(err(&p, &restart(&[], &[])).code, "nothing_to_restart");
 }

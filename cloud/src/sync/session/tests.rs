@@ -181,6 +181,7 @@ fn deploy_to_many(log: &mut Log) {
         overrides: vec![],
         mode: InstanceMode::Production,
         targeting: skerry_shared::event::Targeting::Named,
+        lifecycle: Default::default(),
     };
     log.push(
         EventPayload::InstanceDeployed {
