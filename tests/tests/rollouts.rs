@@ -14,7 +14,11 @@
 //! - the cloud killed with `kill -9` in the middle of a rollout is restarted: the rollout
 //!   goes on and completes, and no batch starts twice;
 //! - a node offline during a rollout is skipped and gets the outcome when it returns; a
-//!   node that returns after a failed rollout never runs the new version.
+//!   node that returns after a failed rollout never runs the new version;
+//! - `stop` (on one node, then the whole instance) removes the replicas and keeps named
+//!   storage, `status` says `Stopped`; an upgrade of the stopped instance changes its
+//!   version and leaves it stopped; `start` finds the data; `restart` goes node by node,
+//!   one component or all, the version kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -486,4 +490,208 @@ fn an_offline_node_is_skipped_and_gets_the_outcome_when_it_returns() {
         storage_file(&ids[1], "s1", "ran", &image).contains("3.0.0"),
         "gw-b ran the bad version in its batch"
     );
+}
+
+/// The `web` rows of `instance`'s status: (node, version, state), by node.
+fn web_rows(cloud: &Cloud, instance: &str) -> Vec<(String, String, String)> {
+    let v: Value = cli(cloud, &["status", instance, "-o", "json"])
+        .json()
+        .unwrap();
+    let mut rows: Vec<(String, String, String)> = v["status"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["component"] == "web")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+            (s("node"), s("version"), s("state"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn wait_web(cloud: &Cloud, instance: &str, want: &[(&str, &str, &str)]) {
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect();
+    let mut last = Vec::new();
+    wait_for(ROLLOUT, || {
+        last = web_rows(cloud, instance);
+        (last == want).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{instance} never showed {want:?}: {last:?}\n{}",
+            cli(cloud, &["events", "--instance", instance])
+        )
+    });
+}
+
+/// The names of `instance`'s containers on the engine (of every node of this host).
+fn containers(instance: &str) -> Vec<String> {
+    docker(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .filter(|n| n.contains(&format!(".{instance}.")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn stop_start_and_restart_keep_storage_and_restart_goes_node_by_node() {
+    let image = busybox_image("1").unwrap();
+    let cloud = Cloud::start().unwrap();
+    let agents = fleet(&cloud);
+    let ids: Vec<String> = agents.iter().map(|a| a.node_id().unwrap()).collect();
+    let _dir = setup(&cloud, &image);
+    wait_healthy(
+        &cloud,
+        "s1",
+        &[("gw-a", "1.0.0"), ("gw-b", "1.0.0"), ("gw-c", "1.0.0")],
+    );
+
+    // Stop on one node: its replicas go, the others run on.
+    let t = Instant::now();
+    let out = ok(&cloud, &["stop", "s1", "--node", "gw-a"]);
+    assert!(out.contains("stopped on: gw-a (of 3 node(s))"), "{out}");
+    wait_web(
+        &cloud,
+        "s1",
+        &[
+            ("gw-a", "1.0.0", "Stopped"),
+            ("gw-b", "1.0.0", "Healthy"),
+            ("gw-c", "1.0.0", "Healthy"),
+        ],
+    );
+    println!("stop on gw-a to Stopped: {} ms", t.elapsed().as_millis());
+    let tag = &ids[0][..8];
+    assert!(
+        !containers("s1").iter().any(|c| c.contains(tag)),
+        "{:?}",
+        containers("s1")
+    );
+    let again = cli(&cloud, &["stop", "s1", "--node", "gw-a"]);
+    assert_eq!(again.code, 2, "{again}");
+    assert!(again.stderr.contains("already"), "{again}");
+
+    // Stop the whole instance; status says Stopped, not failed.
+    ok(&cloud, &["stop", "s1"]);
+    wait_web(
+        &cloud,
+        "s1",
+        &[
+            ("gw-a", "1.0.0", "Stopped"),
+            ("gw-b", "1.0.0", "Stopped"),
+            ("gw-c", "1.0.0", "Stopped"),
+        ],
+    );
+    assert!(containers("s1").is_empty(), "{:?}", containers("s1"));
+    let table = ok(&cloud, &["status", "s1"]);
+    assert!(
+        table.contains("Stopped") && !table.contains("Failed"),
+        "{table}"
+    );
+    let events = ok(&cloud, &["events", "--instance", "s1"]);
+    assert!(events.contains("stopped, the whole instance"), "{events}");
+
+    // An upgrade of the stopped instance changes its version and leaves it stopped: no
+    // replica, no init of 2.0.0 runs.
+    ok(
+        &cloud,
+        &["upgrade", "s1", "--to", "2.0.0", "--settle", "1s"],
+    );
+    wait_rollout(&cloud, &agents, "s1", 1, "completed");
+    wait_web(
+        &cloud,
+        "s1",
+        &[
+            ("gw-a", "2.0.0", "Stopped"),
+            ("gw-b", "2.0.0", "Stopped"),
+            ("gw-c", "2.0.0", "Stopped"),
+        ],
+    );
+    assert!(containers("s1").is_empty(), "{:?}", containers("s1"));
+    for id in &ids {
+        assert_eq!(storage_file(id, "s1", "ran", &image), "1.0.0\n");
+        assert_eq!(storage_file(id, "s1", "inits", &image), "1.0.0\n");
+    }
+
+    // Start: the new version runs on the data it left.
+    ok(&cloud, &["start", "s1"]);
+    wait_healthy(
+        &cloud,
+        "s1",
+        &[("gw-a", "2.0.0"), ("gw-b", "2.0.0"), ("gw-c", "2.0.0")],
+    );
+    for id in &ids {
+        assert_eq!(storage_file(id, "s1", "ran", &image), "1.0.0\n2.0.0\n");
+        assert_eq!(storage_file(id, "s1", "inits", &image), "1.0.0\n2.0.0\n");
+    }
+
+    // Restart web: node by node (one node changes at a time), the version kept, the init
+    // not run again.
+    let before = ok(&cloud, &["events", "--instance", "s1"]).lines().count();
+    let out = ok(
+        &cloud,
+        &["restart", "s1", "--component", "web", "--settle", "1s"],
+    );
+    assert!(out.contains("rollout 2 of s1: restart"), "{out}");
+    let r = wait_rollout(&cloud, &agents, "s1", 2, "completed");
+    println!("restart: {}", durations(&r));
+    assert_eq!(r["kind"], "restart");
+    assert_eq!(r["policy"]["max_unavailable"], 1, "{r:#}");
+    let events = ok(&cloud, &["events", "--instance", "s1"]);
+    let changed: Vec<&str> = events
+        .lines()
+        .skip(before)
+        .filter(|l| l.contains("instance.nodes-changed"))
+        .collect();
+    assert_eq!(changed.len(), 3, "{events}");
+    for line in &changed {
+        assert_eq!(line.matches("runs it").count(), 1, "{line}");
+    }
+    wait_healthy(
+        &cloud,
+        "s1",
+        &[("gw-a", "2.0.0"), ("gw-b", "2.0.0"), ("gw-c", "2.0.0")],
+    );
+    for id in &ids {
+        assert_eq!(
+            storage_file(id, "s1", "ran", &image),
+            "1.0.0\n2.0.0\n2.0.0\n"
+        );
+        assert_eq!(storage_file(id, "s1", "inits", &image), "1.0.0\n2.0.0\n");
+    }
+
+    // Restart everything on gw-b only: its init runs again too; the others are untouched.
+    ok(
+        &cloud,
+        &["restart", "s1", "--node", "gw-b", "--settle", "1s"],
+    );
+    wait_rollout(&cloud, &agents, "s1", 3, "completed");
+    wait_healthy(
+        &cloud,
+        "s1",
+        &[("gw-a", "2.0.0"), ("gw-b", "2.0.0"), ("gw-c", "2.0.0")],
+    );
+    assert_eq!(
+        storage_file(&ids[1], "s1", "ran", &image),
+        "1.0.0\n2.0.0\n2.0.0\n2.0.0\n"
+    );
+    assert_eq!(
+        storage_file(&ids[1], "s1", "inits", &image),
+        "1.0.0\n2.0.0\n2.0.0\n"
+    );
+    for id in [&ids[0], &ids[2]] {
+        assert_eq!(
+            storage_file(id, "s1", "ran", &image),
+            "1.0.0\n2.0.0\n2.0.0\n"
+        );
+    }
+    // A restart of a node the instance is stopped on is refused, naming it.
+    ok(&cloud, &["stop", "s1", "--node", "gw-c"]);
+    let out = cli(&cloud, &["restart", "s1", "--node", "gw-c"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("stopped on node \"gw-c\""), "{out}");
 }

@@ -104,12 +104,15 @@ pub const MAX_RESTARTED_COMPONENTS: usize = crate::manifest::MAX_COMPONENTS;
 /// 0). A non-zero generation is part of the component's spec hash, so raising it replaces
 /// the component's replicas with the same version and settings; a component never
 /// restarted keeps the hash it always had.
+///
+/// Both fields are always written: it rides in postcard, which has no field names, so a
+/// skipped field would shift the rest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lifecycle {
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub stopped: bool,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(default)]
     pub restarts: std::collections::BTreeMap<Name, u32>,
 }
 

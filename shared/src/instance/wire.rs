@@ -261,6 +261,18 @@ mod tests {
                     .get("lifecycle")
                     .is_none()
             );
+            // Each field alone, the other at its default.
+            let stopped_only = plain.with_stopped(true);
+            let mut restarted_only = plain.clone();
+            restarted_only
+                .lifecycle
+                .restarts
+                .insert(Name::parse("api").unwrap(), 1);
+            for one in [stopped_only, restarted_only] {
+                let bytes = postcard::to_stdvec(&one).unwrap();
+                let back: InstanceSpec = postcard::from_bytes(&bytes).unwrap();
+                assert_eq!(back, one);
+            }
         }
     }
 }
