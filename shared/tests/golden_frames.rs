@@ -577,3 +577,74 @@ fn up_secrets_key_frame() {
     assert_eq!(bytes.len(), 34);
     assert!(frame::decode_up(&bytes[..33]).is_err());
 }
+
+/// A stop and a restart as a node receives them: the spec's lifecycle rides in its last
+/// postcard slot (tag 2), after the first release's fields.
+#[test]
+fn down_events_lifecycle_frame() {
+    let mut stopped = instance();
+    stopped.lifecycle.stopped = true;
+    let mut restarted = instance();
+    restarted.lifecycle.restarts.insert(n("db"), 2);
+    let change = |spec: InstanceSpec, reason| EventPayload::InstanceNodesChanged {
+        instance: Box::new(spec),
+        changes: vec![skerry_shared::event::NodeChange {
+            node: node(),
+            reason,
+        }],
+    };
+    let frame = DownFrame::Events(vec![
+        NodeEvent {
+            node_seq: 5,
+            seq: 105,
+            time: Timestamp(T0 + 5),
+            payload: change(
+                stopped,
+                skerry_shared::event::ChangeReason::Stopped { all: true },
+            ),
+        },
+        NodeEvent {
+            node_seq: 6,
+            seq: 106,
+            time: Timestamp(T0 + 6),
+            payload: change(
+                restarted,
+                skerry_shared::event::ChangeReason::Rollout {
+                    rollout: 1,
+                    batch: 1,
+                },
+            ),
+        },
+    ]);
+    check(
+        "down_events_lifecycle",
+        frame,
+        frame::encode_down,
+        frame::decode_down,
+    );
+}
+
+/// A replica of a stopped instance, as its node reports it.
+#[test]
+fn up_status_stopped_frame() {
+    let report = ReplicaReport {
+        instance: n("weather"),
+        component: n("db"),
+        replica: 0,
+        state: ReplicaState::Stopped,
+        restarts: 0,
+        reason: None,
+        spec_hash: Digest::of(b"db"),
+        ports: vec![],
+    };
+    check(
+        "up_status_stopped",
+        UpFrame::Status(StatusReport {
+            complete: true,
+            replicas: vec![report],
+            removed: vec![],
+        }),
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
