@@ -29,6 +29,28 @@ use crate::wait::wait_for;
 /// How long a start may take before the cloud counts as failed.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The `SKERRY_*` variables of `skerry serve`, removed from its environment (here and by
+/// [`crate::served::Served`]), so that the test's environment cannot change what a test starts.
+pub(crate) const SERVE_VARS: [&str; 17] = [
+    "SKERRY_CONFIG",
+    "SKERRY_DATA",
+    "SKERRY_LISTEN",
+    "SKERRY_MQTT",
+    "SKERRY_MQTT_ADVERTISE",
+    "SKERRY_NATS",
+    "SKERRY_KEYS",
+    "SKERRY_LOCAL_NODE",
+    "SKERRY_HTTP_ALLOWED_ORIGINS",
+    "SKERRY_HTTP_HEADER_TIMEOUT",
+    "SKERRY_HTTP_BODY_TIMEOUT",
+    "SKERRY_HTTP_MAX_CONNECTIONS",
+    "SKERRY_TLS_NAMES",
+    "SKERRY_INSECURE_HTTP",
+    "SKERRY_CA",
+    "SKERRY_TOKEN",
+    "SKERRY_NODE_CERT_LIFETIME",
+];
+
 /// How much of each log [`Cloud::logs`] shows (the tail).
 const LOG_TAIL_BYTES: usize = 64 * 1024;
 
@@ -247,7 +269,7 @@ impl Cloud {
             .stdout(stdout)
             .stderr(stderr);
         // The environment must not override the flags above.
-        for var in crate::served::SERVE_VARS {
+        for var in SERVE_VARS {
             cmd.env_remove(var);
         }
         if std::env::var_os("RUST_LOG").is_none() {

@@ -15,31 +15,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::binaries::try_bin;
-use crate::cloud::{READY_TIMEOUT, free_port};
+use crate::cloud::{READY_TIMEOUT, SERVE_VARS, free_port};
 use crate::error::Error;
 use crate::wait::wait_for;
-
-/// The `SKERRY_*` variables of `skerry serve`, removed from its environment (here and by
-/// [`crate::Cloud`]), so that the test's environment cannot change what a test starts.
-pub(crate) const SERVE_VARS: [&str; 17] = [
-    "SKERRY_CONFIG",
-    "SKERRY_DATA",
-    "SKERRY_LISTEN",
-    "SKERRY_MQTT",
-    "SKERRY_MQTT_ADVERTISE",
-    "SKERRY_NATS",
-    "SKERRY_KEYS",
-    "SKERRY_LOCAL_NODE",
-    "SKERRY_HTTP_ALLOWED_ORIGINS",
-    "SKERRY_HTTP_HEADER_TIMEOUT",
-    "SKERRY_HTTP_BODY_TIMEOUT",
-    "SKERRY_HTTP_MAX_CONNECTIONS",
-    "SKERRY_TLS_NAMES",
-    "SKERRY_INSECURE_HTTP",
-    "SKERRY_CA",
-    "SKERRY_TOKEN",
-    "SKERRY_NODE_CERT_LIFETIME",
-];
 
 /// A `skerry serve` started with a test's own arguments.
 #[derive(Debug)]

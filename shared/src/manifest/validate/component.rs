@@ -11,6 +11,7 @@ use super::bounds::{
     MAX_SCHEDULE_BYTES, MAX_STORAGE, bytes_within, check_args, count_within,
 };
 use super::errors::Errors;
+use super::secrets::is_env_name;
 use crate::ids::Name;
 use crate::manifest::model::{
     Component, ComponentKind, Manifest, Mount, Port, RestartPolicy, Storage,
@@ -319,12 +320,4 @@ fn check_absolute(errors: &mut Errors, field: String, path: &str) {
     } else if path.contains('\0') {
         errors.push(field, "a path must not contain a NUL character");
     }
-}
-
-pub(super) fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 
 use super::bounds::{MAX_PATH_BYTES, MAX_SECRET_USES, count_within};
-use super::component::is_env_name;
 use super::errors::Errors;
 use crate::manifest::model::Component;
 
@@ -92,4 +91,14 @@ fn check_file(path: &str) -> Result<(), String> {
         return Err(format!("\"{path}\" holds . or ..; give the plain path"));
     }
     Ok(())
+}
+
+/// Whether `name` is an environment variable name: a letter or `_`, then letters, digits
+/// and `_` (used by `env` and by a secret's `env` alike).
+pub(super) fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
