@@ -238,6 +238,20 @@ impl Cloud {
         )
     }
 
+    /// The server's standard output and standard error, whole (every start of it), for
+    /// tests that search them.
+    pub fn whole_logs(&self) -> String {
+        let whole = |name: &str| {
+            String::from_utf8_lossy(&std::fs::read(self.root.join(name)).unwrap_or_default())
+                .into_owned()
+        };
+        format!(
+            "{}\n{}",
+            whole("serve.stdout.log"),
+            whole("serve.stderr.log")
+        )
+    }
+
     fn log_file(&self, name: &str) -> Result<File, Error> {
         let path = self.root.join(name);
         OpenOptions::new()

@@ -43,14 +43,21 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// The forms of `value` that must never be stored or printed: itself, its hex and its
-/// base64 (without padding, so that it is found at any alignment it was encoded at).
+/// base64 at each of the three alignments it may start at inside a longer encoded text
+/// (the characters that depend on the value's bytes only).
 fn forms(value: &str) -> Vec<String> {
-    let b64 = base64(value.as_bytes());
-    vec![
-        value.to_owned(),
-        hex_of(value.as_bytes()),
-        b64.trim_end_matches('=').to_owned(),
-    ]
+    let mut out = vec![value.to_owned(), hex_of(value.as_bytes())];
+    for offset in 0..3 {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(value.as_bytes());
+        let encoded = base64(&bytes);
+        // Characters touching a byte before the value, and the last group's, which touch
+        // the bytes after it, are left out.
+        let skip = [0, 2, 3][offset];
+        let whole = bytes.len() / 3 * 4;
+        out.push(encoded[skip..whole].to_owned());
+    }
+    out
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -388,7 +395,7 @@ fn a_secret_reaches_containers_and_processes_and_is_stored_nowhere_in_the_clear(
     let mut leaks = files_holding(&cloud.data_dir(), &needles);
     leaks.extend(files_holding(&agent.data_dir(), &needles));
     leaks.extend(files_holding(&proc_agent.data_dir(), &needles));
-    let (cloud_log, log1, log2) = (cloud.logs(), agent.logs(), proc_agent.logs());
+    let (cloud_log, log1, log2) = (cloud.whole_logs(), agent.logs(), proc_agent.logs());
     for (what, text) in [
         ("events -o json", events.stdout.as_str()),
         ("status -o json", status.stdout.as_str()),
