@@ -189,7 +189,11 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
         .filter_map(|id| {
             let node = p.nodes.get(id)?;
             let current = inst.map(|i| i.spec_on(*id));
-            let preview = crate::command::preview::preview(&p, node, current, Some(&start.to));
+            // A node the instance is stopped on gets the target stopped.
+            let to = start
+                .to
+                .with_stopped(current.is_some_and(|c| c.lifecycle.stopped));
+            let preview = crate::command::preview::preview(&p, node, current, Some(&to));
             let (resources, shortfalls, changes) = super::instances::preview_dto(&preview);
             Some(NodePlanDto {
                 node: node.name.to_string(),

@@ -2,6 +2,7 @@
 
 use skerry_shared::event::NodeStatus;
 use skerry_shared::manifest::{ComponentKind, Manifest};
+use skerry_shared::report::ReplicaState;
 
 use super::caller::Scope;
 use super::dto::{
@@ -167,9 +168,15 @@ pub fn instance(p: &Projections, i: &Instance, hub: &Hub) -> InstanceDto {
                     component: c.name.to_string(),
                     kind: kind(c.kind).to_owned(),
                     replica,
-                    // A node that has not reported since its instance was stopped there
-                    // runs nothing of it once it applies the stop.
+                    // Until a node reports that it applied a stop or a start, its
+                    // replicas show as Stopping or Pending, not as they were.
                     state: match report {
+                        Some(r) if run.lifecycle.stopped && r.state != ReplicaState::Stopped => {
+                            "Stopping".to_owned()
+                        }
+                        Some(r) if !run.lifecycle.stopped && r.state == ReplicaState::Stopped => {
+                            "Pending".to_owned()
+                        }
                         Some(r) => r.state.to_string(),
                         None if run.lifecycle.stopped => "Stopped".to_owned(),
                         None => "Pending".to_owned(),

@@ -154,8 +154,11 @@ fn change(kind: ChangeKind, spec: &InstanceSpec, c: &Component, replica: u32) ->
     }
 }
 
-/// The replicas created, replaced and removed from `current` to `next`.
+/// The replicas created, replaced and removed from `current` to `next`. A stopped spec
+/// runs no replica.
 fn changes(current: Option<&InstanceSpec>, next: Option<&InstanceSpec>) -> Vec<Change> {
+    let current = current.filter(|s| !s.lifecycle.stopped);
+    let next = next.filter(|s| !s.lifecycle.stopped);
     let mut out = Vec::new();
     let old_of = |name: &str| {
         current.and_then(|spec| {

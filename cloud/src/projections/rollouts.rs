@@ -133,6 +133,8 @@ impl Instance {
         r.outcome = Some((outcome.clone(), at));
         if *outcome == RolloutOutcome::Completed {
             let mut to = r.start.to.clone();
+            // Whether the instance as a whole is stopped is not a rollout's to change.
+            to.lifecycle.stopped = self.spec.lifecycle.stopped;
             // The instance's nodes now, with the weights the rollout gave them.
             to.nodes = self
                 .spec
@@ -181,10 +183,13 @@ pub fn same_run(a: &InstanceSpec, b: &InstanceSpec) -> bool {
 /// they are stopped. A rollout changes what a node runs, not whether it is stopped: a
 /// stopped node gets the rollout's spec stopped ([`target_on`]).
 pub fn same_once_started(a: &InstanceSpec, b: &InstanceSpec) -> bool {
-    a.version == b.version
-        && a.overrides == b.overrides
-        && a.manifest == b.manifest
-        && a.lifecycle.restarts == b.lifecycle.restarts
+    same_settings(a, b) && a.lifecycle.restarts == b.lifecycle.restarts
+}
+
+/// Whether two specs have the same version, manifest and overrides (whatever their
+/// lifecycle): what a restart keeps, and what a rollback compares.
+pub fn same_settings(a: &InstanceSpec, b: &InstanceSpec) -> bool {
+    a.version == b.version && a.overrides == b.overrides && a.manifest == b.manifest
 }
 
 fn without_nodes(s: &InstanceSpec) -> InstanceSpec {

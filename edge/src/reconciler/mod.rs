@@ -265,16 +265,14 @@ impl Reconciler {
 
         let observed_only: BTreeMap<ReplicaKey, ObservedReplica> =
             observed.into_iter().map(|(k, (o, _))| (k, o)).collect();
-        // A stopped instance has no problems and waits for no retry: it is not to run.
-        let running = |k: &ReplicaKey| {
+        self.problems
+            .retain(|k, _| desired.instances.contains_key(&k.instance));
+        // A stopped instance waits for no retry of a start: it is not to run.
+        self.retries.retain(|k| {
             desired
                 .instances
                 .get(&k.instance)
                 .filter(|d| !d.spec.lifecycle.stopped)
-        };
-        self.problems.retain(|k, _| running(k).is_some());
-        self.retries.retain(|k| {
-            running(k)
                 .and_then(|d| d.spec.manifest.component(k.component.as_str()))
                 .is_some_and(|c| k.replica < c.replicas())
         });

@@ -85,8 +85,9 @@ pub fn replica_reports(
                         None => ReplicaState::Pending,
                     },
                 };
-                // A stopped instance's replicas are stopped, whatever ran before.
-                let state = if spec.lifecycle.stopped {
+                // A stopped instance's replica is `Stopped` once it is gone; one still
+                // there (its stop failed, or has not happened yet) shows what it is doing.
+                let state = if spec.lifecycle.stopped && !observed.contains_key(&key) {
                     reason = None;
                     ReplicaState::Stopped
                 } else {

@@ -155,14 +155,34 @@ pub const MAX_REFUSALS_KEPT: usize = 64;
 
 /// Why no node can take an instance spec, if none can: its manifest fails the shared
 /// validation (with its bounds; cron syntax aside, see
-/// [`crate::manifest::validate_on_node`]).
+/// [`crate::manifest::validate_on_node`]), or its restart generations name more components
+/// than [`crate::instance::MAX_RESTARTED_COMPONENTS`] or one its manifest does not have.
 pub fn check_instance(spec: &InstanceSpec) -> Result<(), String> {
     crate::manifest::validate_on_node(&spec.manifest).map_err(|e| {
         format!(
             "instance {}: manifest {}@{}: {e}",
             spec.name, spec.app, spec.version
         )
-    })
+    })?;
+    let restarts = &spec.lifecycle.restarts;
+    if restarts.len() > crate::instance::MAX_RESTARTED_COMPONENTS {
+        return Err(format!(
+            "instance {}: restart generations of {} components; at most {} are accepted",
+            spec.name,
+            restarts.len(),
+            crate::instance::MAX_RESTARTED_COMPONENTS
+        ));
+    }
+    if let Some(c) = restarts
+        .keys()
+        .find(|c| spec.manifest.component(c.as_str()).is_none())
+    {
+        return Err(format!(
+            "instance {}: a restart generation of component {c}, which {}@{} does not have",
+            spec.name, spec.app, spec.version
+        ));
+    }
+    Ok(())
 }
 
 /// Why a node cannot take `payload` (`Ok`: it can). Only what the node would act on is

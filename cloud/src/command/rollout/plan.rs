@@ -32,7 +32,7 @@ use super::super::fit::shortfalls;
 use super::super::outcome::Refusal;
 use super::super::overrides::{merged, overrides};
 use super::{RolloutIntent, busy, unknown_instance};
-use crate::projections::rollouts::same_once_started;
+use crate::projections::rollouts::{same_once_started, same_settings};
 use crate::projections::{Instance, Projections};
 
 /// A checked rollout: what it records, and the spec each of its nodes runs now (for a dry
@@ -162,12 +162,16 @@ fn target(
                  or --node (use upgrade for those)",
             ));
         }
+        // After an upgrade that failed or was aborted with some nodes on its spec, those
+        // nodes return to the instance's own spec. Nodes that differ only in whether they
+        // are stopped or in restart generations (a restart) do not count.
         let mixed = inst.rollout.as_ref().is_some_and(|r| {
-            matches!(
-                r.outcome,
-                Some((RolloutOutcome::Failed { .. } | RolloutOutcome::Aborted, _))
-            )
-        }) && !inst.runs.is_empty();
+            r.start.kind != RolloutKind::Restart
+                && matches!(
+                    r.outcome,
+                    Some((RolloutOutcome::Failed { .. } | RolloutOutcome::Aborted, _))
+                )
+        }) && inst.runs.values().any(|run| !same_settings(run, current));
         let back = if mixed {
             current.clone()
         } else {
@@ -187,6 +191,7 @@ fn target(
                 unschedulable: current.unschedulable.clone(),
                 ..prev.clone()
             }
+            .with_stopped(current.lifecycle.stopped)
         };
         if p.app_version(back.app.as_str(), &back.version).is_none() {
             return Err(Refusal::not_found(
@@ -234,6 +239,11 @@ fn target(
                 })?;
             to.version = version;
             to.manifest = published.manifest.clone();
+            // Restart generations of components the new version has not are dropped.
+            let manifest = &to.manifest;
+            to.lifecycle
+                .restarts
+                .retain(|c, _| manifest.component(c.as_str()).is_some());
             RolloutKind::Upgrade
         }
         None => RolloutKind::Reconfigure,

@@ -6,7 +6,10 @@
 //! - **The nodes** are those named (`--node`), or every node the instance runs on, less
 //!   those it is stopped on (a node named that is stopped is 409: start it first). A node
 //!   that runs another version than the instance's (left behind by a failed rollout) is
-//!   409: a restart does not change versions.
+//!   409: a restart does not change versions. A node offline during the restart is not
+//!   restarted (a restart completes without the nodes it left behind).
+//! - **The generations** are raised past the highest any node runs, so nodes that an
+//!   earlier restart (failed or aborted) reached restart again too.
 //! - **The policy** is an upgrade's, but for `--max-unavailable`, which defaults to 1 (one
 //!   node restarts at a time), and for the rollback: a failed batch ends the restart and
 //!   leaves the nodes after it untouched, as there is nothing to roll back to.
@@ -20,6 +23,7 @@ use skerry_shared::rollout::{RolloutKind, RolloutPolicy, RolloutStart, cumulativ
 use super::super::checks::named_targets;
 use super::super::outcome::Refusal;
 use super::RolloutIntent;
+use crate::projections::rollouts::same_settings;
 use crate::projections::{Instance, Projections};
 
 /// Checks a `restart` of `inst` under `policy` (parsed from the same intent).
@@ -70,17 +74,21 @@ pub(super) fn plan_restart(
     };
     for n in &nodes {
         let run = inst.spec_on(*n);
-        if run.version != spec.version || run.manifest != spec.manifest {
+        if !same_settings(run, spec) {
             let name = p
                 .nodes
                 .get(n)
                 .map_or_else(|| n.to_string(), |x| x.name.to_string());
+            let field = named
+                .iter()
+                .position(|x| *x == name || *x == n.to_string())
+                .map_or_else(|| "nodes".to_owned(), |i| format!("nodes[{i}]"));
             return Err(Refusal::conflict(
                 "mixed_versions",
-                "nodes",
+                field,
                 format!(
-                    "node \"{name}\" runs {}@{}, not {}@{} as the instance: a restart does not \
-                     change versions; upgrade or roll back first",
+                    "node \"{name}\" runs {}@{} with other settings than the instance's {}@{}: \
+                     a restart changes neither; upgrade or roll back first",
                     run.app, run.version, spec.app, spec.version
                 ),
             ));
@@ -97,8 +105,20 @@ pub(super) fn plan_restart(
         ));
     }
     let mut to = spec.clone();
+    // Generations of components the manifest no longer has are dropped.
+    to.lifecycle
+        .restarts
+        .retain(|c, _| spec.manifest.component(c.as_str()).is_some());
     for c in &components {
-        let generation = to.lifecycle.generation(c).checked_add(1).ok_or_else(|| {
+        // Past every generation a node runs now: a node that an earlier restart, failed
+        // or aborted, reached is restarted again too.
+        let highest = nodes
+            .iter()
+            .map(|n| inst.spec_on(*n).lifecycle.generation(c))
+            .chain([spec.lifecycle.generation(c)])
+            .max()
+            .unwrap_or(0);
+        let generation = highest.checked_add(1).ok_or_else(|| {
             Refusal::conflict(
                 "restart_limit",
                 "components",

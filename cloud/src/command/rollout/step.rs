@@ -158,10 +158,12 @@ pub fn advance(
                 passed_batch: ok,
             })];
             if ok {
+                // The failed nodes of a batch that passed go back to the spec before; a
+                // restart has none to go back to (it would restart them again).
                 let back: Vec<NodeId> = failed
                     .iter()
                     .map(|f| f.node)
-                    .filter(|n| r.changed.contains(n))
+                    .filter(|n| r.changed.contains(n) && start.kind != RolloutKind::Restart)
                     .collect();
                 out.extend(roll_back(inst, r, &back));
                 if *batch as usize == start.batches.len() {

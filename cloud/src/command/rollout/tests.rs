@@ -614,3 +614,60 @@ fn a_restart_is_refused_where_it_cannot_run() {
     stop_or_start(&mut p, true, &[]).unwrap();
     assert_eq!(err(&p, &restart(&[], &[])).code, "nothing_to_restart");
 }
+
+#[test]
+fn a_rollback_leaves_a_stopped_instance_stopped() {
+    let (mut p, nodes) = fleet();
+    start(&mut p, &upgrade("100%"));
+    drive(&mut p, &[], 20);
+    stop_or_start(&mut p, true, &[]).unwrap();
+    let back = RolloutIntent {
+        instance: "web".into(),
+        rollback: true,
+        settle: Some("1s".into()),
+        timeout: Some("1m".into()),
+        ..RolloutIntent::default()
+    };
+    start(&mut p, &back);
+    drive(&mut p, &[], 20);
+    let inst = &p.instances[&n("web")];
+    assert_eq!(
+        inst.rollout.as_ref().unwrap().outcome.as_ref().unwrap().0,
+        RolloutOutcome::Completed
+    );
+    assert_eq!(versions(&p, &nodes), ["1.0.0", "1.0.0", "1.0.0"]);
+    assert_eq!(stopped(&p, &nodes), [true, true, true]);
+    assert!(
+        inst.spec.lifecycle.stopped,
+        "a node joining later would run it"
+    );
+}
+
+#[test]
+fn a_restart_after_an_aborted_one_restarts_the_nodes_it_reached_too() {
+    let (mut p, nodes) = fleet();
+    start(&mut p, &restart(&[], &["web"]));
+    // One step: the first batch starts and its one node restarts; then abort.
+    drive(&mut p, &[], 1);
+    for e in control(&p, "web", RolloutAction::Abort).unwrap() {
+        apply_at(&mut p, e.payload, 10_000);
+    }
+    let reached: Vec<u32> = generations(&p, &nodes);
+    assert_eq!(
+        reached.iter().filter(|g| **g == 1).count(),
+        1,
+        "{reached:?}"
+    );
+    let planned = plan(&p, &restart(&[], &["web"])).unwrap();
+    assert_eq!(planned.start.to.lifecycle.generation(&n("web")), 2);
+    start(&mut p, &restart(&[], &["web"]));
+    drive(&mut p, &[], 40);
+    assert_eq!(generations(&p, &nodes), [2, 2, 2]);
+    // Neither restart is a version for rollback: there is none.
+    let back = RolloutIntent {
+        instance: "web".into(),
+        rollback: true,
+        ..RolloutIntent::default()
+    };
+    assert_eq!(plan(&p, &back).unwrap_err().code, "no_previous_version");
+}
