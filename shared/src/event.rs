@@ -372,12 +372,12 @@ impl EventPayload {
                 let parts: Vec<String> = changes
                     .iter()
                     .map(|c| {
-                        let verb = if instance.targets(c.node) {
-                            "runs"
-                        } else {
-                            "leaves"
+                        let verb = match (instance.targets(c.node), instance.lifecycle.stopped) {
+                            (false, _) => "leaves it",
+                            (true, false) => "runs it",
+                            (true, true) => "has it stopped",
                         };
-                        format!("node {} {verb} it ({})", c.node, c.reason)
+                        format!("node {} {verb} ({})", c.node, c.reason)
                     })
                     .collect();
                 format!(
