@@ -161,3 +161,82 @@ pub fn diff(
 pub fn complete(all: &BTreeMap<ReportKey, ReplicaStatus>) -> OutboxBody {
     OutboxBody::Complete(all.values().cloned().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use skerry_shared::event::{InstanceMode, InstanceSpec, NodeTarget};
+    use skerry_shared::ids::{Name, NodeId};
+    use skerry_shared::manifest::{Component, Manifest};
+    use skerry_shared::reducer::DesiredInstance;
+
+    use super::*;
+
+    fn desired(stopped: bool) -> (NodeDesired, ReplicaKey, InstanceSpec) {
+        let n = |s: &str| Name::parse(s).unwrap();
+        let node = NodeId::random();
+        let manifest = Manifest {
+            app: n("web"),
+            version: "1.0.0".parse().unwrap(),
+            description: None,
+            platforms: None,
+            components: vec![Component::image(n("api"), "api:1")],
+        };
+        let spec = InstanceSpec {
+            name: n("web"),
+            env: n("prod"),
+            app: n("web"),
+            version: manifest.version.clone(),
+            manifest,
+            nodes: vec![NodeTarget { node, weight: 1 }],
+            unschedulable: vec![],
+            selector: Default::default(),
+            overrides: vec![],
+            mode: InstanceMode::Production,
+            targeting: Default::default(),
+            lifecycle: Default::default(),
+        }
+        .with_stopped(stopped);
+        let mut d = NodeDesired::new(node);
+        d.instances.insert(
+            spec.name.clone(),
+            DesiredInstance {
+                spec: spec.clone(),
+                deployed_at: 1,
+            },
+        );
+        (d, ReplicaKey::new(&n("web"), &n("api"), 0), spec)
+    }
+
+    fn state_of(d: &NodeDesired, observed: &BTreeMap<ReplicaKey, ObservedReplica>) -> ReplicaState {
+        let reports = replica_reports(
+            d,
+            &ActualState::default(),
+            observed,
+            &BTreeMap::new(),
+            &Memos::default(),
+        );
+        reports.values().next().unwrap().report.state.clone()
+    }
+
+    /// A stopped instance's replica is Stopped once it is gone, and shows what it does
+    /// while it is still there (a stop that failed or has not happened yet).
+    #[test]
+    fn a_replica_of_a_stopped_instance_is_stopped_only_once_gone() {
+        let (d, key, spec) = desired(true);
+        assert_eq!(state_of(&d, &BTreeMap::new()), ReplicaState::Stopped);
+        let c = &spec.manifest.components[0];
+        let running = ObservedReplica {
+            key: key.clone(),
+            spec_hash: replica_hash(&spec, c, &d.secrets),
+            phase: Phase::Running,
+            restarts: 0,
+            last_exit: None,
+            exited: None,
+        };
+        let observed = BTreeMap::from([(key, running)]);
+        assert_eq!(state_of(&d, &observed), ReplicaState::Running);
+        let (started, _, _) = desired(false);
+        assert_eq!(state_of(&started, &BTreeMap::new()), ReplicaState::Pending);
+    }
+}

@@ -671,3 +671,19 @@ fn a_restart_after_an_aborted_one_restarts_the_nodes_it_reached_too() {
     };
     assert_eq!(plan(&p, &back).unwrap_err().code, "no_previous_version");
 }
+
+#[test]
+fn a_stop_names_at_most_1024_nodes() {
+    let (mut p, _) = fleet();
+    let many: Vec<String> = (0..=crate::command::placement::MAX_DEPLOY_NODES)
+        .map(|i| format!("gw-{i}"))
+        .collect();
+    let names: Vec<&str> = many.iter().map(String::as_str).collect();
+    let err = stop_or_start(&mut p, true, &names).unwrap_err();
+    assert_eq!(
+        (err.code, err.field.as_deref().unwrap_or("")),
+        ("too_many_nodes", "nodes")
+    );
+    let err = plan(&p, &restart(&names, &[])).unwrap_err();
+    assert_eq!(err.code, "too_many_nodes");
+}
