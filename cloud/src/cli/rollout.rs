@@ -145,14 +145,12 @@ pub(super) async fn started(
     match format {
         OutputFormat::Json => output::json(&r),
         OutputFormat::Table => output::line(&format!(
-            "rollout {} of {}: {} {}@{} to {} on {} node(s) in {} batch(es); \
+            "rollout {} of {}: {} {} on {} node(s) in {} batch(es); \
              `skerry rollout status {}` follows it",
             r.id,
             r.instance,
             r.kind,
-            r.app,
-            r.from_version,
-            r.to_version,
+            versions(&r.kind, &r.app, &r.from_version, &r.to_version),
             r.nodes,
             r.batches.len(),
             r.instance
@@ -221,13 +219,11 @@ fn reasons(label: &str, list: &[NodeReasonDto], lines: &mut Vec<String>) {
 pub fn render_rollout(r: &RolloutDto) -> String {
     let mut lines = vec![
         format!(
-            "rollout {} of {}: {} {}@{} to {}: {}{}",
+            "rollout {} of {}: {} {}: {}{}",
             r.id,
             r.instance,
             r.kind,
-            r.app,
-            r.from_version,
-            r.to_version,
+            versions(&r.kind, &r.app, &r.from_version, &r.to_version),
             r.state,
             r.reason
                 .as_deref()
@@ -260,12 +256,23 @@ pub fn render_rollout(r: &RolloutDto) -> String {
     lines.join("\n")
 }
 
+/// `APP@FROM to TO`, or `APP@VERSION` for a restart (which keeps the version).
+fn versions(kind: &str, app: &str, from: &str, to: &str) -> String {
+    if kind == "restart" {
+        format!("{app}@{from}")
+    } else {
+        format!("{app}@{from} to {to}")
+    }
+}
+
 /// The plan of a dry run: the batches and their nodes.
 pub fn render_plan(p: &RolloutPlanDto) -> String {
     let mut lines = vec![
         format!(
-            "{} of {}: {}@{} to {}",
-            p.kind, p.instance, p.app, p.from_version, p.to_version
+            "{} of {}: {}",
+            p.kind,
+            p.instance,
+            versions(&p.kind, &p.app, &p.from_version, &p.to_version)
         ),
         policy_line(&p.policy),
     ];
