@@ -183,6 +183,20 @@ fn with_tls_names_it_serves_https_from_its_ca_and_plain_http_fails() {
         out.code, 1,
         "without --ca the cloud's CA is not trusted: {out}"
     );
+    // The CA through SKERRY_CA instead of --ca.
+    let out = std::process::Command::new(skerry_tests::bin("skerry"))
+        .args(["--cloud", &https])
+        .args(&token)
+        .args(["env", "list"])
+        .env("SKERRY_CA", &ca)
+        .env_remove("SKERRY_CLOUD")
+        .env_remove("SKERRY_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("local"),
+        "SKERRY_CA: {out:?}"
+    );
     for bad in ["missing.crt", "serve.toml"] {
         let file = served.dir().join(bad);
         let out = try_cli_at(&https, &["--ca", path(&file), "env", "list"]).unwrap();
