@@ -344,3 +344,53 @@ async fn an_agent_whose_certificate_expired_while_it_was_off_is_refused_and_says
         got.stderr.trim()
     );
 }
+
+/// A certificate issued for longer than the cloud issues them now (as every certificate
+/// from before lifetimes were configurable was: 825 days) is renewed at the agent's next
+/// connection, without a new token and without dropping its app.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_issued_for_longer_than_the_lifetime_is_renewed_at_the_next_connection() {
+    let mut cloud = Cloud::start().unwrap();
+    cloud.set_env("SKERRY_NODE_CERT_LIFETIME", "825d");
+    cloud.restart().unwrap();
+    assert_eq!(cli(&cloud, &["env", "create", "plant"]).code, 0);
+    let agent = Agent::enroll_with(&cloud, "plant", "gw-old", &["--runtime", "process"]).unwrap();
+    let pid = deploy_sleeper(&cloud, &agent, "plant", "steady");
+    let cert = agent.data_dir().join("identity/node.crt");
+    let first = std::fs::read(&cert).unwrap();
+    let renewed = |agent: &Agent| {
+        agent
+            .logs()
+            .matches("renewed this node's certificate")
+            .count()
+    };
+    assert_eq!(renewed(&agent), 0, "{}", agent.logs());
+    // The cloud now issues certificates for 90 days (the default).
+    cloud.set_env("SKERRY_NODE_CERT_LIFETIME", "90d");
+    cloud.restart().unwrap();
+    assert!(
+        wait_for(CONVERGE, || (renewed(&agent) >= 1).then_some(())).is_some(),
+        "{}",
+        agent.logs()
+    );
+    assert_ne!(
+        std::fs::read(&cert).unwrap(),
+        first,
+        "node.crt was replaced"
+    );
+    // The new certificate lives the cloud's 90 days, not 825.
+    let events: serde_json::Value = cli(&cloud, &["events", "-o", "json"]).json().unwrap();
+    let renewal = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "node.certificate-renewed")
+        .unwrap_or_else(|| panic!("{events:#}"));
+    let expires = renewal["payload"]["NodeCertificateRenewed"]["expires"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{renewal:#}"));
+    let now = skerry_shared::clock::Timestamp::now().0;
+    let days = (expires - now) / 86_400_000;
+    assert!((89..=90).contains(&days), "{days} days: {renewal:#}");
+    assert_eq!(running_pid(&agent, "steady"), Some(pid));
+}
