@@ -189,10 +189,8 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
         .filter_map(|id| {
             let node = p.nodes.get(id)?;
             let current = inst.map(|i| i.spec_on(*id));
-            // A node the instance is stopped on gets the target stopped.
-            let to = start
-                .to
-                .with_stopped(current.is_some_and(|c| c.lifecycle.stopped));
+            // What the node gets: stopped if it is stopped, say.
+            let to = inst.map_or_else(|| start.to.clone(), |i| i.target_on(&start.to, *id));
             let preview = crate::command::preview::preview(&p, node, current, Some(&to));
             let (resources, shortfalls, changes) = super::instances::preview_dto(&preview);
             Some(NodePlanDto {

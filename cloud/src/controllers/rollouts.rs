@@ -279,7 +279,8 @@ fn judge(
     now: Timestamp,
 ) -> Judged {
     let key = (inst.spec.name.clone(), r.id(), node);
-    let verdict = readiness(p, &r.start.to, inst.stopped_on(node), node, seen);
+    // What the rollout gave the node (its own lifecycle kept).
+    let verdict = readiness(p, &inst.target_on(&r.start.to, node), node, seen);
     let Judged::Settled = verdict else {
         settling.since.remove(&key);
         return verdict;
@@ -294,16 +295,11 @@ fn judge(
 }
 
 /// Whether every replica of `to`'s services on `node` is ready now (`Settled` here means
-/// ready, not yet for how long), or why not. On a node where the instance is `stopped`,
+/// ready, not yet for how long), or why not. Where `to` is stopped,
 /// ready is every replica reported `Stopped` under the target's spec hash: the node took
 /// the new spec and runs nothing of it.
-fn readiness(
-    p: &Projections,
-    to: &InstanceSpec,
-    stopped: bool,
-    node: NodeId,
-    seen: &dyn Observed,
-) -> Judged {
+fn readiness(p: &Projections, to: &InstanceSpec, node: NodeId, seen: &dyn Observed) -> Judged {
+    let stopped = to.lifecycle.stopped;
     if !online(p, node) {
         return Judged::Waiting("the node is offline".to_owned());
     }

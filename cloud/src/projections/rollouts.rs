@@ -52,10 +52,25 @@ impl Instance {
         self.runs.get(&node).map_or(&self.spec, |s| s)
     }
 
-    /// Whether the instance is stopped on `node`. A rollout gives such a node its target
-    /// stopped: an upgrade of a stopped instance changes its version and leaves it stopped.
+    /// Whether the instance is stopped on `node`.
     pub fn stopped_on(&self, node: NodeId) -> bool {
         self.spec_on(node).lifecycle.stopped
+    }
+
+    /// What a rollout to `to` gives `node`: `to`, with the node's own lifecycle kept where
+    /// it says more. A rollout changes what a node runs, not whether it is stopped (an
+    /// upgrade of a stopped instance leaves it stopped), and a restart generation never
+    /// goes down (a node restarted on its own keeps its replicas when only others are).
+    pub fn target_on(&self, to: &InstanceSpec, node: NodeId) -> InstanceSpec {
+        let run = self.spec_on(node);
+        let mut target = to.with_stopped(run.lifecycle.stopped);
+        for (c, generation) in &run.lifecycle.restarts {
+            if to.manifest.component(c.as_str()).is_some() {
+                let at = target.lifecycle.restarts.entry(c.clone()).or_insert(0);
+                *at = (*at).max(*generation);
+            }
+        }
+        target
     }
 
     /// The rollout in progress, if any.
@@ -124,14 +139,18 @@ impl Instance {
     }
 
     /// Folds a `rollout.finished` event: a completed rollout makes its spec the
-    /// instance's (keeping the nodes it has now), and the one before it `previous` (but
-    /// for a restart, which leaves the version to roll back to as it was).
+    /// instance's (keeping the nodes it has now), and the one before it `previous`; but
+    /// for a restart, which changes neither.
     pub fn rollout_finished(&mut self, outcome: &RolloutOutcome, at: Timestamp) {
         let Some(r) = self.rollout.as_mut() else {
             return;
         };
         r.outcome = Some((outcome.clone(), at));
-        if *outcome == RolloutOutcome::Completed {
+        // A restart changes no deployment: the nodes it restarted run their new
+        // generations (in `runs`), and the instance's spec stays what it was.
+        if *outcome == RolloutOutcome::Completed
+            && r.start.kind != skerry_shared::rollout::RolloutKind::Restart
+        {
             let mut to = r.start.to.clone();
             // Whether the instance as a whole is stopped is not a rollout's to change.
             to.lifecycle.stopped = self.spec.lifecycle.stopped;
@@ -164,9 +183,7 @@ impl Instance {
                     .entry(t.node)
                     .or_insert_with(|| Arc::clone(&before));
             }
-            if r.start.kind != skerry_shared::rollout::RolloutKind::Restart {
-                self.previous = Some(before);
-            }
+            self.previous = Some(before);
             let spec = &self.spec;
             self.runs.retain(|_, run| !same_run(run, spec));
         }
@@ -180,14 +197,15 @@ pub fn same_run(a: &InstanceSpec, b: &InstanceSpec) -> bool {
 }
 
 /// Whether two specs run the same once both are started: [`same_run`] but for whether
-/// they are stopped. A rollout changes what a node runs, not whether it is stopped: a
-/// stopped node gets the rollout's spec stopped ([`target_on`]).
+/// they are stopped.
 pub fn same_once_started(a: &InstanceSpec, b: &InstanceSpec) -> bool {
     same_settings(a, b) && a.lifecycle.restarts == b.lifecycle.restarts
 }
 
 /// Whether two specs have the same version, manifest and overrides (whatever their
-/// lifecycle): what a restart keeps, and what a rollback compares.
+/// lifecycle): what a rollout other than a restart changes (so the nodes it changes are
+/// those that differ so; each gets the target as [`Instance::target_on`] says), what a
+/// restart keeps, and what a rollback compares.
 pub fn same_settings(a: &InstanceSpec, b: &InstanceSpec) -> bool {
     a.version == b.version && a.overrides == b.overrides && a.manifest == b.manifest
 }

@@ -32,7 +32,7 @@ use super::super::fit::shortfalls;
 use super::super::outcome::Refusal;
 use super::super::overrides::{merged, overrides};
 use super::{RolloutIntent, busy, unknown_instance};
-use crate::projections::rollouts::{same_once_started, same_settings};
+use crate::projections::rollouts::same_settings;
 use crate::projections::{Instance, Projections};
 
 /// A checked rollout: what it records, and the spec each of its nodes runs now (for a dry
@@ -109,7 +109,7 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
     let mut order: Vec<(&str, NodeId)> = to
         .nodes
         .iter()
-        .filter(|t| !same_once_started(inst.spec_on(t.node), &to))
+        .filter(|t| !same_settings(inst.spec_on(t.node), &to))
         .map(|t| {
             let n = p.nodes.get(&t.node).map_or("", |n| n.name.as_str());
             (n, t.node)
@@ -117,7 +117,7 @@ pub fn plan(p: &Projections, intent: &RolloutIntent) -> Result<RolloutPlan, Refu
         .collect();
     order.sort();
     let order: Vec<NodeId> = order.into_iter().map(|(_, id)| id).collect();
-    if order.is_empty() && to.nodes == inst.spec.nodes && same_once_started(&inst.spec, &to) {
+    if order.is_empty() && to.nodes == inst.spec.nodes && same_settings(&inst.spec, &to) {
         return Err(Refusal::conflict(
             "nothing_to_change",
             if intent.to.is_some() { "to" } else { "set" },

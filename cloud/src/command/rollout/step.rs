@@ -21,7 +21,7 @@ use skerry_shared::rollout::{NodeFailure, RolloutKind, RolloutOutcome, bounded_r
 use super::super::checks::name;
 use super::super::outcome::{Pending, Refusal};
 use super::{RolloutAction, RolloutStep, describe, unknown_instance};
-use crate::projections::rollouts::{same_once_started, same_run};
+use crate::projections::rollouts::{same_run, same_settings};
 use crate::projections::{Instance, Projections, RolloutState};
 
 fn stale(why: impl Into<String>) -> Refusal {
@@ -231,7 +231,7 @@ fn left_behind(inst: &Instance, r: &RolloutState, failed_now: &[NodeFailure]) ->
         .nodes
         .iter()
         .map(|t| t.node)
-        .filter(|n| !failed.contains(n) && !same_once_started(inst.spec_on(*n), &r.start.to))
+        .filter(|n| !failed.contains(n) && !same_settings(inst.spec_on(*n), &r.start.to))
         .collect();
     move_to(
         inst,
@@ -286,34 +286,30 @@ fn finished(inst: &Instance, r: &RolloutState, outcome: RolloutOutcome) -> Pendi
     })
 }
 
-/// `nodes` of the instance move to a rollout's target `to`, each stopped if it is stopped
-/// now: one event for those running, one for those stopped (none for an empty group).
+/// `nodes` of the instance move to a rollout's target `to`, each as
+/// [`Instance::target_on`] gives it (stopped if it is stopped now, its own higher restart
+/// generations kept): one event per spec they get.
 fn move_to(
     inst: &Instance,
     to: &InstanceSpec,
     nodes: &[NodeId],
     reason: &ChangeReason,
 ) -> Vec<Pending> {
-    let (stopped, running): (Vec<NodeId>, Vec<NodeId>) =
-        nodes.iter().partition(|n| inst.stopped_on(**n));
-    let mut out = Vec::new();
-    if !running.is_empty() {
-        out.push(change(
-            inst,
-            &to.with_stopped(false),
-            &running,
-            reason.clone(),
-        ));
+    let mut groups: Vec<(InstanceSpec, Vec<NodeId>)> = Vec::new();
+    for node in nodes {
+        let target = inst.target_on(to, *node);
+        match groups
+            .iter_mut()
+            .find(|(s, _)| s.lifecycle == target.lifecycle)
+        {
+            Some((_, group)) => group.push(*node),
+            None => groups.push((target, vec![*node])),
+        }
     }
-    if !stopped.is_empty() {
-        out.push(change(
-            inst,
-            &to.with_stopped(true),
-            &stopped,
-            reason.clone(),
-        ));
-    }
-    out
+    groups
+        .iter()
+        .map(|(spec, group)| change(inst, spec, group, reason.clone()))
+        .collect()
 }
 
 /// `nodes` of the instance move to `run` (a spec whose own node lists do not matter: the

@@ -567,8 +567,9 @@ fn a_restart_goes_node_by_node_and_keeps_the_version() {
     assert_eq!(r.start.policy.max_unavailable, Some(1));
     assert_eq!(versions(&p, &nodes), ["1.0.0", "1.0.0", "1.0.0"]);
     assert_eq!(generations(&p, &nodes), [1, 1, 1]);
-    assert!(inst.runs.is_empty());
-    // A restart is not a version to roll back to.
+    // A restart changes no deployment: not the instance's spec, and not the version
+    // rollback returns to.
+    assert_eq!(inst.spec.lifecycle.generation(&n("web")), 0);
     assert!(inst.previous.is_none());
 }
 
@@ -686,4 +687,28 @@ fn a_stop_names_at_most_1024_nodes() {
     );
     let err = plan(&p, &restart(&names, &[])).unwrap_err();
     assert_eq!(err.code, "too_many_nodes");
+}
+
+#[test]
+fn a_node_restarted_on_its_own_keeps_its_generation_through_later_rollouts() {
+    let (mut p, nodes) = fleet();
+    let one = name_of(&p, nodes[2]);
+    start(&mut p, &restart(&[&one], &["web"]));
+    drive(&mut p, &[], 20);
+    assert_eq!(generations(&p, &nodes), [0, 0, 1]);
+    // A change of weights only restarts nobody: no node differs in what it runs.
+    let weights = RolloutIntent {
+        instance: "web".into(),
+        nodes: vec![crate::command::NodeChoice {
+            node: one.clone(),
+            weight: Some(5),
+        }],
+        ..RolloutIntent::default()
+    };
+    assert!(plan(&p, &weights).unwrap().start.order.is_empty());
+    // An upgrade moves every node, and the generation it had stays.
+    start(&mut p, &upgrade("100%"));
+    drive(&mut p, &[], 20);
+    assert_eq!(versions(&p, &nodes), ["2.0.0", "2.0.0", "2.0.0"]);
+    assert_eq!(generations(&p, &nodes), [0, 0, 1]);
 }
