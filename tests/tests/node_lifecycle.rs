@@ -216,6 +216,14 @@ async fn node_remove_closes_a_session_that_never_said_hello() {
     assert!(got.stderr.contains("not authori"), "{got:?}");
 }
 
+/// How many times `agent` says it renewed its certificate.
+fn renewals(agent: &Agent) -> usize {
+    agent
+        .logs()
+        .matches("renewed this node's certificate")
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_renews_a_short_lived_certificate_and_keeps_its_link_and_its_app() {
     let mut cloud = Cloud::start().unwrap();
@@ -227,14 +235,8 @@ async fn an_agent_renews_a_short_lived_certificate_and_keeps_its_link_and_its_ap
     let cert = agent.data_dir().join("identity/node.crt");
     let first = std::fs::read(&cert).unwrap();
     // Three renewals: each certificate lives 6 s and is renewed after 4.
-    let renewed = |agent: &Agent| {
-        agent
-            .logs()
-            .matches("renewed this node's certificate")
-            .count()
-    };
     assert!(
-        wait_for(Duration::from_secs(40), || (renewed(&agent) >= 3)
+        wait_for(Duration::from_secs(40), || (renewals(&agent) >= 3)
             .then_some(()))
         .is_some(),
         "{}",
@@ -358,18 +360,12 @@ async fn a_certificate_issued_for_longer_than_the_lifetime_is_renewed_at_the_nex
     let pid = deploy_sleeper(&cloud, &agent, "plant", "steady");
     let cert = agent.data_dir().join("identity/node.crt");
     let first = std::fs::read(&cert).unwrap();
-    let renewed = |agent: &Agent| {
-        agent
-            .logs()
-            .matches("renewed this node's certificate")
-            .count()
-    };
-    assert_eq!(renewed(&agent), 0, "{}", agent.logs());
+    assert_eq!(renewals(&agent), 0, "{}", agent.logs());
     // The cloud now issues certificates for 90 days (the default).
     cloud.set_env("SKERRY_NODE_CERT_LIFETIME", "90d");
     cloud.restart().unwrap();
     assert!(
-        wait_for(CONVERGE, || (renewed(&agent) >= 1).then_some(())).is_some(),
+        wait_for(CONVERGE, || (renewals(&agent) >= 1).then_some(())).is_some(),
         "{}",
         agent.logs()
     );

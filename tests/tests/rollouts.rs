@@ -131,6 +131,8 @@ fn fleet(cloud: &Cloud) -> Vec<Agent> {
         .collect()
 }
 
+/// Publishes sensor 1.0.0, 2.0.0 and 3.0.0 (unhealthy), deploys 1.0.0 as `s1` on every
+/// node of `plant` and waits until it is Healthy on gw-a, gw-b and gw-c.
 fn setup(cloud: &Cloud, image: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     publish(cloud, dir.path(), "sensor", &sensor(image, "1.0.0", true)).unwrap();
@@ -145,6 +147,11 @@ fn setup(cloud: &Cloud, image: &str) -> tempfile::TempDir {
     ok(
         cloud,
         &["deploy", "sensor@1.0.0", "--env", "plant", "--name", "s1"],
+    );
+    wait_healthy(
+        cloud,
+        "s1",
+        &[("gw-a", "1.0.0"), ("gw-b", "1.0.0"), ("gw-c", "1.0.0")],
     );
     dir
 }
@@ -189,11 +196,6 @@ fn a_bad_upgrade_rolls_back_after_its_first_batch_and_a_good_one_completes() {
     let agents = fleet(&cloud);
     let ids: Vec<String> = agents.iter().map(|a| a.node_id().unwrap()).collect();
     let _dir = setup(&cloud, &image);
-    wait_healthy(
-        &cloud,
-        "s1",
-        &[("gw-a", "1.0.0"), ("gw-b", "1.0.0"), ("gw-c", "1.0.0")],
-    );
 
     // A second rollout while one runs is a conflict naming it; so is nothing to change.
     let out = cli(&cloud, &["upgrade", "s1", "--to", "1.0.0"]);
@@ -342,11 +344,6 @@ fn a_cloud_killed_mid_rollout_resumes_it_and_starts_no_batch_twice() {
     let mut cloud = Cloud::start().unwrap();
     let agents = fleet(&cloud);
     let _dir = setup(&cloud, &image);
-    wait_healthy(
-        &cloud,
-        "s1",
-        &[("gw-a", "1.0.0"), ("gw-b", "1.0.0"), ("gw-c", "1.0.0")],
-    );
     ok(
         &cloud,
         &[
@@ -399,11 +396,6 @@ fn an_offline_node_is_skipped_and_gets_the_outcome_when_it_returns() {
     let mut agents = fleet(&cloud);
     let ids: Vec<String> = agents.iter().map(|a| a.node_id().unwrap()).collect();
     let _dir = setup(&cloud, &image);
-    wait_healthy(
-        &cloud,
-        "s1",
-        &[("gw-a", "1.0.0"), ("gw-b", "1.0.0"), ("gw-c", "1.0.0")],
-    );
 
     // gw-c is offline during a good rollout: skipped, then it gets 2.0.0 on its return.
     agents[2].kill9().unwrap();
@@ -525,11 +517,6 @@ fn stop_start_and_restart_keep_storage_and_restart_goes_node_by_node() {
     let agents = fleet(&cloud);
     let ids: Vec<String> = agents.iter().map(|a| a.node_id().unwrap()).collect();
     let _dir = setup(&cloud, &image);
-    wait_healthy(
-        &cloud,
-        "s1",
-        &[("gw-a", "1.0.0"), ("gw-b", "1.0.0"), ("gw-c", "1.0.0")],
-    );
 
     // Stop on one node: its replicas go, the others run on.
     let t = Instant::now();

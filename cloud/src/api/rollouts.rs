@@ -190,7 +190,9 @@ fn plan_view(s: &AppState, intent: &RolloutIntent) -> Result<RolloutPlanDto, Api
             let node = p.nodes.get(id)?;
             let current = inst.map(|i| i.spec_on(*id));
             // What the node gets: stopped if it is stopped, say.
-            let to = inst.map_or_else(|| start.to.clone(), |i| i.target_on(&start.to, *id));
+            let to = inst.map_or(std::borrow::Cow::Borrowed(&start.to), |i| {
+                i.target_on(&start.to, *id)
+            });
             let preview = crate::command::preview::preview(&p, node, current, Some(&to));
             let (resources, shortfalls, changes) = super::instances::preview_dto(&preview);
             Some(NodePlanDto {

@@ -11,6 +11,7 @@
 //! rollout rebuilds it from the log and its controller goes on from the batch it was in;
 //! a batch recorded as started is never started again.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -61,16 +62,22 @@ impl Instance {
     /// it says more. A rollout changes what a node runs, not whether it is stopped (an
     /// upgrade of a stopped instance leaves it stopped), and a restart generation never
     /// goes down (a node restarted on its own keeps its replicas when only others are).
-    pub fn target_on(&self, to: &InstanceSpec, node: NodeId) -> InstanceSpec {
-        let run = self.spec_on(node);
-        let mut target = to.with_stopped(run.lifecycle.stopped);
-        for (c, generation) in &run.lifecycle.restarts {
-            if to.manifest.component(c.as_str()).is_some() {
-                let at = target.lifecycle.restarts.entry(c.clone()).or_insert(0);
-                *at = (*at).max(*generation);
-            }
+    ///
+    /// Borrowed when it is `to` itself (the common case: the controller asks for every
+    /// node of a batch at every pass).
+    pub fn target_on<'a>(&self, to: &'a InstanceSpec, node: NodeId) -> Cow<'a, InstanceSpec> {
+        let run = &self.spec_on(node).lifecycle;
+        let higher = |(c, g): (&Name, &u32)| {
+            *g > to.lifecycle.generation(c) && to.manifest.component(c.as_str()).is_some()
+        };
+        if run.stopped == to.lifecycle.stopped && !run.restarts.iter().any(higher) {
+            return Cow::Borrowed(to);
         }
-        target
+        let mut target = to.with_stopped(run.stopped);
+        for (c, g) in run.restarts.iter().filter(|e| higher(*e)) {
+            target.lifecycle.restarts.insert(c.clone(), *g);
+        }
+        Cow::Owned(target)
     }
 
     /// The rollout in progress, if any.

@@ -303,7 +303,7 @@ fn move_to(
             .find(|(s, _)| s.lifecycle == target.lifecycle)
         {
             Some((_, group)) => group.push(*node),
-            None => groups.push((target, vec![*node])),
+            None => groups.push((target.into_owned(), vec![*node])),
         }
     }
     groups

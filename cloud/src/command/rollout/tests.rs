@@ -163,6 +163,17 @@ fn drive(p: &mut Projections, failing: &[NodeId], limit: usize) -> Vec<RolloutSt
     steps
 }
 
+/// The nodes of the running (or last) rollout of `web`, in its order.
+fn order(p: &Projections) -> Vec<NodeId> {
+    p.instances[&n("web")]
+        .rollout
+        .as_ref()
+        .unwrap()
+        .start
+        .order
+        .clone()
+}
+
 fn versions(p: &Projections, nodes: &[NodeId]) -> Vec<String> {
     let inst = &p.instances[&n("web")];
     nodes
@@ -196,7 +207,7 @@ fn a_good_upgrade_goes_batch_by_batch_and_completes() {
 fn a_failed_first_batch_rolls_back_and_later_nodes_are_never_changed() {
     let (mut p, nodes) = fleet();
     start(&mut p, &upgrade("1,100%"));
-    let first = p.instances[&n("web")].rollout.as_ref().unwrap().start.order[0];
+    let first = order(&p)[0];
     drive(&mut p, &[first], 20);
     let inst = &p.instances[&n("web")];
     let r = inst.rollout.as_ref().unwrap();
@@ -242,13 +253,7 @@ fn max_failed_lets_a_batch_pass_and_its_failed_node_stays_behind() {
         ..upgrade("100%")
     };
     start(&mut p, &intent);
-    let order = p.instances[&n("web")]
-        .rollout
-        .as_ref()
-        .unwrap()
-        .start
-        .order
-        .clone();
+    let order = order(&p);
     drive(&mut p, &[order[1]], 20);
     let inst = &p.instances[&n("web")];
     let r = inst.rollout.as_ref().unwrap();
@@ -263,13 +268,7 @@ fn max_failed_lets_a_batch_pass_and_its_failed_node_stays_behind() {
 fn an_offline_node_is_skipped_and_gets_the_outcome() {
     let (mut p, _) = fleet();
     start(&mut p, &upgrade("1,100%"));
-    let order = p.instances[&n("web")]
-        .rollout
-        .as_ref()
-        .unwrap()
-        .start
-        .order
-        .clone();
+    let order = order(&p);
     apply_at(
         &mut p,
         EventPayload::NodeStatusChanged {
@@ -340,13 +339,7 @@ fn an_upgrade_after_an_abort_that_changed_every_node_completes_at_once() {
 fn a_node_that_leaves_before_its_batch_is_left_out() {
     let (mut p, _) = fleet();
     start(&mut p, &upgrade("1,100%"));
-    let order = p.instances[&n("web")]
-        .rollout
-        .as_ref()
-        .unwrap()
-        .start
-        .order
-        .clone();
+    let order = order(&p);
     apply_at(
         &mut p,
         EventPayload::NodeLeft {
