@@ -34,6 +34,8 @@ pub struct AgentConfig {
     /// The agent's own log file (`DATA/agent.log`), which `skerry node logs` reads; `None`
     /// when the agent logs elsewhere (the cloud's local node logs with the cloud).
     pub runtime_log: Option<PathBuf>,
+    /// The agent's clock: the host's, offset by `SKERRY_CLOCK_OFFSET` (for tests).
+    pub clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("profile", &self.profile.name)
             .field("runtimes", &self.runtimes)
             .field("runtime_log", &self.runtime_log)
+            .field("clock_offset", &self.clock.describe())
             .finish()
     }
 }
@@ -234,8 +237,10 @@ impl AgentConfig {
         if token.is_some() != cloud.is_some() {
             return Err(refuse("token", "--cloud and --token go together"));
         }
+        let clock = crate::clock::Clock::from_env().map_err(|e| refuse("clock", e))?;
         Ok(AgentConfig {
             runtime_log: Some(crate::runlog::path_in(&data)),
+            clock,
             data,
             cloud,
             token,

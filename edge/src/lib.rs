@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`backoff`]: delays of 1 s doubling to 30 s, for retrying a failed journal commit.
+//! - [`clock`]: the agent's clock (the host's, offset by `SKERRY_CLOCK_OFFSET` for tests).
 //! - [`config`]: the agent's configuration (`skerry-edge run` flags).
 //! - [`disk`]: the disk budget (the profile's `disk`): what the agent stores, and log
 //!   batches giving way first when it passes the budget.
@@ -25,6 +26,8 @@
 //!   [`runtime::process`] (supervised native processes).
 //! - [`reconciler`]: observes the runtimes, plans with the shared planner, acts, and
 //!   reports replica states.
+//! - [`jobs`]: when a cron job's run is due and what its concurrency says; the reconciler
+//!   runs them.
 //! - [`outbox`]: the outbox sender: queued reports to the cloud, control before logs, logs
 //!   within the profile's rate; acknowledged entries are deleted from the journal.
 //! - [`logs`]: log collection from `log_dir`s and containers' output into the outbox.
@@ -37,10 +40,12 @@
 
 pub mod agent;
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod enroll;
 pub mod identity;
+pub mod jobs;
 pub mod journal;
 pub mod link;
 pub mod logs;

@@ -5,7 +5,8 @@
 //! `a-b/n` and comma lists of those; months take `JAN`-`DEC` and days of the week
 //! `SUN`-`SAT` (any case); days of the week run 0-7, where both 0 and 7 are Sunday. The
 //! macros `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily` (`@midnight`) and
-//! `@hourly` are accepted as well. Times are UTC.
+//! `@hourly` are accepted as well. Times are UTC, or local times of an IANA time zone
+//! ([`Schedule::in_zone`]).
 //!
 //! The `cron` crate (0.17) wants 6 or 7 fields, numbers days of the week 1-7 from Sunday,
 //! and names no field in its errors. [`translate`] checks the expression here, reports a
@@ -32,6 +33,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 /// A refused cron expression: which field, and why. Displays as `day-of-week: 8 is out of
 /// range 0-7`.
@@ -388,11 +390,22 @@ pub fn translate_union(expr: &str) -> Result<Vec<String>, CronError> {
     Fields::parse(expr).map(|fields| fields.expressions())
 }
 
-/// A checked Unix cron schedule (UTC).
+/// A checked Unix cron schedule, read in UTC or in a time zone ([`Schedule::in_zone`]).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     source: String,
     parts: Vec<cron::Schedule>,
+    zone: Tz,
+}
+
+/// The IANA time zone called `name` (`Europe/Berlin`, `UTC`), from the database in the
+/// binary; the refusal says why.
+pub fn zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| {
+        format!(
+            "\"{name}\" is not a time zone of the IANA database (for example UTC or Europe/Berlin)"
+        )
+    })
 }
 
 impl Schedule {
@@ -412,7 +425,21 @@ impl Schedule {
         Ok(Self {
             source: expr.trim().to_owned(),
             parts,
+            zone: Tz::UTC,
         })
+    }
+
+    /// The same schedule read in `zone`'s local time. A local time that does not occur
+    /// on a day (the hour skipped when clocks go forward) fires nothing that day; one
+    /// that occurs twice (the hour repeated when they go back) fires once, the first time.
+    pub fn in_zone(mut self, zone: Tz) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The zone the schedule is read in (UTC unless [`Schedule::in_zone`]).
+    pub fn zone(&self) -> Tz {
+        self.zone
     }
 
     /// The expression as written.
@@ -423,7 +450,8 @@ impl Schedule {
     /// The first firing time strictly after `unix_millis`, in unix milliseconds; `None`
     /// when there is none before the end of 2100.
     pub fn next_after(&self, unix_millis: i64) -> Option<i64> {
-        let after = DateTime::<Utc>::from_timestamp(unix_millis.div_euclid(1000), 0)?;
+        let after = DateTime::<Utc>::from_timestamp(unix_millis.div_euclid(1000), 0)?
+            .with_timezone(&self.zone);
         self.parts
             .iter()
             .filter_map(|part| part.after(&after).next())
@@ -447,7 +475,7 @@ impl fmt::Display for Schedule {
 
 impl PartialEq for Schedule {
     fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
+        self.source == other.source && self.zone == other.zone
     }
 }
 
@@ -457,6 +485,69 @@ impl Eq for Schedule {}
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> i64 {
+        crate::clock::Timestamp::parse_rfc3339(s).unwrap().millis()
+    }
+
+    fn utc(ms: i64) -> String {
+        crate::clock::Timestamp(ms).to_rfc3339()
+    }
+
+    /// Europe/Berlin is UTC+1 in winter and UTC+2 in summer; in 2027 summer time runs
+    /// from 28 March 01:00 UTC to 31 October 01:00 UTC.
+    #[test]
+    fn a_job_at_nine_in_berlin_runs_at_eight_utc_in_winter_and_seven_in_summer() {
+        let s = Schedule::parse("0 9 * * *")
+            .unwrap()
+            .in_zone(zone("Europe/Berlin").unwrap());
+        let cases = [
+            ("2027-01-15T12:00:00Z", "2027-01-16T08:00:00.000Z"),
+            // The days around the change to summer time (Sunday 28 March).
+            ("2027-03-26T12:00:00Z", "2027-03-27T08:00:00.000Z"),
+            ("2027-03-27T12:00:00Z", "2027-03-28T07:00:00.000Z"),
+            ("2027-03-28T12:00:00Z", "2027-03-29T07:00:00.000Z"),
+            ("2027-07-01T00:00:00Z", "2027-07-01T07:00:00.000Z"),
+            // And back to winter time (Sunday 31 October).
+            ("2027-10-30T12:00:00Z", "2027-10-31T08:00:00.000Z"),
+            ("2027-10-31T12:00:00Z", "2027-11-01T08:00:00.000Z"),
+        ];
+        for (after, next) in cases {
+            assert_eq!(utc(s.next_after(at(after)).unwrap()), next, "after {after}");
+        }
+        // UTC unless a zone is given.
+        let plain = Schedule::parse("0 9 * * *").unwrap();
+        assert_eq!(
+            utc(plain.next_after(at("2027-07-01T00:00:00Z")).unwrap()),
+            "2027-07-01T09:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_local_time_skipped_fires_nothing_and_one_repeated_fires_once() {
+        let berlin = zone("Europe/Berlin").unwrap();
+        // 02:30 does not happen in Berlin on 28 March 2027.
+        let s = Schedule::parse("30 2 * * *").unwrap().in_zone(berlin);
+        assert_eq!(
+            utc(s.next_after(at("2027-03-27T12:00:00Z")).unwrap()),
+            "2027-03-29T00:30:00.000Z"
+        );
+        // 02:30 happens twice on 31 October 2027 (00:30 and 01:30 UTC): once here.
+        let first = s.next_after(at("2027-10-30T12:00:00Z")).unwrap();
+        assert_eq!(utc(first), "2027-10-31T00:30:00.000Z");
+        assert_eq!(
+            utc(s.next_after(first).unwrap()),
+            "2027-11-01T01:30:00.000Z"
+        );
+    }
+
+    #[test]
+    fn zones_are_checked_by_name() {
+        assert!(zone("Europe/Berlin").is_ok());
+        assert!(zone("UTC").is_ok());
+        let e = zone("Mars/Olympus").unwrap_err();
+        assert!(e.contains("\"Mars/Olympus\" is not a time zone"), "{e}");
+    }
 
     #[test]
     fn translations() {

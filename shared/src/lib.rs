@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`access`]: API roles and the API token's format.
 //! - [`ids`]: names, node ids, token ids and labels, with their validation rules.
+//! - [`job`]: a job's runs, as agents report them.
 //! - [`clock`]: timestamps (unix milliseconds) and the command line's time syntax.
 //! - [`hash`]: the SHA-256 digest used by the hash chain and spec hashes.
 //! - [`quantity`]: memory, CPU and duration quantities (`64Mi`, `500m`, `5s`).
@@ -36,6 +37,7 @@ pub mod fuzzing;
 pub mod hash;
 pub mod ids;
 pub mod instance;
+pub mod job;
 pub mod manifest;
 pub mod outbox;
 pub mod planner;

@@ -118,6 +118,7 @@ pub const ROUTES: &[Route] = &[
     row(Method::GET, "/api/v1/events", Role::Viewer),
     row(Method::GET, "/api/v1/events/verify", Role::Viewer),
     row(Method::GET, "/api/v1/logs", Role::Viewer),
+    row(Method::GET, "/api/v1/instances/{name}/jobs", Role::Viewer),
     row(Method::GET, "/api/v1/tokens", Role::Admin),
     row(Method::POST, "/api/v1/tokens", Role::Admin),
     row(Method::DELETE, "/api/v1/tokens/{id}", Role::Admin),

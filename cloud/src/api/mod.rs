@@ -40,6 +40,7 @@ mod enroll;
 mod envs;
 mod events;
 mod instances;
+pub mod jobs;
 mod lifecycle;
 mod logs;
 mod nodes;
@@ -166,6 +167,7 @@ pub fn protected() -> Router<AppState> {
             "/api/v1/instances/{name}/rollout",
             get(rollouts::show).post(rollouts::act),
         )
+        .route("/api/v1/instances/{name}/jobs", get(jobs::list))
         .route("/api/v1/instances/{name}/stop", post(lifecycle::stop))
         .route("/api/v1/instances/{name}/start", post(lifecycle::start))
         .route("/api/v1/instances/{name}/restart", post(lifecycle::restart))

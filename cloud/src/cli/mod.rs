@@ -32,6 +32,7 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod instance;
+pub mod jobs;
 pub mod lifecycle;
 pub mod lines;
 pub mod logs;
@@ -162,6 +163,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// An instance's log lines, as collected from its nodes.
     Logs(logs::LogsArgs),
+    /// The runs of an instance's jobs, per node, as the agents reported them.
+    Jobs(jobs::JobsArgs),
 }
 
 /// The `skerry` binary's entry point.
@@ -318,6 +321,7 @@ pub async fn run(opts: ClientOpts, command: Command) -> Result<ExitCode, CliErro
         Command::Status(args) => instance::status(args, c, format).await.map(done),
         Command::Events(args) => events::run(args, c, format).await,
         Command::Logs(args) => logs::run(args, c, format).await.map(done),
+        Command::Jobs(args) => jobs::run(args, c, format).await.map(done),
     }
 }
 

@@ -11,7 +11,8 @@
 //!   deletes one), at most [`MAX_REPLICAS_PER_NODE`] per node, for the hub to load at start;
 //! - log lines, in chunks under a global cursor that numbers every line in ingest order
 //!   (gap-free; retention takes from the oldest end), with an index by (instance, cursor);
-//! - per (node, instance), the lines the agent dropped for its log quota.
+//! - per (node, instance), the lines the agent dropped for its log quota;
+//! - the runs of jobs, one record per run (`jobs`).
 //!
 //! One writer thread takes requests from a channel and commits everything queued (up to
 //! [`MAX_BATCH`] requests, from any nodes) in one transaction with `Durability::Immediate`
@@ -27,7 +28,9 @@
 //! - `tables`: the redb tables, the records stored in them, and opening the file.
 //! - `writer`: the writer thread: dedup, replica statuses, drops, chunks and retention.
 //! - `read`: queries of log lines and replica statuses.
+//! - `jobs`: job runs, stored and listed.
 
+pub mod jobs;
 mod read;
 mod tables;
 mod writer;
@@ -364,6 +367,11 @@ impl ReportStore {
         max_bytes: usize,
     ) -> Result<(LogPage, bool), ReportError> {
         read::query_bounded(&*self.db.get()?, q, max_bytes)
+    }
+
+    /// The runs of a job (or of every job of an instance). Blocking (a read transaction).
+    pub fn job_runs(&self, q: &jobs::RunQuery) -> Result<Vec<jobs::StoredRun>, ReportError> {
+        jobs::query(&*self.db.get()?, q)
     }
 
     /// Whether anything (lines or drops) is stored for `instance`. Blocking.

@@ -243,6 +243,7 @@ struct Tables<'t> {
     index: Table<'t, (&'static str, u64), &'static [u8]>,
     drops: Table<'t, (&'static str, u128), &'static [u8]>,
     waiting: Table<'t, u128, &'static [u8]>,
+    job_runs: Table<'t, (&'static str, u128, &'static str, u64), &'static [u8]>,
     next_cursor: u64,
     bytes: u64,
     dirty: bool,
@@ -263,6 +264,7 @@ impl<'t> Tables<'t> {
             index: tx.open_table(INSTANCE_INDEX).map_err(storage)?,
             drops: tx.open_table(DROPS).map_err(storage)?,
             waiting: tx.open_table(WAITING).map_err(storage)?,
+            job_runs: tx.open_table(super::jobs::JOB_RUNS).map_err(storage)?,
             next_cursor,
             bytes,
             dirty: false,
@@ -320,6 +322,18 @@ impl<'t> Tables<'t> {
                         let list = &list[..list.len().min(MAX_WAITING_REPLICAS)];
                         let bytes = postcard::to_stdvec(list).map_err(storage)?;
                         self.waiting.insert(id, bytes.as_slice()).map_err(storage)?;
+                    }
+                }
+                OutboxBody::JobRun(report) => {
+                    if !super::jobs::store(&mut self.job_runs, node, report, now)? {
+                        out.malformed += 1;
+                        tracing::warn!(
+                            node = %node,
+                            epoch,
+                            seq = entry.seq,
+                            "a job run report beyond its bounds was acknowledged and not stored"
+                        );
+                        continue;
                     }
                 }
                 OutboxBody::Logs(batch) => match batch.unpack() {

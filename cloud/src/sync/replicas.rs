@@ -80,7 +80,10 @@ impl Replicas {
                 [],
                 vec![(key.instance.clone(), key.component.clone(), key.replica)],
             ),
-            OutboxBody::LogsDropped(_) | OutboxBody::Logs(_) | OutboxBody::LogsWaiting(_) => 0,
+            OutboxBody::LogsDropped(_)
+            | OutboxBody::Logs(_)
+            | OutboxBody::LogsWaiting(_)
+            | OutboxBody::JobRun(_) => 0,
         }
     }
 

@@ -323,7 +323,13 @@ pub async fn run_with(
         runtimes,
         journal.clone(),
         state.memos.clone(),
-    );
+    )
+    .with_clock(config.clock);
+    if config.clock.offset_ms() != 0 {
+        tracing::warn!(offset = %config.clock.describe(), "the agent's clock is offset ({})", crate::clock::OFFSET_ENV);
+    }
+    // For `skerry-edge status`, which reads only the journal.
+    crate::clock::record(journal.as_ref(), config.clock);
     tracing::info!(
         node = %node,
         applied = state.applied(),

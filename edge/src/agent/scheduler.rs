@@ -218,6 +218,9 @@ impl Scheduler {
             }
             self.pump.notify_one();
         }
+        if outcome.queued_runs {
+            self.pump.notify_one();
+        }
         let engine_changed_meanwhile = std::mem::take(&mut self.changed_during_pass);
         self.next_pass = Instant::now()
             + if self.desired.has_changed().unwrap_or(false) || engine_changed_meanwhile {

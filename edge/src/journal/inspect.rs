@@ -38,6 +38,22 @@ pub struct JournalStatus {
     /// Log files not read for want of a slot (a log directory with more files than the
     /// collector reads at once), per replica, as the collector last saved its positions.
     pub logs_waiting: Vec<WaitingFiles>,
+    /// The agent's clock offset when it last started (`none`, `+3h`): jobs run and
+    /// windows open by that clock.
+    pub clock_offset: String,
+    /// The jobs' runs in flight and when each job last handled a due time.
+    pub jobs: Vec<JobStatus>,
+}
+
+/// A job as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobStatus {
+    pub instance: String,
+    pub component: String,
+    /// The last due time handled (RFC 3339, by the agent's clock).
+    pub handled_through: String,
+    /// The ids of the runs in flight.
+    pub running: Vec<u64>,
 }
 
 /// Files of one replica's log directory that wait for a slot.
@@ -101,7 +117,22 @@ pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalErro
     let state = journal.load()?;
     let events = journal.event_span()?;
     let outbox = journal.outbox_stats()?;
-    let logs_waiting = crate::logs::collect::waiting_of(&journal.log_cursors()?)
+    let cursors = journal.log_cursors()?;
+    let clock_offset = crate::clock::describe_offset(crate::clock::recorded(&cursors));
+    let jobs = cursors
+        .iter()
+        .filter_map(|(key, bytes)| {
+            let (instance, component) = crate::jobs::parse_state_key(key)?;
+            let state: crate::jobs::JobState = postcard::from_bytes(bytes).ok()?;
+            Some(JobStatus {
+                instance: instance.to_string(),
+                component: component.to_string(),
+                handled_through: skerry_shared::clock::Timestamp(state.cursor).to_rfc3339(),
+                running: state.runs.iter().map(|r| r.id).collect(),
+            })
+        })
+        .collect();
+    let logs_waiting = crate::logs::collect::waiting_of(&cursors)
         .into_iter()
         .map(|(k, files)| WaitingFiles {
             instance: k.instance.to_string(),
@@ -123,6 +154,8 @@ pub fn status_report(journal: &dyn Journal) -> Result<JournalStatus, JournalErro
         other_memos: 0,
         outbox,
         logs_waiting,
+        clock_offset,
+        jobs,
     };
     let Some(desired) = &state.desired else {
         status.other_memos = memo_count(memos, |_| true);
@@ -242,6 +275,7 @@ impl fmt::Display for JournalStatus {
         writeln!(f, "node:          {}", self.node.as_deref().unwrap_or(none))?;
         writeln!(f, "name:          {}", self.name.as_deref().unwrap_or(none))?;
         writeln!(f, "journal epoch: {}", self.epoch)?;
+        writeln!(f, "clock offset:  {}", self.clock_offset)?;
         if self.last_applied == 0 {
             writeln!(f, "last applied:  none")?;
         } else {
@@ -275,6 +309,26 @@ impl fmt::Display for JournalStatus {
                 f,
                 "reports dropped: {} (for the outbox quota, each followed by a complete report)",
                 o.dropped_reports
+            )?;
+        }
+        if o.dropped_runs > 0 {
+            writeln!(
+                f,
+                "runs dropped:  {} job run reports (for the outbox quota)",
+                o.dropped_runs
+            )?;
+        }
+        for j in &self.jobs {
+            let running = if j.running.is_empty() {
+                "none running".to_owned()
+            } else {
+                let ids: Vec<String> = j.running.iter().map(u64::to_string).collect();
+                format!("running {}", ids.join(", "))
+            };
+            writeln!(
+                f,
+                "job:           {}/{} due times handled through {}, {running}",
+                j.instance, j.component, j.handled_through
             )?;
         }
         if self.logs_waiting.is_empty() {

@@ -200,6 +200,17 @@ impl OutboxStore for Tx<'_> {
         Ok(self.take(Lane::Logs, seq).map(|s| s.size))
     }
 
+    fn oldest_job_runs(&mut self, limit: usize) -> Result<Vec<u64>, JournalError> {
+        Ok(self
+            .outbox
+            .control
+            .iter()
+            .filter(|(_, stored)| matches!(stored.body, OutboxBody::JobRun(_)))
+            .map(|(seq, _)| *seq)
+            .take(limit)
+            .collect())
+    }
+
     fn take_oldest_log(&mut self) -> Result<Option<(u64, u64, LogBatch)>, JournalError> {
         let Some(seq) = self.outbox.logs.keys().next().copied() else {
             return Ok(None);

@@ -16,6 +16,7 @@
 //!   is queued at any time;
 //! - a [`OutboxBody::LogsWaiting`] deletes the queued one (it says all that waits now): at
 //!   most one is queued;
+//! - a [`OutboxBody::JobRun`] is appended (never coalesced: each run is reported);
 //! - a [`OutboxBody::Logs`] is appended; then, while the queued log entries take more than
 //!   the quota (their encoded size), the oldest are dropped (the new one too, when it alone
 //!   is over) and counted in the queued `LogsDropped`, and in the lifetime totals.
@@ -27,7 +28,9 @@
 //!   the oldest `Replica` entries are dropped and counted (`dropped_reports`;
 //!   [`Pushed::dropped_reports`] tells the caller,
 //!   which then queues a `Complete`: that is the newest state of every replica, so no
-//!   replica's latest state is lost). A `Complete` and one `LogsDropped` always stay: the
+//!   replica's latest state is lost); on a push of `JobRun` entries, the oldest
+//!   `JobRun` entries are dropped and counted (`dropped_runs`, which the job runner puts
+//!   in its next run report). A `Complete` and one `LogsDropped` always stay: the
 //!   quota is the larger of `outbox_quota` and those two.
 //!
 //! The encoded size of an entry is the postcard size of its [`OutboxBody`]: what is stored.
@@ -68,6 +71,9 @@ pub struct Pushed {
     /// Replica reports this push dropped for the outbox quota (0 when none): the caller
     /// queues a `Complete` after it, so the newest state of each replica still goes.
     pub dropped_reports: u64,
+    /// Job run reports this push dropped for the outbox quota (0 when none): the job
+    /// runner says so in its next run report.
+    pub dropped_runs: u64,
 }
 
 /// What the outbox holds, and what it dropped.
@@ -87,6 +93,8 @@ pub struct OutboxStats {
     /// Since the journal was created: replica reports dropped for the outbox quota (each
     /// followed by a complete report).
     pub dropped_reports: u64,
+    /// Since the journal was created: job run reports dropped for the outbox quota.
+    pub dropped_runs: u64,
 }
 
 /// The counters an outbox keeps beside its entries.
@@ -109,6 +117,8 @@ pub(crate) struct Counters {
     pub control_bytes: u64,
     /// Lifetime total of replica reports dropped for the outbox quota.
     pub dropped_reports: u64,
+    /// Lifetime total of job run reports dropped for the outbox quota.
+    pub dropped_runs: u64,
 }
 
 impl Default for Counters {
@@ -123,6 +133,7 @@ impl Default for Counters {
             dropped_batches: 0,
             control_bytes: 0,
             dropped_reports: 0,
+            dropped_runs: 0,
         }
     }
 }
@@ -139,6 +150,7 @@ impl Counters {
             dropped_batches: self.dropped_batches,
             control_bytes: self.control_bytes,
             dropped_reports: self.dropped_reports,
+            dropped_runs: self.dropped_runs,
         }
     }
 }
@@ -163,6 +175,8 @@ pub(crate) trait OutboxStore {
     fn take_log(&mut self, seq: u64) -> Result<Option<u64>, JournalError>;
     /// Deletes the oldest log entry; gives its seq, encoded size and batch.
     fn take_oldest_log(&mut self) -> Result<Option<(u64, u64, LogBatch)>, JournalError>;
+    /// The seqs of the oldest `limit` queued job run reports, oldest first.
+    fn oldest_job_runs(&mut self, limit: usize) -> Result<Vec<u64>, JournalError>;
     /// Sets (`Some`) or deletes (`None`) a log cursor.
     fn set_cursor(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), JournalError>;
     /// The error for storage that breaks the rules.
@@ -225,6 +239,7 @@ pub(crate) fn push(
                 c.waiting = Some(seq);
                 seq
             }
+            OutboxBody::JobRun(_) => insert(store, &mut c, body, bytes)?,
             OutboxBody::Logs(_) => {
                 let size = bytes.len() as u64;
                 let seq = insert(store, &mut c, body, bytes)?;
@@ -262,11 +277,35 @@ pub(crate) fn push(
     } else {
         0
     };
+    // Then the oldest job run reports, on a push of them.
+    let mut dropped_runs = 0;
+    if push
+        .bodies
+        .iter()
+        .any(|b| matches!(b, OutboxBody::JobRun(_)))
+    {
+        while c.control_bytes > control_quota {
+            let oldest = store.oldest_job_runs(64)?;
+            if oldest.is_empty() {
+                break;
+            }
+            for seq in oldest {
+                if c.control_bytes <= control_quota {
+                    break;
+                }
+                if take_control(store, &mut c, seq)?.is_some() {
+                    dropped_runs += 1;
+                }
+            }
+        }
+        c.dropped_runs = c.dropped_runs.saturating_add(dropped_runs);
+    }
     store.set_counters(&c)?;
     Ok(Pushed {
         seqs,
         dropped,
         dropped_reports,
+        dropped_runs,
     })
 }
 

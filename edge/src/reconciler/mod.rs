@@ -25,8 +25,11 @@
 //! - `supervise.rs`: restarts of exited containers, and the engine's restart policy.
 //! - [`stops`]: many stops within one grace period.
 //! - [`report`]: replica states for the cloud.
+//! - `jobs.rs`: cron jobs' runs: due runs started ([`crate::jobs`] decides), ends found
+//!   and reported through the outbox with the jobs' states in one transaction.
 
 mod act;
+mod jobs;
 mod observe;
 pub mod ports;
 pub mod report;
@@ -47,6 +50,7 @@ use skerry_shared::planner::{self, Action, ReplicaKey};
 use skerry_shared::reducer::NodeDesired;
 use skerry_shared::report::ReplicaStatus;
 
+use crate::clock::Clock;
 use crate::journal::{Journal, MemoChange, MemoChanges, Memos};
 use crate::runtime::{ObservedReplica, Runtime};
 use report::ReportKey;
@@ -61,8 +65,11 @@ pub struct PassOutcome {
     pub actions: usize,
     /// Replica states that changed since the last pass (outbox entries, one per replica).
     pub report: Vec<OutboxBody>,
-    /// When a replica's backoff ends, if one waits: the next pass should run by then.
+    /// When a replica's backoff ends or a job's run is due, if one waits: the next pass
+    /// should run by then.
     pub wake_in: Option<Duration>,
+    /// Whether job run reports were queued in the outbox (the sender is woken).
+    pub queued_runs: bool,
 }
 
 /// The reconciler of one node.
@@ -84,6 +91,12 @@ pub struct Reconciler {
     dependencies: BTreeMap<Name, stops::Dependencies>,
     /// Notified when a runtime sees a replica change by itself.
     wake: Arc<tokio::sync::Notify>,
+    /// The agent's clock, which jobs run by.
+    clock: Clock,
+    /// The jobs' states (read from the journal at the first pass).
+    jobs: Option<jobs::JobStates>,
+    /// Job run reports the outbox dropped for its quota since the agent started.
+    runs_dropped: u64,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -122,7 +135,16 @@ impl Reconciler {
             retries: retries::Retries::default(),
             dependencies: BTreeMap::new(),
             wake,
+            clock: Clock::system(),
+            jobs: None,
+            runs_dropped: 0,
         }
+    }
+
+    /// The clock jobs run by (the host's unless set).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Notified when a runtime sees a replica change by itself (a container that ended):
@@ -240,6 +262,7 @@ impl Reconciler {
             }
         }
         self.purge(desired, &observed).await;
+        let (jobs_due, queued_runs) = self.run_jobs(desired, &observed, &fixed).await;
         // Host ports of replicas that are gone are free again.
         let released: Vec<MemoChange> = self
             .memos
@@ -296,7 +319,11 @@ impl Reconciler {
         PassOutcome {
             actions: count,
             report: delta,
-            wake_in: self.retries.next_due(tokio::time::Instant::now()),
+            wake_in: match (self.retries.next_due(tokio::time::Instant::now()), jobs_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            queued_runs,
         }
     }
 

@@ -59,12 +59,20 @@ pub fn replica_reports(
                             }
                         }
                     }
-                    ComponentKind::Job => {
-                        reason = reason.or_else(|| {
-                            c.schedule.as_ref().map(|s| format!("runs on schedule {s}"))
-                        });
-                        ReplicaState::Pending
-                    }
+                    // A job's run shows as running while it runs; between runs the job
+                    // waits for its schedule (its runs are listed by `skerry jobs`).
+                    ComponentKind::Job => match seen.map(|o| o.phase) {
+                        Some(p) if !p.exited() => ReplicaState::Running,
+                        _ => {
+                            reason = reason.or_else(|| {
+                                c.schedule.as_ref().map(|s| {
+                                    let zone = c.timezone.as_deref().unwrap_or("UTC");
+                                    format!("runs on schedule {s} ({zone})")
+                                })
+                            });
+                            ReplicaState::Pending
+                        }
+                    },
                     ComponentKind::Service => match seen.map(|o| o.phase) {
                         Some(Phase::Starting) => ReplicaState::Starting,
                         Some(Phase::Running) => ReplicaState::Running,

@@ -185,6 +185,18 @@ pub trait Runtime: Send + Sync + 'static {
         self.stop(node, key)
     }
 
+    /// The last `lines` lines a replica wrote to its standard output and error (for a job
+    /// run's report), oldest first; none when the runtime keeps no output. By default none.
+    fn output_tail<'a>(
+        &'a self,
+        _node: NodeId,
+        _key: &'a ReplicaKey,
+        _component: &'a Component,
+        _lines: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, RuntimeError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// The runtime's own grace period for a stop.
     fn stop_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(10)

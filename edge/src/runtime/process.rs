@@ -475,6 +475,37 @@ impl Runtime for ProcessRuntime {
         })
     }
 
+    fn output_tail<'a>(
+        &'a self,
+        _node: NodeId,
+        key: &'a ReplicaKey,
+        component: &'a skerry_shared::manifest::Component,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, RuntimeError>> {
+        let (stdout, stderr) = match &component.log_dir {
+            Some(dir) => {
+                let stem = format!("{}-{}", key.component, key.replica);
+                let dir = PathBuf::from(dir);
+                (
+                    dir.join(format!("{stem}.stdout.log")),
+                    dir.join(format!("{stem}.stderr.log")),
+                )
+            }
+            None => self.paths.own_logs(key),
+        };
+        Box::pin(async move {
+            blocking(move || {
+                // Standard output's last lines, then standard error's.
+                let mut out = forward::tail_lines(&stdout, lines);
+                out.extend(forward::tail_lines(&stderr, lines));
+                let extra = out.len().saturating_sub(lines);
+                out.drain(..extra);
+                out
+            })
+            .await
+        })
+    }
+
     fn purge_storage<'a>(
         &'a self,
         // The storage directories belong to this agent's state directory already.

@@ -194,6 +194,15 @@ pub struct Component {
     pub restart: Option<RestartPolicy>,
     #[serde(default)]
     pub schedule: Option<String>,
+    /// A job's time zone (IANA, `Europe/Berlin`): its schedule is read in it. UTC unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// What a job does when a run is due while another still runs (default `forbid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+    /// How long a job's run may take before it is killed (none unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
     /// The secrets the component uses, each as an env var or a file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretUse>,
@@ -222,6 +231,9 @@ impl Component {
             health: None,
             restart: None,
             schedule: None,
+            timezone: None,
+            concurrency: None,
+            timeout: None,
             secrets: Vec::new(),
         }
     }
@@ -229,6 +241,22 @@ impl Component {
     /// Copies on each node the instance targets (default 1).
     pub fn replicas(&self) -> u32 {
         self.replicas.unwrap_or(1)
+    }
+
+    /// A job's concurrency (default `forbid`).
+    pub fn concurrency(&self) -> Concurrency {
+        self.concurrency.unwrap_or_default()
+    }
+
+    /// The replicas a component's runs or copies may use on a node: a job under
+    /// `concurrency: allow` runs in up to [`MAX_CONCURRENT_RUNS`] at once, every other
+    /// component in [`Component::replicas`].
+    pub fn slots(&self) -> u32 {
+        if self.kind == ComponentKind::Job && self.concurrency() == Concurrency::Allow {
+            MAX_CONCURRENT_RUNS
+        } else {
+            self.replicas()
+        }
     }
 
     /// `always` for services, `never` for init and job, unless set.
@@ -279,6 +307,35 @@ pub enum ComponentKind {
     /// Runs on a cron schedule.
     Job,
 }
+
+/// What a job does when a run is due while an earlier one still runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Concurrency {
+    /// The due run is not started (it is counted as skipped in the running one's report).
+    #[default]
+    Forbid,
+    /// The running one is stopped and the due one started.
+    Replace,
+    /// Both run, up to [`MAX_CONCURRENT_RUNS`] at once.
+    Allow,
+}
+
+impl Concurrency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concurrency::Forbid => "forbid",
+            Concurrency::Replace => "replace",
+            Concurrency::Allow => "allow",
+        }
+    }
+}
+
+/// The most runs of one job at once on a node under `concurrency: allow`: a job's runs
+/// are its replicas 0 to 3.
+pub const MAX_CONCURRENT_RUNS: u32 = 4;
 
 /// Where a component runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

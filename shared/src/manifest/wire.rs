@@ -5,7 +5,8 @@
 //! written before it undecodable. So in postcard a component keeps its first 17 fields as
 //! they were and its last slot, once `schedule: Option<String>`, holds a [`Tail`]:
 //! `0` (no schedule, no secrets) and `1 <string>` (a schedule, no secrets) are exactly the
-//! bytes of `None` and `Some(schedule)`, and `2` carries the schedule and the secrets. A
+//! bytes of `None` and `Some(schedule)`, `2` carries the schedule and the secrets, and `3`
+//! adds a job's `timezone`, `concurrency` and `timeout` (written only when one is set). A
 //! manifest without secrets encodes as it always did (its digest does not change), and
 //! every log and journal written before secrets decodes.
 //!
@@ -19,7 +20,8 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::model::{Component, Manifest, Platform, SecretUse};
+use super::model::{Component, Concurrency, Manifest, Platform, SecretUse};
+use crate::quantity::Duration;
 
 /// The last slot of a component in postcard.
 #[derive(Serialize, Deserialize)]
@@ -32,6 +34,14 @@ enum Tail {
     Extended {
         schedule: Option<String>,
         secrets: Vec<SecretUse>,
+    },
+    /// A job with a time zone, a concurrency or a timeout.
+    Job {
+        schedule: Option<String>,
+        secrets: Vec<SecretUse>,
+        timezone: Option<String>,
+        concurrency: Option<Concurrency>,
+        timeout: Option<Duration>,
     },
 }
 
@@ -61,7 +71,16 @@ impl Serialize for Component {
         if s.is_human_readable() {
             return Component::serialize(self, s);
         }
+        let job_settings =
+            self.timezone.is_some() || self.concurrency.is_some() || self.timeout.is_some();
         let tail = match (&self.schedule, self.secrets.is_empty()) {
+            _ if job_settings => Tail::Job {
+                schedule: self.schedule.clone(),
+                secrets: self.secrets.clone(),
+                timezone: self.timezone.clone(),
+                concurrency: self.concurrency,
+                timeout: self.timeout,
+            },
             (None, true) => Tail::Plain,
             (Some(schedule), true) => Tail::Schedule(schedule.clone()),
             (schedule, false) => Tail::Extended {
@@ -137,10 +156,21 @@ impl<'de> Visitor<'de> for Binary {
         let health = field!();
         let restart = field!();
         let tail: Tail = field!();
+        let (mut timezone, mut concurrency, mut timeout) = (None, None, None);
         let (schedule, secrets) = match tail {
             Tail::Plain => (None, Vec::new()),
             Tail::Schedule(s) => (Some(s), Vec::new()),
             Tail::Extended { schedule, secrets } => (schedule, secrets),
+            Tail::Job {
+                schedule,
+                secrets,
+                timezone: z,
+                concurrency: c,
+                timeout: t,
+            } => {
+                (timezone, concurrency, timeout) = (z, c, t);
+                (schedule, secrets)
+            }
         };
         Ok(Component {
             name,
@@ -161,6 +191,9 @@ impl<'de> Visitor<'de> for Binary {
             health,
             restart,
             schedule,
+            timezone,
+            concurrency,
+            timeout,
             secrets,
         })
     }
@@ -330,6 +363,28 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains("\"secrets\""));
         assert_eq!(serde_json::from_str::<Component>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn job_settings_round_trip_and_leave_other_components_alone() {
+        let old = postcard::to_stdvec(&legacy(Some("0 9 * * *"))).unwrap();
+        let mut c: Component = postcard::from_bytes(&old).unwrap();
+        c.timezone = Some("Europe/Berlin".into());
+        c.concurrency = Some(Concurrency::Replace);
+        c.timeout = Some("10m".parse().unwrap());
+        let bytes = postcard::to_stdvec(&c).unwrap();
+        assert_ne!(bytes, old);
+        assert_eq!(postcard::from_bytes::<Component>(&bytes).unwrap(), c);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"timezone\":\"Europe/Berlin\""), "{json}");
+        assert_eq!(serde_json::from_str::<Component>(&json).unwrap(), c);
+        // Without them, neither the bytes nor the JSON change.
+        let plain: Component = postcard::from_bytes(&old).unwrap();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !json.contains("timezone") && !json.contains("concurrency"),
+            "{json}"
+        );
     }
 
     /// The first release's manifest, derived as it was (its components are today's, whose

@@ -93,6 +93,18 @@ pub enum OutboxBody {
     /// tracks at most 1,024 files), per replica: replaces what the last such entry said
     /// (empty: no file waits any more). Queued when it changes.
     LogsWaiting(Vec<LogsWaiting>),
+    /// A job's run, when it starts and when it ends (the end replaces the start: the cloud
+    /// keeps one record per run id). Never coalesced; beyond the outbox quota the oldest
+    /// give way, counted in the next run's `dropped_before` ([`JobReport`]).
+    JobRun(Box<JobReport>),
+}
+
+/// A run report and how many run reports of the same node the outbox dropped for its
+/// quota before it (since the journal was created).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    pub run: crate::job::JobRun,
+    pub dropped_before: u64,
 }
 
 /// Files of one replica's log directory that wait for a slot.

@@ -330,6 +330,7 @@ impl Fleet {
                 profile: profile.clone(),
                 runtimes: vec![RuntimeKind::Docker, RuntimeKind::Process],
                 runtime_log: None,
+                clock: skerry_edge::clock::Clock::system(),
             };
             nodes.push(SimNode {
                 id: identity.node_id(),

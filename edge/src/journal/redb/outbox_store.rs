@@ -36,6 +36,7 @@ impl RedbJournal {
             dropped_batches: get(KEY_OUTBOX_DROPPED_BATCHES)?.unwrap_or(fresh.dropped_batches),
             control_bytes: get(KEY_OUTBOX_CONTROL_BYTES)?.unwrap_or(fresh.control_bytes),
             dropped_reports: get(KEY_OUTBOX_DROPPED_REPORTS)?.unwrap_or(fresh.dropped_reports),
+            dropped_runs: get(KEY_OUTBOX_DROPPED_RUNS)?.unwrap_or(fresh.dropped_runs),
         })
     }
 
@@ -101,6 +102,7 @@ impl OutboxStore for RedbOutbox<'_, '_> {
             (KEY_OUTBOX_DROPPED_BATCHES, c.dropped_batches),
             (KEY_OUTBOX_CONTROL_BYTES, c.control_bytes),
             (KEY_OUTBOX_DROPPED_REPORTS, c.dropped_reports),
+            (KEY_OUTBOX_DROPPED_RUNS, c.dropped_runs),
         ] {
             self.meta.insert(key, value).map_err(s)?;
         }
@@ -180,6 +182,25 @@ impl OutboxStore for RedbOutbox<'_, '_> {
                 .journal
                 .corrupt(format!("outbox entry {seq} is not a log batch"))),
         }
+    }
+
+    fn oldest_job_runs(&mut self, limit: usize) -> Result<Vec<u64>, JournalError> {
+        let s = |e: ::redb::StorageError| self.journal.err(e);
+        let mut seqs = Vec::new();
+        for item in self.control.iter().map_err(s)? {
+            let (k, v) = item.map_err(s)?;
+            let seq = k.value();
+            if matches!(
+                self.journal.decode_entry(Lane::Control, seq, v.value())?,
+                OutboxBody::JobRun(_)
+            ) {
+                seqs.push(seq);
+                if seqs.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(seqs)
     }
 
     fn set_cursor(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), JournalError> {

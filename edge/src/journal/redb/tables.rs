@@ -36,6 +36,7 @@ pub(super) const KEY_OUTBOX_CONTROL_BYTES: &str = "outbox_control_bytes";
 /// The `seq` of the one queued `LogsWaiting` (0: none).
 pub(super) const KEY_OUTBOX_WAITING: &str = "outbox_waiting";
 pub(super) const KEY_OUTBOX_DROPPED_REPORTS: &str = "outbox_dropped_reports";
+pub(super) const KEY_OUTBOX_DROPPED_RUNS: &str = "outbox_dropped_runs";
 
 pub(super) fn port_key(k: &NodePortKey) -> (&str, &str, u32, u16) {
     (

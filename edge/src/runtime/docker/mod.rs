@@ -247,6 +247,21 @@ impl Runtime for DockerRuntime {
         self.options.stop_timeout
     }
 
+    fn output_tail<'a>(
+        &'a self,
+        node: NodeId,
+        key: &'a ReplicaKey,
+        _component: &'a skerry_shared::manifest::Component,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, RuntimeError>> {
+        Box::pin(async move {
+            let name = spec::container_name(node, key);
+            output::tail(&self.docker, &name, lines)
+                .await
+                .map_err(RuntimeError::Engine)
+        })
+    }
+
     fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         Some(self.exits.ended())
     }

@@ -181,6 +181,41 @@ impl OutputReader {
     }
 }
 
+/// The last `lines` lines of a container's output, stdout and stderr together, oldest first
+/// (none when the container is gone).
+pub(super) async fn tail(
+    docker: &Docker,
+    container: &str,
+    lines: usize,
+) -> Result<Vec<String>, String> {
+    let options = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
+    let mut out = Vec::new();
+    let mut stream = docker.logs(container, Some(options));
+    while let Some(item) = stream.next().await {
+        let message = match item {
+            Ok(LogOutput::StdOut { message })
+            | Ok(LogOutput::Console { message })
+            | Ok(LogOutput::StdErr { message }) => message,
+            Ok(LogOutput::StdIn { .. }) => continue,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        let text = String::from_utf8_lossy(&message);
+        for raw in text.split_terminator('\n') {
+            out.push(raw.strip_suffix('\r').unwrap_or(raw).to_owned());
+        }
+    }
+    let extra = out.len().saturating_sub(lines);
+    out.drain(..extra);
+    Ok(out)
+}
+
 /// [`OutputReader::read`].
 async fn read(
     docker: &Docker,

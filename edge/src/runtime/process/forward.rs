@@ -75,6 +75,33 @@ fn hidden(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The last `lines` lines of a file (from its last 16 KiB), oldest first; none when it
+/// cannot be read.
+pub(super) fn tail_lines(path: &std::path::Path, lines: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 16 << 10;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(WINDOW);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.take(WINDOW).read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.split_terminator('\n').collect();
+    if start > 0 && !all.is_empty() {
+        // The first line of the window may be cut.
+        all.remove(0);
+    }
+    let skip = all.len().saturating_sub(lines);
+    all[skip..].iter().map(|l| (*l).to_owned()).collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -44,6 +44,10 @@ pub const MAX_IMAGE_BYTES: usize = 512;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// The longest cron `schedule`, in bytes.
 pub const MAX_SCHEDULE_BYTES: usize = 256;
+/// The longest `timezone` name (the IANA database's longest is 32 bytes).
+pub const MAX_TIMEZONE_BYTES: usize = 64;
+/// The longest a job's `timeout` may be: 7 days.
+pub const MAX_JOB_TIMEOUT_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// The most `health.retries`.
 pub const MAX_HEALTH_RETRIES: u32 = 100;
 /// The longest `health.interval` and `health.timeout`, in milliseconds (one day).

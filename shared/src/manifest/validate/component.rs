@@ -7,8 +7,9 @@ use std::fmt;
 
 use super::bounds::{
     MAX_DEPENDS_ON, MAX_ENV, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_HEALTH_DURATION_MS,
-    MAX_HEALTH_RETRIES, MAX_IMAGE_BYTES, MAX_MOUNTS, MAX_PATH_BYTES, MAX_PORTS, MAX_REPLICAS,
-    MAX_SCHEDULE_BYTES, MAX_STORAGE, bytes_within, check_args, count_within,
+    MAX_HEALTH_RETRIES, MAX_IMAGE_BYTES, MAX_JOB_TIMEOUT_MS, MAX_MOUNTS, MAX_PATH_BYTES, MAX_PORTS,
+    MAX_REPLICAS, MAX_SCHEDULE_BYTES, MAX_STORAGE, MAX_TIMEZONE_BYTES, bytes_within, check_args,
+    count_within,
 };
 use super::errors::Errors;
 use super::secrets::is_env_name;
@@ -144,7 +145,13 @@ pub(super) fn check_component(
             at("restart"),
             format!("{kind} component runs to completion; use on-failure or never"),
         );
+    } else if c.kind == ComponentKind::Job && c.restart == Some(RestartPolicy::OnFailure) {
+        errors.push(
+            at("restart"),
+            "a job's failed run is not run again: its next run comes on its schedule; use never",
+        );
     }
+    check_job_settings(errors, i, c, kind);
 
     // Resources.
     if let Some(resources) = &c.resources {
@@ -283,6 +290,41 @@ pub(super) fn check_component(
                 format!("{n} retries; at most {MAX_HEALTH_RETRIES} are accepted"),
             );
         }
+    }
+}
+
+/// `timezone`, `concurrency` and `timeout`: a job's only, a zone of the IANA database, a
+/// timeout from 1 second to [`MAX_JOB_TIMEOUT_MS`].
+fn check_job_settings(errors: &mut Errors, i: usize, c: &Component, kind: &str) {
+    let at = |field: &str| format!("components[{i}].{field}");
+    if c.kind != ComponentKind::Job {
+        for (field, set) in [
+            ("timezone", c.timezone.is_some()),
+            ("concurrency", c.concurrency.is_some()),
+            ("timeout", c.timeout.is_some()),
+        ] {
+            if set {
+                errors.push(
+                    at(field),
+                    format!("only a job takes a {field}; this component is {kind}"),
+                );
+            }
+        }
+        return;
+    }
+    if let Some(name) = &c.timezone
+        && bytes_within(errors, &at("timezone"), name, MAX_TIMEZONE_BYTES)
+        && let Err(e) = crate::cron::zone(name)
+    {
+        errors.push(at("timezone"), e);
+    }
+    match c.timeout.map(|d| d.millis()) {
+        Some(ms) if ms < 1000 => errors.push(at("timeout"), "must be at least 1s"),
+        Some(ms) if ms > MAX_JOB_TIMEOUT_MS => errors.push(
+            at("timeout"),
+            format!("{ms}ms; at most {MAX_JOB_TIMEOUT_MS}ms (7d) is accepted"),
+        ),
+        _ => {}
     }
 }
 
