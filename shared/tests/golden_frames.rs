@@ -648,3 +648,63 @@ fn up_status_stopped_frame() {
         frame::decode_up,
     );
 }
+
+/// A job's run as its node reports it at its end, in an outbox frame; and a job with a time
+/// zone, a concurrency and a timeout in a deploy (the component's fourth tail variant).
+#[test]
+fn up_outbox_job_run_frame() {
+    use skerry_shared::job::{JobRun, RunOutcome, RunTrigger};
+    use skerry_shared::outbox::{JobReport, OutboxBody, OutboxEntry};
+    let run = JobRun {
+        instance: n("weather"),
+        component: n("cleanup"),
+        replica: 0,
+        id: 1_796_515_200_000,
+        trigger: RunTrigger::Schedule {
+            due: Timestamp(1_796_515_200_000),
+        },
+        started: Timestamp(1_796_515_200_000),
+        ended: Some(Timestamp(1_796_515_201_500)),
+        outcome: RunOutcome::Exited { code: 0 },
+        skipped: 1,
+        spec_hash: Digest::of(b"cleanup"),
+        last_lines: vec!["removed 3 files".into()],
+    };
+    check(
+        "up_outbox_job_run",
+        UpFrame::Outbox {
+            epoch: 7,
+            entries: vec![OutboxEntry {
+                seq: 12,
+                body: OutboxBody::JobRun(Box::new(JobReport {
+                    run,
+                    dropped_before: 0,
+                })),
+            }],
+        },
+        frame::encode_up,
+        frame::decode_up,
+    );
+}
+
+#[test]
+fn job_settings_component_bytes() {
+    use skerry_shared::manifest::Concurrency;
+    let mut c = component("cleanup", ComponentKind::Job);
+    c.schedule = Some("0 9 * * *".into());
+    c.timezone = Some("Europe/Berlin".into());
+    c.concurrency = Some(Concurrency::Replace);
+    c.timeout = Some("10m".parse().unwrap());
+    let bytes = postcard::to_stdvec(&c).unwrap();
+    let path = golden_path("component_job_settings");
+    if std::env::var_os("SKERRY_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, to_hex_text(&bytes)).unwrap();
+        return;
+    }
+    let golden = from_hex_text(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!(to_hex_text(&bytes), to_hex_text(&golden));
+    assert_eq!(
+        postcard::from_bytes::<skerry_shared::manifest::Component>(&golden).unwrap(),
+        c
+    );
+}

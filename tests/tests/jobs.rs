@@ -203,5 +203,7 @@ fn a_run_past_its_timeout_is_killed_and_an_offset_clock_is_shown() {
     );
     let status = journal_status(&agent.data_dir()).unwrap();
     assert_eq!(status["clock_offset"], "+3h", "{status}");
-    println!("a run with timeout 2s was killed after {took} ms and reported timed out; the agent's clock offset +3h shows in its status");
+    println!(
+        "a run with timeout 2s was killed after {took} ms and reported timed out; the agent's clock offset +3h shows in its status"
+    );
 }

@@ -37,7 +37,8 @@ fn wanted(desired: &NodeDesired, data: &std::path::Path, docker: bool) -> BTreeM
         let spec = &instance.spec;
         for c in &spec.manifest.components {
             let container = c.runtime() == RuntimeKind::Docker;
-            for replica in 0..c.replicas() {
+            // A job's runs use up to `slots()` replicas (`concurrency: allow`).
+            for replica in 0..c.slots() {
                 let key = ReplicaKey::new(&spec.name, &c.name, replica);
                 match (&c.log_dir, container) {
                     (Some(_), true) => {
