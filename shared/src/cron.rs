@@ -32,8 +32,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 /// A refused cron expression: which field, and why. Displays as `day-of-week: 8 is out of
 /// range 0-7`.
@@ -395,13 +395,40 @@ pub fn translate_union(expr: &str) -> Result<Vec<String>, CronError> {
 pub struct Schedule {
     source: String,
     parts: Vec<cron::Schedule>,
-    zone: Tz,
+    /// `None`: UTC.
+    zone: Option<Zone>,
 }
+
+/// An IANA time zone from the database in the binary.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    name: String,
+    tz: TimeZone,
+}
+
+impl Zone {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Zone {}
+
+/// The most times a schedule's next time is looked for again because the local time it
+/// names does not occur (clocks going forward): a few per year at most.
+const MAX_SKIPPED_LOCAL_TIMES: usize = 64;
 
 /// The IANA time zone called `name` (`Europe/Berlin`, `UTC`), from the database in the
 /// binary; the refusal says why.
-pub fn zone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| {
+pub fn zone(name: &str) -> Result<Zone, String> {
+    let found = jiff::tz::db().get(name).ok().filter(|_| !name.is_empty());
+    found.map(|tz| Zone { name: name.to_owned(), tz }).ok_or_else(|| {
         format!(
             "\"{name}\" is not a time zone of the IANA database (for example UTC or Europe/Berlin)"
         )
@@ -425,21 +452,21 @@ impl Schedule {
         Ok(Self {
             source: expr.trim().to_owned(),
             parts,
-            zone: Tz::UTC,
+            zone: None,
         })
     }
 
     /// The same schedule read in `zone`'s local time. A local time that does not occur
     /// on a day (the hour skipped when clocks go forward) fires nothing that day; one
     /// that occurs twice (the hour repeated when they go back) fires once, the first time.
-    pub fn in_zone(mut self, zone: Tz) -> Self {
-        self.zone = zone;
+    pub fn in_zone(mut self, zone: Zone) -> Self {
+        self.zone = Some(zone);
         self
     }
 
-    /// The zone the schedule is read in (UTC unless [`Schedule::in_zone`]).
-    pub fn zone(&self) -> Tz {
-        self.zone
+    /// The zone the schedule is read in (`None`: UTC).
+    pub fn zone(&self) -> Option<&Zone> {
+        self.zone.as_ref()
     }
 
     /// The expression as written.
@@ -450,13 +477,66 @@ impl Schedule {
     /// The first firing time strictly after `unix_millis`, in unix milliseconds; `None`
     /// when there is none before the end of 2100.
     pub fn next_after(&self, unix_millis: i64) -> Option<i64> {
-        let after = DateTime::<Utc>::from_timestamp(unix_millis.div_euclid(1000), 0)?
-            .with_timezone(&self.zone);
-        self.parts
-            .iter()
-            .filter_map(|part| part.after(&after).next())
-            .map(|t| t.timestamp_millis())
-            .min()
+        let after = DateTime::<Utc>::from_timestamp(unix_millis.div_euclid(1000), 0)?;
+        let Some(zone) = &self.zone else {
+            return self
+                .parts
+                .iter()
+                .filter_map(|part| part.after(&after).next())
+                .map(|t| t.timestamp_millis())
+                .min();
+        };
+        // In a zone: the schedule runs over local wall-clock times (written as UTC ones for
+        // the `cron` crate), each mapped back to the instant it names. A local time that does
+        // not occur is skipped; one that occurs twice is its first instant, and a time after
+        // that instant goes on from the local time, so it fires once.
+        let local = |ms: i64| -> Option<NaiveDateTime> {
+            let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
+            let dt = zone.tz.to_datetime(ts);
+            chrono::NaiveDate::from_ymd_opt(
+                i32::from(dt.year()),
+                u32::try_from(dt.month()).ok()?,
+                u32::try_from(dt.day()).ok()?,
+            )?
+            .and_hms_opt(
+                u32::try_from(dt.hour()).ok()?,
+                u32::try_from(dt.minute()).ok()?,
+                u32::try_from(dt.second()).ok()?,
+            )
+        };
+        let instant = |naive: NaiveDateTime| -> Option<Option<i64>> {
+            use chrono::{Datelike, Timelike};
+            let civil = jiff::civil::DateTime::new(
+                i16::try_from(naive.year()).ok()?,
+                i8::try_from(naive.month()).ok()?,
+                i8::try_from(naive.day()).ok()?,
+                i8::try_from(naive.hour()).ok()?,
+                i8::try_from(naive.minute()).ok()?,
+                i8::try_from(naive.second()).ok()?,
+                0,
+            )
+            .ok()?;
+            let offset = match zone.tz.to_ambiguous_timestamp(civil).offset() {
+                AmbiguousOffset::Unambiguous { offset } => offset,
+                AmbiguousOffset::Fold { before, .. } => before,
+                AmbiguousOffset::Gap { .. } => return Some(None),
+            };
+            let seconds = naive.and_utc().timestamp() - i64::from(offset.seconds());
+            Some(Some(seconds * 1000))
+        };
+        let mut from = local(unix_millis.div_euclid(1000) * 1000)?.and_utc();
+        for _ in 0..MAX_SKIPPED_LOCAL_TIMES {
+            let next = self
+                .parts
+                .iter()
+                .filter_map(|part| part.after(&from).next())
+                .min()?;
+            match instant(next.naive_utc())? {
+                Some(ms) if ms > unix_millis => return Some(ms),
+                _ => from = next,
+            }
+        }
+        None
     }
 }
 

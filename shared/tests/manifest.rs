@@ -342,6 +342,52 @@ fn schedule_only_on_jobs_and_required_there() {
 }
 
 #[test]
+fn job_settings_only_on_jobs_and_within_bounds() {
+    let errors = refused(concat!(
+        "  - { name: a, image: i, timezone: UTC, concurrency: allow, timeout: 5s }\n",
+        "  - { name: b, image: i, kind: job, schedule: '@daily', timezone: Mars/Olympus, timeout: 8d }\n",
+        "  - { name: c, image: i, kind: job, schedule: '@daily', timeout: 500ms, restart: on-failure }\n",
+    ));
+    assert_has(
+        &errors,
+        "components[0].timezone",
+        "only a job takes a timezone; this component is a service",
+    );
+    assert_has(
+        &errors,
+        "components[0].concurrency",
+        "only a job takes a concurrency",
+    );
+    assert_has(
+        &errors,
+        "components[0].timeout",
+        "only a job takes a timeout",
+    );
+    assert_has(
+        &errors,
+        "components[1].timezone",
+        "\"Mars/Olympus\" is not a time zone of the IANA database",
+    );
+    assert_has(
+        &errors,
+        "components[1].timeout",
+        "691200000ms; at most 604800000ms (7d) is accepted",
+    );
+    assert_has(&errors, "components[2].timeout", "must be at least 1s");
+    assert_has(
+        &errors,
+        "components[2].restart",
+        "a job's failed run is not run again",
+    );
+    assert_eq!(errors.len(), 7, "{errors:#?}");
+    // Accepted on a job.
+    parse_manifest(&format!(
+        "{HEAD}  - {{ name: j, image: i, kind: job, schedule: '0 9 * * *', timezone: Europe/Berlin, concurrency: replace, timeout: 10m }}\n"
+    ))
+    .unwrap();
+}
+
+#[test]
 fn image_and_exec_together() {
     let errors = refused("  - { name: a, image: i, exec: [x] }\n");
     assert_eq!(errors.len(), 1);
