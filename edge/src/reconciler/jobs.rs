@@ -16,7 +16,7 @@ use skerry_shared::ids::Name;
 use skerry_shared::job::{JobRun, MAX_RUN_LINES, RunOutcome, RunTrigger, bounded_line};
 use skerry_shared::manifest::{ComponentKind, RuntimeKind};
 use skerry_shared::outbox::{JobReport, OutboxBody};
-use skerry_shared::planner::{Phase, ReplicaKey, spec_hash};
+use skerry_shared::planner::{ActualState, Phase, ReplicaKey, spec_hash, waiting_on};
 use skerry_shared::reducer::NodeDesired;
 
 use super::Reconciler;
@@ -162,6 +162,7 @@ impl Reconciler {
         &mut self,
         desired: &NodeDesired,
         observed: &Observed,
+        actual: &ActualState,
         fixed: &BTreeSet<u16>,
     ) -> (Option<Duration>, bool) {
         let now = self.clock.now();
@@ -198,7 +199,7 @@ impl Reconciler {
         let mut wake: Option<Duration> = None;
         for job in wanted {
             let due = self
-                .run_job(desired, observed, fixed, &job, now, &mut pending)
+                .run_job(desired, observed, actual, fixed, &job, now, &mut pending)
                 .await;
             if let Some(due) = due {
                 let wait = Duration::from_millis(u64::try_from(due - now.millis()).unwrap_or(0));
@@ -210,10 +211,12 @@ impl Reconciler {
     }
 
     /// One job: ends, timeouts, and a due run. Gives when its next run is due.
+    #[allow(clippy::too_many_arguments)]
     async fn run_job(
         &mut self,
         desired: &NodeDesired,
         observed: &Observed,
+        actual: &ActualState,
         fixed: &BTreeSet<u16>,
         job: &(Name, Name),
         now: Timestamp,
@@ -311,7 +314,14 @@ impl Reconciler {
             let trigger = RunTrigger::Schedule {
                 due: Timestamp(due),
             };
-            match decide(&state, c.concurrency(), c.slots()) {
+            let waiting = waiting_on(&d.spec, c, actual);
+            let decision = if waiting.is_empty() {
+                decide(&state, c.concurrency(), c.slots())
+            } else {
+                tracing::info!(instance = %instance, component = %component, ?waiting, "a run came due while the job's dependencies are not ready; not started");
+                Decision::Skip
+            };
+            match decision {
                 Decision::Skip => {
                     tracing::info!(instance = %instance, component = %component, "a run came due while another ran; not started (concurrency)");
                     for run in &mut state.runs {

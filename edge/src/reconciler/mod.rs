@@ -262,7 +262,7 @@ impl Reconciler {
             }
         }
         self.purge(desired, &observed).await;
-        let (jobs_due, queued_runs) = self.run_jobs(desired, &observed, &fixed).await;
+        let (jobs_due, queued_runs) = self.run_jobs(desired, &observed, &actual, &fixed).await;
         // Host ports of replicas that are gone are free again.
         let released: Vec<MemoChange> = self
             .memos
