@@ -420,9 +420,11 @@ impl PartialEq for Zone {
 
 impl Eq for Zone {}
 
-/// The most times a schedule's next time is looked for again because the local time it
-/// names does not occur (clocks going forward): a few per year at most.
-const MAX_SKIPPED_LOCAL_TIMES: usize = 64;
+/// The most local times one [`Schedule::next_after`] passes over because they do not occur
+/// (clocks going forward) or already came (the repeated hour when they go back): a whole
+/// day of a schedule that fires every second, the longest change a zone has made (Samoa
+/// skipped a day in 2011). Each is one step of the `cron` crate's iterator.
+const MAX_SKIPPED_LOCAL_TIMES: usize = 90_000;
 
 /// The IANA time zone called `name` (`Europe/Berlin`, `UTC`), from the database in the
 /// binary; the refusal says why.
@@ -618,6 +620,31 @@ mod tests {
         assert_eq!(
             utc(s.next_after(first).unwrap()),
             "2027-11-01T01:30:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_schedule_in_seconds_goes_on_across_both_changes() {
+        let s = Schedule::parse("*/2 * * * * *")
+            .unwrap()
+            .in_zone(zone("Europe/Berlin").unwrap());
+        // The last firing before the gap (01:59:58 local = 00:59:58 UTC) is followed by
+        // 03:00:00 local (01:00:00 UTC): the hour that does not occur is passed over.
+        let before_gap = at("2027-03-28T00:59:58Z");
+        assert_eq!(
+            utc(s.next_after(before_gap).unwrap()),
+            "2027-03-28T01:00:00.000Z"
+        );
+        // In the repeated hour's second pass (02:10 CET = 01:10 UTC), every local time until
+        // 03:00 came already in the first pass: the next is 03:00 CET (02:00 UTC).
+        assert_eq!(
+            utc(s.next_after(at("2027-10-31T01:10:00Z")).unwrap()),
+            "2027-10-31T02:00:00.000Z"
+        );
+        // In the first pass, it fires every 2 s as usual.
+        assert_eq!(
+            utc(s.next_after(at("2027-10-31T00:10:00Z")).unwrap()),
+            "2027-10-31T00:10:02.000Z"
         );
     }
 

@@ -22,8 +22,8 @@ pub const MAX_RUN_LINE_BYTES: usize = 512;
 /// Why a run started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunTrigger {
-    /// Its schedule: `due` is the time it was due by the agent's clock. A run missed while
-    /// the agent was down starts once at start, with the time of the last one missed.
+    /// Its schedule: `due` is the time it was due by the agent's clock. Runs missed while
+    /// the agent was down start once at start, with the time of the first one missed.
     Schedule { due: Timestamp },
     /// `skerry job run`.
     Manual,

@@ -16,7 +16,7 @@ use skerry_shared::ids::Name;
 use skerry_shared::job::{JobRun, MAX_RUN_LINES, RunOutcome, RunTrigger, bounded_line};
 use skerry_shared::manifest::{ComponentKind, RuntimeKind};
 use skerry_shared::outbox::{JobReport, OutboxBody};
-use skerry_shared::planner::{ActualState, Phase, ReplicaKey, spec_hash, waiting_on};
+use skerry_shared::planner::{ActualState, Phase, ReplicaKey, replica_hash, waiting_on};
 use skerry_shared::reducer::NodeDesired;
 
 use super::Reconciler;
@@ -40,10 +40,16 @@ struct Pending {
 }
 
 impl Reconciler {
-    /// The job states of the journal (read once, at the first pass).
-    fn job_states(&mut self) -> &mut JobStates {
+    /// Reads the job states of the journal once (at the first pass, and after a failed
+    /// commit). Gives whether they are there: on a read error no job acts this pass, so no
+    /// stored state is overwritten.
+    fn load_jobs(&mut self) -> bool {
         if self.jobs.is_none() {
             let mut states = JobStates::new();
+            // Run reports dropped for the quota so far, which the next report says.
+            if let Ok(stats) = self.journal.outbox_stats() {
+                self.runs_dropped = stats.dropped_runs;
+            }
             match self.journal.log_cursors() {
                 Ok(cursors) => {
                     for (key, bytes) in cursors {
@@ -60,10 +66,18 @@ impl Reconciler {
                         }
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot read the jobs' states"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the jobs' states; no job acts until they are read");
+                    return false;
+                }
             }
             self.jobs = Some(states);
         }
+        true
+    }
+
+    /// The job states (after [`Reconciler::load_jobs`]).
+    fn job_states(&mut self) -> &mut JobStates {
         self.jobs.get_or_insert_with(JobStates::new)
     }
 
@@ -73,7 +87,9 @@ impl Reconciler {
         if pending.bodies.is_empty() && pending.changed.is_empty() {
             return false;
         }
-        let states = self.jobs.get_or_insert_with(JobStates::new);
+        let Some(states) = self.jobs.as_ref() else {
+            return false;
+        };
         let cursors = pending
             .changed
             .iter()
@@ -95,6 +111,7 @@ impl Reconciler {
                     );
                     self.runs_dropped = self.runs_dropped.saturating_add(pushed.dropped_runs);
                 }
+                self.jobs_queued |= !push.bodies.is_empty();
                 true
             }
             Err(e) => {
@@ -165,6 +182,9 @@ impl Reconciler {
         actual: &ActualState,
         fixed: &BTreeSet<u16>,
     ) -> (Option<Duration>, bool) {
+        if !self.load_jobs() {
+            return (None, false);
+        }
         let now = self.clock.now();
         let mut pending = Pending::default();
         let wanted: Vec<(Name, Name)> = desired
@@ -198,6 +218,10 @@ impl Reconciler {
         }
         let mut wake: Option<Duration> = None;
         for job in wanted {
+            if self.jobs.is_none() {
+                // A commit failed: the states are read again at the next pass.
+                break;
+            }
             let due = self
                 .run_job(desired, observed, actual, fixed, &job, now, &mut pending)
                 .await;
@@ -206,8 +230,8 @@ impl Reconciler {
                 wake = Some(wake.map_or(wait, |w| w.min(wait)));
             }
         }
-        let queued = self.commit_jobs(pending);
-        (wake, queued)
+        self.commit_jobs(pending);
+        (wake, std::mem::take(&mut self.jobs_queued))
     }
 
     /// One job: ends, timeouts, and a due run. Gives when its next run is due.
@@ -225,9 +249,13 @@ impl Reconciler {
         let (instance, component) = job;
         let d = desired.instances.get(instance)?;
         let c = d.spec.manifest.component(component.as_str())?;
-        let hash = spec_hash(&d.spec, c);
+        // The hash the replica is labelled with (the secrets' versions included).
+        let hash = replica_hash(&d.spec, c, &desired.secrets);
         let stopped = d.spec.lifecycle.stopped;
         let kind = c.runtime();
+        // Its runtime not connected (the Docker engine not there yet): its runs cannot be
+        // seen, so none is judged gone and none starts.
+        self.runtime(kind)?;
         let schedule = schedule_of(c);
         if !self.job_states().contains_key(job) {
             self.job_states().insert(job.clone(), JobState::new(now));
@@ -298,32 +326,33 @@ impl Reconciler {
             self.job_states().insert(job.clone(), state);
             return None;
         };
+        let due = next_due(&schedule, state.cursor).filter(|due| *due <= now.millis());
         if stopped {
             // A stopped instance's job does not run, and does not catch up when started.
-            if state.cursor < now.millis() {
+            if due.is_some() {
                 state.cursor = now.millis();
                 pending.changed.insert(job.clone());
             }
             self.job_states().insert(job.clone(), state);
             return next_due(&schedule, now.millis());
         }
-        let due = next_due(&schedule, state.cursor);
-        if let Some(due) = due.filter(|due| *due <= now.millis()) {
-            state.cursor = now.millis();
-            pending.changed.insert(job.clone());
+        if let Some(due) = due {
+            let waiting = waiting_on(&d.spec, c, actual);
+            if !waiting.is_empty() {
+                // The run waits for the job's dependencies: the cursor stays, so it starts
+                // (once) as soon as they are ready.
+                tracing::debug!(instance = %instance, component = %component, ?waiting, "a run is due; it waits for the job's dependencies");
+                self.job_states().insert(job.clone(), state);
+                return Some(now.millis());
+            }
             let trigger = RunTrigger::Schedule {
                 due: Timestamp(due),
             };
-            let waiting = waiting_on(&d.spec, c, actual);
-            let decision = if waiting.is_empty() {
-                decide(&state, c.concurrency(), c.slots())
-            } else {
-                tracing::info!(instance = %instance, component = %component, ?waiting, "a run came due while the job's dependencies are not ready; not started");
-                Decision::Skip
-            };
-            match decision {
+            match decide(&state, c.concurrency(), c.slots()) {
                 Decision::Skip => {
                     tracing::info!(instance = %instance, component = %component, "a run came due while another ran; not started (concurrency)");
+                    state.cursor = now.millis();
+                    pending.changed.insert(job.clone());
                     for run in &mut state.runs {
                         run.skipped = run.skipped.saturating_add(1);
                     }
@@ -348,10 +377,15 @@ impl Reconciler {
                             pending.bodies.push(body);
                         }
                     }
-                    self.start_run(
-                        desired, fixed, job, &mut state, replica, trigger, hash, now, pending,
-                    )
-                    .await;
+                    let started = self
+                        .start_run(
+                            desired, fixed, job, &mut state, replica, trigger, hash, now, pending,
+                        )
+                        .await;
+                    if !started {
+                        // A commit failed: the states are read again at the next pass.
+                        return None;
+                    }
                 }
             }
         }
@@ -360,8 +394,13 @@ impl Reconciler {
         next
     }
 
-    /// Starts a run as `replica`: its record and `Running` report durable first, then the
-    /// replica (the last run's, if still there, removed before).
+    /// Starts a run as `replica`. First what the pass found of the job so far (ends of
+    /// runs, the cursor not yet moved) is made durable; then the previous run's replica,
+    /// kept for its output, is removed; then the new run's record and `Running` report are
+    /// made durable with the cursor moved; then the replica starts. So a crash at any point
+    /// neither loses an end nor takes an old replica's exit for the new run's, and a due
+    /// time is consumed only with the record of its run. Gives false when a commit failed
+    /// (nothing started; the states are read again from the journal).
     #[allow(clippy::too_many_arguments)]
     async fn start_run(
         &mut self,
@@ -374,9 +413,26 @@ impl Reconciler {
         hash: skerry_shared::hash::Digest,
         now: Timestamp,
         pending: &mut Pending,
-    ) {
+    ) -> bool {
         let (instance, component) = job;
         let key = ReplicaKey::new(instance, component, replica);
+        self.job_states().insert(job.clone(), state.clone());
+        pending.changed.insert(job.clone());
+        if !self.commit_jobs(std::mem::take(pending)) {
+            return false;
+        }
+        let kind = desired
+            .instances
+            .get(instance)
+            .and_then(|d| d.spec.manifest.component(component.as_str()))
+            .map(|c| c.runtime());
+        if let Some(rt) = kind.and_then(|k| self.runtime(k)).cloned()
+            && let Err(e) = rt.stop(self.node, &key).await
+        {
+            tracing::warn!(%key, error = %e, "cannot remove the job's previous run; the run is not started");
+            return true;
+        }
+        state.cursor = now.millis();
         let run = RunRecord {
             id: state.next_id(now),
             replica,
@@ -387,24 +443,14 @@ impl Reconciler {
             ending: None,
         };
         state.runs.push(run.clone());
-        pending
+        self.job_states().insert(job.clone(), state.clone());
+        let mut start = Pending::default();
+        start
             .bodies
             .push(self.report(instance, component, &run, End::Running));
-        pending.changed.insert(job.clone());
-        // Durable before it starts (with what this pass found so far).
-        self.job_states().insert(job.clone(), state.clone());
-        let now_pending = std::mem::take(pending);
-        self.commit_jobs(now_pending);
-        let kind = desired
-            .instances
-            .get(instance)
-            .and_then(|d| d.spec.manifest.component(component.as_str()))
-            .map(|c| c.runtime());
-        if let Some(rt) = kind.and_then(|k| self.runtime(k)).cloned() {
-            // The previous run's container or process, kept for its output until now.
-            if let Err(e) = rt.stop(self.node, &key).await {
-                tracing::warn!(%key, error = %e, "cannot remove the job's previous run");
-            }
+        start.changed.insert(job.clone());
+        if !self.commit_jobs(start) {
+            return false;
         }
         tracing::info!(%key, run = run.id, "starting a job run");
         if let Err(e) = self.start(desired, &key, fixed).await {
@@ -419,6 +465,7 @@ impl Reconciler {
             ));
             pending.changed.insert(job.clone());
         }
+        true
     }
 
     /// Stops a run's replica within [`KILL_GRACE`].

@@ -95,8 +95,10 @@ pub struct Reconciler {
     clock: Clock,
     /// The jobs' states (read from the journal at the first pass).
     jobs: Option<jobs::JobStates>,
-    /// Job run reports the outbox dropped for its quota since the agent started.
+    /// Job run reports the outbox dropped for its quota since the journal was created.
     runs_dropped: u64,
+    /// Whether job run reports were queued in this pass.
+    jobs_queued: bool,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -138,6 +140,7 @@ impl Reconciler {
             clock: Clock::system(),
             jobs: None,
             runs_dropped: 0,
+            jobs_queued: false,
         }
     }
 
@@ -273,7 +276,7 @@ impl Reconciler {
                     .instances
                     .get(&k.replica.instance)
                     .and_then(|d| d.spec.manifest.component(k.replica.component.as_str()))
-                    .is_none_or(|c| k.replica.replica >= c.replicas())
+                    .is_none_or(|c| k.replica.replica >= c.slots())
             })
             .map(|k| MemoChange::NodePortReleased { port: k.clone() })
             .collect();
@@ -297,7 +300,7 @@ impl Reconciler {
                 .get(&k.instance)
                 .filter(|d| !d.spec.lifecycle.stopped)
                 .and_then(|d| d.spec.manifest.component(k.component.as_str()))
-                .is_some_and(|c| k.replica < c.replicas())
+                .is_some_and(|c| k.replica < c.slots())
         });
         let mut now = report::replica_reports(
             desired,

@@ -181,6 +181,29 @@ impl OutputReader {
     }
 }
 
+/// One item of the engine's stream of a container's output.
+enum Item {
+    Output(LogStream, bytes::Bytes),
+    /// Not output (standard input).
+    Skip,
+    /// The container is gone: nothing more to read.
+    Gone,
+}
+
+fn classify(item: Result<LogOutput, bollard::errors::Error>) -> Result<Item, String> {
+    match item {
+        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+            Ok(Item::Output(LogStream::Stdout, message))
+        }
+        Ok(LogOutput::StdErr { message }) => Ok(Item::Output(LogStream::Stderr, message)),
+        Ok(LogOutput::StdIn { .. }) => Ok(Item::Skip),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(Item::Gone),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The last `lines` lines of a container's output, stdout and stderr together, oldest first
 /// (none when the container is gone).
 pub(super) async fn tail(
@@ -196,15 +219,10 @@ pub(super) async fn tail(
     let mut out = Vec::new();
     let mut stream = docker.logs(container, Some(options));
     while let Some(item) = stream.next().await {
-        let message = match item {
-            Ok(LogOutput::StdOut { message })
-            | Ok(LogOutput::Console { message })
-            | Ok(LogOutput::StdErr { message }) => message,
-            Ok(LogOutput::StdIn { .. }) => continue,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => break,
-            Err(e) => return Err(e.to_string()),
+        let message = match classify(item)? {
+            Item::Output(_, message) => message,
+            Item::Skip => continue,
+            Item::Gone => break,
         };
         let text = String::from_utf8_lossy(&message);
         for raw in text.split_terminator('\n') {
@@ -239,16 +257,10 @@ async fn read(
     let mut bytes = 0usize;
     let mut stream = docker.logs(container, Some(options));
     while let Some(item) = stream.next().await {
-        let (kind, message) = match item {
-            Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                (LogStream::Stdout, message)
-            }
-            Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
-            Ok(LogOutput::StdIn { .. }) => continue,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => break,
-            Err(e) => return Err(e.to_string()),
+        let (kind, message) = match classify(item)? {
+            Item::Output(kind, message) => (kind, message),
+            Item::Skip => continue,
+            Item::Gone => break,
         };
         let text = String::from_utf8_lossy(&message);
         for raw in text.split_terminator('\n') {

@@ -34,6 +34,7 @@ pub(super) fn check_component(
     i: usize,
     c: &Component,
     schedule: fn(&str) -> Result<(), String>,
+    mode: super::Mode,
 ) {
     let at = |field: &str| format!("components[{i}].{field}");
     let kind = a_kind(c.kind);
@@ -143,9 +144,17 @@ pub(super) fn check_component(
     if c.kind != ComponentKind::Service && c.restart == Some(RestartPolicy::Always) {
         errors.push(
             at("restart"),
-            format!("{kind} component runs to completion; use on-failure or never"),
+            if c.kind == ComponentKind::Job {
+                format!("{kind} component runs to completion; use never")
+            } else {
+                format!("{kind} component runs to completion; use on-failure or never")
+            },
         );
-    } else if c.kind == ComponentKind::Job && c.restart == Some(RestartPolicy::OnFailure) {
+    } else if c.kind == ComponentKind::Job
+        && c.restart == Some(RestartPolicy::OnFailure)
+        && mode == super::Mode::Publish
+    {
+        // Refused at publish only: versions recorded before jobs ran keep deploying.
         errors.push(
             at("restart"),
             "a job's failed run is not run again: its next run comes on its schedule; use never",
