@@ -267,10 +267,17 @@ impl Reconciler {
         let mut still = Vec::new();
         for mut run in std::mem::take(&mut state.runs) {
             let key = ReplicaKey::new(instance, component, run.replica);
-            let seen = observed
+            let found = observed
                 .get(&key)
                 .filter(|(o, _)| o.spec_hash == run.spec_hash)
-                .map(|(o, _)| o.phase);
+                .map(|(o, _)| o);
+            let seen = found.map(|o| o.phase);
+            // When the runtime saw it end (by the host's clock, moved to the agent's), if
+            // it says: a run's end is then not the time of the pass that found it.
+            let exited_at = found
+                .and_then(|o| o.exited.as_ref())
+                .map(|e| e.at.plus_millis(self.clock.offset_ms()))
+                .filter(|at| *at >= run.started && *at <= now);
             let timed_out = c.timeout.is_some_and(|t| {
                 now.millis() >= run.started.millis().saturating_add(t.millis() as i64)
             });
@@ -299,6 +306,10 @@ impl Reconciler {
             };
             match outcome {
                 Some(outcome) => {
+                    let at = match outcome {
+                        RunOutcome::Exited { .. } => exited_at.unwrap_or(now),
+                        _ => now,
+                    };
                     let last_lines = match lines_before {
                         Some(lines) => lines,
                         None => self.last_lines(&key, kind, desired).await,
@@ -308,7 +319,7 @@ impl Reconciler {
                         component,
                         &run,
                         End::Ended {
-                            at: now,
+                            at,
                             outcome,
                             last_lines,
                         },

@@ -64,12 +64,14 @@ pub fn replica_reports(
                     ComponentKind::Job => match seen.map(|o| o.phase) {
                         Some(p) if !p.exited() => ReplicaState::Running,
                         _ => {
-                            reason = reason.or_else(|| {
-                                c.schedule.as_ref().map(|s| {
+                            // The last run's exit shows as the last exit (and in
+                            // `skerry jobs`); the reason says when the job runs.
+                            if !problems.contains_key(&key) {
+                                reason = c.schedule.as_ref().map(|s| {
                                     let zone = c.timezone.as_deref().unwrap_or("UTC");
                                     format!("runs on schedule {s} ({zone})")
-                                })
-                            });
+                                });
+                            }
                             ReplicaState::Pending
                         }
                     },
