@@ -70,14 +70,20 @@ pub fn table(runs: &[JobRunDto]) -> Table {
             r.id.to_string(),
             r.trigger.clone(),
             r.started.clone(),
-            r.duration_ms.map_or_else(
-                || "-".to_owned(),
-                |ms| format!("{:.1}s", ms as f64 / 1000.0),
-            ),
+            r.duration_ms.map_or_else(|| "-".to_owned(), duration),
             r.summary.clone(),
             r.skipped.to_string(),
             output::or_dash(r.last_lines.last().map(String::as_str).unwrap_or_default()),
         ]);
     }
     table
+}
+
+/// `850ms`, `2.0s`, `12.3s`.
+fn duration(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
 }
