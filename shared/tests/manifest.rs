@@ -451,7 +451,7 @@ fn fields_a_kind_does_not_take() {
             ),
             FieldError::new(
                 "components[1].restart",
-                "a job component runs to completion; use on-failure or never"
+                "a job component runs to completion; use never"
             ),
             FieldError::new("components[2].replicas", "must be at least 1"),
         ]
