@@ -33,7 +33,6 @@ pub(super) fn check_component(
     index_of: &BTreeMap<&str, usize>,
     i: usize,
     c: &Component,
-    schedule: fn(&str) -> Result<(), String>,
     mode: super::Mode,
 ) {
     let at = |field: &str| format!("components[{i}].{field}");
@@ -118,7 +117,7 @@ pub(super) fn check_component(
         (ComponentKind::Job, None) => errors.push(at("schedule"), "a job needs a schedule"),
         (ComponentKind::Job, Some(expr)) => {
             if bytes_within(errors, &at("schedule"), expr, MAX_SCHEDULE_BYTES)
-                && let Err(e) = schedule(expr)
+                && let Err(e) = mode.check_schedule(expr)
             {
                 errors.push(at("schedule"), e);
             }

@@ -65,20 +65,27 @@ pub use errors::{FieldError, ManifestError};
 /// Checks every semantic rule and bound; `Err` lists those that are broken (at most
 /// [`MAX_ERRORS_REPORTED`], then how many more).
 pub fn validate(manifest: &Manifest) -> Result<(), ManifestError> {
-    validate_with(
-        manifest,
-        |expr| Schedule::parse(expr).map(|_| ()).map_err(|e| e.to_string()),
-        Mode::Publish,
-    )
+    validate_with(manifest, Mode::Publish)
 }
 
 /// Where the rules are checked: at publish, or on a node before it takes a recorded deploy
-/// (which skips the rules added after manifests were first recorded, so that no recorded
-/// deploy that was valid when it was recorded is refused by a newer agent).
+/// (which skips the cron syntax, which the cloud parsed at publish, and the rules added
+/// after manifests were first recorded, so that no recorded deploy that was valid when it
+/// was recorded is refused by a newer agent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Publish,
     Node,
+}
+
+impl Mode {
+    /// Checks a job's cron expression (on a node: only its length, checked elsewhere).
+    pub(super) fn check_schedule(self, expr: &str) -> Result<(), String> {
+        match self {
+            Mode::Publish => Schedule::parse(expr).map(|_| ()).map_err(|e| e.to_string()),
+            Mode::Node => Ok(()),
+        }
+    }
 }
 
 /// [`validate`] but for the syntax of cron schedules (their length is still bounded): what
@@ -86,7 +93,7 @@ pub(super) enum Mode {
 /// every schedule at publish; leaving the parser out keeps it, and what it pulls in, out
 /// of the agent's binary.
 pub fn validate_on_node(manifest: &Manifest) -> Result<(), ManifestError> {
-    validate_with(manifest, |_| Ok(()), Mode::Node)
+    validate_with(manifest, Mode::Node)
 }
 
 /// `platforms`: left out (any platform), or at least one, at most [`MAX_PLATFORMS`],
@@ -121,12 +128,8 @@ fn check_platforms(errors: &mut Errors, manifest: &Manifest) {
     }
 }
 
-/// The rules, with `schedule` checking a job's cron expression.
-fn validate_with(
-    manifest: &Manifest,
-    schedule: fn(&str) -> Result<(), String>,
-    mode: Mode,
-) -> Result<(), ManifestError> {
+/// The rules, as `mode` checks them.
+fn validate_with(manifest: &Manifest, mode: Mode) -> Result<(), ManifestError> {
     let mut errors = Errors::default();
     if !check_top_bounds(&mut errors, manifest) {
         return Err(ManifestError { errors: errors.0 });
@@ -151,7 +154,7 @@ fn validate_with(
     }
     let mut host_ports: BTreeMap<u16, String> = BTreeMap::new();
     for (i, c) in manifest.components.iter().enumerate() {
-        check_component(&mut errors, manifest, &first_index, i, c, schedule, mode);
+        check_component(&mut errors, manifest, &first_index, i, c, mode);
         if c.ports.len() > MAX_PORTS {
             continue;
         }
